@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The project's whole test run: type check, lint, then every unit and integration test against the
+# real SLURM and Prometheus testbed (brought up here, stopped at the end).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SHARED=${CEEMS_SHARED_DIR:-$(cd .. && pwd)/shared}
+export CEEMS_TESTBED_DIR=${CEEMS_TESTBED_DIR:-$SHARED/testbed}
+[[ -d $CEEMS_TESTBED_DIR ]] || { echo "ERROR: testbed not found at $CEEMS_TESTBED_DIR (set CEEMS_TESTBED_DIR)" >&2; exit 1; }
+
+echo "== build and type check"
+npm run --silent build
+npx tsc -p tsconfig.test.json
+echo "== lint"
+npx biome check .
+
+echo "== testbed: SLURM"
+# shellcheck disable=SC1090
+eval "$(bash "$CEEMS_TESTBED_DIR/slurm/up.sh" 2> >(tail -n 3 >&2))"
+
+echo "== tests"
+mapfile -t files < <(find test -name '*.test.ts' | sort)
+node --import tsx --test --test-concurrency=2 --test-timeout=300000 --test-reporter=spec "${files[@]}"

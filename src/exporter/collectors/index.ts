@@ -1,0 +1,6 @@
+// The registry of named collectors (spec exporter.md §1.1). Each collector lives in its own file.
+
+import type { CollectorDefinition } from '../collector.js';
+import { cpu } from './cpu.js';
+
+export const COLLECTORS: readonly CollectorDefinition[] = [cpu];
