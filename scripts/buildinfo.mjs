@@ -19,6 +19,9 @@ writeFileSync(
     revision: git('rev-parse', 'HEAD'),
     branch: git('rev-parse', '--abbrev-ref', 'HEAD'),
     buildUser: `${userInfo().username}@${hostname()}`,
-    buildDate: new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, ''),
+    buildDate: new Date()
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d+Z$/, ''),
   })}\n`,
 );

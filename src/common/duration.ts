@@ -18,7 +18,8 @@ export function parseDuration(text: string): number {
   const m = DURATION_RE.exec(text);
   if (text === '' || !m) throw new Error(`not a valid duration string: "${text}"`);
   let ms = 0;
-  for (let i = 0; i < UNITS.length; i++) if (m[i + 1] !== undefined) ms += Number(m[i + 1]) * UNIT_MS[UNITS[i]!]!;
+  for (let i = 0; i < UNITS.length; i++)
+    if (m[i + 1] !== undefined) ms += Number(m[i + 1]) * UNIT_MS[UNITS[i]!]!;
   return ms;
 }
 

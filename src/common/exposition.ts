@@ -99,7 +99,8 @@ export function encode(families: Iterable<MetricFamily>): string {
   for (const f of list) {
     out.push(`# HELP ${f.name} ${escapeHelp(f.help)}\n# TYPE ${f.name} ${f.type}\n`);
     // histogram/summary parts keep their given order (buckets ascending, then _sum, _count)
-    const samples = f.type === 'histogram' || f.type === 'summary' ? f.samples : [...f.samples].sort(compareSamples);
+    const samples =
+      f.type === 'histogram' || f.type === 'summary' ? f.samples : [...f.samples].sort(compareSamples);
     for (const s of samples) writeSample(out, s.name ?? f.name, s);
   }
   return out.join('');

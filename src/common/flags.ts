@@ -64,8 +64,7 @@ export class ParsedFlags {
 }
 
 function convert(spec: FlagSpec, raw: string, given: string): FlagValue {
-  const bad = (why: string) =>
-    new FlagError(`invalid value '${raw}' for flag '--${given}': ${why}`);
+  const bad = (why: string) => new FlagError(`invalid value '${raw}' for flag '--${given}': ${why}`);
   switch (spec.type) {
     case 'bool':
       if (raw === 'true' || raw === '1') return true;
@@ -81,7 +80,8 @@ function convert(spec: FlagSpec, raw: string, given: string): FlagValue {
       return n;
     }
     case 'enum':
-      if (!spec.values?.includes(raw)) throw bad(`must be one of ${spec.values?.map((v) => `'${v}'`).join(', ')}`);
+      if (!spec.values?.includes(raw))
+        throw bad(`must be one of ${spec.values?.map((v) => `'${v}'`).join(', ')}`);
       return raw;
     case 'duration':
       try {
@@ -104,7 +104,9 @@ function convert(spec: FlagSpec, raw: string, given: string): FlagValue {
 function defaults(spec: FlagSpec, env: NodeJS.ProcessEnv): FlagValue[] {
   const fromEnv = spec.env ? env[spec.env] : undefined;
   if (fromEnv !== undefined && fromEnv !== '') {
-    return spec.repeatable ? fromEnv.split(',').map((v) => convert(spec, v, spec.name)) : [convert(spec, fromEnv, spec.name)];
+    return spec.repeatable
+      ? fromEnv.split(',').map((v) => convert(spec, v, spec.name))
+      : [convert(spec, fromEnv, spec.name)];
   }
   const d = spec.default;
   if (d === undefined) return spec.type === 'bool' ? [false] : spec.repeatable ? [] : [undefined];

@@ -8,7 +8,14 @@ export type { Logger } from 'pino';
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export const LOG_FORMATS = ['logfmt', 'json'] as const;
 
-const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
 
 function logfmtValue(v: unknown): string {
   let s: string;
@@ -25,7 +32,8 @@ export function toLogfmt(line: string): string {
   let out = `time=${new Date(time as number).toISOString()} level=${LEVEL_NAMES[level as number] ?? level}`;
   if (msg !== undefined) out += ` msg=${logfmtValue(msg)}`;
   for (const [k, v] of Object.entries(rest)) {
-    if (k === 'err' && typeof v === 'object' && v !== null) out += ` err=${logfmtValue((v as { message?: string }).message)}`;
+    if (k === 'err' && typeof v === 'object' && v !== null)
+      out += ` err=${logfmtValue((v as { message?: string }).message)}`;
     else out += ` ${k}=${logfmtValue(v)}`;
   }
   return `${out}\n`;

@@ -41,7 +41,12 @@ const CIPHERS: Record<string, string> = {
   TLS_RSA_WITH_AES_128_CBC_SHA: 'AES128-SHA',
   TLS_RSA_WITH_AES_256_CBC_SHA: 'AES256-SHA',
 };
-const CURVES: Record<string, string> = { CurveP256: 'P-256', CurveP384: 'P-384', CurveP521: 'P-521', X25519: 'X25519' };
+const CURVES: Record<string, string> = {
+  CurveP256: 'P-256',
+  CurveP384: 'P-384',
+  CurveP521: 'P-521',
+  X25519: 'X25519',
+};
 
 const tlsSchema = z
   .strictObject({
@@ -94,7 +99,8 @@ function zodMessage(err: z.ZodError): string {
   return err.issues
     .map((i) => {
       const path = i.path.join('.');
-      if (i.code === 'unrecognized_keys') return `unknown key(s) ${i.keys.map((k) => `'${k}'`).join(', ')}${path ? ` in '${path}'` : ''}`;
+      if (i.code === 'unrecognized_keys')
+        return `unknown key(s) ${i.keys.map((k) => `'${k}'`).join(', ')}${path ? ` in '${path}'` : ''}`;
       return `'${path}': ${i.message}`;
     })
     .join('; ');
@@ -105,7 +111,9 @@ function readRelative(base: string, file: string, what: string): string {
   try {
     return readFileSync(p, 'utf8');
   } catch (e) {
-    throw new WebConfigError(`cannot read ${what} '${p}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new WebConfigError(
+      `cannot read ${what} '${p}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
 }
 
@@ -144,7 +152,8 @@ function buildTls(t: NonNullable<z.infer<typeof tlsSchema>>, baseDir: string): T
   const key = t.key ?? (t.key_file ? readRelative(baseDir, t.key_file, 'key_file') : undefined);
   if (!cert) throw new WebConfigError('missing cert_file (or cert) in tls_server_config');
   if (!key) throw new WebConfigError('missing key_file (or key) in tls_server_config');
-  const ca = t.client_ca ?? (t.client_ca_file ? readRelative(baseDir, t.client_ca_file, 'client_ca_file') : undefined);
+  const ca =
+    t.client_ca ?? (t.client_ca_file ? readRelative(baseDir, t.client_ca_file, 'client_ca_file') : undefined);
   const clientAuth = t.client_auth_type ?? 'NoClientCert';
   if (ca && clientAuth === 'NoClientCert') {
     throw new WebConfigError("client CA configured but client_auth_type is 'NoClientCert'");
@@ -191,7 +200,9 @@ export function loadWebConfig(path: string): WebConfig {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new WebConfigError(`cannot read web config file '${path}': ${(e as NodeJS.ErrnoException).code ?? e}`);
+    throw new WebConfigError(
+      `cannot read web config file '${path}': ${(e as NodeJS.ErrnoException).code ?? e}`,
+    );
   }
   try {
     return parseWebConfig(text, dirname(resolve(path)));

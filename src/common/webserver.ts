@@ -1,7 +1,12 @@
 // Fastify server factory shared by the stack's servers: several listen addresses, exporter-toolkit web
 // config (TLS incl. client certificates, extra headers, basic auth), Go http.Server-like timeouts.
 
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createSecureServer as createHttp2Server } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -54,7 +59,8 @@ export function createWebServer(opts: WebServerOptions): WebServer {
         (e) => log.error({ err: e.message }, 'Failed to reload web config; keeping the previous one'),
         (cfg) => {
           for (const s of servers) {
-            if (cfg.tls && 'setSecureContext' in s) (s as unknown as { setSecureContext(o: object): void }).setSecureContext(cfg.tls.options);
+            if (cfg.tls && 'setSecureContext' in s)
+              (s as unknown as { setSecureContext(o: object): void }).setSecureContext(cfg.tls.options);
           }
           log.info({ file: opts.webConfigFile }, 'Reloaded web config');
         },
@@ -62,7 +68,10 @@ export function createWebServer(opts: WebServerOptions): WebServer {
     : undefined;
   const initial = source?.get();
   for (const u of initial?.invalidHashUsers ?? []) {
-    log.error({ user: u }, 'basic_auth_users: password hash is not a valid bcrypt hash; this user can never log in');
+    log.error(
+      { user: u },
+      'basic_auth_users: password hash is not a valid bcrypt hash; this user can never log in',
+    );
   }
   const tls = initial?.tls;
   const makeServer = (handler: Handler): Server => {
@@ -99,7 +108,10 @@ export function createWebServer(opts: WebServerOptions): WebServer {
           return reply.code(403).type('text/plain; charset=utf-8').send(`${err}\n`);
         }
       }
-      if (cfg.basicAuthUsers.size > 0 && !(await verifier.verify(cfg.basicAuthUsers, req.headers.authorization))) {
+      if (
+        cfg.basicAuthUsers.size > 0 &&
+        !(await verifier.verify(cfg.basicAuthUsers, req.headers.authorization))
+      ) {
         return reply
           .code(401)
           .header('WWW-Authenticate', 'Basic')
@@ -128,7 +140,10 @@ export function createWebServer(opts: WebServerOptions): WebServer {
         const a = srv.address() as AddressInfo;
         const shown = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
         bound.push(shown);
-        log.info({ address: shown, http2: tls ? Boolean(initial?.http2) : false, tls: Boolean(tls) }, 'Listening on');
+        log.info(
+          { address: shown, http2: tls ? Boolean(initial?.http2) : false, tls: Boolean(tls) },
+          'Listening on',
+        );
       }
       return bound;
     },

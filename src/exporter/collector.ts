@@ -60,6 +60,7 @@ export class FamilySet implements Emitter {
 
   /** Moves the samples of `other` in; series already present are dropped and reported. */
   merge(other: FamilySet): void {
-    for (const f of other.families.values()) for (const s of f.samples) this.emit(f.name, f.type, f.help, s.labels, s.value);
+    for (const f of other.families.values())
+      for (const s of f.samples) this.emit(f.name, f.type, f.help, s.labels, s.value);
   }
 }

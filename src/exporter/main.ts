@@ -17,26 +17,125 @@ const DESCRIPTION =
   'Prometheus Exporter to export compute (job, VM, pod) resource usage, energy and emission metrics.';
 
 export const CORE_FLAGS: readonly FlagSpec[] = [
-  { name: 'log.level', type: 'enum', values: LOG_LEVELS, default: 'info', help: 'Only log messages with the given severity or above.' },
-  { name: 'log.format', type: 'enum', values: LOG_FORMATS, default: 'logfmt', help: 'Output format of log messages.' },
-  { name: 'web.listen-address', type: 'string', repeatable: true, default: [':9010'], help: 'Addresses on which to expose metrics and web interface. Repeatable for multiple addresses.' },
-  { name: 'web.config.file', type: 'string', default: '', env: 'CEEMS_EXPORTER_WEB_CONFIG_FILE', help: 'Path to configuration file that can enable TLS or authentication.' },
-  { name: 'web.telemetry-path', type: 'string', default: '/metrics', help: 'Path under which to expose metrics.' },
-  { name: 'web.targets-path', type: 'string', default: '/alloy-targets', help: 'Path under which to expose Grafana Alloy targets.' },
-  { name: 'web.disable-exporter-metrics', type: 'bool', default: false, help: 'Exclude metrics about the exporter itself (process_*, nodejs_*, promhttp_*).' },
-  { name: 'web.max-requests', type: 'int', default: '40', help: 'Maximum number of parallel scrape requests. Use 0 to disable.' },
-  { name: 'web.debug-server', type: 'bool', default: false, help: 'Accepted for compatibility; profiling endpoints are not served (Go specific).' },
-  { name: 'web.systemd-socket', type: 'bool', default: false, help: 'Use systemd socket activation listeners instead of port listeners (Linux only).' },
-  { name: 'runtime.gomaxprocs', type: 'int', default: '1', env: 'GOMAXPROCS', help: 'Accepted for compatibility; no effect in Node.js.' },
-  { name: 'security.run-as-user', type: 'string', default: '', help: 'User to run the exporter as after start-up (default: nobody when started as root).' },
-  { name: 'security.drop-privileges', type: 'bool', default: true, hidden: true, help: 'Drop privileges after start-up.' },
-  { name: 'security.disable-cap-awareness', type: 'bool', default: false, hidden: true, help: 'Accepted for compatibility.' },
-  { name: 'collector.disable-defaults', type: 'bool', default: false, help: 'Set all collectors to disabled by default.' },
-  { name: 'collector.timeout', type: 'duration', default: '10s', help: 'Longest time one collector may take in a scrape (capped by the scraper\'s X-Prometheus-Scrape-Timeout-Seconds).' },
-  { name: 'collector.empty-hostname-label', type: 'bool', default: false, hidden: true, help: 'Use an empty hostname label on every metric.' },
+  {
+    name: 'log.level',
+    type: 'enum',
+    values: LOG_LEVELS,
+    default: 'info',
+    help: 'Only log messages with the given severity or above.',
+  },
+  {
+    name: 'log.format',
+    type: 'enum',
+    values: LOG_FORMATS,
+    default: 'logfmt',
+    help: 'Output format of log messages.',
+  },
+  {
+    name: 'web.listen-address',
+    type: 'string',
+    repeatable: true,
+    default: [':9010'],
+    help: 'Addresses on which to expose metrics and web interface. Repeatable for multiple addresses.',
+  },
+  {
+    name: 'web.config.file',
+    type: 'string',
+    default: '',
+    env: 'CEEMS_EXPORTER_WEB_CONFIG_FILE',
+    help: 'Path to configuration file that can enable TLS or authentication.',
+  },
+  {
+    name: 'web.telemetry-path',
+    type: 'string',
+    default: '/metrics',
+    help: 'Path under which to expose metrics.',
+  },
+  {
+    name: 'web.targets-path',
+    type: 'string',
+    default: '/alloy-targets',
+    help: 'Path under which to expose Grafana Alloy targets.',
+  },
+  {
+    name: 'web.disable-exporter-metrics',
+    type: 'bool',
+    default: false,
+    help: 'Exclude metrics about the exporter itself (process_*, nodejs_*, promhttp_*).',
+  },
+  {
+    name: 'web.max-requests',
+    type: 'int',
+    default: '40',
+    help: 'Maximum number of parallel scrape requests. Use 0 to disable.',
+  },
+  {
+    name: 'web.debug-server',
+    type: 'bool',
+    default: false,
+    help: 'Accepted for compatibility; profiling endpoints are not served (Go specific).',
+  },
+  {
+    name: 'web.systemd-socket',
+    type: 'bool',
+    default: false,
+    help: 'Use systemd socket activation listeners instead of port listeners (Linux only).',
+  },
+  {
+    name: 'runtime.gomaxprocs',
+    type: 'int',
+    default: '1',
+    env: 'GOMAXPROCS',
+    help: 'Accepted for compatibility; no effect in Node.js.',
+  },
+  {
+    name: 'security.run-as-user',
+    type: 'string',
+    default: '',
+    help: 'User to run the exporter as after start-up (default: nobody when started as root).',
+  },
+  {
+    name: 'security.drop-privileges',
+    type: 'bool',
+    default: true,
+    hidden: true,
+    help: 'Drop privileges after start-up.',
+  },
+  {
+    name: 'security.disable-cap-awareness',
+    type: 'bool',
+    default: false,
+    hidden: true,
+    help: 'Accepted for compatibility.',
+  },
+  {
+    name: 'collector.disable-defaults',
+    type: 'bool',
+    default: false,
+    help: 'Set all collectors to disabled by default.',
+  },
+  {
+    name: 'collector.timeout',
+    type: 'duration',
+    default: '10s',
+    help: "Longest time one collector may take in a scrape (capped by the scraper's X-Prometheus-Scrape-Timeout-Seconds).",
+  },
+  {
+    name: 'collector.empty-hostname-label',
+    type: 'bool',
+    default: false,
+    hidden: true,
+    help: 'Use an empty hostname label on every metric.',
+  },
   { name: 'path.procfs', type: 'string', default: '/proc', hidden: true, help: 'procfs mountpoint.' },
   { name: 'path.sysfs', type: 'string', default: '/sys', hidden: true, help: 'sysfs mountpoint.' },
-  { name: 'path.cgroupfs', type: 'string', default: '/sys/fs/cgroup', hidden: true, help: 'cgroupfs mountpoint.' },
+  {
+    name: 'path.cgroupfs',
+    type: 'string',
+    default: '/sys/fs/cgroup',
+    hidden: true,
+    help: 'cgroupfs mountpoint.',
+  },
 ];
 
 function collectorFlag(def: CollectorDefinition): FlagSpec {
@@ -53,7 +152,10 @@ export function allFlags(defs: readonly CollectorDefinition[] = COLLECTORS): Fla
 }
 
 /** Collectors switched on: defaults unless `--collector.disable-defaults`, then only explicit ones. */
-export function enabledCollectors(flags: ParsedFlags, defs: readonly CollectorDefinition[] = COLLECTORS): CollectorDefinition[] {
+export function enabledCollectors(
+  flags: ParsedFlags,
+  defs: readonly CollectorDefinition[] = COLLECTORS,
+): CollectorDefinition[] {
   const disableDefaults = flags.bool('collector.disable-defaults');
   return defs.filter((d) => {
     const flag = `collector.${d.name}`;
@@ -88,14 +190,19 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
     flags,
     logger: log,
   };
-  if (flags.bool('web.debug-server')) log.warn('--web.debug-server: Go pprof endpoints are not available in this implementation');
-  if (flags.bool('web.systemd-socket')) throw new Error('--web.systemd-socket is not supported by this build; use --web.listen-address');
+  if (flags.bool('web.debug-server'))
+    log.warn('--web.debug-server: Go pprof endpoints are not available in this implementation');
+  if (flags.bool('web.systemd-socket'))
+    throw new Error('--web.systemd-socket is not supported by this build; use --web.listen-address');
 
   const defs = enabledCollectors(flags);
   const collectors: NamedCollector[] = [];
   for (const d of defs) {
     try {
-      collectors.push({ name: d.name, collector: await d.create({ ...ctx, logger: log.child({ collector: d.name }) }) });
+      collectors.push({
+        name: d.name,
+        collector: await d.create({ ...ctx, logger: log.child({ collector: d.name }) }),
+      });
     } catch (e) {
       throw new Error(`couldn't create collector '${d.name}': ${(e as Error).message}`);
     }
@@ -109,26 +216,49 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
   const telemetryPath = flags.string('web.telemetry-path');
   let inFlight = 0;
 
-  const server = createWebServer({ listenAddresses: flags.strings('web.listen-address'), webConfigFile: flags.string('web.config.file') || undefined, logger: log });
+  const server = createWebServer({
+    listenAddresses: flags.strings('web.listen-address'),
+    webConfigFile: flags.string('web.config.file') || undefined,
+    logger: log,
+  });
   const { app } = server;
 
   app.get(telemetryPath, async (req, reply) => {
     if (maxRequests > 0 && inFlight >= maxRequests) {
       if (withSelf) self.requests.inc({ code: '503' });
-      return reply.code(503).type('text/plain; charset=utf-8').send(`Limit of concurrent requests reached (${maxRequests}), try again later.\n`);
+      return reply
+        .code(503)
+        .type('text/plain; charset=utf-8')
+        .send(`Limit of concurrent requests reached (${maxRequests}), try again later.\n`);
     }
     inFlight++;
     self.inFlight.inc();
     try {
       // Stay inside the scraper's own timeout so it gets a partial answer instead of none.
       const header = Number(req.headers['x-prometheus-scrape-timeout-seconds']);
-      const budget = Number.isFinite(header) && header > 0 ? Math.min(timeoutMs, Math.max(100, header * 1000 - 500)) : timeoutMs;
+      const budget =
+        Number.isFinite(header) && header > 0
+          ? Math.min(timeoutMs, Math.max(100, header * 1000 - 500))
+          : timeoutMs;
       const families: MetricFamily[] = await scrape(collectors, budget, log);
       families.push({
         name: 'ceems_exporter_build_info',
         type: 'gauge',
-        help: 'A metric with a constant \'1\' value labeled by version, revision, branch, goversion from which ceems_exporter was built, and the goos and goarch for the build.',
-        samples: [{ labels: { branch: buildInfo.branch, goarch: buildInfo.goarch, goos: buildInfo.goos, goversion: buildInfo.goversion, revision: buildInfo.revision, tags: buildInfo.tags, version: buildInfo.version }, value: 1 }],
+        help: "A metric with a constant '1' value labeled by version, revision, branch, goversion from which ceems_exporter was built, and the goos and goarch for the build.",
+        samples: [
+          {
+            labels: {
+              branch: buildInfo.branch,
+              goarch: buildInfo.goarch,
+              goos: buildInfo.goos,
+              goversion: buildInfo.goversion,
+              revision: buildInfo.revision,
+              tags: buildInfo.tags,
+              version: buildInfo.version,
+            },
+            value: 1,
+          },
+        ],
       });
       if (withSelf) families.push(...(await self.families()));
       const body = encode(families);
@@ -145,11 +275,20 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
       self.inFlight.dec();
     }
   });
-  app.get('/health', async (_req, reply) => reply.header('X-Content-Type-Options', 'nosniff').type('text/plain; charset=utf-8').send('CEEMS Exporter is healthy'));
+  app.get('/health', async (_req, reply) =>
+    reply
+      .header('X-Content-Type-Options', 'nosniff')
+      .type('text/plain; charset=utf-8')
+      .send('CEEMS Exporter is healthy'),
+  );
   if (telemetryPath !== '/') {
-    app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(LANDING(telemetryPath, undefined)));
+    app.get('/', async (_req, reply) =>
+      reply.type('text/html; charset=utf-8').send(LANDING(telemetryPath, undefined)),
+    );
   }
-  app.setNotFoundHandler(async (_req, reply) => reply.code(404).type('text/plain; charset=utf-8').send('404 page not found\n'));
+  app.setNotFoundHandler(async (_req, reply) =>
+    reply.code(404).type('text/plain; charset=utf-8').send('404 page not found\n'),
+  );
 
   const addresses = await server.listen();
   return {
@@ -190,8 +329,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   const flags = parsed.flags;
   const log = createLogger({ level: flags.string('log.level'), format: flags.string('log.format') });
-  for (const a of parsed.flags.usedAliases) log.warn({ flag: `--${a}` }, 'flag is deprecated; use its new name');
-  log.info({ version: buildInfo.version, revision: buildInfo.revision, node: process.versions.node }, `Starting ${PROGRAM}`);
+  for (const a of parsed.flags.usedAliases)
+    log.warn({ flag: `--${a}` }, 'flag is deprecated; use its new name');
+  log.info(
+    { version: buildInfo.version, revision: buildInfo.revision, node: process.versions.node },
+    `Starting ${PROGRAM}`,
+  );
   let exporter: Exporter;
   try {
     exporter = await startExporter(flags, log);

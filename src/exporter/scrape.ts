@@ -16,7 +16,11 @@ export const DURATION_HELP = 'ceems_exporter: Duration of a collector scrape.';
 
 class TimeoutError extends Error {}
 
-async function runOne(c: NamedCollector, timeoutMs: number, log: Logger): Promise<{ set: FamilySet; ok: boolean; seconds: number }> {
+async function runOne(
+  c: NamedCollector,
+  timeoutMs: number,
+  log: Logger,
+): Promise<{ set: FamilySet; ok: boolean; seconds: number }> {
   const set = new FamilySet();
   const controller = new AbortController();
   const start = process.hrtime.bigint();
@@ -35,7 +39,8 @@ async function runOne(c: NamedCollector, timeoutMs: number, log: Logger): Promis
   } catch (e) {
     ok = false;
     const err = e as Error;
-    if (e instanceof NoDataError) log.debug({ collector: c.name, err: err.message }, 'collector returned no data');
+    if (e instanceof NoDataError)
+      log.debug({ collector: c.name, err: err.message }, 'collector returned no data');
     else log.error({ collector: c.name, err: err.message }, 'collector failed');
   } finally {
     clearTimeout(timer);
@@ -45,16 +50,27 @@ async function runOne(c: NamedCollector, timeoutMs: number, log: Logger): Promis
   return { set: ok ? set : new FamilySet(), ok, seconds };
 }
 
-export async function scrape(collectors: readonly NamedCollector[], timeoutMs: number, log: Logger): Promise<MetricFamily[]> {
+export async function scrape(
+  collectors: readonly NamedCollector[],
+  timeoutMs: number,
+  log: Logger,
+): Promise<MetricFamily[]> {
   const results = await Promise.all(collectors.map((c) => runOne(c, timeoutMs, log)));
   const all = new FamilySet();
   results.forEach((r, i) => {
     const name = collectors[i]!.name;
     all.emit(DURATION_FAMILY, 'gauge', DURATION_HELP, { collector: name, subcollector: '' }, r.seconds);
-    all.emit('ceems_scrape_collector_success', 'gauge', 'ceems_exporter: Whether a collector succeeded.', { collector: name }, r.ok ? 1 : 0);
+    all.emit(
+      'ceems_scrape_collector_success',
+      'gauge',
+      'ceems_exporter: Whether a collector succeeded.',
+      { collector: name },
+      r.ok ? 1 : 0,
+    );
   });
   for (const r of results) all.merge(r.set);
   const dups = [...results.flatMap((r) => r.set.duplicates), ...all.duplicates];
-  if (dups.length > 0) log.error({ series: dups.slice(0, 5).join(', '), count: dups.length }, 'duplicate series dropped');
+  if (dups.length > 0)
+    log.error({ series: dups.slice(0, 5).join(', '), count: dups.length }, 'duplicate series dropped');
   return [...all.families.values()];
 }

@@ -1,8 +1,15 @@
 // The exporter's own metrics: process_* and nodejs_* from prom-client (instead of Go's go_*), plus the
 // promhttp_* handler families of client_golang (spec D-EXP-14).
 
-import { Counter, collectDefaultMetrics, Gauge, type MetricObjectWithValues, type MetricValue, Registry } from 'prom-client';
-import { type MetricFamily, type MetricType, formatFloat } from '../common/exposition.js';
+import {
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  type MetricObjectWithValues,
+  type MetricValue,
+  Registry,
+} from 'prom-client';
+import { formatFloat, type MetricFamily, type MetricType } from '../common/exposition.js';
 
 export class SelfMetrics {
   private readonly registry = new Registry();

@@ -25,7 +25,8 @@ export function parseProcStat(text: string): CpuStat {
       const t = {} as Record<Mode, number>;
       MODES.forEach((m, i) => {
         const v = Number(fields[i + 1]);
-        if (!Number.isFinite(v) || fields[i + 1] === '') throw new Error(`malformed ${m} value '${fields[i + 1]}' in cpu line`);
+        if (!Number.isFinite(v) || fields[i + 1] === '')
+          throw new Error(`malformed ${m} value '${fields[i + 1]}' in cpu line`);
         t[m] = v / USER_HZ;
       });
       times = t;
@@ -60,7 +61,10 @@ export class CpuCollector implements Collector {
     try {
       this.physical = physicalCores(readFileFast(join(ctx.procfs, 'cpuinfo')));
     } catch (e) {
-      ctx.logger.debug({ err: (e as Error).message }, 'cpu: cannot read cpuinfo; physical cores = logical CPUs');
+      ctx.logger.debug(
+        { err: (e as Error).message },
+        'cpu: cannot read cpuinfo; physical cores = logical CPUs',
+      );
     }
   }
 
@@ -78,7 +82,13 @@ export class CpuCollector implements Collector {
     );
     const times = this.guard(stat.times);
     for (const m of MODES) {
-      out.emit('ceems_cpu_seconds_total', 'counter', 'Seconds the CPUs spent in each mode.', { hostname: this.ctx.hostname, mode: m }, times[m]);
+      out.emit(
+        'ceems_cpu_seconds_total',
+        'counter',
+        'Seconds the CPUs spent in each mode.',
+        { hostname: this.ctx.hostname, mode: m },
+        times[m],
+      );
     }
   }
 

@@ -69,6 +69,9 @@ describe('encode', () => {
         ],
       },
     ]);
-    assert.equal(text, '# HELP h H.\n# TYPE h histogram\nh_bucket{le="0.1"} 1\nh_bucket{le="+Inf"} 2\nh_sum 0.3\nh_count 2\n');
+    assert.equal(
+      text,
+      '# HELP h H.\n# TYPE h histogram\nh_bucket{le="0.1"} 1\nh_bucket{le="+Inf"} 2\nh_sum 0.3\nh_count 2\n',
+    );
   });
 });

@@ -9,7 +9,12 @@ const specs: FlagSpec[] = [
   { name: 'web.max-requests', type: 'int', default: '40', help: 'max' },
   { name: 'log.level', type: 'enum', values: ['debug', 'info'], default: 'info', help: 'lvl' },
   { name: 'web.config.file', type: 'string', default: '', env: 'TEST_WEB_CONFIG', help: 'cfg' },
-  { name: 'collector.slurm.psi-metrics', type: 'bool', aliases: ['collector.slurm.psi.metrics'], help: 'psi' },
+  {
+    name: 'collector.slurm.psi-metrics',
+    type: 'bool',
+    aliases: ['collector.slurm.psi.metrics'],
+    help: 'psi',
+  },
   { name: 'path.procfs', type: 'string', default: '/proc', hidden: true, help: 'procfs' },
   { name: 'collector.timeout', type: 'duration', default: '10s', help: 'timeout' },
   { name: 'collector.netdev.device-include', type: 'regex', default: '', help: 'include' },
@@ -27,7 +32,13 @@ describe('kingpin-style flags', () => {
     assert.equal(f.isSet('collector.cpu'), false);
   });
   it('accepts --x=v, --x v, --[no-]bool and --bool=false', () => {
-    const f = parse(['--no-collector.cpu', '--collector.slurm=true', '--web.max-requests', '3', '--log.level=debug']);
+    const f = parse([
+      '--no-collector.cpu',
+      '--collector.slurm=true',
+      '--web.max-requests',
+      '3',
+      '--log.level=debug',
+    ]);
     assert.equal(f.bool('collector.cpu'), false);
     assert.equal(f.bool('collector.slurm'), true);
     assert.equal(f.number('web.max-requests'), 3);
@@ -36,7 +47,10 @@ describe('kingpin-style flags', () => {
     assert.equal(parse(['--collector.cpu=false']).bool('collector.cpu'), false);
   });
   it('repeatable flags replace the default on first use', () => {
-    assert.deepEqual(parse(['--web.listen-address=:1', '--web.listen-address', ':2']).strings('web.listen-address'), [':1', ':2']);
+    assert.deepEqual(
+      parse(['--web.listen-address=:1', '--web.listen-address', ':2']).strings('web.listen-address'),
+      [':1', ':2'],
+    );
   });
   it('takes env defaults, overridden by the command line', () => {
     assert.equal(parse([], { TEST_WEB_CONFIG: '/a' }).string('web.config.file'), '/a');
@@ -60,12 +74,19 @@ describe('kingpin-style flags', () => {
     [['--collector.cpu=maybe'], /invalid value 'maybe' for flag '--collector.cpu'/],
     [['--web.max-requests'], /expected argument for flag '--web.max-requests'/],
     [['--collector.timeout=10'], /invalid value '10' for flag '--collector.timeout'/],
-    [['--collector.netdev.device-include=('], /invalid value '\(' for flag '--collector.netdev.device-include'/],
+    [
+      ['--collector.netdev.device-include=('],
+      /invalid value '\(' for flag '--collector.netdev.device-include'/,
+    ],
     [['stray'], /unexpected argument 'stray'/],
     [['-x'], /unknown short flag '-x'/],
   ];
   for (const [argv, re] of bad) {
-    it(`rejects ${argv.join(' ')}`, () => assert.throws(() => parse(argv), (e: Error) => e instanceof FlagError && re.test(e.message)));
+    it(`rejects ${argv.join(' ')}`, () =>
+      assert.throws(
+        () => parse(argv),
+        (e: Error) => e instanceof FlagError && re.test(e.message),
+      ));
   }
   it('usage lists visible flags with defaults and env vars, not hidden ones', () => {
     const u = usage('prog', 'Desc.', specs);
