@@ -26,6 +26,9 @@ export function formatFloat(v: number): string {
   if (v === Number.POSITIVE_INFINITY) return '+Inf';
   if (v === Number.NEGATIVE_INFINITY) return '-Inf';
   if (v === 0) return Object.is(v, -0) ? '-0' : '0';
+  const abs = Math.abs(v);
+  // JS prints plain decimals with the same shortest digits in Go's plain range [1e-4, 1e6)
+  if (abs >= 1e-4 && abs < 1e6) return String(v);
   const exp = v.toExponential(); // shortest round-trip digits, e.g. "1.234567e+6"
   const e = Number(exp.slice(exp.indexOf('e') + 1));
   return e < -4 || e >= 6 ? goExponent(exp) : String(v);
@@ -65,31 +68,36 @@ export function seriesKey(name: string, labels: Labels): string {
   return key;
 }
 
-function compareSamples(a: Sample, b: Sample): number {
-  const an = sortedNames(a.labels);
-  const bn = sortedNames(b.labels);
-  const n = Math.min(an.length, bn.length);
-  for (let i = 0; i < n; i++) {
-    const c = byteCompare(an[i]!, bn[i]!);
-    if (c !== 0) return c;
-    const v = byteCompare(a.labels[an[i]!]!, b.labels[bn[i]!]!);
-    if (v !== 0) return v;
-  }
-  return an.length - bn.length;
+interface Prepared {
+  sample: Sample;
+  names: string[];
 }
 
-function writeSample(out: string[], name: string, s: Sample): void {
-  const names = sortedNames(s.labels);
+function compareValues(a: Prepared, b: Prepared): number {
+  const n = Math.min(a.names.length, b.names.length);
+  for (let i = 0; i < n; i++) {
+    const an = a.names[i]!;
+    const bn = b.names[i]!;
+    if (an !== bn) return byteCompare(an, bn);
+    const av = a.sample.labels[an]!;
+    const bv = b.sample.labels[bn]!;
+    if (av !== bv) return byteCompare(av, bv);
+  }
+  return a.names.length - b.names.length;
+}
+
+function writeSample(out: string[], name: string, p: Prepared): void {
+  const { names, sample } = p;
   let line = name;
   if (names.length > 0) {
     line += '{';
     for (let i = 0; i < names.length; i++) {
       if (i > 0) line += ',';
-      line += `${names[i]}="${escapeLabelValue(s.labels[names[i]!]!)}"`;
+      line += `${names[i]}="${escapeLabelValue(sample.labels[names[i]!]!)}"`;
     }
     line += '}';
   }
-  out.push(`${line} ${formatFloat(s.value)}\n`);
+  out.push(`${line} ${formatFloat(sample.value)}\n`);
 }
 
 /** Renders families; empty families are omitted. Families must have unique names. */
@@ -99,9 +107,9 @@ export function encode(families: Iterable<MetricFamily>): string {
   for (const f of list) {
     out.push(`# HELP ${f.name} ${escapeHelp(f.help)}\n# TYPE ${f.name} ${f.type}\n`);
     // histogram/summary parts keep their given order (buckets ascending, then _sum, _count)
-    const samples =
-      f.type === 'histogram' || f.type === 'summary' ? f.samples : [...f.samples].sort(compareSamples);
-    for (const s of samples) writeSample(out, s.name ?? f.name, s);
+    const prepared = f.samples.map((sample) => ({ sample, names: sortedNames(sample.labels) }));
+    if (f.type !== 'histogram' && f.type !== 'summary') prepared.sort(compareValues);
+    for (const p of prepared) writeSample(out, p.sample.name ?? f.name, p);
   }
   return out.join('');
 }
