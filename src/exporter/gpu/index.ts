@@ -1,0 +1,33 @@
+/**
+ * GPU discovery and GPU→unit mapping (spec exporter.md §9), used by the slurm, libvirt and k8s collectors.
+ *
+ * How a collector uses this module:
+ *
+ * 1. Flags. `GPU_FLAGS` (`--collector.gpu.*`) are shared: list them in exactly ONE CollectorDefinition
+ *    (the slurm one), because parseFlags rejects a flag declared twice. The slurm definition also lists
+ *    `SLURM_GPU_FLAGS` (`--collector.slurm.gres-config-file`, `--collector.slurm.gpu-order-map`).
+ *    The k8s flags (kubeconfig, pod-resources socket) are `K8S_FLAGS` in `../k8s/index.ts`.
+ *
+ * 2. At create time:
+ *      const gpus = await createGpuInventory(ctx, 'slurm' | 'libvirt' | 'k8s');
+ *    → `undefined` when `--collector.gpu.type=nogpu` or no NVIDIA/AMD PCI device is found under
+ *    `<ctx.sysfs>/bus/pci/devices`; else a `GpuInventory` whose first discovery already ran (a failing
+ *    SMI command is logged, never thrown: the list is then empty and retried later).
+ *    `gpus.devices()` returns the last good device list (never blocks; re-runs the SMI commands in the
+ *    background every 15 min or 1 min after a failure). For slurm the order map is applied.
+ *
+ * 3. Per scrape, build `GpuAssignment[]` per unit with the manager's mapper, then emit:
+ *      emitGpuRows(out, manager, ctx.hostname, { uuid, cgrouphostname }, assignments)
+ *    which writes `ceems_compute_unit_gpu_index_flag` (+ `…_gpu_sm_count` when > 0) with the §9.10 labels.
+ *
+ *    slurm:   const m = new SlurmGpuMapper(gpus, ctx);            // reads gres.conf + nvidia-caps once
+ *             const byJob = m.update(jobs);                        // jobs: {uuid, pids}[] in walk order
+ *             byJob.get(jobUuid) ?? []                             // → GpuAssignment[]
+ *    libvirt: const gpusOf = parseDomainGpus(domainXml);          // {uuid, pciAddresses, mdevUuids}
+ *             const byVm = libvirtGpuAssignments(gpus.devices(), vms); // vms: {uuid, pciAddresses, mdevUuids}[]
+ *    k8s:     see `PodGpuMapper` in `../k8s/index.ts` (`await mapper.update(podUids, signal)`).
+ */
+
+export { emitGpuRows, GPU_INDEX_FLAG, GPU_INDEX_FLAG_HELP, GPU_SM_COUNT, type GpuUnit } from './emit.js';
+export { GPU_FLAGS, GPU_TYPES, type GpuType, SLURM_GPU_FLAGS } from './flags.js';
+export type { GpuAssignment, GpuDevice, GpuInstance, GpuVendor, Manager } from './types.js';
