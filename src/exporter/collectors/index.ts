@@ -2,5 +2,6 @@
 
 import type { CollectorDefinition } from '../collector.js';
 import { cpu } from './cpu.js';
+import { ipmiDcmi } from './ipmi_dcmi.js';
 
-export const COLLECTORS: readonly CollectorDefinition[] = [cpu];
+export const COLLECTORS: readonly CollectorDefinition[] = [cpu, ipmiDcmi];
