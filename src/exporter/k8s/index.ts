@@ -1,0 +1,23 @@
+/**
+ * Kubernetes clients of the exporter (spec exporter.md §9.9): the API-server pod lister, the kubelet
+ * Pod Resources gRPC client and the pod→GPU mapping cache.
+ *
+ * How the k8s collector uses this module:
+ *
+ * 1. Flags: list `K8S_FLAGS` in the k8s CollectorDefinition (`--collector.k8s.kubeconfig.file` with its
+ *    hidden alias, `--collector.k8s.kubelet-podresources-socket.file`, hidden deprecated
+ *    `--collector.k8s.kubelet-socket-file`; resolve the socket with `podResourcesSocket(flags)`, D-EXP-4).
+ *    `--collector.k8s.psi-metrics` belongs to the collector itself.
+ *
+ * 2. At create time (Kubernetes API access is mandatory, §6):
+ *      const kube = loadKubeConfig(ctx.flags.string('collector.k8s.kubeconfig.file'));   // throws KubeConfigError
+ *      const gpus = await createGpuInventory(ctx, 'k8s');
+ *      const mapper = gpus && new PodGpuMapper({ gpus, pods: new PodLister(kube), socket: podResourcesSocket(ctx.flags),
+ *                                                nodeName: process.env.NODE_NAME, logger: ctx.logger });
+ *
+ * 3. Per scrape: `const byPod = await mapper.update(podUids, signal)` (pod UIDs discovered from cgroups)
+ *    → Map<pod uid, GpuAssignment[]>; then `emitGpuRows(out, 'k8s', ctx.hostname, { uuid }, byPod.get(uid) ?? [])`.
+ *    The mapping is recomputed only when the pod set changes or 15 min after the last refresh (D-EXP-6).
+ */
+
+export { DEFAULT_PODRESOURCES_SOCKET, K8S_FLAGS, podResourcesSocket } from './flags.js';
