@@ -1,0 +1,65 @@
+// Interface every resource manager implements (spec api-server.md §11) and the options they share.
+
+import type { Logger } from '../../common/logger.js';
+import type { Project, Unit, User } from '../models.js';
+
+export interface UsersProjects {
+  users: User[];
+  projects: Project[];
+}
+
+export interface ResourceManager {
+  readonly clusterId: string;
+  readonly manager: string;
+  /** Units active in `[start, end]` (ms), with `total_time_seconds` for the part inside the window. */
+  fetchUnits(start: number, end: number, signal?: AbortSignal): Promise<Unit[]>;
+  /** Users and projects (flat lists) as of `now` (ms). */
+  fetchUsersProjects(now: number, signal?: AbortSignal): Promise<UsersProjects>;
+  close(): Promise<void>;
+}
+
+export interface ManagerContext {
+  logger: Logger;
+  /** IANA zone of the DB (already resolved from `Local`). */
+  timeZone: string;
+  /** Directory of the configuration file; relative paths in client configs resolve against it. */
+  configDir: string;
+  /** `data.update_interval` in ms (Kubernetes resync period). */
+  updateIntervalMs: number;
+}
+
+/** A unit with the fields every manager fills; metric maps start empty. */
+export function emptyUnit(clusterId: string, manager: string, uuid: string): Unit {
+  return {
+    cluster_id: clusterId,
+    resource_manager: manager,
+    uuid,
+    name: '',
+    project: '',
+    groupname: '',
+    username: '',
+    created_at: '',
+    started_at: '',
+    ended_at: '',
+    created_at_ts: 0,
+    started_at_ts: 0,
+    ended_at_ts: 0,
+    elapsed: '',
+    state: '',
+    allocation: {},
+    total_time_seconds: {},
+    avg_cpu_usage: {},
+    avg_cpu_mem_usage: {},
+    total_cpu_energy_usage_kwh: {},
+    total_cpu_emissions_gms: {},
+    avg_gpu_usage: {},
+    avg_gpu_mem_usage: {},
+    total_gpu_energy_usage_kwh: {},
+    total_gpu_emissions_gms: {},
+    total_io_write_stats: {},
+    total_io_read_stats: {},
+    total_ingress_stats: {},
+    total_egress_stats: {},
+    tags: {},
+  };
+}
