@@ -1,0 +1,89 @@
+// SQL functions of spec §9.3, registered on every connection (writer and readers) because the upserts and
+// any ad-hoc query against an existing database may use them.
+
+import type { Database } from 'better-sqlite3';
+import type { MetricMap } from '../models.js';
+
+/** Decodes a stored metric map; anything that is not a JSON object of numbers counts as empty. */
+export function parseMetricMap(text: unknown): MetricMap {
+  if (typeof text !== 'string' || text === '') return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return {};
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return {};
+  const out: MetricMap = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    const n = typeof x === 'number' ? x : Number(x);
+    if (x !== null && Number.isFinite(n)) out[k] = n;
+  }
+  return out;
+}
+
+const num = (v: unknown): number => {
+  const n = typeof v === 'number' || typeof v === 'bigint' ? Number(v) : Number(v ?? 0);
+  return Number.isFinite(n) ? n : 0;
+};
+
+/** Key-wise sum over the union of keys. */
+export function addMetricMaps(a: MetricMap, b: MetricMap): MetricMap {
+  const out: MetricMap = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
+/** Key-wise weighted average; a key present in one map only keeps its value (§9.3). */
+export function avgMetricMaps(a: MetricMap, b: MetricMap, wa: number, wb: number): MetricMap {
+  const out: MetricMap = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    if (!(k in a)) {
+      out[k] = v;
+      continue;
+    }
+    const w = wa + wb;
+    const sum = a[k]! * wa + v * wb;
+    out[k] = w !== 0 ? sum / w : sum;
+  }
+  return out;
+}
+
+export function registerFunctions(db: Database): void {
+  db.function('add_metric_map', { deterministic: true }, (a: unknown, b: unknown) =>
+    JSON.stringify(addMetricMaps(parseMetricMap(a), parseMetricMap(b))),
+  );
+  db.function('avg_metric_map', { deterministic: true }, (a: unknown, b: unknown, wa: unknown, wb: unknown) =>
+    JSON.stringify(avgMetricMaps(parseMetricMap(a), parseMetricMap(b), num(wa), num(wb))),
+  );
+  db.aggregate('sum_metric_map_agg', {
+    deterministic: true,
+    start: () => ({}) as MetricMap,
+    step: (acc: MetricMap, m: unknown) => addMetricMaps(acc, parseMetricMap(m)),
+    result: (acc: MetricMap) => JSON.stringify(acc),
+  });
+  // Running weighted sums per key, divided at the end.
+  type Acc = { sums: MetricMap; weights: MetricMap };
+  // The typings only know one-argument aggregates; SQLite passes every argument.
+  const step = ((acc: Acc, m: unknown, w: unknown) => {
+    const weight = num(w);
+    for (const [k, v] of Object.entries(parseMetricMap(m))) {
+      acc.sums[k] = (acc.sums[k] ?? 0) + v * weight;
+      acc.weights[k] = (acc.weights[k] ?? 0) + weight;
+    }
+    return acc;
+  }) as unknown as (acc: Acc, next: unknown) => Acc;
+  db.aggregate('avg_metric_map_agg', {
+    deterministic: true,
+    start: () => ({ sums: {}, weights: {} }) as Acc,
+    step,
+    result: (acc: Acc) => {
+      const out: MetricMap = {};
+      for (const [k, s] of Object.entries(acc.sums)) {
+        const w = acc.weights[k]!;
+        out[k] = w !== 0 ? s / w : s;
+      }
+      return JSON.stringify(out);
+    },
+  });
+}

@@ -1,0 +1,386 @@
+/**
+ * The API server's SQLite database (spec §9): one writer connection (this class), read-only connections
+ * for HTTP handlers (`openReader`). better-sqlite3 is synchronous, so a write that has started always
+ * finishes before the event loop can run a shutdown handler; every multi-row write is one transaction.
+ *
+ * How the collection cycle (src/api/cycle) writes one window `[start, end]`:
+ *
+ *   const db = CeemsDb.open(dataPath);               // creates <dataPath>/ceems.db, runs migrations
+ *   const firstFill = db.isEmpty();                  // once, at start-up (num_units rule, §10.3)
+ *   db.storeCollection({
+ *     start, end,                                    // Unix ms
+ *     timeZone,                                      // resolved `data.time_zone` (timefmt.resolveZone)
+ *     units,                                         // UnitRecord[]: cluster_id + resource_manager set,
+ *                                                    //   window metrics, `ignore: 1` for cut-off units
+ *     users, projects,                               // UserRecord[] / ProjectRecord[] (cluster id + manager set)
+ *     firstFill,
+ *     retentionDays,                                 // ⌊retention hours ÷ 24⌋, or undefined to skip the purge
+ *   });
+ *
+ * That single call runs the retention purge and the upserts of units, usage, daily_usage, users and
+ * projects in ONE transaction. The single-table functions (`upsertUnits`, `upsertUsage`, `upsertUsers`,
+ * `upsertProjects`, `syncAdminUsers`, `purgeExpired`) are also public and each is transactional on its
+ * own (nested inside `storeCollection` they become savepoints). `lastUpdatedAt()` gives the start of the
+ * next window (MAX(last_updated_at) FROM usage, `DatetimeLayout` in the DB zone). Admin users are synced
+ * by the server itself (src/api/admins.ts), not by the cycle.
+ */
+
+import { chmodSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import Database, { type Database as Db } from 'better-sqlite3';
+import {
+  AVG_WEIGHTS,
+  METRIC_FIELDS,
+  type MetricField,
+  type Project,
+  type Unit,
+  type User,
+} from '../models.js';
+import { formatDatetime, midnightDatetime } from '../timefmt.js';
+import { registerFunctions } from './functions.js';
+import { migrate } from './migrations.js';
+
+export const DB_FILE = 'ceems.db';
+
+/** A unit as stored: the wire model plus the internal `ignore` flag (cut-off units, §12.4). */
+export interface UnitRecord extends Unit {
+  ignore?: number;
+}
+export interface UserRecord extends User {
+  /** `DatetimeLayout`; defaults to the window end. */
+  last_updated_at?: string;
+}
+export interface ProjectRecord extends Project {
+  last_updated_at?: string;
+}
+
+export interface CollectionWindow {
+  start: number;
+  end: number;
+  timeZone: string;
+  units: readonly UnitRecord[];
+  users?: readonly UserRecord[];
+  projects?: readonly ProjectRecord[];
+  /** The DB had no usage rows at start-up: every unit counts in `num_units`. */
+  firstFill: boolean;
+  /** Purge units/usage older than this many days first; undefined = no purge. */
+  retentionDays?: number;
+}
+
+const json = (v: unknown, empty: string) => (v === undefined || v === null ? empty : JSON.stringify(v));
+
+function metricSet(table: string): string {
+  return METRIC_FIELDS.map((m) => {
+    const w = AVG_WEIGHTS[m];
+    if (!w) return `${m} = add_metric_map(${table}.${m}, excluded.${m})`;
+    return `${m} = avg_metric_map(${table}.${m}, excluded.${m}, json_extract(${table}.total_time_seconds, '$.${w}'), json_extract(excluded.total_time_seconds, '$.${w}'))`;
+  }).join(',\n  ');
+}
+
+const UNIT_COLUMNS = [
+  'resource_manager',
+  'cluster_id',
+  'uuid',
+  'name',
+  'project',
+  'groupname',
+  'username',
+  'created_at',
+  'started_at',
+  'ended_at',
+  'created_at_ts',
+  'started_at_ts',
+  'ended_at_ts',
+  'elapsed',
+  'state',
+  'allocation',
+  'tags',
+  ...METRIC_FIELDS,
+  'ignore',
+  'num_updates',
+  'last_updated_at',
+];
+
+const UPSERT_UNIT = `INSERT INTO units (${UNIT_COLUMNS.join(', ')})
+VALUES (${UNIT_COLUMNS.map((c) => `@${c}`).join(', ')})
+ON CONFLICT (cluster_id, uuid, started_at) DO UPDATE SET
+  ended_at = excluded.ended_at,
+  ended_at_ts = excluded.ended_at_ts,
+  elapsed = excluded.elapsed,
+  state = excluded.state,
+  tags = excluded.tags,
+  ignore = excluded.ignore,
+  last_updated_at = excluded.last_updated_at,
+  ${metricSet('units')},
+  num_updates = units.num_updates + 1`;
+
+const USAGE_COLUMNS = [
+  'resource_manager',
+  'cluster_id',
+  'num_units',
+  'project',
+  'groupname',
+  'username',
+  ...METRIC_FIELDS,
+  'num_updates',
+  'last_updated_at',
+];
+
+const upsertUsageSql = (
+  table: 'usage' | 'daily_usage',
+  key: string,
+) => `INSERT INTO ${table} (${USAGE_COLUMNS.join(', ')})
+VALUES (${USAGE_COLUMNS.map((c) => `@${c}`).join(', ')})
+ON CONFLICT (${key}) DO UPDATE SET
+  num_units = ${table}.num_units + excluded.num_units,
+  ${metricSet(table)},
+  num_updates = ${table}.num_updates + 1,
+  last_updated_at = excluded.last_updated_at`;
+
+const upsertMembersSql = (table: 'users' | 'projects', list: 'projects' | 'users') => `INSERT INTO ${table}
+  (uid, cluster_id, resource_manager, name, ${list}, tags, last_updated_at)
+VALUES (@uid, @cluster_id, @resource_manager, @name, @${list}, @tags, @last_updated_at)
+ON CONFLICT (cluster_id, name) DO UPDATE SET
+  uid = excluded.uid,
+  resource_manager = excluded.resource_manager,
+  name = excluded.name,
+  ${list} = excluded.${list},
+  tags = excluded.tags,
+  last_updated_at = excluded.last_updated_at`;
+
+function metricParams(u: Unit): Record<MetricField, string> {
+  const out = {} as Record<MetricField, string>;
+  for (const m of METRIC_FIELDS) out[m] = json(u[m], '{}');
+  return out;
+}
+
+/** Applies the connection settings of §9.1 and the SQL functions of §9.3. */
+function prepareConnection(db: Db, readonly: boolean): void {
+  db.pragma('busy_timeout = 5000');
+  if (!readonly) {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = OFF');
+  }
+  registerFunctions(db);
+}
+
+/** Opens a read-only connection (HTTP handlers); the file must exist. */
+export function openReader(dataPath: string): Db {
+  const db = new Database(join(dataPath, DB_FILE), { readonly: true, fileMustExist: true });
+  prepareConnection(db, true);
+  return db;
+}
+
+export class CeemsDb {
+  private readonly stmts: {
+    unit: Database.Statement;
+    usage: Database.Statement;
+    dailyUsage: Database.Statement;
+    user: Database.Statement;
+    project: Database.Statement;
+    admin: Database.Statement;
+  };
+
+  private constructor(
+    readonly db: Db,
+    readonly path: string,
+  ) {
+    this.stmts = {
+      unit: db.prepare(UPSERT_UNIT),
+      usage: db.prepare(upsertUsageSql('usage', 'cluster_id, username, project')),
+      dailyUsage: db.prepare(upsertUsageSql('daily_usage', 'cluster_id, username, project, last_updated_at')),
+      user: db.prepare(upsertMembersSql('users', 'projects')),
+      project: db.prepare(upsertMembersSql('projects', 'users')),
+      admin:
+        db.prepare(`INSERT INTO admin_users (uid, cluster_id, resource_manager, name, projects, tags, last_updated_at)
+VALUES ('', 'all', '', @name, '[]', @tags, @last_updated_at)
+ON CONFLICT (cluster_id, name) DO UPDATE SET
+  uid = excluded.uid, resource_manager = excluded.resource_manager, projects = excluded.projects,
+  tags = excluded.tags, last_updated_at = excluded.last_updated_at`),
+    };
+  }
+
+  /** Creates `<dataPath>` (0750) and `<dataPath>/ceems.db` (0640) if needed, migrates, returns the writer. */
+  static open(dataPath: string): CeemsDb {
+    mkdirSync(dataPath, { recursive: true, mode: 0o750 });
+    const path = join(dataPath, DB_FILE);
+    const created = !existsSync(path);
+    const db = new Database(path);
+    if (created) chmodSync(path, 0o640);
+    prepareConnection(db, false);
+    migrate(db);
+    return new CeemsDb(db, path);
+  }
+
+  /** True when the `usage` table has no rows (first collection: every unit counts in `num_units`). */
+  isEmpty(): boolean {
+    return this.db.prepare('SELECT 1 FROM usage LIMIT 1').get() === undefined;
+  }
+
+  /** `MAX(last_updated_at) FROM usage` (`DatetimeLayout`), or undefined on an empty DB. */
+  lastUpdatedAt(): string | undefined {
+    const r = this.db.prepare('SELECT MAX(last_updated_at) AS t FROM usage').get() as { t: string | null };
+    return r.t ?? undefined;
+  }
+
+  /** Upserts units (conflict on cluster_id, uuid, started_at; metric maps merged, §9.4). */
+  upsertUnits(units: readonly UnitRecord[], lastUpdatedAt: string): void {
+    this.db.transaction(() => {
+      for (const u of units) {
+        if (!u.uuid) continue;
+        this.stmts.unit.run({
+          resource_manager: u.resource_manager ?? '',
+          cluster_id: u.cluster_id ?? '',
+          uuid: u.uuid,
+          name: u.name ?? '',
+          project: u.project ?? '',
+          groupname: u.groupname ?? '',
+          username: u.username ?? '',
+          created_at: u.created_at ?? '',
+          started_at: u.started_at ?? '',
+          ended_at: u.ended_at ?? '',
+          created_at_ts: u.created_at_ts ?? 0,
+          started_at_ts: u.started_at_ts ?? 0,
+          ended_at_ts: u.ended_at_ts ?? 0,
+          elapsed: u.elapsed ?? '',
+          state: u.state ?? '',
+          allocation: json(u.allocation, '{}'),
+          tags: json(u.tags, '{}'),
+          ...metricParams(u),
+          ignore: u.ignore ?? 0,
+          num_updates: 1,
+          last_updated_at: lastUpdatedAt,
+        });
+      }
+    })();
+  }
+
+  /**
+   * Merges the window metrics of `units` into `usage` and `daily_usage` (§10.3): `num_units` grows by 1
+   * for units started inside the window (or every unit on the first fill).
+   */
+  upsertUsage(
+    units: readonly UnitRecord[],
+    w: { start: number; end: number; timeZone: string; firstFill: boolean },
+  ): void {
+    const lastUpdated = formatDatetime(w.end, w.timeZone);
+    const day = midnightDatetime(w.end, w.timeZone);
+    this.db.transaction(() => {
+      for (const u of units) {
+        if (!u.uuid) continue;
+        const row = {
+          resource_manager: u.resource_manager ?? '',
+          cluster_id: u.cluster_id ?? '',
+          num_units: w.firstFill || (u.started_at_ts ?? 0) > w.start ? 1 : 0,
+          project: u.project ?? '',
+          groupname: u.groupname ?? '',
+          username: u.username ?? '',
+          ...metricParams(u),
+          num_updates: 1,
+        };
+        this.stmts.usage.run({ ...row, last_updated_at: lastUpdated });
+        this.stmts.dailyUsage.run({ ...row, last_updated_at: day });
+      }
+    })();
+  }
+
+  upsertUsers(users: readonly UserRecord[], defaultLastUpdatedAt: string): void {
+    this.db.transaction(() => {
+      for (const u of users) {
+        this.stmts.user.run({
+          uid: u.uid ?? '',
+          cluster_id: u.cluster_id,
+          resource_manager: u.resource_manager ?? '',
+          name: u.name,
+          projects: json(u.projects, '[]'),
+          tags: json(u.tags, '[]'),
+          last_updated_at: u.last_updated_at ?? defaultLastUpdatedAt,
+        });
+      }
+    })();
+  }
+
+  upsertProjects(projects: readonly ProjectRecord[], defaultLastUpdatedAt: string): void {
+    this.db.transaction(() => {
+      for (const p of projects) {
+        this.stmts.project.run({
+          uid: p.uid ?? '',
+          cluster_id: p.cluster_id,
+          resource_manager: p.resource_manager ?? '',
+          name: p.name,
+          users: json(p.users, '[]'),
+          tags: json(p.tags, '[]'),
+          last_updated_at: p.last_updated_at ?? defaultLastUpdatedAt,
+        });
+      }
+    })();
+  }
+
+  /**
+   * Makes the admin rows of one source (`ceems`, `grafana`) exactly `names`: upserts them and deletes the
+   * source's rows no longer listed (D-API-2).
+   */
+  syncAdminUsers(source: string, names: readonly string[], lastUpdatedAt: string): void {
+    const tags = JSON.stringify([source]);
+    this.db.transaction(() => {
+      for (const name of new Set(names)) this.stmts.admin.run({ name, tags, last_updated_at: lastUpdatedAt });
+      this.db
+        .prepare(
+          `DELETE FROM admin_users WHERE EXISTS (SELECT 1 FROM json_each(admin_users.tags) WHERE value = ?)
+             AND name NOT IN (SELECT value FROM json_each(?))`,
+        )
+        .run(source, JSON.stringify([...new Set(names)]));
+    })();
+  }
+
+  /** Retention purge (§10.5); string comparison keeps running units (`Unknown`/`N/A`). */
+  purgeExpired(retentionDays: number): { units: number; usage: number } {
+    return this.db.transaction(() => {
+      const cutoff = `-${retentionDays} day`;
+      const units = this.db.prepare("DELETE FROM units WHERE ended_at <= date('now', ?)").run(cutoff).changes;
+      const usage = this.db
+        .prepare("DELETE FROM usage WHERE last_updated_at <= date('now', ?)")
+        .run(cutoff).changes;
+      return { units, usage };
+    })();
+  }
+
+  /** Everything one collection window writes, in ONE transaction (§10.2 step 5). */
+  storeCollection(w: CollectionWindow): void {
+    const lastUpdated = formatDatetime(w.end, w.timeZone);
+    this.db.transaction(() => {
+      if (w.retentionDays !== undefined) this.purgeExpired(w.retentionDays);
+      this.upsertUnits(w.units, lastUpdated);
+      this.upsertUsage(w.units, w);
+      this.upsertUsers(w.users ?? [], lastUpdated);
+      this.upsertProjects(w.projects ?? [], lastUpdated);
+    })();
+  }
+
+  /**
+   * Online backup (§10.6): VACUUM (failure only reported), copy into `<dataDir>/ceems-<stamp>.db`
+   * 25 pages per step, then move into `backupDir` (same filesystem). Returns the final path.
+   */
+  async backup(backupDir: string, stamp: string, onVacuumError: (e: Error) => void): Promise<string> {
+    try {
+      this.db.exec('VACUUM');
+    } catch (e) {
+      onVacuumError(e as Error);
+    }
+    const name = `ceems-${stamp}.db`;
+    const tmp = join(this.path, '..', name);
+    try {
+      await this.db.backup(tmp, { progress: () => 25 });
+      const dest = join(backupDir, name);
+      renameSync(tmp, dest);
+      return dest;
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,180 @@
+// Versioned schema migrations in the golang-migrate layout of the original (`schema_migrations(version,
+// dirty)`, current version 9), so that an existing ceems.db is taken over as is. Version 1 creates the
+// schema as it stood before the original's migration 6; 6–9 replay the original's later changes.
+
+import type { Database } from 'better-sqlite3';
+
+const METRIC_COLUMNS_V1 = [
+  'total_time_seconds',
+  'avg_cpu_usage',
+  'avg_cpu_mem_usage',
+  'total_cpu_energy_usage_kwh',
+  'total_cpu_emissions_gms',
+  'avg_gpu_usage',
+  'avg_gpu_mem_usage',
+  'total_gpu_energy_usage_kwh',
+  'total_gpu_emissions_gms',
+  'total_io_write_stats',
+  'total_io_read_stats',
+  'total_ingress_stats',
+  'total_outgress_stats',
+]
+  .map((c) => `  ${c} text default '{}'`)
+  .join(',\n');
+
+const usageColumns = (metrics: string) => `  id integer not null primary key,
+  resource_manager text default "",
+  cluster_id text,
+  num_units integer,
+  project text,
+  groupname text,
+  username text,
+${metrics},
+  num_updates integer default 0,
+  last_updated_at text`;
+
+export interface Migration {
+  version: number;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    sql: `
+CREATE TABLE IF NOT EXISTS units (
+  id integer not null primary key,
+  resource_manager text default "",
+  cluster_id text,
+  uuid text,
+  name text,
+  project text,
+  groupname text,
+  username text,
+  created_at text,
+  started_at text,
+  ended_at text,
+  created_at_ts integer,
+  started_at_ts integer,
+  ended_at_ts integer,
+  elapsed text,
+  state text,
+  allocation text default '{}',
+  tags text default '{}',
+${METRIC_COLUMNS_V1},
+  ignore integer,
+  num_updates integer default 0,
+  last_updated_at text
+);
+CREATE INDEX IF NOT EXISTS idx_cluster_id_usr_uuid ON units (cluster_id, username, uuid);
+CREATE UNIQUE INDEX IF NOT EXISTS uq_cluster_id_uuid_start ON units (cluster_id, uuid, started_at);
+CREATE TABLE IF NOT EXISTS usage (
+${usageColumns(METRIC_COLUMNS_V1)}
+);
+CREATE UNIQUE INDEX IF NOT EXISTS uq_cluster_id_project_usr ON usage (cluster_id, username, project);
+CREATE TABLE IF NOT EXISTS users (
+  id integer not null primary key,
+  uid text,
+  cluster_id text,
+  resource_manager text,
+  name text,
+  projects text default '[]',
+  tags text default '[]',
+  last_updated_at text
+);
+CREATE UNIQUE INDEX IF NOT EXISTS uq_cluster_id_user ON users (cluster_id, name);
+CREATE TABLE IF NOT EXISTS projects (
+  id integer not null primary key,
+  uid text,
+  cluster_id text,
+  resource_manager text,
+  name text,
+  users text default '[]',
+  tags text default '[]',
+  last_updated_at text
+);
+CREATE UNIQUE INDEX IF NOT EXISTS uq_cluster_id_project ON projects (cluster_id, name);
+CREATE TABLE IF NOT EXISTS admin_users (
+  id integer not null primary key,
+  source text,
+  users text default '[]',
+  last_updated_at text
+);
+CREATE UNIQUE INDEX IF NOT EXISTS uq_source ON admin_users (source);
+`,
+  },
+  {
+    version: 6,
+    sql: 'CREATE INDEX IF NOT EXISTS idx_cluster_id_project_user_ended ON units (cluster_id, project, username, ended_at);',
+  },
+  {
+    version: 7,
+    sql: `
+CREATE TABLE IF NOT EXISTS daily_usage (
+${usageColumns(METRIC_COLUMNS_V1)}
+);
+CREATE UNIQUE INDEX IF NOT EXISTS uq_cluster_id_project_usr_lastupdated ON daily_usage (cluster_id, username, project, last_updated_at);
+`,
+  },
+  {
+    version: 8,
+    sql: `
+CREATE TABLE admin_users_new (
+  id integer not null primary key,
+  uid text default '',
+  cluster_id text default 'all',
+  resource_manager text default '',
+  name text,
+  projects text default '[]',
+  tags text default '[]',
+  last_updated_at text
+);
+INSERT OR IGNORE INTO admin_users_new (cluster_id, name, tags, last_updated_at)
+  SELECT 'all', u.value, json_array(a.source), a.last_updated_at FROM admin_users AS a, json_each(a.users) AS u;
+DROP TABLE admin_users;
+ALTER TABLE admin_users_new RENAME TO admin_users;
+CREATE UNIQUE INDEX IF NOT EXISTS uq_cluster_id_admin_user ON admin_users (cluster_id, name);
+`,
+  },
+  {
+    version: 9,
+    sql: `
+ALTER TABLE units RENAME COLUMN total_outgress_stats TO total_egress_stats;
+ALTER TABLE usage RENAME COLUMN total_outgress_stats TO total_egress_stats;
+ALTER TABLE daily_usage RENAME COLUMN total_outgress_stats TO total_egress_stats;
+`,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+export class MigrationError extends Error {}
+
+/** Applies every migration newer than the recorded version, each in its own transaction. */
+export function migrate(db: Database): number {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version uint64, dirty bool);
+CREATE UNIQUE INDEX IF NOT EXISTS version_unique ON schema_migrations (version);`);
+  const row = db.prepare('SELECT version, dirty FROM schema_migrations LIMIT 1').get() as
+    | { version: number; dirty: number }
+    | undefined;
+  if (row?.dirty) {
+    throw new MigrationError(
+      `database schema is dirty at version ${row.version}: a previous migration failed; fix the database by hand`,
+    );
+  }
+  const current = row?.version ?? 0;
+  if (current > SCHEMA_VERSION) {
+    throw new MigrationError(
+      `database schema version ${current} is newer than this program's ${SCHEMA_VERSION}`,
+    );
+  }
+  for (const m of MIGRATIONS) {
+    if (m.version <= current) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.exec('DELETE FROM schema_migrations');
+      db.prepare('INSERT INTO schema_migrations (version, dirty) VALUES (?, 0)').run(m.version);
+    })();
+  }
+  return SCHEMA_VERSION;
+}

@@ -1,0 +1,284 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { addMetricMaps, avgMetricMaps, registerFunctions } from '../../../src/api/db/functions.js';
+import { CeemsDb, openReader, type UnitRecord } from '../../../src/api/db/index.js';
+import { MIGRATIONS, migrate, SCHEMA_VERSION } from '../../../src/api/db/migrations.js';
+
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'ceems-db-'));
+  dirs.push(d);
+  return d;
+};
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const T0 = Date.UTC(2024, 4, 6, 10, 0, 0);
+const H = 3600_000;
+
+function unit(over: Partial<UnitRecord> = {}): UnitRecord {
+  return {
+    cluster_id: 'hpc-0',
+    resource_manager: 'slurm',
+    uuid: '100',
+    name: 'job',
+    project: 'acc1',
+    groupname: 'grp',
+    username: 'alice',
+    created_at: '2024-05-06T09:00:00+0000',
+    started_at: '2024-05-06T10:00:00+0000',
+    ended_at: 'Unknown',
+    created_at_ts: T0 - H,
+    started_at_ts: T0,
+    ended_at_ts: 0,
+    elapsed: '01:00:00',
+    state: 'RUNNING',
+    allocation: { cpus: 2 },
+    tags: { qos: 'normal' },
+    total_time_seconds: { walltime: 3600, alloc_cputime: 7200 },
+    avg_cpu_usage: { global: 50 },
+    total_cpu_energy_usage_kwh: { total: 1.5 },
+    ...over,
+  };
+}
+
+describe('SQL functions', () => {
+  test('add and avg metric maps follow §9.3', () => {
+    assert.deepEqual(addMetricMaps({ a: 1, b: 2 }, { b: 3, c: 4 }), { a: 1, b: 5, c: 4 });
+    assert.deepEqual(avgMetricMaps({ a: 10, b: 1 }, { a: 20, c: 5 }, 1, 3), { a: 17.5, b: 1, c: 5 });
+    // zero total weight: weighted sum (both weights 0 → 0)
+    assert.deepEqual(avgMetricMaps({ a: 10 }, { a: 20 }, 0, 0), { a: 0 });
+  });
+
+  test('registered on a connection, aggregates included, bad JSON counts as empty', () => {
+    const db = new Database(':memory:');
+    registerFunctions(db);
+    const r = db
+      .prepare(
+        `SELECT add_metric_map('{"a":1}', 'garbage') AS s, avg_metric_map('{"a":1}', '{"a":3}', 1, 1) AS a`,
+      )
+      .get() as { s: string; a: string };
+    assert.deepEqual(JSON.parse(r.s), { a: 1 });
+    assert.deepEqual(JSON.parse(r.a), { a: 2 });
+    db.exec('CREATE TABLE t (m text, w real); INSERT INTO t VALUES (\'{"x":1}\', 1), (\'{"x":4,"y":2}\', 3)');
+    const agg = db
+      .prepare('SELECT sum_metric_map_agg(m) AS s, avg_metric_map_agg(m, w) AS a FROM t')
+      .get() as { s: string; a: string };
+    assert.deepEqual(JSON.parse(agg.s), { x: 5, y: 2 });
+    assert.deepEqual(JSON.parse(agg.a), { x: 3.25, y: 2 });
+  });
+});
+
+describe('migrations', () => {
+  test('fresh DB reaches version 9 with the §9.2 tables and indexes, WAL, mode 0640', () => {
+    const dir = tmp();
+    const db = CeemsDb.open(dir);
+    assert.equal(SCHEMA_VERSION, 9);
+    const v = db.db.prepare('SELECT version, dirty FROM schema_migrations').all();
+    assert.deepEqual(v, [{ version: 9, dirty: 0 }]);
+    const names = (
+      db.db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table','index')").all() as {
+        name: string;
+      }[]
+    ).map((r) => r.name);
+    for (const n of [
+      'units',
+      'usage',
+      'daily_usage',
+      'users',
+      'projects',
+      'admin_users',
+      'idx_cluster_id_usr_uuid',
+      'uq_cluster_id_uuid_start',
+      'idx_cluster_id_project_user_ended',
+      'uq_cluster_id_project_usr',
+      'uq_cluster_id_project_usr_lastupdated',
+      'uq_cluster_id_user',
+      'uq_cluster_id_project',
+      'uq_cluster_id_admin_user',
+      'version_unique',
+    ])
+      assert.ok(names.includes(n), n);
+    const cols = (db.db.prepare('PRAGMA table_info(units)').all() as { name: string }[]).map((c) => c.name);
+    assert.ok(cols.includes('total_egress_stats') && !cols.includes('total_outgress_stats'));
+    assert.equal(db.db.pragma('journal_mode', { simple: true }), 'wal');
+    assert.equal(statSync(join(dir, 'ceems.db')).mode & 0o777, 0o640);
+    db.close();
+    // Re-opening is a no-op.
+    CeemsDb.open(dir).close();
+  });
+
+  test('an old database at version 5 is upgraded, admin users carried over', () => {
+    const db = new Database(':memory:');
+    const v1 = MIGRATIONS.find((m) => m.version === 1)!;
+    db.exec(v1.sql);
+    db.exec(`CREATE TABLE schema_migrations (version uint64, dirty bool);
+      INSERT INTO schema_migrations VALUES (5, 0);
+      INSERT INTO admin_users (source, users, last_updated_at) VALUES ('grafana', '["g1","g2"]', 'x');
+      INSERT INTO units (cluster_id, uuid, total_outgress_stats) VALUES ('c', 'u', '{"bytes_total":5}')`);
+    migrate(db);
+    assert.deepEqual(db.prepare('SELECT cluster_id, name, tags FROM admin_users ORDER BY name').all(), [
+      { cluster_id: 'all', name: 'g1', tags: '["grafana"]' },
+      { cluster_id: 'all', name: 'g2', tags: '["grafana"]' },
+    ]);
+    assert.deepEqual(db.prepare('SELECT total_egress_stats AS e FROM units').get(), {
+      e: '{"bytes_total":5}',
+    });
+  });
+
+  test('a dirty or newer schema is refused with a clear error', () => {
+    const db = new Database(':memory:');
+    db.exec(
+      'CREATE TABLE schema_migrations (version uint64, dirty bool); INSERT INTO schema_migrations VALUES (7, 1)',
+    );
+    assert.throws(() => migrate(db), /dirty at version 7/);
+    db.exec('UPDATE schema_migrations SET version = 12, dirty = 0');
+    assert.throws(() => migrate(db), /version 12 is newer/);
+  });
+});
+
+describe('upserts', () => {
+  test('units merge metric maps across windows and keep identity fields', () => {
+    const db = CeemsDb.open(tmp());
+    db.upsertUnits([unit()], '2024-05-06T11:00:00');
+    db.upsertUnits(
+      [
+        unit({
+          name: 'renamed',
+          ended_at: '2024-05-06T12:00:00+0000',
+          ended_at_ts: T0 + 2 * H,
+          state: 'COMPLETED',
+          total_time_seconds: { walltime: 3600, alloc_cputime: 21600 },
+          avg_cpu_usage: { global: 100 },
+          total_cpu_energy_usage_kwh: { total: 0.5 },
+        }),
+      ],
+      '2024-05-06T12:00:00',
+    );
+    const r = db.db.prepare('SELECT * FROM units').get() as Record<string, unknown>;
+    assert.equal(r.name, 'job');
+    assert.equal(r.state, 'COMPLETED');
+    assert.equal(r.ended_at_ts, T0 + 2 * H);
+    assert.equal(r.num_updates, 2);
+    assert.equal(r.last_updated_at, '2024-05-06T12:00:00');
+    assert.deepEqual(JSON.parse(r.total_time_seconds as string), { walltime: 7200, alloc_cputime: 28800 });
+    // (50·7200 + 100·21600) / 28800
+    assert.deepEqual(JSON.parse(r.avg_cpu_usage as string), { global: 87.5 });
+    assert.deepEqual(JSON.parse(r.total_cpu_energy_usage_kwh as string), { total: 2 });
+  });
+
+  test('usage and daily usage: num_units counts units started in the window, daily bucket is local midnight', () => {
+    const db = CeemsDb.open(tmp());
+    const tz = 'Europe/Paris';
+    // window 1: unit started inside
+    db.upsertUsage([unit()], { start: T0 - H, end: T0 + H, timeZone: tz, firstFill: false });
+    // window 2: same unit, started before the window: metrics merged, not counted again
+    db.upsertUsage([unit({ avg_cpu_usage: { global: 100 } })], {
+      start: T0 + H,
+      end: T0 + 2 * H,
+      timeZone: tz,
+      firstFill: false,
+    });
+    const u = db.db.prepare('SELECT * FROM usage').get() as Record<string, unknown>;
+    assert.equal(u.num_units, 1);
+    assert.equal(u.num_updates, 2);
+    assert.equal(u.last_updated_at, '2024-05-06T14:00:00');
+    assert.deepEqual(JSON.parse(u.avg_cpu_usage as string), { global: 75 });
+    assert.deepEqual(JSON.parse(u.total_cpu_energy_usage_kwh as string), { total: 3 });
+    const d = db.db.prepare('SELECT last_updated_at, num_units FROM daily_usage').all();
+    assert.deepEqual(d, [{ last_updated_at: '2024-05-06T00:00:00', num_units: 1 }]);
+    assert.equal(db.lastUpdatedAt(), '2024-05-06T14:00:00');
+    // first fill counts every unit
+    db.upsertUsage([unit({ uuid: '101', username: 'bob' })], {
+      start: T0 + 5 * H,
+      end: T0 + 6 * H,
+      timeZone: tz,
+      firstFill: true,
+    });
+    assert.deepEqual(db.db.prepare("SELECT num_units FROM usage WHERE username = 'bob'").get(), {
+      num_units: 1,
+    });
+  });
+
+  test('users/projects replaced on conflict; admin users re-synced per source (D-API-2)', () => {
+    const db = CeemsDb.open(tmp());
+    db.upsertUsers([{ cluster_id: 'c', resource_manager: 'slurm', name: 'alice', projects: ['p1'] }], 't1');
+    db.upsertUsers([{ cluster_id: 'c', resource_manager: 'slurm', name: 'alice', projects: ['p2'] }], 't2');
+    assert.deepEqual(db.db.prepare('SELECT name, projects, last_updated_at FROM users').all(), [
+      { name: 'alice', projects: '["p2"]', last_updated_at: 't2' },
+    ]);
+    db.upsertProjects([{ cluster_id: 'c', resource_manager: 'slurm', name: 'p1', users: ['a', 'b'] }], 't');
+    assert.deepEqual(db.db.prepare('SELECT name, users FROM projects').all(), [
+      { name: 'p1', users: '["a","b"]' },
+    ]);
+
+    db.syncAdminUsers('ceems', ['root', 'ceems-int-svc'], 't');
+    db.syncAdminUsers('grafana', ['g1', 'g2'], 't');
+    db.syncAdminUsers('grafana', ['g2'], 't');
+    const rows = db.db.prepare('SELECT cluster_id, name, tags FROM admin_users ORDER BY name').all();
+    assert.deepEqual(rows, [
+      { cluster_id: 'all', name: 'ceems-int-svc', tags: '["ceems"]' },
+      { cluster_id: 'all', name: 'g2', tags: '["grafana"]' },
+      { cluster_id: 'all', name: 'root', tags: '["ceems"]' },
+    ]);
+  });
+
+  test('storeCollection writes everything in one transaction; a failure leaves nothing behind', () => {
+    const dir = tmp();
+    const db = CeemsDb.open(dir);
+    const good = unit();
+    const bad = unit({ uuid: '200', allocation: { big: 1n } as never });
+    assert.throws(() =>
+      db.storeCollection({ start: T0 - H, end: T0, timeZone: 'UTC', units: [good, bad], firstFill: true }),
+    );
+    const reader = openReader(dir);
+    assert.deepEqual(reader.prepare('SELECT COUNT(*) AS n FROM units').get(), { n: 0 });
+    assert.deepEqual(reader.prepare('SELECT COUNT(*) AS n FROM usage').get(), { n: 0 });
+    db.storeCollection({
+      start: T0 - H,
+      end: T0,
+      timeZone: 'UTC',
+      units: [good],
+      users: [{ cluster_id: 'hpc-0', resource_manager: 'slurm', name: 'alice', projects: ['acc1'] }],
+      projects: [{ cluster_id: 'hpc-0', resource_manager: 'slurm', name: 'acc1', users: ['alice'] }],
+      firstFill: true,
+    });
+    for (const t of ['units', 'usage', 'daily_usage', 'users', 'projects'])
+      assert.deepEqual(reader.prepare(`SELECT COUNT(*) AS n FROM ${t}`).get(), { n: 1 }, t);
+    assert.throws(() => reader.exec('DELETE FROM units'), /readonly/);
+    reader.close();
+  });
+
+  test('retention purge deletes old finished units and usage, keeps running ones', () => {
+    const db = CeemsDb.open(tmp());
+    db.upsertUnits(
+      [
+        unit({ uuid: 'old', ended_at: '2000-01-01T00:00:00+0000', ended_at_ts: 946684800000 }),
+        unit({ uuid: 'run', started_at: '2000-01-01T00:00:00+0000' }),
+      ],
+      '2000-01-01T00:00:00',
+    );
+    db.upsertUsage([unit()], { start: 0, end: 946684800000, timeZone: 'UTC', firstFill: true });
+    assert.deepEqual(db.purgeExpired(30), { units: 1, usage: 1 });
+    assert.deepEqual(db.db.prepare('SELECT uuid FROM units').all(), [{ uuid: 'run' }]);
+    assert.deepEqual(db.db.prepare('SELECT COUNT(*) AS n FROM daily_usage').get(), { n: 1 });
+  });
+
+  test('online backup lands in the backup directory and is a readable copy', async () => {
+    const dir = tmp();
+    const backups = tmp();
+    const db = CeemsDb.open(dir);
+    db.upsertUnits([unit()], 't');
+    const path = await db.backup(backups, '202405061200', () => {});
+    assert.equal(path, join(backups, 'ceems-202405061200.db'));
+    const copy = new Database(path, { readonly: true });
+    assert.deepEqual(copy.prepare('SELECT uuid FROM units').all(), [{ uuid: '100' }]);
+    copy.close();
+    db.close();
+  });
+});
