@@ -17,6 +17,9 @@ export interface RunCommandOptions {
   env?: NodeJS.ProcessEnv;
   /** Output cap per stream; the command is killed when it prints more. */
   maxBytes?: number;
+  /** Run as this uid/gid (needs root or cap_setuid/cap_setgid). */
+  uid?: number;
+  gid?: number;
 }
 
 function killGroup(pid: number | undefined): void {
@@ -38,6 +41,8 @@ export function runCommand(argv: readonly string[], opts: RunCommandOptions): Pr
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: opts.env ?? process.env,
+      ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+      ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
     });
     const max = opts.maxBytes ?? 4 * 1024 * 1024;
     const out: Buffer[] = [];

@@ -3,9 +3,9 @@
 // either cap_setuid+cap_setgid (commands run as uid 0) or a sudo rule for the SLURM tools, otherwise
 // `sacct` only shows the service user's own jobs.
 
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { runCommand } from '../../common/command.js';
 import type { Project, Unit, User } from '../models.js';
 import { formatDatetime, formatDatetimezone, parseDatetimezone } from '../timefmt.js';
 import { expandHostlist } from './hostlist.js';
@@ -17,6 +17,8 @@ export const SACCT_STATES = 'CANCELLED,COMPLETED,FAILED,NODE_FAIL,PREEMPTED,TIME
 const SACCT_FIELDS = 19;
 const SLURM_TIME_FORMAT = '%Y-%m-%dT%H:%M:%S%z';
 const MIB = 1024 * 1024;
+/** sacct prints ~200 bytes per job: room for a million jobs in one window. */
+const MAX_OUTPUT = 256 * 1024 * 1024;
 const MEM_UNITS: Record<string, number> = { '': MIB, K: 1024, M: MIB, G: 1024 ** 3, T: 1024 ** 4 };
 
 /** Exact argv of sacct after the binary (spec §11.1); times in DatetimeLayout of the DB zone. */
@@ -172,59 +174,6 @@ export function parseAssociations(output: string, clusterId: string): UsersProje
   return { users, projects };
 }
 
-export class CommandError extends Error {}
-
-export interface CommandOptions {
-  env: NodeJS.ProcessEnv;
-  timeoutMs: number;
-  /** Run as uid/gid 0 (needs root or cap_setuid+cap_setgid). */
-  asRoot?: boolean;
-  signal?: AbortSignal;
-}
-
-/** Runs a command in its own session; returns stdout+stderr; rejects on failure, timeout or abort. */
-export function runCommand(cmd: string, args: string[], opts: CommandOptions): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      env: opts.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-      ...(opts.asRoot ? { uid: 0, gid: 0 } : {}),
-    });
-    const chunks: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => chunks.push(d));
-    child.stderr.on('data', (d: Buffer) => chunks.push(d));
-    let why = '';
-    const kill = (reason: string) => {
-      why = reason;
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        child.kill('SIGKILL');
-      }
-    };
-    const timer = setTimeout(() => kill(`timed out after ${opts.timeoutMs} ms`), opts.timeoutMs);
-    const onAbort = () => kill('aborted');
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    const done = () => {
-      clearTimeout(timer);
-      opts.signal?.removeEventListener('abort', onAbort);
-    };
-    child.once('error', (e) => {
-      done();
-      reject(new CommandError(`cannot run ${cmd}: ${e.message}`));
-    });
-    child.once('close', (code, sig) => {
-      done();
-      const out = Buffer.concat(chunks).toString('utf8');
-      if (why) reject(new CommandError(`${cmd} ${why}`));
-      else if (code !== 0)
-        reject(new CommandError(`${cmd} failed (${sig ?? `exit code ${code}`}): ${out.trim().slice(-500)}`));
-      else resolve(out);
-    });
-  });
-}
-
 /** Effective capabilities of this process include cap_setuid (7) and cap_setgid (6). */
 function hasSetIdCaps(): boolean {
   try {
@@ -304,10 +253,7 @@ export class SlurmManager implements ResourceManager {
     if (privileged) mode = 'root';
     else {
       try {
-        await runCommand(opts.sudo ?? 'sudo', [join(bin, 'sacct'), '--help'], {
-          env: process.env,
-          timeoutMs: 5000,
-        });
+        await runCommand([opts.sudo ?? 'sudo', join(bin, 'sacct'), '--help'], { timeoutMs: 5000 });
         mode = 'sudo';
       } catch (e) {
         ctx.logger.warn(
@@ -320,15 +266,21 @@ export class SlurmManager implements ResourceManager {
     return new SlurmManager(cfg, ctx, bin, mode, opts);
   }
 
-  private exec(cmd: string, args: string[], env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<string> {
+  /** Runs a SLURM tool in the chosen mode; resolves with its stdout (stderr only goes into errors). */
+  private async exec(
+    cmd: string,
+    args: string[],
+    env: NodeJS.ProcessEnv,
+    signal?: AbortSignal,
+  ): Promise<string> {
     const path = join(this.bin, cmd);
-    const base = { env, timeoutMs: this.timeoutMs, signal };
-    if (this.mode === 'sudo')
-      return runCommand(this.sudo, ['-E', path, ...args], {
-        ...base,
-        env: { PATH: process.env.PATH, ...env },
-      });
-    return runCommand(path, args, { ...base, asRoot: this.mode === 'root' && process.geteuid?.() !== 0 });
+    const opts = { env, timeoutMs: this.timeoutMs, signal, maxBytes: MAX_OUTPUT };
+    if (this.mode === 'sudo') {
+      const sudoEnv = { PATH: process.env.PATH, ...env };
+      return (await runCommand([this.sudo, '-E', path, ...args], { ...opts, env: sudoEnv })).stdout;
+    }
+    const setId = this.mode === 'root' && process.geteuid?.() !== 0 ? { uid: 0, gid: 0 } : {};
+    return (await runCommand([path, ...args], { ...opts, ...setId })).stdout;
   }
 
   async fetchUnits(start: number, end: number, signal?: AbortSignal): Promise<Unit[]> {

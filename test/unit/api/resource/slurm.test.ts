@@ -9,7 +9,6 @@ import {
   parseAssociations,
   parseSacct,
   parseSlurmMemory,
-  runCommand,
   SlurmManager,
   sacctArgs,
   slurmElapsedInWindow,
@@ -173,19 +172,37 @@ describe('SLURM command execution', () => {
     return p;
   };
 
-  it('kills a command that hangs and names the timeout', async () => {
-    const hang = script('hang', 'sleep 30');
+  const ctx = () => ({
+    logger: createLogger({ level: 'error' }),
+    timeZone: 'UTC',
+    configDir: dir,
+    updateIntervalMs: 1,
+  });
+  const slurmBin = (sacct: string) => {
+    const bin = mkdtempSync(join(tmpdir(), 'ceems-slurm-bin-'));
+    writeFileSync(join(bin, 'sacct'), `#!/bin/sh\n${sacct}\n`);
+    chmodSync(join(bin, 'sacct'), 0o755);
+    return bin;
+  };
+
+  it('kills a sacct that hangs and names the timeout', async () => {
+    const m = await SlurmManager.create({ id: 'c', cli: { path: slurmBin('sleep 30') } }, ctx(), {
+      commandTimeoutMs: 300,
+    });
     const t0 = Date.now();
-    await assert.rejects(runCommand(hang, [], { env: {}, timeoutMs: 200 }), /hang timed out after 200 ms/);
+    await assert.rejects(m.fetchUnits(0, 1000), /sacct .* timed out after 300 ms/);
     assert.ok(Date.now() - t0 < 5000);
   });
 
-  it('reports the exit code and output of a failing command', async () => {
-    const fail = script('fail', 'echo "sacct: error: Problem talking to the database" >&2; exit 1');
-    await assert.rejects(
-      runCommand(fail, [], { env: {}, timeoutMs: 5000 }),
-      /exit code 1\): sacct: error: Problem talking/,
+  it('reports the exit status and error output of a failing sacct', async () => {
+    const m = await SlurmManager.create(
+      {
+        id: 'c',
+        cli: { path: slurmBin('echo "sacct: error: Problem talking to the database" >&2; exit 1') },
+      },
+      ctx(),
     );
+    await assert.rejects(m.fetchUnits(0, 1000), /exited with status 1: sacct: error: Problem talking/);
   });
 
   it('uses sudo -E when unprivileged and sudo works, with the spec environment', async () => {
