@@ -1,0 +1,149 @@
+// The cgroup sub-collector shared by the slurm, libvirt and k8s collectors: unit discovery (§7) and the
+// per-unit families of spec exporter.md §8.2.
+
+import { join } from 'node:path';
+import { readFileFast } from '../../common/fsread.js';
+import type { Logger } from '../../common/logger.js';
+import type { Emitter } from '../collector.js';
+import type { CgroupLayout } from './layout.js';
+import { parseDiskstats, parseMeminfoTotals } from './parse.js';
+import { readUnitStats, type StatsOptions, type UnitStats, VanishedError } from './stats.js';
+import { type CgroupUnit, discoverUnits } from './walk.js';
+
+export interface CgroupCollectorOptions {
+  readonly layout: CgroupLayout;
+  readonly hostname: string;
+  readonly procfs: string;
+  readonly logger: Logger;
+  readonly stats: Omit<StatsOptions, 'memTotal' | 'swapTotal'>;
+}
+
+const G = 'gauge';
+const PREFIX = 'ceems_compute_unit_';
+
+export class CgroupCollector {
+  readonly layout: CgroupLayout;
+  private readonly stats: StatsOptions;
+
+  constructor(private readonly o: CgroupCollectorOptions) {
+    this.layout = o.layout;
+    let totals = { memTotal: 0, swapTotal: 0 };
+    try {
+      totals = parseMeminfoTotals(readFileFast(join(o.procfs, 'meminfo')));
+    } catch (e) {
+      o.logger.warn({ err: (e as Error).message }, 'cannot read meminfo; unlimited memory limits export 0');
+    }
+    this.stats = { ...o.stats, ...totals };
+  }
+
+  /** Units currently present in the cgroup tree. */
+  discover(): CgroupUnit[] {
+    return discoverUnits(this.layout, this.o.procfs);
+  }
+
+  /** Per-unit label set of every compute-unit family. */
+  labels(u: CgroupUnit): Record<string, string> {
+    return {
+      cgrouphostname: u.cgrouphostname,
+      hostname: this.o.hostname,
+      manager: this.layout.manager,
+      uuid: u.uuid,
+    };
+  }
+
+  /**
+   * Reads and emits every unit plus `ceems_compute_units`; returns the units still present (those whose
+   * cgroup vanished meanwhile are skipped, units that cannot be read get `collect_error 1`).
+   */
+  collect(out: Emitter, units: readonly CgroupUnit[]): CgroupUnit[] {
+    const present: CgroupUnit[] = [];
+    let disks: Map<string, string> | undefined;
+    for (const u of units) {
+      let s: UnitStats;
+      try {
+        s = readUnitStats(this.layout, u, this.stats);
+      } catch (e) {
+        if (e instanceof VanishedError) {
+          this.o.logger.debug({ uuid: u.uuid }, 'unit cgroup vanished while reading; skipped');
+          continue;
+        }
+        present.push(u);
+        this.o.logger.error({ uuid: u.uuid, err: (e as Error).message }, 'cannot read unit cgroup');
+        out.emit(
+          `${PREFIX}collect_error`,
+          G,
+          'Indicates collection error, 0=no error, 1=error',
+          this.labels(u),
+          1,
+        );
+        continue;
+      }
+      present.push(u);
+      if (s.blkio.size > 0 && !disks) disks = this.diskNames();
+      this.emitStats(out, this.labels(u), s, disks);
+    }
+    out.emit(
+      'ceems_compute_units',
+      G,
+      'Total number of jobs',
+      { hostname: this.o.hostname, manager: this.layout.manager },
+      present.length,
+    );
+    return present;
+  }
+
+  private diskNames(): Map<string, string> {
+    try {
+      return parseDiskstats(readFileFast(join(this.o.procfs, 'diskstats')));
+    } catch (e) {
+      this.o.logger.warn(
+        { err: (e as Error).message },
+        'cannot read diskstats; block device names are empty',
+      );
+      return new Map();
+    }
+  }
+
+  private emitStats(
+    out: Emitter,
+    l: Record<string, string>,
+    s: UnitStats,
+    disks: Map<string, string> | undefined,
+  ): void {
+    out.emit(`${PREFIX}cpu_user_seconds_total`, 'counter', 'Total job CPU user seconds', l, s.cpuUser);
+    out.emit(`${PREFIX}cpu_system_seconds_total`, 'counter', 'Total job CPU system seconds', l, s.cpuSystem);
+    out.emit(`${PREFIX}cpus`, G, 'Total number of job CPUs', l, s.cpus);
+    out.emit(`${PREFIX}memory_rss_bytes`, G, 'Memory RSS used in bytes', l, s.memoryRss);
+    out.emit(`${PREFIX}memory_cache_bytes`, G, 'Memory cache used in bytes', l, s.memoryCache);
+    out.emit(`${PREFIX}memory_used_bytes`, G, 'Memory used in bytes', l, s.memoryUsed);
+    out.emit(`${PREFIX}memory_total_bytes`, G, 'Memory total in bytes', l, s.memoryTotal);
+    out.emit(`${PREFIX}memory_fail_count`, G, 'Memory fail count', l, s.memoryFailCount);
+    if (this.stats.swap) {
+      out.emit(`${PREFIX}memsw_used_bytes`, G, 'Swap used in bytes', l, s.swapUsed);
+      out.emit(`${PREFIX}memsw_total_bytes`, G, 'Swap total in bytes', l, s.swapTotal);
+      out.emit(`${PREFIX}memsw_fail_count`, G, 'Swap fail count', l, s.swapFailCount);
+    }
+    if (this.stats.psi) {
+      out.emit(`${PREFIX}cpu_psi_seconds`, G, 'Total CPU PSI in seconds', l, s.cpuPsi);
+      out.emit(`${PREFIX}memory_psi_seconds`, G, 'Total memory PSI in seconds', l, s.memoryPsi);
+    }
+    for (const [majMin, d] of s.blkio) {
+      const dl = { ...l, device: disks?.get(majMin) ?? '' };
+      const positive = (name: string, help: string, v: number) => {
+        if (v > 0) out.emit(`${PREFIX}${name}`, G, help, dl, v);
+      };
+      positive('blkio_read_total_bytes', 'Total block IO read bytes', d.readBytes);
+      positive('blkio_write_total_bytes', 'Total block IO write bytes', d.writeBytes);
+      positive('blkio_read_total_requests', 'Total block IO read requests', d.readRequests);
+      positive('blkio_write_total_requests', 'Total block IO write requests', d.writeRequests);
+    }
+    for (const [dev, r] of s.rdma) {
+      const dl = { ...l, device: dev };
+      if (r.handles > 0)
+        out.emit(`${PREFIX}rdma_hca_handles`, G, 'Current number of RDMA HCA handles', dl, r.handles);
+      // [D-EXP-1] objects, not handles
+      if (r.objects > 0)
+        out.emit(`${PREFIX}rdma_hca_objects`, G, 'Current number of RDMA HCA objects', dl, r.objects);
+    }
+  }
+}

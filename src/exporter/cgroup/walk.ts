@@ -1,0 +1,75 @@
+// Compute-unit discovery: walks the manager's cgroup roots on every scrape (spec exporter.md §7.3).
+
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { readFileFast } from '../../common/fsread.js';
+import type { CgroupLayout } from './layout.js';
+import { parsePids, unescapePath } from './parse.js';
+
+export interface CgroupUnit {
+  /** Regex group `id` with `_` → `-` (job id, instance-XXXXXXXX, pod UID). */
+  readonly id: string;
+  /** `uuid` label; equals `id` unless the manager overrides it (libvirt). */
+  uuid: string;
+  readonly cgrouphostname: string;
+  /** Unit directory relative to the layout base, in its on-disk (escaped) form, leading `/`. */
+  readonly rel: string;
+  /** Child directories (relative to the base, escaped on-disk form) [D-EXP-7]. */
+  readonly children: string[];
+  /** PIDs of the unit directory and its matching descendants that exist under procfs, in walk order. */
+  readonly pids: number[];
+}
+
+function readPids(dir: string, procfs: string): number[] {
+  let text: string;
+  try {
+    text = readFileFast(join(dir, 'cgroup.procs'));
+  } catch {
+    return []; // directory removed while walking
+  }
+  return parsePids(text).filter((pid) => existsSync(join(procfs, String(pid))));
+}
+
+/** Lists the units of a layout; directories vanishing during the walk are skipped. */
+export function discoverUnits(layout: CgroupLayout, procfs: string): CgroupUnit[] {
+  const units = new Map<string, CgroupUnit>();
+  const orphans = new Map<string, { children: string[]; pids: number[] }>();
+  const visit = (dir: string) => {
+    const unescaped = unescapePath(dir);
+    const m = layout.idRegex.exec(unescaped);
+    if (m?.groups?.id !== undefined) {
+      const id = m.groups.id.replace(/_/g, '-');
+      const rel = dir.slice(layout.base.length) || '/';
+      const pids = readPids(dir, procfs);
+      if (layout.isChild(unescaped)) {
+        const u = units.get(id) ?? orphans.get(id) ?? { children: [], pids: [] };
+        if (!units.has(id)) orphans.set(id, u);
+        u.children.push(rel);
+        u.pids.push(...pids);
+      } else if (!units.has(id)) {
+        const early = orphans.get(id);
+        orphans.delete(id);
+        units.set(id, {
+          id,
+          uuid: id,
+          cgrouphostname: m.groups.host ?? '',
+          rel,
+          children: early?.children ?? [],
+          pids: [...pids, ...(early?.pids ?? [])],
+        });
+      }
+    }
+    let entries: string[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name)
+        .sort();
+    } catch {
+      return;
+    }
+    for (const e of entries) visit(join(dir, e));
+  };
+  for (const root of layout.roots) visit(root);
+  return [...units.values()];
+}
