@@ -2,6 +2,21 @@
 
 import type { CollectorDefinition } from '../collector.js';
 import { cpu } from './cpu.js';
+import { crayPmCounters } from './cray_pm_counters.js';
+import { hwmon } from './hwmon.js';
+import { infiniband } from './infiniband.js';
 import { ipmiDcmi } from './ipmi_dcmi.js';
+import { meminfo } from './meminfo.js';
+import { netdev } from './netdev.js';
+import { rapl } from './rapl.js';
 
-export const COLLECTORS: readonly CollectorDefinition[] = [cpu, ipmiDcmi];
+export const COLLECTORS: readonly CollectorDefinition[] = [
+  cpu,
+  meminfo,
+  rapl,
+  ipmiDcmi,
+  hwmon,
+  crayPmCounters,
+  infiniband,
+  netdev,
+];
