@@ -20,14 +20,47 @@
  *      emitGpuRows(out, manager, ctx.hostname, { uuid, cgrouphostname }, assignments)
  *    which writes `ceems_compute_unit_gpu_index_flag` (+ `…_gpu_sm_count` when > 0) with the §9.10 labels.
  *
- *    slurm:   const m = new SlurmGpuMapper(gpus, ctx);            // reads gres.conf + nvidia-caps once
+ *    slurm:   const m = new SlurmGpuMapper(gpus, { procfs: ctx.procfs, hostname: ctx.hostname, logger: ctx.logger,
+ *               gresConfigFile: ctx.flags.string('collector.slurm.gres-config-file') });  // throws GresConfError
  *             const byJob = m.update(jobs);                        // jobs: {uuid, pids}[] in walk order
  *             byJob.get(jobUuid) ?? []                             // → GpuAssignment[]
- *    libvirt: const gpusOf = parseDomainGpus(domainXml);          // {uuid, pciAddresses, mdevUuids}
- *             const byVm = libvirtGpuAssignments(gpus.devices(), vms); // vms: {uuid, pciAddresses, mdevUuids}[]
+ *    libvirt: const vm = parseDomainGpus(domainXml);              // {uuid, pciAddresses, mdevUuids}; throws on bad XML
+ *             const byVm = libvirtGpuAssignments(gpus.devices(), vms);  // vms: DomainGpus[] of running VMs
+ *             (recompute when the instance set changes or every 15 min, §6)
  *    k8s:     see `PodGpuMapper` in `../k8s/index.ts` (`await mapper.update(podUids, signal)`).
  */
 
+export {
+  type AmdSmiEntry,
+  buildAmdDevices,
+  type KfdNode,
+  parseAmdSmiJson,
+  parseRocmSmiJson,
+  readKfdTopology,
+} from './amd.js';
+export { CommandError, type CommandRunner, lookPath, runCommand } from './command.js';
 export { emitGpuRows, GPU_INDEX_FLAG, GPU_INDEX_FLAG_HELP, GPU_SM_COUNT, type GpuUnit } from './emit.js';
 export { GPU_FLAGS, GPU_TYPES, type GpuType, SLURM_GPU_FLAGS } from './flags.js';
+export {
+  allocateShares,
+  expandHostlist,
+  type GpuTarget,
+  GresConfError,
+  parseGresConf,
+  parseMigMinors,
+  shareTotals,
+} from './gres.js';
+export { createGpuInventory, GpuInventory, type GpuInventoryOptions, SMI_TIMEOUT_MS } from './inventory.js';
+export { k8sGpuAssignments, normalizeDeviceId, type PodDevices, targetForDeviceId } from './k8s.js';
+export { type DomainGpus, libvirtGpuAssignments, parseDomainGpus } from './libvirt.js';
+export {
+  parseNvidiaSmiList,
+  parseNvidiaSmiXml,
+  parseVgpuQuery,
+  SmiOutputError,
+  smCountForModel,
+} from './nvidia.js';
+export { applyGpuOrderMap, GpuOrderMapError, parseGpuOrderMap } from './ordermap.js';
+export { readJobGpuEnv, SlurmGpuMapper, type SlurmJob } from './slurm.js';
 export type { GpuAssignment, GpuDevice, GpuInstance, GpuVendor, Manager } from './types.js';
+export { detectVendor, normalizeBusId } from './vendor.js';
