@@ -1,0 +1,158 @@
+// Who may read what (spec lb.md §7.5, §7.6): admin check and unit ownership, answered either from the API
+// server's SQLite DB opened read-only (preferred) or through its HTTP API. Positive ownership answers are
+// cached per (cluster, user, uuid) for a short time; admin status is read on every request.
+
+import Database from 'better-sqlite3';
+import { createHttpClient, type HttpClient, type HttpClientConfig, httpFetch } from '../common/httpclient.js';
+
+/** The API server's service account, always admin there. */
+export const SERVICE_USER = 'ceems-int-svc';
+const ADMIN_TIMEOUT_MS = 1000;
+const VERIFY_TIMEOUT_MS = 5000;
+
+export interface Cluster {
+  id: string;
+  manager: string;
+}
+
+export interface AuthzSource {
+  readonly kind: 'db' | 'api';
+  isAdmin(user: string): Promise<boolean>;
+  /** True iff every id is a unit of a project the user is a member of, in that cluster. */
+  owns(user: string, clusterId: string, ids: readonly string[]): Promise<boolean>;
+  clusters(): Promise<Cluster[]>;
+  close(): Promise<void>;
+}
+
+export class DbAuthzSource implements AuthzSource {
+  readonly kind = 'db';
+  private readonly db: Database.Database;
+  private readonly adminStmt: Database.Statement<[string], unknown>;
+  private readonly ownsStmt: Database.Statement<[string, string, string], { n: number }>;
+
+  constructor(file: string) {
+    this.db = new Database(file, { readonly: true, fileMustExist: true, timeout: ADMIN_TIMEOUT_MS });
+    this.adminStmt = this.db.prepare('SELECT 1 FROM admin_users WHERE name = ? LIMIT 1');
+    // Same rule as the API server's /units/verify [D-LB-13]: every uuid must match.
+    this.ownsStmt = this.db.prepare(
+      `SELECT COUNT(DISTINCT uuid) AS n FROM units
+       WHERE cluster_id = ? AND uuid IN (SELECT value FROM json_each(?))
+         AND project IN (SELECT p.name FROM projects p
+                         WHERE EXISTS (SELECT 1 FROM json_each(p.users) WHERE value = ?))`,
+    );
+  }
+
+  async isAdmin(user: string): Promise<boolean> {
+    return this.adminStmt.get(user) !== undefined;
+  }
+
+  async owns(user: string, clusterId: string, ids: readonly string[]): Promise<boolean> {
+    const unique = [...new Set(ids)];
+    if (unique.length === 0 || user === '' || clusterId === '') return false;
+    const row = this.ownsStmt.get(clusterId, JSON.stringify(unique), user);
+    return row?.n === unique.length;
+  }
+
+  async clusters(): Promise<Cluster[]> {
+    return this.db
+      .prepare('SELECT DISTINCT cluster_id AS id, resource_manager AS manager FROM units ORDER BY cluster_id')
+      .all() as Cluster[];
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
+
+export class ApiAuthzSource implements AuthzSource {
+  readonly kind = 'api';
+  private readonly base: string;
+  private readonly client: HttpClient;
+
+  constructor(url: string, cfg: HttpClientConfig, baseDir: string) {
+    this.base = url.replace(/\/+$/, '');
+    this.client = createHttpClient(cfg, baseDir);
+  }
+
+  private async getJson(path: string, user: string, timeoutMs: number): Promise<unknown> {
+    const res = await httpFetch(this.client, `${this.base}${path}`, {
+      headers: { 'x-grafana-user': user },
+      timeoutMs,
+      maxBytes: 16 * 1024 * 1024,
+    });
+    if (res.status !== 200) throw new Error(`GET ${path}: HTTP ${res.status}`);
+    return JSON.parse(res.body);
+  }
+
+  async isAdmin(user: string): Promise<boolean> {
+    const body = (await this.getJson('/api/v1/users/admin?role=admin', SERVICE_USER, ADMIN_TIMEOUT_MS)) as {
+      data?: Array<{ name?: unknown }> | null;
+    };
+    return (body.data ?? []).some((u) => u.name === user);
+  }
+
+  async owns(user: string, clusterId: string, ids: readonly string[]): Promise<boolean> {
+    const qs = new URLSearchParams();
+    for (const id of new Set(ids)) qs.append('uuid', id);
+    qs.append('cluster_id', clusterId);
+    const res = await httpFetch(this.client, `${this.base}/api/v1/units/verify?${qs}`, {
+      headers: { 'x-grafana-user': user },
+      timeoutMs: VERIFY_TIMEOUT_MS,
+      maxBytes: 1024 * 1024,
+    });
+    return res.status === 200;
+  }
+
+  async clusters(): Promise<Cluster[]> {
+    const body = (await this.getJson('/api/v1/clusters/admin', SERVICE_USER, ADMIN_TIMEOUT_MS)) as {
+      data?: Array<{ id: string; manager: string }> | null;
+    };
+    return body.data ?? [];
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}
+
+/** Wraps a source with a bounded cache of positive per-uuid ownership answers; errors deny. */
+export class Authorizer {
+  private readonly owned = new Map<string, number>();
+
+  constructor(
+    readonly source: AuthzSource,
+    private readonly ttlMs = 30_000,
+    private readonly maxEntries = 100_000,
+  ) {}
+
+  async isAdmin(user: string): Promise<boolean> {
+    try {
+      return await this.source.isAdmin(user);
+    } catch {
+      return false;
+    }
+  }
+
+  async owns(user: string, clusterId: string, ids: Iterable<string>): Promise<boolean> {
+    const now = Date.now();
+    const missing: string[] = [];
+    for (const id of ids) {
+      const until = this.owned.get(`${clusterId}\0${user}\0${id}`);
+      if (until === undefined || until < now) missing.push(id);
+    }
+    if (missing.length === 0) return true;
+    let ok: boolean;
+    try {
+      ok = await this.source.owns(user, clusterId, missing);
+    } catch {
+      return false;
+    }
+    if (ok) {
+      for (const id of missing) {
+        if (this.owned.size >= this.maxEntries) this.owned.delete(this.owned.keys().next().value!);
+        this.owned.set(`${clusterId}\0${user}\0${id}`, now + this.ttlMs);
+      }
+    }
+    return ok;
+  }
+}

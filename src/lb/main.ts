@@ -1,0 +1,269 @@
+// ceems_lb entry point: flags, configuration, cluster id validation, one listener per backend type.
+
+import { dirname, resolve } from 'node:path';
+import { buildInfo, versionText } from '../common/buildinfo.js';
+import { ConfigError } from '../common/config.js';
+import { FlagError, type FlagSpec, type ParsedFlags, parseFlags, usage } from '../common/flags.js';
+import { createHttpClient } from '../common/httpclient.js';
+import { createLogger, LOG_FORMATS, LOG_LEVELS, type Logger } from '../common/logger.js';
+import { createWebServer, type WebServer } from '../common/webserver.js';
+import { ApiAuthzSource, Authorizer, type AuthzSource, DbAuthzSource } from './authz.js';
+import { Backend, BackendPool } from './backend.js';
+import { clientBaseDir, type LbConfig, loadConfig } from './config.js';
+import { installLoadBalancer, MAX_BODY_BYTES } from './server.js';
+
+const PROGRAM = 'ceems_lb';
+const DESCRIPTION = 'Prometheus and Pyroscope load balancer with access control for CEEMS.';
+
+export const FLAGS: readonly FlagSpec[] = [
+  {
+    name: 'config.file',
+    type: 'string',
+    default: '',
+    env: 'CEEMS_LB_CONFIG_FILE',
+    help: 'Configuration file path.',
+  },
+  {
+    name: 'config.file.expand-env-vars',
+    type: 'bool',
+    default: false,
+    help: 'Any environment variables that are referenced in config file will be expanded.',
+  },
+  {
+    name: 'web.listen-address',
+    type: 'string',
+    repeatable: true,
+    default: [':9030', ':9040'],
+    help: 'Addresses on which to expose the load balancers; address i serves the i-th backend type (TSDB, Pyroscope) in order of appearance.',
+  },
+  {
+    name: 'web.config.file',
+    type: 'string',
+    default: '',
+    env: 'CEEMS_LB_WEB_CONFIG_FILE',
+    help: 'Path to configuration file that can enable TLS or authentication.',
+  },
+  {
+    name: 'web.systemd-socket',
+    type: 'bool',
+    default: false,
+    help: 'Use systemd socket activation listeners instead of port listeners (Linux only).',
+  },
+  {
+    name: 'runtime.gomaxprocs',
+    type: 'int',
+    default: '1',
+    env: 'GOMAXPROCS',
+    help: 'Accepted for compatibility; no effect in Node.js.',
+  },
+  {
+    name: 'security.run-as-user',
+    type: 'string',
+    default: '',
+    help: 'User to run the load balancer as after start-up (default: nobody when started as root).',
+  },
+  {
+    name: 'log.level',
+    type: 'enum',
+    values: LOG_LEVELS,
+    default: 'info',
+    help: 'Only log messages with the given severity or above.',
+  },
+  {
+    name: 'log.format',
+    type: 'enum',
+    values: LOG_FORMATS,
+    default: 'logfmt',
+    help: 'Output format of log messages.',
+  },
+  {
+    name: 'security.disable-cap-awareness',
+    type: 'bool',
+    default: false,
+    hidden: true,
+    help: 'Accepted for compatibility.',
+  },
+  {
+    name: 'security.drop-privileges',
+    type: 'bool',
+    default: true,
+    hidden: true,
+    help: 'Drop privileges after start-up.',
+  },
+  {
+    name: 'lb.backend-timeout',
+    type: 'duration',
+    default: '5m',
+    hidden: true,
+    help: 'Longest wait for response headers and between body chunks of a backend.',
+  },
+  {
+    name: 'lb.health-check-interval',
+    type: 'duration',
+    default: '20s',
+    hidden: true,
+    help: 'Period of the TCP health checks of backends.',
+  },
+];
+
+export interface LoadBalancer {
+  servers: WebServer[];
+  /** Bound addresses, one per load-balancer type, in type order. */
+  addresses: string[];
+  stop(): Promise<void>;
+}
+
+async function openAuthz(cfg: LbConfig, log: Logger): Promise<AuthzSource | undefined> {
+  if (cfg.dbFile) {
+    log.info({ db: cfg.dbFile }, 'Using CEEMS API server DB for access control');
+    return new DbAuthzSource(cfg.dbFile);
+  }
+  if (cfg.api) {
+    log.info({ url: cfg.api.url }, 'Using CEEMS API server for access control');
+    return new ApiAuthzSource(cfg.api.url, cfg.api.client, cfg.configDir);
+  }
+  log.warn('Neither CEEMS API server DB nor its URL is configured: no access control, routing only');
+  return undefined;
+}
+
+export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promise<LoadBalancer> {
+  const configFile = flags.string('config.file');
+  if (configFile === '') throw new ConfigError('--config.file is required');
+  if (flags.bool('web.systemd-socket'))
+    throw new Error('--web.systemd-socket is not supported by this build; use --web.listen-address');
+  const cfg = loadConfig(configFile, flags.bool('config.file.expand-env-vars'));
+  const addresses = flags.strings('web.listen-address');
+  if (addresses.length < cfg.types.length) {
+    throw new ConfigError(
+      `insufficient --web.listen-address. Expected ${cfg.types.length} got ${addresses.length}`,
+    );
+  }
+  const webConfigFile = flags.string('web.config.file') || undefined;
+  const webConfigDir = webConfigFile ? dirname(resolve(webConfigFile)) : undefined;
+
+  const source = await openAuthz(cfg, log);
+  const cleanups: Array<() => Promise<void> | void> = [];
+  try {
+    if (source) {
+      cleanups.push(() => source.close());
+      let known: string[];
+      try {
+        known = (await source.clusters()).map((c) => c.id);
+      } catch (e) {
+        throw new Error(`failed to fetch cluster IDs from CEEMS ${source.kind}: ${(e as Error).message}`);
+      }
+      for (const t of cfg.types) {
+        for (const id of t.clusters.keys()) {
+          if (!known.includes(id))
+            throw new ConfigError(
+              `unknown cluster ID: ${id}. Cluster IDs in CEEMS DB are ${known.join(',')}`,
+            );
+        }
+      }
+    }
+    const authz = source ? new Authorizer(source) : undefined;
+    const servers: WebServer[] = [];
+    const bound: string[] = [];
+    for (let i = 0; i < cfg.types.length; i++) {
+      const { type, clusters } = cfg.types[i]!;
+      const byCluster = new Map<string, Backend[]>();
+      for (const [id, list] of clusters) {
+        byCluster.set(
+          id,
+          list.map((b) => {
+            const client = createHttpClient(
+              b.client,
+              clientBaseDir(b.client, cfg.configDir, webConfigDir, (m) => log.warn(m)),
+            );
+            cleanups.push(() => client.close());
+            return new Backend(new URL(b.url), client, b.filterLabels);
+          }),
+        );
+      }
+      const tlog = log.child({ lb: type });
+      const pool = new BackendPool(byCluster, cfg.strategy, tlog);
+      pool.startHealthChecks(flags.number('lb.health-check-interval'));
+      cleanups.push(() => pool.stop());
+      const server = createWebServer({
+        listenAddresses: [addresses[i]!],
+        webConfigFile,
+        logger: tlog,
+        fastify: { bodyLimit: MAX_BODY_BYTES, return503OnClosing: true },
+      });
+      installLoadBalancer(server.app, {
+        type,
+        pool,
+        authz,
+        policy: {
+          restrictingLabel: type === 'tsdb' ? 'uuid' : 'service_name',
+          unrestrictedMetrics: new Set(type === 'tsdb' ? cfg.unrestrictedMetrics : []),
+        },
+        timeoutMs: flags.number('lb.backend-timeout'),
+        log: tlog,
+      });
+      servers.push(server);
+      cleanups.push(() => server.close());
+      bound.push(...(await server.listen()));
+      tlog.info({ strategy: cfg.strategy, clusters: [...byCluster.keys()] }, 'Load balancer started');
+    }
+    return {
+      servers,
+      addresses: bound,
+      async stop() {
+        for (const c of cleanups.reverse()) await c();
+      },
+    };
+  } catch (e) {
+    for (const c of cleanups.reverse()) await c();
+    throw e;
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parseFlags>;
+  try {
+    parsed = parseFlags(FLAGS, argv);
+  } catch (e) {
+    if (e instanceof FlagError) {
+      process.stderr.write(`${PROGRAM}: error: ${e.message}, try --help\n`);
+      return 1;
+    }
+    throw e;
+  }
+  if (parsed.help) {
+    process.stdout.write(usage(PROGRAM, DESCRIPTION, FLAGS));
+    return 0;
+  }
+  if (parsed.version) {
+    process.stdout.write(versionText(PROGRAM));
+    return 0;
+  }
+  const flags = parsed.flags;
+  const log = createLogger({ level: flags.string('log.level'), format: flags.string('log.format') });
+  log.info(
+    { version: buildInfo.version, revision: buildInfo.revision, node: process.versions.node },
+    `Starting ${PROGRAM}`,
+  );
+  let lb: LoadBalancer;
+  try {
+    lb = await startLoadBalancer(flags, log);
+  } catch (e) {
+    log.error({ err: (e as Error).message }, 'Failed to start');
+    process.stderr.write(`${PROGRAM}: error: ${(e as Error).message}\n`);
+    return 1;
+  }
+  await new Promise<void>((done) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'Shutting down');
+      const force = setTimeout(done, 5000);
+      force.unref();
+      lb.stop().finally(() => {
+        clearTimeout(force);
+        done();
+      });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  return 0;
+}

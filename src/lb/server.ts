@@ -1,0 +1,197 @@
+// The request pipeline of one load-balancer listener (spec lb.md §5): health, cluster id, identity
+// headers, admin check, allowed endpoints, query parsing and the selector rule, ownership, proxying.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from '../common/logger.js';
+import { type AccessDecision, type AccessPolicy, adminClusterOverride, checkQueries } from './access.js';
+import type { Authorizer } from './authz.js';
+import type { BackendPool } from './backend.js';
+import { type Endpoint, type LbType, matchEndpoint } from './endpoints.js';
+import { MESSAGES, sendError } from './errors.js';
+import { BadRequestError, type Params, parseMultipart, parseUrlEncoded } from './form.js';
+import { forward } from './proxy.js';
+import { pyroscopeSelectors } from './pyroscope.js';
+
+/** Largest request body read (and buffered for retries). */
+export const MAX_BODY_BYTES = 16 * 1024 * 1024;
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
+export interface LbContext {
+  readonly type: LbType;
+  readonly pool: BackendPool;
+  /** Undefined when neither DB nor API is configured: routing only, no access control. */
+  readonly authz: Authorizer | undefined;
+  readonly policy: AccessPolicy;
+  readonly timeoutMs: number;
+  readonly log: Logger;
+}
+
+/** A header sent exactly once, or undefined (absent, empty or repeated). */
+function singleHeader(req: IncomingMessage, name: string): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    if (req.rawHeaders[i]!.toLowerCase() !== name) continue;
+    if (value !== undefined) return undefined;
+    value = req.rawHeaders[i + 1]!;
+  }
+  return value === '' ? undefined : value;
+}
+
+function mediaType(req: IncomingMessage): string {
+  return String(req.headers['content-type'] ?? '')
+    .split(';')[0]!
+    .trim()
+    .toLowerCase();
+}
+
+/** Query strings of a TSDB request, from the URL and a form body, exactly as the backend reads them. */
+function tsdbQueries(
+  req: IncomingMessage,
+  body: Buffer | undefined,
+  param: string,
+  strict: boolean,
+): string[] {
+  const url = req.url!;
+  const q = url.indexOf('?');
+  const params: Params = q < 0 ? [] : parseUrlEncoded(url.slice(q + 1));
+  if (body && body.length > 0 && BODY_METHODS.has(req.method!)) {
+    const encoding = String(req.headers['content-encoding'] ?? '').toLowerCase();
+    const type = mediaType(req);
+    if (encoding !== '' && encoding !== 'identity') {
+      if (strict) throw new BadRequestError(MESSAGES.unsupportedBody);
+    } else if (type === 'application/x-www-form-urlencoded') {
+      params.push(...parseUrlEncoded(body.toString('latin1')));
+    } else if (type === 'multipart/form-data') {
+      params.push(...parseMultipart(body, String(req.headers['content-type'])));
+    } else if (strict) {
+      throw new BadRequestError(MESSAGES.unsupportedBody);
+    }
+  }
+  return params.filter(([k]) => k === param).map(([, v]) => v);
+}
+
+function queriesOf(req: IncomingMessage, body: Buffer | undefined, ep: Endpoint, strict: boolean): string[] {
+  if (ep.type === 'tsdb') return tsdbQueries(req, body, ep.param, strict);
+  return pyroscopeSelectors(
+    ep.rpc,
+    body ?? Buffer.alloc(0),
+    req.headers['content-type'],
+    req.headers['content-encoding'] as string | undefined,
+  );
+}
+
+async function handle(
+  ctx: LbContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  body: Buffer | undefined,
+): Promise<void> {
+  const url = req.url ?? '/';
+  const path = url.split('?')[0]!;
+  if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end('CEEMS LB Server is healthy');
+    return;
+  }
+  let clusterId = singleHeader(req, 'x-ceems-cluster-id');
+  if (clusterId === undefined || !ctx.pool.has(clusterId)) {
+    return sendError(res, 'bad_request', MESSAGES.invalidCluster);
+  }
+  // Identity headers are never trusted from the client.
+  delete req.headers['x-ceems-admin-user'];
+  delete req.headers['x-ceems-logged-user'];
+
+  if (ctx.authz) {
+    const user = singleHeader(req, 'x-grafana-user');
+    if (user === undefined) return sendError(res, 'unauthorized', MESSAGES.noUser);
+    req.headers['x-ceems-logged-user'] = user;
+    const admin = await ctx.authz.isAdmin(user);
+    const endpoint = matchEndpoint(ctx.type, path);
+    if (!admin && !endpoint) return sendError(res, 'forbidden', MESSAGES.forbiddenResource);
+
+    let queries: string[] = [];
+    if (endpoint) {
+      try {
+        queries = queriesOf(req, body, endpoint, !admin);
+      } catch (e) {
+        if (!(e instanceof BadRequestError)) throw e;
+        if (!admin) {
+          const msg = e.message === MESSAGES.unsupportedBody ? e.message : `invalid query: ${e.message}`;
+          return sendError(res, 'bad_data', msg);
+        }
+      }
+    }
+    let decision: AccessDecision | undefined;
+    let override: string | undefined;
+    if (admin) {
+      if (endpoint) override = adminClusterOverride(queries, endpoint.grammar);
+    } else {
+      decision = checkQueries(queries, endpoint!.grammar, ctx.policy);
+      if (decision.kind === 'invalid')
+        return sendError(res, 'bad_data', `invalid query: ${decision.message}`);
+      override = decision.clusterOverride;
+    }
+    if (override !== undefined) {
+      if (!ctx.pool.has(override)) return sendError(res, 'bad_request', MESSAGES.invalidCluster);
+      clusterId = override;
+    }
+    if (decision) {
+      if (queries.length === 0 || decision.kind !== 'allow') {
+        if (decision.kind === 'deny') ctx.log.debug({ user, reason: decision.reason }, 'query denied');
+        return sendError(res, 'forbidden', MESSAGES.forbiddenMetrics);
+      }
+      if (decision.ids.size > 0 && !(await ctx.authz.owns(user, clusterId, decision.ids))) {
+        ctx.log.debug({ user, cluster: clusterId, uuids: [...decision.ids] }, 'ownership check failed');
+        return sendError(res, 'forbidden', MESSAGES.forbiddenMetrics);
+      }
+    }
+  }
+
+  await forward(
+    ctx.pool,
+    clusterId,
+    {
+      method: req.method!,
+      url,
+      headers: req.headers,
+      body: req.method === 'GET' || req.method === 'HEAD' ? undefined : body,
+      clientIp: req.socket.remoteAddress ?? '',
+      // Every endpoint a non-admin can reach is read-only; other requests retry only when safe by method.
+      retryable:
+        ['GET', 'HEAD', 'OPTIONS'].includes(req.method!) || matchEndpoint(ctx.type, path) !== undefined,
+    },
+    res,
+    { timeoutMs: ctx.timeoutMs, log: ctx.log },
+  );
+}
+
+/** Installs the pipeline as the only route of a fastify app (bodies kept raw for forwarding). */
+export function installLoadBalancer(app: FastifyInstance, ctx: LbContext): void {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_BODY_BYTES }, (_req, payload, done) =>
+    done(null, payload),
+  );
+  app.route({
+    method: METHODS,
+    url: '*',
+    handler: async (request, reply) => {
+      reply.hijack();
+      const res = reply.raw;
+      // Headers from the web config (e.g. security headers) set by earlier hooks.
+      for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) res.setHeader(k, v);
+      try {
+        await handle(ctx, request.raw, res, request.body as Buffer | undefined);
+      } catch (e) {
+        ctx.log.error({ err: (e as Error).message, url: request.raw.url }, 'request failed');
+        if (!res.headersSent) {
+          res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+          res.end('Internal Server Error\n');
+        } else {
+          res.destroy();
+        }
+      }
+    },
+  });
+}
