@@ -9,11 +9,13 @@ import { ipmiDcmi } from './ipmi_dcmi.js';
 import { meminfo } from './meminfo.js';
 import { netdev } from './netdev.js';
 import { rapl } from './rapl.js';
+import { slurm } from './slurm.js';
 
 export const COLLECTORS: readonly CollectorDefinition[] = [
   cpu,
   meminfo,
   rapl,
+  slurm,
   ipmiDcmi,
   hwmon,
   crayPmCounters,

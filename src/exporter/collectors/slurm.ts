@@ -1,0 +1,68 @@
+// SLURM jobs from their cgroups (spec exporter.md §6, §7.4, §8) and the GPUs they use (§9.6).
+
+import { CgroupCollector } from '../cgroup/collector.js';
+import { CGROUP_FLAGS, layoutOptions, managerLayout } from '../cgroup/layout.js';
+import type { CgroupUnit } from '../cgroup/walk.js';
+import type { Collector, CollectorContext, CollectorDefinition, Emitter } from '../collector.js';
+import { GPU_FLAGS, SLURM_GPU_FLAGS } from '../gpu/index.js';
+
+export const SLURM_FLAGS = [
+  {
+    name: 'collector.slurm.swap-memory-metrics',
+    type: 'bool',
+    default: false,
+    aliases: ['collector.slurm.swap.memory.metrics'],
+    help: 'Enables collection of swap memory metrics (default: disabled)',
+  },
+  {
+    name: 'collector.slurm.psi-metrics',
+    type: 'bool',
+    default: false,
+    aliases: ['collector.slurm.psi.metrics'],
+    help: 'Enables collection of PSI metrics (default: disabled)',
+  },
+] as const;
+
+export class SlurmCollector implements Collector {
+  readonly cgroups: CgroupCollector;
+
+  constructor(private readonly ctx: CollectorContext) {
+    const layout = managerLayout('slurm', layoutOptions(ctx.cgroupfs, ctx.flags));
+    this.cgroups = new CgroupCollector({
+      layout,
+      hostname: ctx.hostname,
+      procfs: ctx.procfs,
+      logger: ctx.logger,
+      stats: {
+        cpuCount: 'cpuset',
+        swap: ctx.flags.bool('collector.slurm.swap-memory-metrics'),
+        psi: ctx.flags.bool('collector.slurm.psi-metrics'),
+        blkio: false,
+      },
+    });
+    ctx.logger.debug({ version: layout.version, roots: layout.roots.join(',') }, 'slurm cgroup roots');
+  }
+
+  /** Jobs with at least one process; process-less ("stale") job cgroups belong to ending jobs. */
+  jobs(): CgroupUnit[] {
+    const units = this.cgroups.discover();
+    const live = units.filter((u) => u.pids.length > 0);
+    if (live.length < units.length) {
+      const stale = units.filter((u) => u.pids.length === 0).map((u) => u.id);
+      this.ctx.logger.debug({ jobs: stale.join(',') }, 'dropping stale job cgroups without processes');
+    }
+    return live;
+  }
+
+  update(out: Emitter): void {
+    this.cgroups.collect(out, this.jobs());
+  }
+}
+
+export const slurm: CollectorDefinition = {
+  name: 'slurm',
+  defaultEnabled: false,
+  // cgroup and GPU flags are shared by slurm, libvirt and k8s but may be declared only once: here.
+  flags: [...SLURM_FLAGS, ...CGROUP_FLAGS, ...GPU_FLAGS, ...SLURM_GPU_FLAGS],
+  create: (ctx) => new SlurmCollector(ctx),
+};

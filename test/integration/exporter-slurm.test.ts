@@ -1,0 +1,159 @@
+// Real SLURM (testbed): jobs of two users appear as compute units of the slurm collector while they run
+// and disappear once they end.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { after, before, describe, it } from 'node:test';
+import { type Started, startProgram } from '../helpers/process.js';
+
+/** Testbed variables from the environment, else from the env file written by slurm/up.sh. */
+function testbedEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  const file = `${env.CEEMS_TESTBED_ROOT ?? '/tmp/ceems-testbed'}/slurm/env.sh`;
+  if (!env.CEEMS_TESTBED_SLURM_JOBDIR && existsSync(file)) {
+    for (const m of readFileSync(file, 'utf8').matchAll(/^export (\w+)=['"]?(.*?)['"]?$/gm))
+      env[m[1]!] = m[2]!;
+  }
+  if (!env.CEEMS_TESTBED_SLURM_JOBDIR)
+    throw new Error('SLURM testbed not found: run shared/testbed/slurm/up.sh (or export its variables)');
+  return env;
+}
+
+const env = testbedEnv();
+const NODE = env.CEEMS_TESTBED_SLURM_NODE!;
+
+function submit(user: string, account: string, wrap: string): string {
+  const out = execFileSync(
+    'runuser',
+    [
+      '-u',
+      user,
+      '--',
+      'sbatch',
+      '--parsable',
+      '-A',
+      account,
+      '-p',
+      'debug',
+      '--mem=256M',
+      '-t',
+      '2',
+      '--chdir',
+      env.CEEMS_TESTBED_SLURM_JOBDIR!,
+      '-o',
+      `${env.CEEMS_TESTBED_SLURM_JOBDIR}/%j.out`,
+      '--wrap',
+      wrap,
+    ],
+    { env, encoding: 'utf8' },
+  );
+  const id = out.trim().split(';')[0]!;
+  assert.match(id, /^\d+$/, `sbatch printed '${out}'`);
+  return id;
+}
+
+interface UnitSample {
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Samples of one family per uuid. */
+function family(text: string, name: string): Map<string, UnitSample> {
+  const out = new Map<string, UnitSample>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const brace = line.lastIndexOf('}');
+    const labels: Record<string, string> = {};
+    for (const m of line.slice(name.length + 1, brace).matchAll(/(\w+)="([^"]*)"/g)) labels[m[1]!] = m[2]!;
+    out.set(labels.uuid!, { labels, value: Number(line.slice(brace + 2)) });
+  }
+  return out;
+}
+
+async function poll<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+describe('slurm collector on the real SLURM testbed', () => {
+  let exporter: Started;
+  const jobs: string[] = [];
+
+  before(async () => {
+    exporter = await startProgram('ceems_exporter', [
+      '--collector.disable-defaults',
+      '--collector.slurm',
+      '--web.listen-address=127.0.0.1:0',
+    ]);
+  });
+
+  after(async () => {
+    if (jobs.length > 0) {
+      try {
+        execFileSync('scancel', jobs, { env });
+      } catch {
+        // already finished
+      }
+    }
+    await exporter?.stop();
+  });
+
+  it('reports running jobs of two users and drops them after they end', async () => {
+    const scrape = async () => (await fetch(`${exporter.url}/metrics`)).text();
+    const cpuJob = submit('usr1', 'acc1', 'stress-ng --cpu 1 --timeout 40s');
+    jobs.push(cpuJob);
+    const memJob = submit(
+      'usr2',
+      'acc2',
+      `/usr/bin/python3 -c 'import time; b = b"x" * (100 << 20); time.sleep(40)'`,
+    );
+    jobs.push(memJob);
+
+    // both jobs running (they may queue behind other tests' jobs first), the python one holding ~100 MB
+    const first = await poll('both jobs in the scrape', 60_000, async () => {
+      const text = await scrape();
+      const rss = family(text, 'ceems_compute_unit_memory_rss_bytes');
+      const user = family(text, 'ceems_compute_unit_cpu_user_seconds_total');
+      const cpuUser = user.get(cpuJob)?.value ?? 0;
+      return (rss.get(memJob)?.value ?? 0) >= 100 * 2 ** 20 && cpuUser > 0 ? { text, cpuUser } : undefined;
+    });
+    for (const id of [cpuJob, memJob]) {
+      const used = family(first.text, 'ceems_compute_unit_memory_used_bytes').get(id);
+      assert.ok(used, `job ${id} has no memory_used sample`);
+      assert.deepEqual(used.labels, {
+        cgrouphostname: NODE,
+        hostname: process.env.NODE_NAME || hostname(),
+        manager: 'slurm',
+        uuid: id,
+      });
+      assert.ok(used.value > 0, `job ${id} memory used ${used.value}`);
+      assert.equal(family(first.text, 'ceems_compute_unit_memory_total_bytes').get(id)?.value, 256 * 2 ** 20);
+      assert.equal(family(first.text, 'ceems_compute_unit_cpus').get(id)?.value, 1);
+    }
+    assert.match(first.text, /^ceems_scrape_collector_success\{collector="slurm"\} 1$/m);
+
+    // CPU seconds of the stress-ng job grow between scrapes
+    await poll('growing CPU user seconds', 10_000, async () => {
+      const now = family(await scrape(), 'ceems_compute_unit_cpu_user_seconds_total').get(cpuJob)?.value ?? 0;
+      return now > first.cpuUser ? now : undefined;
+    });
+
+    execFileSync('scancel', [cpuJob, memJob], { env });
+    await poll('cancelled jobs to leave the scrape', 20_000, async () => {
+      const text = await scrape();
+      return !text.includes(`uuid="${cpuJob}"`) && !text.includes(`uuid="${memJob}"`) ? true : undefined;
+    });
+  });
+});
