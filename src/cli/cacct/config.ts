@@ -1,0 +1,58 @@
+// cacct configuration file (cli.md §1.2): first existing file of the lookup order wins.
+
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { readYamlFile, validate } from '../../common/config.js';
+import { httpClientConfigShape } from '../../common/httpclient.js';
+
+const CONFIG_NAMES = ['config.yml', 'config.yaml', 'cacct.yml', 'cacct.yaml'];
+
+// Not strict: existing cacct files may carry keys the original ignores.
+const webSchema = z.object({ url: z.string().url(), ...httpClientConfigShape });
+
+const configSchema = z.object({
+  ceems_api_server: z.object({
+    cluster_id: z.string().default(''),
+    user_header_name: z.string().min(1).default('X-Grafana-User'),
+    web: webSchema,
+  }),
+  tsdb: z
+    .object({
+      web: webSchema.optional(),
+      queries: z
+        .record(
+          z.string(),
+          z.string().refine((q) => (q.match(/%s/g) ?? []).length === 1, 'must contain exactly one %s'),
+        )
+        .nullish(),
+    })
+    .nullish(),
+});
+
+export type CacctConfig = z.infer<typeof configSchema>;
+
+/** Lookup directories: `/etc/ceems`, then `$XDG_CONFIG_HOME/ceems` (or `~/.config/ceems`). */
+export function configDirs(env: NodeJS.ProcessEnv = process.env): string[] {
+  const xdg =
+    env.XDG_CONFIG_HOME && env.XDG_CONFIG_HOME !== '' ? env.XDG_CONFIG_HOME : join(homedir(), '.config');
+  return ['/etc/ceems', join(xdg, 'ceems')];
+}
+
+export function findConfigFile(dirs: readonly string[]): string {
+  for (const dir of dirs) {
+    for (const name of CONFIG_NAMES) {
+      const p = join(dir, name);
+      if (existsSync(p)) return p;
+    }
+  }
+  throw new Error(
+    `no configuration file found: looked for ${CONFIG_NAMES.join(', ')} in ${dirs.join(', ')}; ` +
+      'ask your administrator to install one',
+  );
+}
+
+export function loadConfig(path: string): CacctConfig {
+  return validate(configSchema, readYamlFile(path), `config file '${path}'`);
+}

@@ -1,0 +1,69 @@
+// The field keys of `--format` (cli.md §1.6): the API field each one reads and how it is shown.
+
+/** How a field's value is rendered: plain text, a metric map of averages (%), energies (kWh) or emissions (g). */
+export type FieldKind = 'text' | 'average' | 'energy' | 'emissions';
+
+export interface Field {
+  readonly key: string;
+  readonly apiField: string;
+  readonly title: string;
+  readonly kind: FieldKind;
+}
+
+export const FIELDS: readonly Field[] = [
+  { key: 'jobid', apiField: 'uuid', title: 'Job ID', kind: 'text' },
+  { key: 'name', apiField: 'name', title: 'Name', kind: 'text' },
+  { key: 'account', apiField: 'project', title: 'Account', kind: 'text' },
+  { key: 'group', apiField: 'groupname', title: 'Group', kind: 'text' },
+  { key: 'user', apiField: 'username', title: 'User', kind: 'text' },
+  { key: 'createdat', apiField: 'created_at', title: 'Created', kind: 'text' },
+  { key: 'startedat', apiField: 'started_at', title: 'Started', kind: 'text' },
+  { key: 'endedat', apiField: 'ended_at', title: 'Ended', kind: 'text' },
+  { key: 'elapsed', apiField: 'elapsed', title: 'Elapsed', kind: 'text' },
+  { key: 'state', apiField: 'state', title: 'State', kind: 'text' },
+  { key: 'cpuusage', apiField: 'avg_cpu_usage', title: 'CPU Usage(%)', kind: 'average' },
+  { key: 'cpumemoryusage', apiField: 'avg_cpu_mem_usage', title: 'CPU Mem. Usage(%)', kind: 'average' },
+  { key: 'hostenergy', apiField: 'total_cpu_energy_usage_kwh', title: 'Host Energy(kWh)', kind: 'energy' },
+  {
+    key: 'hostemissions',
+    apiField: 'total_cpu_emissions_gms',
+    title: 'Host Emissions(gms)',
+    kind: 'emissions',
+  },
+  { key: 'gpuusage', apiField: 'avg_gpu_usage', title: 'GPU Usage(%)', kind: 'average' },
+  { key: 'gpumemoryusage', apiField: 'avg_gpu_mem_usage', title: 'GPU Mem. Usage(%)', kind: 'average' },
+  { key: 'gpuenergy', apiField: 'total_gpu_energy_usage_kwh', title: 'GPU Energy(kWh)', kind: 'energy' },
+  {
+    key: 'gpuemissions',
+    apiField: 'total_gpu_emissions_gms',
+    title: 'GPU Emissions(gms)',
+    kind: 'emissions',
+  },
+];
+
+export const DEFAULT_FORMAT =
+  'jobid,account,elapsed,cpuusage,cpumemoryusage,hostenergy,hostemissions,gpuusage,gpumemoryusage,gpuenergy,gpuemissions';
+
+const BY_KEY = new Map(FIELDS.map((f) => [f.key, f]));
+
+/** Resolves a comma-separated `--format` value; unknown keys are an error naming them. */
+export function parseFormat(format: string): Field[] {
+  const keys = format
+    .split(',')
+    .map((k) => k.trim().toLowerCase())
+    .filter((k) => k !== '');
+  if (keys.length === 0) throw new Error('--format needs at least one field key (see --helpformat)');
+  const unknown = keys.filter((k) => !BY_KEY.has(k));
+  if (unknown.length > 0) {
+    throw new Error(
+      `unknown field key(s) in --format: ${unknown.map((k) => `'${k}'`).join(', ')} (see --helpformat)`,
+    );
+  }
+  return [...new Set(keys)].map((k) => BY_KEY.get(k)!);
+}
+
+/** Text of `--helpformat`. */
+export function helpFormat(): string {
+  const width = Math.max(...FIELDS.map((f) => f.key.length)) + 2;
+  return `${FIELDS.map((f) => `${f.key.padEnd(width)}${f.title}`).join('\n')}\n`;
+}
