@@ -1,11 +1,14 @@
 // ceems_exporter entry point: flags, collector set-up, HTTP server, graceful shutdown.
 
-import { hostname as osHostname } from 'node:os';
+import { existsSync } from 'node:fs';
+import { hostname as osHostname, release } from 'node:os';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { buildInfo, versionText } from '../common/buildinfo.js';
 import { CONTENT_TYPE, encode, type MetricFamily } from '../common/exposition.js';
 import { FlagError, type FlagSpec, type ParsedFlags, parseFlags, usage } from '../common/flags.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type Logger } from '../common/logger.js';
+import { dropPrivileges, resolveRunAsUser } from '../common/privileges.js';
 import { createWebServer, type WebServer } from '../common/webserver.js';
 import type { CollectorContext, CollectorDefinition } from './collector.js';
 import { COLLECTORS } from './collectors/index.js';
@@ -164,6 +167,23 @@ export function enabledCollectors(
   });
 }
 
+/** Capabilities each collector needs on this node (spec §15); empty when the data needs none here. */
+function neededCapabilities(
+  names: readonly string[],
+  ctx: CollectorContext,
+): Record<string, readonly string[]> {
+  const [major = 0, minor = 0] = release().split('.').map(Number);
+  const raplRootOnly =
+    (major > 5 || (major === 5 && minor >= 10)) && existsSync(join(ctx.sysfs, 'class/powercap'));
+  const table: Record<string, readonly string[]> = {
+    slurm: ['cap_sys_ptrace', 'cap_dac_read_search'],
+    libvirt: ['cap_dac_read_search'],
+    rapl: raplRootOnly ? ['cap_dac_read_search'] : [],
+    ipmi_dcmi: ['cap_setuid', 'cap_setgid'],
+  };
+  return Object.fromEntries(names.map((n) => [n, table[n] ?? []]));
+}
+
 export interface Exporter {
   server: WebServer;
   addresses: string[];
@@ -195,6 +215,7 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
   if (flags.bool('web.systemd-socket'))
     throw new Error('--web.systemd-socket is not supported by this build; use --web.listen-address');
 
+  const runAs = resolveRunAsUser(flags.string('security.run-as-user'));
   const defs = enabledCollectors(flags);
   const collectors: NamedCollector[] = [];
   for (const d of defs) {
@@ -291,6 +312,14 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
   );
 
   const addresses = await server.listen();
+  dropPrivileges(runAs, {
+    dropPrivileges: flags.bool('security.drop-privileges'),
+    needed: neededCapabilities(
+      collectors.map((c) => c.name),
+      ctx,
+    ),
+    logger: log,
+  });
   return {
     server,
     addresses,

@@ -2,7 +2,7 @@
 // (TLS, client certificates, basic auth), resource stability over many scrapes.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -131,6 +131,40 @@ describe('ceems_exporter labels', () => {
   });
 });
 
+describe('ceems_exporter privileges', () => {
+  const uidOf = (pid: number) =>
+    Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+  it('drops root to nobody after start-up when no collector needs capabilities', async () => {
+    const exp = await startProgram('ceems_exporter', [
+      ...LOCAL,
+      '--collector.disable-defaults',
+      '--collector.cpu',
+    ]);
+    try {
+      for (let i = 0; i < 50 && !exp.stderr().includes('Dropped root privileges'); i++)
+        await new Promise((r) => setTimeout(r, 100));
+      assert.equal(
+        uidOf(exp.pid),
+        Number(/^nobody:[^:]*:(\d+)/m.exec(readFileSync('/etc/passwd', 'utf8'))![1]),
+      );
+      assert.match(exp.stderr(), /msg="Dropped root privileges" user=nobody/);
+      assert.equal((await get(`${exp.url}/metrics`)).status, 200);
+    } finally {
+      await exp.stop();
+    }
+  });
+  it('rejects an unknown run-as user', async () => {
+    const r = await runProgram('ceems_exporter', [
+      ...LOCAL,
+      '--collector.disable-defaults',
+      '--collector.cpu',
+      '--security.run-as-user=no_such_user',
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--security.run-as-user: user 'no_such_user' not found/);
+  });
+});
+
 describe('ceems_exporter command line', () => {
   it('rejects an unknown flag with one line naming it and a non-zero exit', async () => {
     const r = await runProgram('ceems_exporter', ['--collector.nope']);
@@ -165,13 +199,16 @@ describe('ceems_exporter command line', () => {
 describe('ceems_exporter bad node data', () => {
   it('marks cpu failed on a malformed /proc/stat and keeps serving', async () => {
     const proc = mkdtempSync(join(tmpdir(), 'ceems-proc-'));
+    chmodSync(proc, 0o755); // readable after the exporter drops to nobody, like the real /proc
     writeFileSync(join(proc, 'stat'), 'cpu  12 x 3\ncpu0 1 2 3 4 5 6 7 8 9 10\n');
     writeFileSync(join(proc, 'meminfo'), 'MemTotal:       1000 kB\nMemFree:         500 kB\n');
     const exp = await startProgram('ceems_exporter', [
       ...LOCAL,
       '--path.procfs',
       proc,
-      '--no-collector.rapl',
+      '--collector.disable-defaults',
+      '--collector.cpu',
+      '--collector.meminfo',
     ]);
     try {
       const text = (await get(`${exp.url}/metrics`)).body.toString();
@@ -279,10 +316,12 @@ describe('ceems_exporter web config', () => {
 
   it('picks up a changed password without a restart', async () => {
     const cfg = write('rotate.yml', `basic_auth_users:\n  alice: ${HASH}\n`);
+    // stays root: the temp directory is not readable by the default run-as user (nobody)
     const exp = await startProgram('ceems_exporter', [
       ...LOCAL,
       '--collector.disable-defaults',
       '--collector.cpu',
+      '--security.run-as-user=root',
       `--web.config.file=${cfg}`,
     ]);
     try {
