@@ -11,9 +11,11 @@
  *
  * 2. At create time (Kubernetes API access is mandatory, §6):
  *      const kube = loadKubeConfig(ctx.flags.string('collector.k8s.kubeconfig.file'));   // throws KubeConfigError
- *      const gpus = await createGpuInventory(ctx, 'k8s');
- *      const mapper = gpus && new PodGpuMapper({ gpus, pods: new PodLister(kube), socket: podResourcesSocket(ctx.flags),
- *                                                nodeName: process.env.NODE_NAME, logger: ctx.logger });
+ *      const gpus = await createGpuInventory(ctx, 'k8s');                                 // from ../gpu/index.js
+ *      const mapper = gpus && new PodGpuMapper({ gpus, pods: new PodLister(kube),
+ *        podResources: new PodResourcesClient(podResourcesSocket(ctx.flags)),
+ *        nodeName: process.env.NODE_NAME, logger: ctx.logger });
+ *    `PodLister.close()` / `PodResourcesClient.close()` belong in the collector's stop().
  *
  * 3. Per scrape: `const byPod = await mapper.update(podUids, signal)` (pod UIDs discovered from cgroups)
  *    → Map<pod uid, GpuAssignment[]>; then `emitGpuRows(out, 'k8s', ctx.hostname, { uuid }, byPod.get(uid) ?? [])`.
@@ -21,3 +23,21 @@
  */
 
 export { DEFAULT_PODRESOURCES_SOCKET, K8S_FLAGS, podResourcesSocket } from './flags.js';
+export {
+  inClusterConfig,
+  type KubeConfig,
+  KubeConfigError,
+  kubeHttpClient,
+  loadKubeConfig,
+  loadKubeConfigFile,
+  SERVICE_ACCOUNT_DIR,
+} from './kubeconfig.js';
+export { MAPPING_REFRESH_MS, PodGpuMapper, type PodGpuMapperOptions, podDeviceIds } from './mapping.js';
+export {
+  type ContainerDevices,
+  type ContainerResources,
+  type PodResources,
+  PodResourcesClient,
+  podResourcesDefinition,
+} from './podresources.js';
+export { type PodInfo, PodLister } from './pods.js';
