@@ -7,7 +7,13 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { runCommand } from '../../common/command.js';
 import type { Project, Unit, User } from '../models.js';
-import { formatDatetime, formatDatetimezone, parseDatetimezone } from '../timefmt.js';
+import {
+  formatDatetime,
+  formatDatetimezone,
+  isValidZone,
+  parseDatetime,
+  parseDatetimezone,
+} from '../timefmt.js';
 import { expandHostlist } from './hostlist.js';
 import { emptyUnit, type ManagerContext, type ResourceManager, type UsersProjects } from './types.js';
 
@@ -86,12 +92,15 @@ export function slurmElapsedInWindow(startedTs: number, endedTs: number, start: 
 /** Parses `sacct --parsable2` output into units of the window `[start, end]` (ms). */
 export function parseSacct(
   output: string,
-  opts: { clusterId: string; timeZone: string; start: number; end: number },
+  opts: { clusterId: string; timeZone: string; start: number; end: number; sacctZone?: string },
 ): Unit[] {
   const units: Unit[] = [];
   const tz = opts.timeZone;
+  const sacctZone = opts.sacctZone ?? tz;
   const time = (text: string): [string, number] => {
-    const ms = parseDatetimezone(text);
+    // SLURM 22.05 cuts time columns at 19 characters, dropping the `%z` offset: such times are wall
+    // times of the zone sacct ran in.
+    const ms = parseDatetimezone(text) ?? parseDatetime(text, sacctZone);
     return ms === undefined ? [text, 0] : [formatDatetimezone(ms, tz), ms];
   };
   let lineStart = 0;
@@ -284,12 +293,19 @@ export class SlurmManager implements ResourceManager {
   }
 
   async fetchUnits(start: number, end: number, signal?: AbortSignal): Promise<Unit[]> {
-    const env: NodeJS.ProcessEnv = { ...process.env, SLURM_TIME_FORMAT, ...this.extraEnv };
-    // sacct reads --starttime/--endtime in its own zone: make it the DB zone.
-    if (!env.TZ) env.TZ = this.tz;
-    const args = sacctArgs(formatDatetime(start, this.tz), formatDatetime(end, this.tz));
+    // sacct reads --starttime/--endtime (and prints times) in its TZ: the DB zone unless configured.
+    const zone = this.extraEnv.TZ ?? this.tz;
+    const sacctZone = isValidZone(zone) ? zone : this.tz;
+    const env: NodeJS.ProcessEnv = { ...process.env, SLURM_TIME_FORMAT, TZ: zone, ...this.extraEnv };
+    const args = sacctArgs(formatDatetime(start, sacctZone), formatDatetime(end, sacctZone));
     const out = await this.exec('sacct', args, env, signal);
-    return parseSacct(out, { clusterId: this.clusterId, timeZone: this.tz, start, end });
+    return parseSacct(out, {
+      clusterId: this.clusterId,
+      timeZone: this.tz,
+      start,
+      end,
+      sacctZone,
+    });
   }
 
   async fetchUsersProjects(_now: number, signal?: AbortSignal): Promise<UsersProjects> {

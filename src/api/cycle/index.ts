@@ -1,0 +1,267 @@
+/**
+ * Collection cycle of the API server (spec api-server.md §10.1–10.3).
+ *
+ * How `src/api/main.ts` starts it (after `CeemsDb.open`, before serving HTTP):
+ *
+ *   const collector = await createCollector(config, { db, logger, configDir });  // builds managers/updaters
+ *   collector.start();          // one collection now, then one every data.update_interval
+ *   ...
+ *   await collector.stop();     // on SIGINT/SIGTERM: aborts running fetches, waits, closes clients
+ *
+ * Each cluster advances on its own: its next window starts at the end of its last committed window
+ * (`MAX(last_updated_at) FROM usage WHERE cluster_id = ?` after a restart, the in-memory end after an
+ * empty window), so a failing or slow cluster never holds back or loses data of the others. One window of
+ * one cluster = fetch units, fetch users/projects, run the cluster's updaters in order, then ONE DB
+ * transaction (`storeCollection`). A failure anywhere before the commit leaves nothing behind and the
+ * window is retried on the next tick; a kill during a window loses only uncommitted work, which the
+ * restart redoes from the last committed end (never counted twice).
+ */
+
+import type { Logger } from '../../common/logger.js';
+import type { CeemsDb, UnitRecord } from '../db/index.js';
+import type { ResourceManager } from '../resource/types.js';
+import { formatDatetime, parseDatetime } from '../timefmt.js';
+import type { Updater } from '../updater/types.js';
+
+export interface CollectorCluster {
+  manager: ResourceManager;
+  /** Updaters of this cluster, in configuration order. */
+  updaters: Updater[];
+}
+
+export interface CollectorOptions {
+  db: CeemsDb;
+  logger: Logger;
+  clusters: CollectorCluster[];
+  /** Resolved IANA zone of the DB. */
+  timeZone: string;
+  updateIntervalMs: number;
+  maxUpdateIntervalMs: number;
+  /** `data.update_from`: `""`, `today`, `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS]`. */
+  updateFrom: string;
+  /** Retention purge in days; undefined disables it (hidden skip flag). */
+  retentionDays?: number;
+  /** Pause between catch-up windows (spec: 1 s). */
+  windowPauseMs?: number;
+  /** Clock (ms); tests move it. */
+  now?: () => number;
+}
+
+export class ConfigurationError extends Error {}
+
+/** Start of the first collection on an empty DB (`data.update_from`), ms. */
+export function parseUpdateFrom(text: string, timeZone: string, now: number): number {
+  if (text === '' || text === 'today')
+    return parseDatetime(formatDatetime(now, timeZone).slice(0, 10), timeZone)!;
+  const ms = parseDatetime(text, timeZone);
+  if (ms === undefined)
+    throw new ConfigurationError(
+      `invalid data.update_from '${text}': use today, YYYY-MM-DD, YYYY-MM-DDTHH:MM or YYYY-MM-DDTHH:MM:SS`,
+    );
+  return ms;
+}
+
+/** Windows `[start, end]` from `last` to `now`, each at most `maxMs` long (§10.1). */
+export function windows(last: number, now: number, maxMs: number): Array<[number, number]> {
+  if (now <= last) return [];
+  if (now - last < maxMs) return [[last, now]];
+  const out: Array<[number, number]> = [];
+  for (let s = last; s < now; s += maxMs) out.push([s, Math.min(s + maxMs, now)]);
+  return out;
+}
+
+export interface WindowResult {
+  clusterId: string;
+  start: number;
+  end: number;
+  units: number;
+  error?: string;
+}
+
+export class Collector {
+  private readonly opts: Required<Omit<CollectorOptions, 'retentionDays'>> & { retentionDays?: number };
+  private readonly progress = new Map<string, number>();
+  private readonly running = new Map<string, Promise<WindowResult[]>>();
+  /** Clusters whose first window on a DB that was empty at start-up is still to come (num_units rule). */
+  private readonly firstFill = new Set<string>();
+  private readonly updateFromMs: number;
+  private readonly abort = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(opts: CollectorOptions) {
+    if (!(opts.updateIntervalMs > 0))
+      throw new ConfigurationError('data.update_interval must be greater than 0');
+    if (!(opts.maxUpdateIntervalMs > 0))
+      throw new ConfigurationError('data.max_update_interval must be greater than 0');
+    this.opts = { windowPauseMs: 1000, now: Date.now, ...opts };
+    this.updateFromMs = parseUpdateFrom(opts.updateFrom, opts.timeZone, this.now());
+    if (opts.db.isEmpty()) for (const c of opts.clusters) this.firstFill.add(c.manager.clusterId);
+  }
+
+  /** Current time truncated to whole seconds: stored times have second resolution (resume without overlap). */
+  private now(): number {
+    return Math.floor(this.opts.now() / 1000) * 1000;
+  }
+
+  /** Where the next window of a cluster starts: its last committed end, else the DB's, else update_from. */
+  private startOf(clusterId: string): number {
+    const known = this.progress.get(clusterId);
+    if (known !== undefined) return known;
+    const db = this.opts.db;
+    const row = db.db
+      .prepare('SELECT MAX(last_updated_at) AS t FROM usage WHERE cluster_id = ?')
+      .get(clusterId) as {
+      t: string | null;
+    };
+    const text = row.t ?? db.lastUpdatedAt();
+    const ms = text === undefined ? undefined : parseDatetime(text, this.opts.timeZone);
+    return ms ?? this.updateFromMs;
+  }
+
+  /** Fetches, updates and commits one window of one cluster. Throws on any failure (nothing stored). */
+  private async collectWindow(c: CollectorCluster, start: number, end: number): Promise<number> {
+    const signal = this.abort.signal;
+    const m = c.manager;
+    const units: UnitRecord[] = (await m.fetchUnits(start, end, signal)).filter((u) => u.uuid !== '');
+    let usersProjects: Awaited<ReturnType<ResourceManager['fetchUsersProjects']>> | undefined;
+    try {
+      usersProjects = await m.fetchUsersProjects(end, signal);
+    } catch (e) {
+      // Memberships are refreshed on every window; the units of this window are still worth storing.
+      this.opts.logger.warn(
+        { cluster_id: m.clusterId, err: (e as Error).message },
+        'Failed to fetch users and projects',
+      );
+    }
+    for (const u of units) {
+      u.cluster_id = m.clusterId;
+      u.resource_manager = m.manager;
+    }
+    for (const up of c.updaters) await up.update(m.clusterId, units, start, end, signal);
+    if (signal.aborted) throw new Error('collection stopped');
+    this.opts.db.storeCollection({
+      start,
+      end,
+      timeZone: this.opts.timeZone,
+      units,
+      users: usersProjects?.users.map((u) => ({
+        ...u,
+        cluster_id: m.clusterId,
+        resource_manager: m.manager,
+      })),
+      projects: usersProjects?.projects.map((p) => ({
+        ...p,
+        cluster_id: m.clusterId,
+        resource_manager: m.manager,
+      })),
+      firstFill: this.firstFill.has(m.clusterId),
+    });
+    return units.length;
+  }
+
+  /** Catches one cluster up to now, window by window; stops at the first failing window. */
+  private async collectCluster(c: CollectorCluster): Promise<WindowResult[]> {
+    const id = c.manager.clusterId;
+    const results: WindowResult[] = [];
+    const list = windows(this.startOf(id), this.now(), this.opts.maxUpdateIntervalMs);
+    for (let i = 0; i < list.length && !this.stopped; i++) {
+      const [start, end] = list[i]!;
+      if (i > 0) await this.pause();
+      const t0 = Date.now();
+      try {
+        const n = await this.collectWindow(c, start, end);
+        this.progress.set(id, end);
+        this.firstFill.delete(id);
+        results.push({ clusterId: id, start, end, units: n });
+        this.opts.logger.info(
+          {
+            cluster_id: id,
+            from: formatDatetime(start, this.opts.timeZone),
+            to: formatDatetime(end, this.opts.timeZone),
+            units: n,
+            duration_ms: Date.now() - t0,
+          },
+          'Collected units',
+        );
+      } catch (e) {
+        const error = (e as Error).message;
+        results.push({ clusterId: id, start, end, units: 0, error });
+        this.opts.logger.error(
+          {
+            cluster_id: id,
+            manager: c.manager.manager,
+            from: formatDatetime(start, this.opts.timeZone),
+            err: error,
+          },
+          'Collection failed; the window is retried at the next update',
+        );
+        break;
+      }
+    }
+    return results;
+  }
+
+  private pause(): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, this.opts.windowPauseMs);
+      this.abort.signal.addEventListener('abort', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * One collection: retention purge, then every cluster that is not still busy with its previous run
+   * catches up concurrently. Resolves when all started cluster runs are done.
+   */
+  async runOnce(): Promise<WindowResult[]> {
+    if (this.opts.retentionDays !== undefined) {
+      try {
+        this.opts.db.purgeExpired(this.opts.retentionDays);
+      } catch (e) {
+        this.opts.logger.error({ err: (e as Error).message }, 'Retention purge failed');
+      }
+    }
+    const started: Promise<WindowResult[]>[] = [];
+    for (const c of this.opts.clusters) {
+      const id = c.manager.clusterId;
+      if (this.running.has(id)) {
+        this.opts.logger.warn(
+          { cluster_id: id },
+          'Previous collection of the cluster still running; skipped',
+        );
+        continue;
+      }
+      const p = this.collectCluster(c).finally(() => this.running.delete(id));
+      this.running.set(id, p);
+      started.push(p);
+    }
+    return (await Promise.all(started)).flat();
+  }
+
+  /** Collects now and then every update interval. */
+  start(): void {
+    const tick = () => {
+      if (this.stopped) return;
+      void this.runOnce();
+      this.timer = setTimeout(tick, this.opts.updateIntervalMs);
+    };
+    tick();
+  }
+
+  /** Stops the schedule, aborts fetches in flight, waits for the cluster runs and closes clients. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.abort.abort();
+    await Promise.allSettled([...this.running.values()]);
+    const closing: Promise<void>[] = [];
+    for (const c of this.opts.clusters) {
+      closing.push(c.manager.close());
+      for (const u of c.updaters) closing.push(u.close());
+    }
+    await Promise.allSettled(closing);
+  }
+}
