@@ -4,7 +4,7 @@ import { CgroupCollector } from '../cgroup/collector.js';
 import { CGROUP_FLAGS, layoutOptions, managerLayout } from '../cgroup/layout.js';
 import type { CgroupUnit } from '../cgroup/walk.js';
 import type { Collector, CollectorContext, CollectorDefinition, Emitter } from '../collector.js';
-import { GPU_FLAGS, SLURM_GPU_FLAGS } from '../gpu/index.js';
+import { createGpuInventory, emitGpuRows, GPU_FLAGS, SLURM_GPU_FLAGS, SlurmGpuMapper } from '../gpu/index.js';
 
 export const SLURM_FLAGS = [
   {
@@ -26,6 +26,9 @@ export const SLURM_FLAGS = [
 export class SlurmCollector implements Collector {
   readonly cgroups: CgroupCollector;
 
+  /** Maps jobs to GPUs from their processes' environment (§9.6); absent on nodes without GPUs. */
+  private gpus: SlurmGpuMapper | undefined;
+
   constructor(private readonly ctx: CollectorContext) {
     const layout = managerLayout('slurm', layoutOptions(ctx.cgroupfs, ctx.flags));
     this.cgroups = new CgroupCollector({
@@ -43,6 +46,10 @@ export class SlurmCollector implements Collector {
     ctx.logger.debug({ version: layout.version, roots: layout.roots.join(',') }, 'slurm cgroup roots');
   }
 
+  useGpus(mapper: SlurmGpuMapper): void {
+    this.gpus = mapper;
+  }
+
   /** Jobs with at least one process; process-less ("stale") job cgroups belong to ending jobs. */
   jobs(): CgroupUnit[] {
     const units = this.cgroups.discover();
@@ -55,7 +62,13 @@ export class SlurmCollector implements Collector {
   }
 
   update(out: Emitter): void {
-    this.cgroups.collect(out, this.jobs());
+    const jobs = this.cgroups.collect(out, this.jobs());
+    if (!this.gpus) return;
+    const byJob = this.gpus.update(jobs);
+    for (const j of jobs) {
+      const rows = byJob.get(j.uuid);
+      if (rows) emitGpuRows(out, 'slurm', this.ctx.hostname, j, rows);
+    }
   }
 }
 
@@ -64,5 +77,18 @@ export const slurm: CollectorDefinition = {
   defaultEnabled: false,
   // cgroup and GPU flags are shared by slurm, libvirt and k8s but may be declared only once: here.
   flags: [...SLURM_FLAGS, ...CGROUP_FLAGS, ...GPU_FLAGS, ...SLURM_GPU_FLAGS],
-  create: (ctx) => new SlurmCollector(ctx),
+  async create(ctx) {
+    const collector = new SlurmCollector(ctx); // fails first when there are no SLURM cgroups
+    const inventory = await createGpuInventory(ctx, 'slurm');
+    if (inventory)
+      collector.useGpus(
+        new SlurmGpuMapper(inventory, {
+          procfs: ctx.procfs,
+          hostname: ctx.hostname,
+          logger: ctx.logger,
+          gresConfigFile: ctx.flags.string('collector.slurm.gres-config-file'),
+        }),
+      );
+    return collector;
+  },
 };

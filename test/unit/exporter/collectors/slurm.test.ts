@@ -5,20 +5,26 @@ import { encode } from '../../../../src/common/exposition.js';
 import { parseFlags } from '../../../../src/common/flags.js';
 import { createLogger } from '../../../../src/common/logger.js';
 import { FamilySet } from '../../../../src/exporter/collector.js';
-import { slurm } from '../../../../src/exporter/collectors/slurm.js';
+import { type SlurmCollector, slurm } from '../../../../src/exporter/collectors/slurm.js';
+import { type GpuDevice, SlurmGpuMapper } from '../../../../src/exporter/gpu/index.js';
 
 const FIX = resolve(import.meta.dirname, '../../../fixtures/cgroup');
 
-async function scrapeSlurm(cgroupfs: string, args: string[]): Promise<string> {
+async function scrapeSlurm(
+  cgroupfs: string,
+  args: string[],
+  withGpus?: (c: SlurmCollector) => void,
+): Promise<string> {
   const { flags } = parseFlags(slurm.flags, args);
-  const c = await slurm.create({
+  const c = (await slurm.create({
     hostname: 'node1',
     procfs: join(FIX, 'proc'),
     sysfs: join(FIX, 'sys'),
     cgroupfs,
     flags,
     logger: createLogger({ level: 'silent' }),
-  });
+  })) as SlurmCollector;
+  withGpus?.(c);
   const out = new FamilySet();
   await c.update(out, new AbortController().signal);
   return encode(out.families.values());
@@ -105,6 +111,54 @@ describe('slurm collector', () => {
         'ceems_compute_units{hostname="node1",manager="slurm"} 2',
         '',
       ].join('\n'),
+    );
+  });
+
+  it('maps jobs to GPUs from the environ of their first process with GPU ids', async () => {
+    const gpu = (minor: number): GpuDevice => ({
+      vendor: 'nvidia',
+      minor,
+      index: String(minor),
+      name: 'NVIDIA A100-SXM4-80GB',
+      uuid: `GPU-0000000${minor}-1111-2222-3333-444444444444`,
+      busId: `0000:0${minor}:00.0`,
+      smCount: 108,
+      partitioned: false,
+      vgpuEnabled: false,
+      instances: [],
+      deviceIds: [],
+      mdevUuids: [],
+    });
+    const devices = [gpu(0), gpu(1), gpu(2)];
+    const text = await scrapeSlurm(
+      join(FIX, 'v2'),
+      ['--collector.cgroups.force-version=v2', '--collector.gpu.type=nogpu'],
+      (c) =>
+        c.useGpus(
+          new SlurmGpuMapper(
+            { devices: () => devices },
+            {
+              procfs: join(FIX, 'proc'),
+              hostname: 'node1',
+              gresConfigFile: join(FIX, 'no-gres.conf'),
+              logger: createLogger({ level: 'silent' }),
+            },
+          ),
+        ),
+    );
+    // job 1009248: the step_0 task (first in walk order) has SLURM_STEP_GPUS=1; nodeA job 1009251 has 2
+    const row = (host: string, uuid: string, i: number) =>
+      `{cgrouphostname="${host}",gpuiid="",gpuuuid="GPU-0000000${i}-1111-2222-3333-444444444444",hindex="node1/gpu-${i}",hostname="node1",index="${i}",manager="slurm",uuid="${uuid}"}`;
+    assert.deepEqual(samples(text, 'ceems_compute_unit_gpu_'), [
+      `ceems_compute_unit_gpu_index_flag${row('', '1009248', 1)} 1`,
+      `ceems_compute_unit_gpu_index_flag${row('nodeA', '1009251', 2)} 1`,
+      `ceems_compute_unit_gpu_sm_count${row('', '1009248', 1)} 108`,
+      `ceems_compute_unit_gpu_sm_count${row('nodeA', '1009251', 2)} 108`,
+    ]);
+    assert.ok(
+      text.includes(
+        '# HELP ceems_compute_unit_gpu_index_flag A value > 0 indicates the job using current GPU\n',
+      ),
     );
   });
 
