@@ -26,7 +26,7 @@ async function scrapeSlurm(
   })) as SlurmCollector;
   withGpus?.(c);
   const out = new FamilySet();
-  await c.update(out, new AbortController().signal);
+  c.update(out);
   return encode(out.families.values());
 }
 
