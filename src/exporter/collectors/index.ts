@@ -9,6 +9,7 @@ import { ipmiDcmi } from './ipmi_dcmi.js';
 import { meminfo } from './meminfo.js';
 import { netdev } from './netdev.js';
 import { rapl } from './rapl.js';
+import { redfish } from './redfish.js';
 import { slurm } from './slurm.js';
 
 export const COLLECTORS: readonly CollectorDefinition[] = [
@@ -17,6 +18,7 @@ export const COLLECTORS: readonly CollectorDefinition[] = [
   rapl,
   slurm,
   ipmiDcmi,
+  redfish,
   hwmon,
   crayPmCounters,
   infiniband,
