@@ -1,0 +1,466 @@
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+process.env.TZ = 'UTC';
+
+import { configDirs } from '../../../src/cli/cacct/config.js';
+import { main } from '../../../src/cli/cacct/main.js';
+import { fingerprint, formatTimestamp, plainDecimal, stepFor } from '../../../src/cli/cacct/timeseries.js';
+import { formatElapsed, parseLocalTime } from '../../../src/cli/cacct/window.js';
+import { runProgram } from '../../helpers/process.js';
+import { apiFixtures, configDir, type FakeServer, fixture, runCacct, startFake } from './fake-api.js';
+import { assertGolden } from './golden.js';
+
+const WINDOW = ['--starttime=2024-05-06', '--endtime=2024-05-07T12:00'];
+
+describe('cacct output formats (golden)', () => {
+  let api: FakeServer;
+  let dir: string;
+  before(async () => {
+    api = await startFake(apiFixtures);
+    dir = configDir(`ceems_api_server:\n  cluster_id: slurm-0\n  web:\n    url: ${api.url}\n`);
+  });
+  after(() => api.close());
+
+  const cases: [string, string[], number?][] = [
+    ['box-default.txt', []],
+    ['box-long.txt', ['--long']],
+    ['box-80-columns.txt', [], 80],
+    ['box-custom-format.txt', ['--format=jobid,name,state,hostenergy,hostemissions']],
+    ['csv-default.csv', ['--csv']],
+    ['csv-long.csv', ['--csv', '--long']],
+    ['markdown-default.md', ['--markdown']],
+    ['html-default.html', ['--html']],
+    ['json-default.json', ['--json']],
+  ];
+  for (const [name, args, columns] of cases) {
+    it(`${args.join(' ') || 'default'}${columns ? ` at ${columns} columns` : ''} → ${name}`, async () => {
+      const r = await runCacct(main, [...WINDOW, ...args], { configDirs: [dir], columns });
+      assert.equal(r.stderr, '');
+      assert.equal(r.code, 0);
+      assertGolden(r.stdout, `cacct/golden/${name}`);
+    });
+  }
+
+  it('keeps every row of the box table aligned and within the terminal width at any width', async () => {
+    for (const columns of [60, 90, 120, 160, 250]) {
+      const r = await runCacct(main, [...WINDOW, '--long'], { configDirs: [dir], columns });
+      const lines = r.stdout.trimEnd().split('\n');
+      const widths = new Set(lines.map((l) => [...l].length));
+      assert.equal(widths.size, 1, `ragged table at ${columns} columns`);
+      // every column boundary of the body lines sits at the same offsets
+      const bars = (l: string) => [...l].flatMap((c, i) => ('│├┼┤'.includes(c) ? [i] : []));
+      const body = lines.filter((l) => l.startsWith('│ 4'));
+      for (const l of body) assert.deepEqual(bars(l), bars(body[0]!));
+      // --long has 22 columns: below ~160 characters the minimum cell widths cannot fit
+      if (columns >= 160) assert.ok([...lines[0]!].length <= columns, `wider than ${columns}`);
+    }
+  });
+
+  it('shows the totals of the current user only, first column = number of units', async () => {
+    const r = await runCacct(main, [...WINDOW, '--csv', '--format=user,account,elapsed,hostenergy'], {
+      configDirs: [dir],
+    });
+    const lines = r.stdout.trimEnd().split('\n');
+    assert.deepEqual(lines.slice(-3), [
+      'Summary,,,',
+      '2,acc1,1-03:00:05,2.623457',
+      '1,acc2,00:12:00,0.000400',
+    ]);
+  });
+});
+
+describe('cacct requests', () => {
+  let api: FakeServer;
+  let dir: string;
+  before(async () => {
+    api = await startFake(apiFixtures);
+    dir = configDir(
+      `ceems_api_server:\n  cluster_id: slurm-0\n  user_header_name: X-Remote-User\n  web:\n    url: ${api.url}/prefix\n    basic_auth:\n      username: cacct\n      password: s3cret\n`,
+    );
+  });
+  after(() => api.close());
+
+  it('sends the window in Unix seconds, the API fields of the format, the login name and basic auth', async () => {
+    api.requests.length = 0;
+    const r = await runCacct(
+      main,
+      [...WINDOW, '--format=jobid,hostenergy', '--account=acc1,acc2', '--job=1,2'],
+      {
+        configDirs: [dir],
+      },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const units = api.requests.find((q) => q.path === '/prefix/api/v1/units')!;
+    assert.deepEqual(units.query, [
+      ['cluster_id', 'slurm-0'],
+      ['from', '1714953600'],
+      ['to', '1715083200'],
+      ['field', 'uuid'],
+      ['field', 'total_cpu_energy_usage_kwh'],
+      ['field', 'started_at_ts'],
+      ['field', 'ended_at_ts'],
+      ['project', 'acc1'],
+      ['project', 'acc2'],
+      ['uuid', '1'],
+      ['uuid', '2'],
+    ]);
+    assert.equal(units.headers['x-remote-user'], 'usr1');
+    assert.equal(units.headers.authorization, `Basic ${Buffer.from('cacct:s3cret').toString('base64')}`);
+    assert.equal(units.headers['accept-encoding'], 'gzip');
+    const usage = api.requests.find((q) => q.path === '/prefix/api/v1/usage/current')!;
+    const fields = usage.query.filter(([k]) => k === 'field').map(([, v]) => v);
+    assert.deepEqual(fields, [
+      'uuid',
+      'total_cpu_energy_usage_kwh',
+      'started_at_ts',
+      'ended_at_ts',
+      'username',
+      'num_units',
+    ]);
+  });
+
+  it('asks for total_time_seconds in the usage request only when elapsed is shown', async () => {
+    api.requests.length = 0;
+    await runCacct(main, [...WINDOW, '--format=jobid,elapsed'], { configDirs: [dir] });
+    const usage = api.requests.find((q) => q.path.endsWith('/usage/current'))!;
+    assert.ok(usage.query.some(([k, v]) => k === 'field' && v === 'total_time_seconds'));
+  });
+
+  it('--user with other users uses the admin endpoints and shows their totals', async () => {
+    api.requests.length = 0;
+    const r = await runCacct(main, [...WINDOW, '--user=usr3', '--csv', '--format=jobid,user,hostenergy'], {
+      configDirs: [dir],
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(api.requests.map((q) => q.path).sort(), [
+      '/prefix/api/v1/units/admin',
+      '/prefix/api/v1/usage/current/admin',
+    ]);
+    assert.ok(api.requests.every((q) => q.query.some(([k, v]) => k === 'user' && v === 'usr3')));
+    assert.match(r.stdout, /\n5,usr3,1\.000000\n/);
+  });
+
+  it('--user equal to the caller alone keeps the normal endpoints (kept quirk)', async () => {
+    api.requests.length = 0;
+    await runCacct(main, [...WINDOW, '--user=usr1'], { configDirs: [dir] });
+    assert.deepEqual(api.requests.map((q) => q.path).sort(), [
+      '/prefix/api/v1/units',
+      '/prefix/api/v1/usage/current',
+    ]);
+    assert.ok(api.requests.every((q) => !q.query.some(([k]) => k === 'user')));
+  });
+});
+
+describe('cacct errors', () => {
+  const withServer = async (
+    handler: Parameters<typeof startFake>[0],
+    args: string[],
+  ): Promise<{ code: number; stdout: string; stderr: string }> => {
+    const api = await startFake(handler);
+    try {
+      const dir = configDir(`ceems_api_server:\n  web:\n    url: ${api.url}\n`);
+      return await runCacct(main, [...WINDOW, ...args], { configDirs: [dir] });
+    } finally {
+      await api.close();
+    }
+  };
+
+  it('HTTP 403 → the forbidden message, exit 1', async () => {
+    const r = await withServer(
+      () => ({
+        status: 403,
+        body: '{"status":"error","data":null,"errorType":"forbidden","error":"current user does not have admin privileges"}',
+      }),
+      ['--user=usr3'],
+    );
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.stderr,
+      'forbidden. It is likely that the user is attempting to view statistics of others\n',
+    );
+  });
+
+  it('status "error" → the unknown-error message with the server detail, exit 1', async () => {
+    const r = await withServer(
+      () => ({
+        status: 400,
+        body: '{"status":"error","data":null,"errorType":"bad_data","error":"maximum query window exceeded"}',
+      }),
+      [],
+    );
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.stderr,
+      'server did not return any data due to unknown error\n(HTTP 400: bad_data: maximum query window exceeded)\n',
+    );
+  });
+
+  it('a non-JSON answer names the server and the body', async () => {
+    const r = await withServer(() => ({ status: 502, body: '<html>Bad Gateway</html>' }), []);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /^cacct: error: the CEEMS API server did not return JSON: "<html>Bad Gateway<\/html>" \(HTTP 502/,
+    );
+  });
+
+  it('decodes gzip-encoded answers', async () => {
+    const r = await withServer((req) => ({ ...apiFixtures(req), gzip: true }), ['--csv', '--format=jobid']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Job ID\n4242\n4243\n4250\nSummary\n2\n1\n$/);
+  });
+
+  it('an unreachable API server is named with the connection error', async () => {
+    const api = await startFake(apiFixtures);
+    const url = api.url;
+    await api.close();
+    const dir = configDir(`ceems_api_server:\n  web:\n    url: ${url}\n`);
+    const r = await runCacct(main, WINDOW, { configDirs: [dir] });
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      new RegExp(`^cacct: error: cannot reach the CEEMS API server at ${url}/api/v1/\\S+: ECONNREFUSED\\n$`),
+    );
+  });
+
+  const dir = configDir('ceems_api_server:\n  web:\n    url: http://127.0.0.1:9\n');
+  const usageErrors: [string, string[], RegExp][] = [
+    [
+      'bad start time',
+      ['--starttime=2024-13-01'],
+      /^cacct: error: invalid --starttime '2024-13-01': expected YYYY-MM-DD/,
+    ],
+    [
+      'bad end time',
+      ['--starttime=2024-05-01', '--endtime=yesterday'],
+      /^cacct: error: invalid --endtime 'yesterday'/,
+    ],
+    [
+      'start after end',
+      ['--starttime=2024-05-02', '--endtime=2024-05-01'],
+      /^cacct: error: --starttime \(2024-05-02T00:00:00\) must be before --endtime \(2024-05-01T00:00:00\)/,
+    ],
+    ['unknown field', ['--format=jobid,power'], /^cacct: error: unknown field key\(s\) in --format: 'power'/],
+    [
+      '--ts without --job',
+      ['--ts'],
+      /^cacct: error: explicit job IDs must be passed using --job when --ts is enabled\n$/,
+    ],
+    ['two output formats', ['--csv', '--json'], /error: option '--csv' cannot be used with option '--json'/],
+    ['unknown flag', ['--bogus'], /error: unknown option '--bogus'/],
+  ];
+  for (const [what, args, re] of usageErrors) {
+    it(`${what} → clear error, exit 1`, async () => {
+      const r = await runCacct(main, args, { configDirs: [dir] });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, re);
+    });
+  }
+
+  it('no config file → error listing where it looked', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'cacct-none-'));
+    const r = await runCacct(main, WINDOW, { configDirs: [empty] });
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^cacct: error: no configuration file found: looked for config.yml, config.yaml, cacct.yml, cacct.yaml in ${empty}`,
+      ),
+    );
+  });
+
+  it('invalid config → error naming the key', async () => {
+    const bad = configDir(
+      'ceems_api_server:\n  web:\n    url: not a url\ntsdb:\n  queries:\n    cpu: "no placeholder"\n',
+    );
+    const r = await runCacct(main, WINDOW, { configDirs: [bad] });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /ceems_api_server\.web\.url: .*\(got "not a url"\)/);
+    assert.match(r.stderr, /tsdb\.queries\.cpu: must contain exactly one %s/);
+  });
+});
+
+describe('cacct --ts', () => {
+  let api: FakeServer;
+  let tsdb: FakeServer;
+  before(async () => {
+    api = await startFake(apiFixtures);
+    tsdb = await startFake((req) => {
+      if (req.path === '/api/v1/status/flags')
+        return { status: 200, body: '{"status":"success","data":{"query.max-samples":"50000000"}}' };
+      const q = new Map(req.query).get('query')!;
+      const uuid = /uuid=~"([^"]+)"/.exec(q)?.[1];
+      return {
+        status: 200,
+        body: JSON.stringify({
+          status: 'success',
+          data: {
+            resultType: 'matrix',
+            result: [
+              {
+                metric: {
+                  __name__: 'uuid:ceems_cpu_usage:ratio_irate',
+                  uuid,
+                  instance: 'cn01:9010',
+                  job: 'ceems',
+                },
+                values: [
+                  [1714982400, '12.5'],
+                  [1714982410.5, '1e-07'],
+                ],
+              },
+            ],
+          },
+        }),
+      };
+    });
+  });
+  after(async () => {
+    await api.close();
+    await tsdb.close();
+  });
+
+  it('saves one CSV per series and metadata.json, through the LB with user and cluster headers', async () => {
+    const dir = configDir(
+      `ceems_api_server:\n  cluster_id: slurm-0\n  web:\n    url: ${api.url}\ntsdb:\n  web:\n    url: ${tsdb.url}\n  queries:\n    cpu_usage: 'uuid:ceems_cpu_usage:ratio_irate{uuid=~"%s"}'\n`,
+    );
+    const out = join(mkdtempSync(join(tmpdir(), 'cacct-ts-')), 'out');
+    const r = await runCacct(main, [...WINDOW, '--job=4242,4243', '--ts', `--ts.out-dir=${out}`, '--csv'], {
+      configDirs: [dir],
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, `time series data saved to directory ${out}\n`);
+    const ranges = tsdb.requests.filter((q) => q.path === '/api/v1/query_range');
+    // the fixture returns three units; the running one (no end) is queried up to now
+    assert.equal(ranges.length, 3);
+    const first = new Map(ranges[0]!.query);
+    assert.equal(first.get('query'), 'uuid:ceems_cpu_usage:ratio_irate{uuid=~"4242"}');
+    assert.equal(first.get('start'), '1714982400');
+    assert.equal(first.get('end'), '1714986000');
+    assert.equal(first.get('step'), '10s');
+    assert.equal(ranges[0]!.headers['x-ceems-cluster-id'], 'slurm-0');
+    assert.equal(ranges[0]!.headers['x-grafana-user'], 'usr1');
+    const meta = JSON.parse(readFileSync(join(out, 'metadata.json'), 'utf8'));
+    assert.equal(meta.length, 3);
+    const labels = {
+      __name__: 'uuid:ceems_cpu_usage:ratio_irate',
+      instance: 'cn01:9010',
+      job: 'ceems',
+      uuid: '4242',
+    };
+    assert.deepEqual(meta[0], { fingerprint: fingerprint(labels), labels });
+    assert.match(
+      readFileSync(join(out, 'metadata.json'), 'utf8'),
+      /^\[\n\t\{\n\t\t"fingerprint": "[0-9a-f]{16}",\n\t\t"labels": \{\n\t\t\t"__name__"/,
+    );
+    assert.equal(
+      readFileSync(join(out, `${meta[0].fingerprint}.csv`), 'utf8'),
+      'timestamp,value\n1714982400,12.5\n1714982410.5,0.0000001\n',
+    );
+    assert.equal(readdirSync(out).length, 4);
+  });
+
+  it('without tsdb.queries: "time series data not available", no files', async () => {
+    const dir = configDir(`ceems_api_server:\n  web:\n    url: ${api.url}\n`);
+    const out = join(mkdtempSync(join(tmpdir(), 'cacct-ts-')), 'out');
+    const r = await runCacct(main, [...WINDOW, '--job=4242', '--ts', `--ts.out-dir=${out}`, '--csv'], {
+      configDirs: [dir],
+    });
+    assert.equal(r.code, 0);
+    assert.equal(r.stderr, 'time series data not available\n');
+    assert.equal(existsSync(out), false);
+  });
+});
+
+describe('cacct helpers', () => {
+  it('fingerprint = Prometheus LabelSet fingerprint (FNV-1a 64)', () => {
+    // value from prometheus/common model/signature_test.go
+    const fp = fingerprint({ name: 'garland, briggs', fear: 'love is not enough' });
+    assert.equal(BigInt(`0x${fp}`), 5799056148416392346n);
+    assert.equal(fingerprint({}), 'cbf29ce484222325');
+  });
+
+  it('numbers in plain decimal form, timestamps to the millisecond', () => {
+    assert.equal(plainDecimal(1e-7), '0.0000001');
+    assert.equal(plainDecimal(1.5e22), '15000000000000000000000');
+    assert.equal(plainDecimal(-2.5e-9), '-0.0000000025');
+    assert.equal(plainDecimal(Number.NaN), 'NaN');
+    assert.equal(plainDecimal(Number.POSITIVE_INFINITY), '+Inf');
+    assert.equal(formatTimestamp(1714982410.12345), '1714982410.123');
+  });
+
+  it('step grows beyond 10 s to stay under 11000 points and the sample limit', () => {
+    assert.equal(stepFor(3600, 50e6), 10);
+    assert.equal(stepFor(30 * 86400, 50e6), Math.ceil((30 * 86400) / 11000));
+    assert.equal(stepFor(10_000, 100), 100);
+  });
+
+  it('times are local wall time [DIFF D-CLI-2]', () => {
+    const tz = process.env.TZ;
+    try {
+      process.env.TZ = 'Europe/Paris';
+      assert.equal(parseLocalTime('2024-05-06T10:00', 'starttime').getTime() / 1000, 1714982400);
+      assert.equal(parseLocalTime('2024-05-06', 'starttime').toISOString(), '2024-05-05T22:00:00.000Z');
+      assert.throws(() => parseLocalTime('2024-02-30', 'starttime'), /invalid --starttime '2024-02-30'/);
+      assert.throws(() => parseLocalTime('2024-05-06T24:00', 'endtime'), /invalid --endtime/);
+    } finally {
+      process.env.TZ = tz;
+    }
+  });
+
+  it('elapsed as [D-]HH:MM:SS', () => {
+    assert.equal(formatElapsed(97205), '1-03:00:05');
+    assert.equal(formatElapsed(59), '00:00:59');
+  });
+
+  it('config lookup: /etc/ceems, then $XDG_CONFIG_HOME/ceems or ~/.config/ceems', () => {
+    assert.deepEqual(configDirs({ XDG_CONFIG_HOME: '/x' }), ['/etc/ceems', '/x/ceems']);
+    assert.match(configDirs({})[1]!, /\/\.config\/ceems$/);
+  });
+
+  it('--helpformat lists the 18 field keys with their titles', async () => {
+    const r = await runCacct(main, ['--helpformat'], { configDirs: [] });
+    assert.equal(r.code, 0);
+    assertGolden(r.stdout, 'cacct/golden/helpformat.txt');
+  });
+});
+
+describe('bin/cacct', () => {
+  it('--help documents flags, examples and exit codes', async () => {
+    const r = await runProgram('cacct', ['--help']);
+    assert.equal(r.code, 0);
+    for (const s of [
+      '--starttime <time>',
+      '--ts.out-dir <dir>',
+      'Examples:',
+      'Exit status:',
+      '--helpformat',
+    ]) {
+      assert.ok(r.stdout.includes(s), `--help lacks ${s}`);
+    }
+  });
+
+  it('runs as the login name of the calling process [DIFF D-CLI-1]', async () => {
+    const api = await startFake(apiFixtures);
+    try {
+      const xdg = mkdtempSync(join(tmpdir(), 'cacct-xdg-'));
+      const cfg = configDir(`ceems_api_server:\n  web:\n    url: ${api.url}\n`);
+      cpSync(cfg, join(xdg, 'ceems'), { recursive: true });
+      const r = await runProgram('cacct', [...WINDOW, '--csv'], { env: { XDG_CONFIG_HOME: xdg } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(api.requests[0]!.headers['x-grafana-user'], userInfo().username);
+      // the caller is not usr1, so the fixture's totals are not shown: header + 3 unit rows
+      assert.equal(
+        r.stdout.trimEnd().split('\n').length,
+        1 + JSON.parse(fixture('cacct/units.json')).data.length,
+      );
+      assert.ok(!r.stdout.includes('Summary'));
+    } finally {
+      await api.close();
+    }
+  });
+});
