@@ -109,14 +109,12 @@ export async function startFakeBmc(opts: { https?: { cert: string; key: string }
   ) => {
     if (!authed(req)) return reply.code(401).send(unauthorized);
     if (bmc.mode === 'fail')
-      return reply
-        .code(500)
-        .send({
-          error: {
-            code: 'Base.1.8.InternalError',
-            message: 'The request failed due to an internal service error.',
-          },
-        });
+      return reply.code(500).send({
+        error: {
+          code: 'Base.1.8.InternalError',
+          message: 'The request failed due to an internal service error.',
+        },
+      });
     if (bmc.mode === 'slow') await new Promise((r) => setTimeout(r, bmc.slowMs));
     return fixture(name);
   };
