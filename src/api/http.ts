@@ -1,0 +1,63 @@
+// Response envelope and error types of the API (spec §6.1, §6.2), shared by every route group.
+
+import type { FastifyReply } from 'fastify';
+import { encodeError, encodeSuccess, type FieldSpec } from './jsonenc.js';
+
+export type ErrorType =
+  | 'bad_data'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not_found'
+  | 'not_acceptable'
+  | 'execution'
+  | 'canceled'
+  | 'internal'
+  | 'timeout';
+
+const STATUS: Record<ErrorType, number> = {
+  bad_data: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  not_acceptable: 406,
+  execution: 422,
+  canceled: 499,
+  internal: 500,
+  timeout: 503,
+};
+
+/** An error answered with the spec's envelope and the status of its type. */
+export class ApiError extends Error {
+  constructor(
+    readonly type: ErrorType,
+    message: string,
+  ) {
+    super(message);
+  }
+  get status(): number {
+    return STATUS[this.type] ?? 500;
+  }
+}
+
+const JSON_TYPE = 'application/json';
+
+export function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
+  return reply
+    .code(err.status)
+    .header('Content-Type', JSON_TYPE)
+    .header('X-Content-Type-Options', 'nosniff')
+    .send(Buffer.from(encodeError(err.type, err.message)));
+}
+
+export function sendSuccess(
+  reply: FastifyReply,
+  struct: readonly FieldSpec[] | undefined,
+  data: readonly Record<string, unknown>[] | null,
+  warnings: readonly string[] = [],
+): FastifyReply {
+  return reply
+    .code(200)
+    .header('Content-Type', JSON_TYPE)
+    .header('X-Content-Type-Options', 'nosniff')
+    .send(Buffer.from(encodeSuccess(struct, data, warnings)));
+}

@@ -1,0 +1,383 @@
+// ceems_api_server entry point (spec §2, §4): flags, config, DB, admin users, collection cycle hook,
+// backups, HTTP server, graceful shutdown.
+
+import { chownSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildInfo, versionText } from '../common/buildinfo.js';
+import { FlagError, type FlagSpec, type ParsedFlags, parseFlags, usage } from '../common/flags.js';
+import { createLogger, LOG_FORMATS, LOG_LEVELS, type Logger } from '../common/logger.js';
+import { dropPrivileges, resolveRunAsUser } from '../common/privileges.js';
+import { AdminUsers } from './admins.js';
+import { type LoadedConfig, loadConfig } from './config.js';
+import { CeemsDb, DB_FILE, openReader } from './db/index.js';
+import { type ApiServer, createApiServer } from './server.js';
+import { formatDatetime, resolveZone } from './timefmt.js';
+
+const PROGRAM = 'ceems_api_server';
+const DESCRIPTION =
+  'CEEMS API server: compute units, usage and statistics of the compute energy and emissions stack.';
+
+export const FLAGS: readonly FlagSpec[] = [
+  {
+    name: 'config.file',
+    type: 'string',
+    default: '',
+    env: 'CEEMS_API_SERVER_CONFIG_FILE',
+    help: 'Configuration file path (required).',
+  },
+  {
+    name: 'config.file.expand-env-vars',
+    type: 'bool',
+    default: false,
+    help: 'Expand $VAR and ${VAR} in the configuration file ($$ is a literal $).',
+  },
+  {
+    name: 'web.listen-address',
+    type: 'string',
+    repeatable: true,
+    default: [':9020'],
+    help: 'Addresses on which to expose the API and web interface. Repeatable for multiple addresses.',
+  },
+  {
+    name: 'web.config.file',
+    type: 'string',
+    default: '',
+    env: 'CEEMS_API_SERVER_WEB_CONFIG_FILE',
+    help: 'Path to configuration file that can enable TLS or authentication.',
+  },
+  {
+    name: 'web.route-prefix',
+    type: 'string',
+    default: '/',
+    help: 'Prefix for the API routes (<prefix>/api/v1/...); /, /health and /swagger/ stay at the root.',
+  },
+  {
+    name: 'web.max-requests',
+    type: 'int',
+    default: '0',
+    help: 'Maximum number of requests per minute per client IP. 0 means no limit.',
+  },
+  {
+    name: 'web.cors.origin',
+    type: 'string',
+    default: '.*',
+    help: 'Regex for CORS origin. It is fully anchored.',
+  },
+  { name: 'web.compression', type: 'bool', default: false, help: 'Compress responses with gzip or deflate.' },
+  { name: 'web.compression.level', type: 'int', default: '5', help: 'Compression level (1-9).' },
+  {
+    name: 'web.debug-server',
+    type: 'bool',
+    default: false,
+    help: 'Accepted for compatibility; profiling endpoints are not served (Go specific).',
+  },
+  {
+    name: 'web.systemd-socket',
+    type: 'bool',
+    default: false,
+    help: 'Use systemd socket activation listeners instead of port listeners (Linux only).',
+  },
+  {
+    name: 'query.max-period',
+    type: 'duration',
+    default: '0s',
+    help: 'Maximum allowed query window (to - from). 0s means no limit.',
+  },
+  {
+    name: 'runtime.gomaxprocs',
+    type: 'int',
+    default: '1',
+    env: 'GOMAXPROCS',
+    help: 'Accepted for compatibility; no effect in Node.js.',
+  },
+  {
+    name: 'security.run-as-user',
+    type: 'string',
+    default: '',
+    help: 'User to run as after start-up when started as root (default: nobody).',
+  },
+  {
+    name: 'log.level',
+    type: 'enum',
+    values: LOG_LEVELS,
+    default: 'info',
+    help: 'Only log messages with the given severity or above.',
+  },
+  {
+    name: 'log.format',
+    type: 'enum',
+    values: LOG_FORMATS,
+    default: 'logfmt',
+    help: 'Output format of log messages.',
+  },
+  {
+    name: 'web.external-url',
+    type: 'string',
+    default: '',
+    hidden: true,
+    help: 'External URL (sets host and scheme of the API description).',
+  },
+  {
+    name: 'web.user-header-name',
+    type: 'string',
+    repeatable: true,
+    default: ['X-Grafana-User'],
+    hidden: true,
+    help: 'Header(s) carrying the user name; the first non-empty one wins.',
+  },
+  {
+    name: 'storage.data.skip.delete.old.units',
+    type: 'bool',
+    default: false,
+    hidden: true,
+    help: 'Disable the retention purge of old units.',
+  },
+  {
+    name: 'test.disable.checks',
+    type: 'bool',
+    default: false,
+    hidden: true,
+    help: 'Ignore configuration sanity checks (e.g. backup_interval < 1 day).',
+  },
+  {
+    name: 'security.disable-cap-awareness',
+    type: 'bool',
+    default: false,
+    hidden: true,
+    help: 'Accepted for compatibility.',
+  },
+  {
+    name: 'security.drop-privileges',
+    type: 'bool',
+    default: true,
+    hidden: true,
+    help: 'Drop privileges after start-up.',
+  },
+];
+
+/** Something started after the DB is open and stopped (awaited) before it is closed. */
+export interface BackgroundTask {
+  start(): void;
+  stop(): Promise<void>;
+}
+
+export interface CollectorContext {
+  db: CeemsDb;
+  logger: Logger;
+  /** Directory of the config file. */
+  configDir: string;
+  /** Resolved IANA zone of the DB. */
+  timeZone: string;
+  /** Retention purge in days; undefined when `--storage.data.skip.delete.old.units`. */
+  retentionDays?: number;
+}
+
+/** Builds the collection cycle (src/api/cycle) from the validated configuration. */
+export type CollectorFactory = (cfg: LoadedConfig, ctx: CollectorContext) => Promise<BackgroundTask>;
+
+export interface MainOptions {
+  collector?: CollectorFactory;
+}
+
+/** `YYYYMMDDHHMM` of `ms` in `zone` (backup file names). */
+const backupStamp = (ms: number, zone: string) => formatDatetime(ms, zone).replace(/[-T:]/g, '').slice(0, 12);
+
+/** Periodic online backups (§10.6): first one after one interval. */
+function startBackups(
+  db: CeemsDb,
+  dir: string,
+  intervalMs: number,
+  zone: string,
+  log: Logger,
+): BackgroundTask {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> | undefined;
+  return {
+    start() {
+      timer = setInterval(() => {
+        if (running) return;
+        running = db
+          .backup(dir, backupStamp(Date.now(), zone), (e) => log.warn({ err: e.message }, 'VACUUM failed'))
+          .then((path) => log.info({ path }, 'DB backed up'))
+          .catch((e) => log.error({ err: (e as Error).message }, 'DB backup failed'))
+          .finally(() => {
+            running = undefined;
+          });
+      }, intervalMs);
+    },
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
+
+export interface Running {
+  api: ApiServer;
+  addresses: string[];
+  stop(): Promise<void>;
+}
+
+export async function startApiServer(
+  flags: ParsedFlags,
+  log: Logger,
+  opts: MainOptions = {},
+): Promise<Running> {
+  const loaded = loadConfig(flags.string('config.file'), {
+    expandEnv: flags.bool('config.file.expand-env-vars'),
+    disableChecks: flags.bool('test.disable.checks'),
+  });
+  const { config, dataPath, backupPath } = loaded;
+  const data = config.ceems_api_server.data;
+  const timeZone = resolveZone(data.time_zone);
+  if (flags.bool('web.debug-server'))
+    log.warn('--web.debug-server: Go pprof endpoints are not available in this implementation');
+  if (flags.bool('web.systemd-socket'))
+    throw new Error('--web.systemd-socket is not supported by this build; use --web.listen-address');
+  const corsOrigin = flags.string('web.cors.origin');
+  try {
+    new RegExp(`^(?:${corsOrigin})$`, 's');
+  } catch (e) {
+    throw new FlagError(
+      `invalid value '${corsOrigin}' for flag '--web.cors.origin': ${(e as Error).message}`,
+    );
+  }
+  const level = flags.number('web.compression.level');
+  if (level < 1 || level > 9)
+    throw new FlagError(`--web.compression.level must be between 1 and 9 (got ${level})`);
+  const runAs = resolveRunAsUser(flags.string('security.run-as-user'));
+
+  mkdirSync(dataPath, { recursive: true, mode: 0o750 });
+  if (backupPath) mkdirSync(backupPath, { recursive: true, mode: 0o750 });
+  const db = CeemsDb.open(dataPath);
+  const tasks: BackgroundTask[] = [];
+  let api: ApiServer | undefined;
+  try {
+    const admins = new AdminUsers(db, config.ceems_api_server.admin, loaded.configDir, timeZone, log);
+    await admins.checkGrafana();
+    const retentionDays = flags.bool('storage.data.skip.delete.old.units')
+      ? undefined
+      : Math.floor(data.retention_period / 3600e3 / 24);
+    if (opts.collector) {
+      tasks.push(
+        await opts.collector(loaded, {
+          db,
+          logger: log,
+          configDir: loaded.configDir,
+          timeZone,
+          retentionDays,
+        }),
+      );
+    } else {
+      log.warn('No collection cycle in this build: only admin users are refreshed');
+    }
+    api = await createApiServer({
+      listenAddresses: flags.strings('web.listen-address'),
+      webConfigFile: flags.string('web.config.file') || undefined,
+      logger: log,
+      routePrefix: flags.string('web.route-prefix'),
+      userHeaders: flags.strings('web.user-header-name'),
+      maxRequests: flags.number('web.max-requests'),
+      corsOrigin,
+      compression: flags.bool('web.compression'),
+      compressionLevel: level,
+      maxPeriodMs: flags.number('query.max-period'),
+      timeZone,
+      externalUrl: flags.string('web.external-url'),
+      openDb: () => openReader(dataPath),
+    });
+    admins.start(data.update_interval);
+    tasks.unshift({ start() {}, stop: () => admins.stop() });
+    for (const t of tasks) t.start();
+    if (backupPath && data.backup_interval > 0) {
+      const b = startBackups(db, backupPath, data.backup_interval, timeZone, log);
+      b.start();
+      tasks.push(b);
+    }
+    const addresses = await api.server.listen();
+    if (runAs && flags.bool('security.drop-privileges')) {
+      // Files created later (backups, WAL checkpoints) must stay writable by the target user.
+      for (const p of [
+        dataPath,
+        backupPath,
+        join(dataPath, DB_FILE),
+        join(dataPath, `${DB_FILE}-wal`),
+        join(dataPath, `${DB_FILE}-shm`),
+      ])
+        if (p && existsSync(p)) chownSync(p, runAs.uid, runAs.gid);
+    }
+    dropPrivileges(runAs, {
+      dropPrivileges: flags.bool('security.drop-privileges'),
+      needed: {
+        slurm: config.clusters.some((c) => c.manager === 'slurm') ? ['cap_setuid', 'cap_setgid'] : [],
+      },
+      logger: log,
+    });
+    const running: Running = {
+      api,
+      addresses,
+      async stop() {
+        // Stop producers first (a running write always completes: better-sqlite3 is synchronous), then
+        // HTTP (5 s grace), then close the DB.
+        await Promise.all(tasks.map((t) => t.stop()));
+        const grace = new Promise<void>((r) => setTimeout(r, 5000).unref());
+        await Promise.race([api!.close(), grace]);
+        db.close();
+      },
+    };
+    return running;
+  } catch (e) {
+    await Promise.all(tasks.map((t) => t.stop().catch(() => {})));
+    await api?.close().catch(() => {});
+    db.close();
+    throw e;
+  }
+}
+
+export async function main(argv: string[], opts: MainOptions = {}): Promise<number> {
+  let parsed: ReturnType<typeof parseFlags>;
+  try {
+    parsed = parseFlags(FLAGS, argv);
+  } catch (e) {
+    if (e instanceof FlagError) {
+      process.stderr.write(`${PROGRAM}: error: ${e.message}, try --help\n`);
+      return 1;
+    }
+    throw e;
+  }
+  if (parsed.help) {
+    process.stdout.write(usage(PROGRAM, DESCRIPTION, FLAGS));
+    return 0;
+  }
+  if (parsed.version) {
+    process.stdout.write(versionText(PROGRAM));
+    return 0;
+  }
+  const flags = parsed.flags;
+  const log = createLogger({ level: flags.string('log.level'), format: flags.string('log.format') });
+  log.info(
+    { version: buildInfo.version, revision: buildInfo.revision, node: process.versions.node },
+    `Starting ${PROGRAM}`,
+  );
+  let running: Running;
+  try {
+    running = await startApiServer(flags, log, opts);
+  } catch (e) {
+    const msg = (e as Error).message;
+    log.error({ err: msg }, 'Failed to start');
+    process.stderr.write(`${PROGRAM}: error: ${msg}\n`);
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'Shutting down');
+      running
+        .stop()
+        .catch((e) => log.error({ err: (e as Error).message }, 'Shutdown failed'))
+        .finally(() => resolve());
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  return 0;
+}

@@ -1,0 +1,74 @@
+// What every route group gets from the server: the read-only DB, the API prefix, the DB time zone, the
+// query-window limit and the request's identity (set by the authentication hook, spec §5.2).
+
+import type { Database } from 'better-sqlite3';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from '../../common/logger.js';
+import { ApiError, sendError } from '../http.js';
+
+export interface RouteContext {
+  /** `/api/v1` or `<route-prefix>/api/v1`. */
+  api: string;
+  /** Read-only connection, opened on first use. */
+  db(): Database;
+  /** Resolved IANA zone of the DB (`data.time_zone`). */
+  timeZone: string;
+  /** `--query.max-period` in ms; 0 = unlimited. */
+  maxPeriodMs: number;
+  now(): number;
+  log: Logger;
+}
+
+export type RouteGroup = (app: FastifyInstance, ctx: RouteContext) => void;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Logged user taken from the configured user headers ('' on unauthenticated paths). */
+    ceemsUser: string;
+    ceemsAdmin: boolean;
+  }
+}
+
+export const loggedUser = (req: FastifyRequest): string => req.ceemsUser;
+
+/** Querystring schema of a route for the API description (validation is done by the handlers). */
+export function querySchema(params: Record<string, { description: string; repeatable?: boolean }>) {
+  const properties: Record<string, unknown> = {};
+  for (const [name, p] of Object.entries(params)) {
+    properties[name] = p.repeatable
+      ? { type: 'array', items: { type: 'string' }, description: p.description }
+      : { type: 'string', description: p.description };
+  }
+  return { type: 'object', properties };
+}
+
+export const API_ROUTE_METHODS: ('GET' | 'OPTIONS')[] = ['GET', 'OPTIONS'];
+
+type Handler = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+
+/**
+ * Registers an API route for GET and OPTIONS: OPTIONS answers 200 with an empty body without running the
+ * handler (§5.3); ApiErrors become the spec's error envelope; anything else goes to the server's error
+ * handler (500 `internal` with the raw error text).
+ */
+export function apiRoute(
+  app: FastifyInstance,
+  url: string,
+  schema: { summary: string; description?: string; tags: string[]; querystring?: object },
+  handler: Handler,
+): void {
+  app.route({
+    method: API_ROUTE_METHODS,
+    url,
+    schema: { ...schema, hide: false } as never,
+    handler: async (req, reply) => {
+      if (req.method === 'OPTIONS') return reply.code(200).header('Content-Length', '0').send();
+      try {
+        return await handler(req, reply);
+      } catch (e) {
+        if (e instanceof ApiError) return sendError(reply, e);
+        throw e;
+      }
+    },
+  });
+}

@@ -1,0 +1,20 @@
+// /health (spec §5.1): 200 when the DB answers, 503 `KO` otherwise.
+
+import type { RouteGroup } from './context.js';
+
+export const healthRoutes: RouteGroup = (app, ctx) => {
+  app.all(
+    '/health',
+    { schema: { summary: 'Health of the API server', tags: ['health'] } },
+    async (_req, reply) => {
+      reply.header('X-Content-Type-Options', 'nosniff').type('text/plain; charset=utf-8');
+      try {
+        ctx.db().prepare('SELECT 1').get();
+      } catch (e) {
+        ctx.log.error({ err: (e as Error).message }, 'DB ping failed');
+        return reply.code(503).send('KO');
+      }
+      return reply.code(200).send('CEEMS API Server is healthy');
+    },
+  );
+};

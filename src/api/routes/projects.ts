@@ -1,0 +1,57 @@
+// /projects and /projects/admin (spec §7.5).
+
+import { sendSuccess } from '../http.js';
+import { PROJECT_STRUCT } from '../jsonenc.js';
+import { PROJECT_FIELDS } from '../models.js';
+import { projectsOfUsers, type Query, selectFields, userSet, values, Where } from '../query.js';
+import { decodeRows } from '../rows.js';
+import { apiRoute, querySchema, type RouteContext, type RouteGroup } from './context.js';
+
+const JSON_COLUMNS = new Set(['users', 'tags']);
+const PARAMS = {
+  project: { description: 'Projects', repeatable: true },
+  cluster_id: { description: 'Cluster IDs', repeatable: true },
+  field: { description: 'Fields to return', repeatable: true },
+};
+
+function queryProjects(ctx: RouteContext, q: Query, users: readonly string[]) {
+  const fields = selectFields(q, PROJECT_FIELDS);
+  const [sub, subParams] = projectsOfUsers(users);
+  const where = new Where()
+    .add(`name IN (${sub})`, ...subParams)
+    .inIfAny('name', values(q, 'project'))
+    .inIfAny('cluster_id', values(q, 'cluster_id'));
+  const rows = ctx
+    .db()
+    .prepare(
+      `SELECT ${fields.join(', ')} FROM projects WHERE ${where.sql()} ORDER BY cluster_id ASC, name ASC`,
+    )
+    .all(...where.params) as Record<string, unknown>[];
+  return decodeRows(rows, JSON_COLUMNS);
+}
+
+export const projectRoutes: RouteGroup = (app, ctx) => {
+  apiRoute(
+    app,
+    `${ctx.api}/projects`,
+    { summary: 'Projects of the logged user', tags: ['projects'], querystring: querySchema(PARAMS) },
+    async (req, reply) => {
+      const q = req.query as Query;
+      const { data, warnings } = queryProjects(
+        ctx,
+        q,
+        userSet(ctx.db(), req.ceemsUser, values(q, 'project')),
+      );
+      return sendSuccess(reply, PROJECT_STRUCT, data, warnings);
+    },
+  );
+  apiRoute(
+    app,
+    `${ctx.api}/projects/admin`,
+    { summary: 'Any projects having members (admin)', tags: ['projects'], querystring: querySchema(PARAMS) },
+    async (req, reply) => {
+      const { data, warnings } = queryProjects(ctx, req.query as Query, []);
+      return sendSuccess(reply, PROJECT_STRUCT, data, warnings);
+    },
+  );
+};

@@ -1,0 +1,137 @@
+// /units, /units/admin and /units/verify (spec §7.2, §7.3).
+
+import { ApiError, sendSuccess } from '../http.js';
+import { UNIT_STRUCT } from '../jsonenc.js';
+import { METRIC_FIELDS, UNIT_FIELDS } from '../models.js';
+import {
+  present,
+  projectsOfUsers,
+  type Query,
+  selectFields,
+  timeWindow,
+  userSet,
+  values,
+  Where,
+  windowClause,
+} from '../query.js';
+import { decodeRows } from '../rows.js';
+import { convertDatetimezone, isValidZone } from '../timefmt.js';
+import { apiRoute, querySchema, type RouteContext, type RouteGroup } from './context.js';
+
+const JSON_COLUMNS = new Set<string>(['allocation', 'tags', ...METRIC_FIELDS]);
+const TIME_COLUMNS = ['created_at', 'started_at', 'ended_at'] as const;
+
+const COMMON_PARAMS = {
+  cluster_id: { description: 'Cluster ID', repeatable: true },
+  uuid: { description: 'Unit UUID (disables the time window)', repeatable: true },
+  project: { description: 'Project', repeatable: true },
+  running: { description: 'Presence flag: include running units' },
+  from: { description: 'Window start, Unix seconds' },
+  to: { description: 'Window end, Unix seconds' },
+  timezone: { description: 'IANA time zone of the returned times' },
+  field: { description: 'Fields to return', repeatable: true },
+};
+
+/** Runs the unit query of §7.2 for a set of users (undefined = every user). */
+function queryUnits(ctx: RouteContext, q: Query, users: readonly string[] | undefined) {
+  const fields = selectFields(q, UNIT_FIELDS);
+  const where = new Where().add('ignore = 0');
+  if (users) where.in('username', users);
+  where.inIfAny('project', values(q, 'project'));
+  where.inIfAny('cluster_id', values(q, 'cluster_id'));
+  const uuids = values(q, 'uuid');
+  if (uuids.length > 0) {
+    where.in('uuid', uuids);
+  } else {
+    const w = timeWindow(q, ctx.now(), ctx.maxPeriodMs);
+    const [sql, params] = windowClause('ended_at', w, ctx.timeZone, { running: present(q, 'running') });
+    where.add(sql, ...params);
+  }
+  const rows = ctx
+    .db()
+    .prepare(`SELECT ${fields.join(', ')} FROM units WHERE ${where.sql()} ORDER BY cluster_id ASC, uuid ASC`)
+    .all(...where.params) as Record<string, unknown>[];
+  const zone = values(q, 'timezone')[0];
+  const convert = zone !== undefined && zone !== '' && isValidZone(zone) ? zone : undefined;
+  return decodeRows(rows, JSON_COLUMNS, (row) => {
+    if (!convert) return;
+    for (const c of TIME_COLUMNS)
+      if (typeof row[c] === 'string') row[c] = convertDatetimezone(row[c], convert);
+  });
+}
+
+export const unitRoutes: RouteGroup = (app, ctx) => {
+  apiRoute(
+    app,
+    `${ctx.api}/units`,
+    {
+      summary: 'Units of the logged user',
+      description:
+        'Units owned by the logged user (and service-account pods of the projects given with `project` the user is a member of). The window applies to `ended_at`; `uuid` disables it.',
+      tags: ['units'],
+      querystring: querySchema(COMMON_PARAMS),
+    },
+    async (req, reply) => {
+      const q = req.query as Query;
+      const users = userSet(ctx.db(), req.ceemsUser, values(q, 'project'));
+      const { data, warnings } = queryUnits(ctx, q, users);
+      return sendSuccess(reply, UNIT_STRUCT, data, warnings);
+    },
+  );
+
+  apiRoute(
+    app,
+    `${ctx.api}/units/admin`,
+    {
+      summary: 'Units of any user (admin)',
+      tags: ['units'],
+      querystring: querySchema({ ...COMMON_PARAMS, user: { description: 'Users', repeatable: true } }),
+    },
+    async (req, reply) => {
+      const q = req.query as Query;
+      const users = values(q, 'user');
+      const { data, warnings } = queryUnits(ctx, q, users.length > 0 ? users : undefined);
+      return sendSuccess(reply, UNIT_STRUCT, data, warnings);
+    },
+  );
+
+  apiRoute(
+    app,
+    `${ctx.api}/units/verify`,
+    {
+      summary: 'Verify that the logged user may access units',
+      description:
+        'Passes when every requested uuid belongs to a project the logged user is a member of, in one of the given clusters.',
+      tags: ['units'],
+      querystring: querySchema({
+        uuid: { description: 'Unit UUIDs', repeatable: true },
+        cluster_id: { description: 'Cluster IDs', repeatable: true },
+      }),
+    },
+    async (req, reply) => {
+      const q = req.query as Query;
+      const uuids = values(q, 'uuid');
+      if (uuids.length === 0) throw new ApiError('bad_data', 'uuids missing in the request');
+      const clusters = values(q, 'cluster_id');
+      const user = req.ceemsUser;
+      let ok = clusters.length > 0 && user !== '';
+      if (ok) {
+        const [projects, pparams] = projectsOfUsers([user]);
+        const where = new Where()
+          .add(`project IN (${projects})`, ...pparams)
+          .in('cluster_id', clusters)
+          .in('uuid', uuids);
+        const found = new Set(
+          ctx
+            .db()
+            .prepare(`SELECT uuid FROM units WHERE ${where.sql()}`)
+            .pluck()
+            .all(...where.params) as string[],
+        );
+        ok = uuids.every((u) => found.has(u));
+      }
+      if (!ok) throw new ApiError('forbidden', 'user do not have permissions on uuids');
+      return sendSuccess(reply, undefined, null);
+    },
+  );
+};

@@ -1,0 +1,231 @@
+// /usage/{current,global}[/admin] (spec §7.7): cumulative usage rows, or units aggregated over a window
+// with per-key sums and weighted averages built from the JSON metric maps.
+
+import { ApiError, sendSuccess } from '../http.js';
+import { USAGE_STRUCT } from '../jsonenc.js';
+import { AVG_WEIGHTS, METRIC_FIELDS, USAGE_FIELDS } from '../models.js';
+import {
+  present,
+  projectsOfUsers,
+  type Query,
+  selectFields,
+  timeWindow,
+  userSet,
+  values,
+  Where,
+  windowClause,
+} from '../query.js';
+import { type Decoded, decodeRows } from '../rows.js';
+import { apiRoute, querySchema, type RouteContext, type RouteGroup } from './context.js';
+
+const METRICS = new Set<string>(METRIC_FIELDS);
+const JSON_COLUMNS = METRICS;
+/** Allowed `groupby` values (D-API-1). */
+export const GROUPBY_FIELDS = ['cluster_id', 'resource_manager', 'project', 'groupname', 'username'];
+const ROUND_S = 900;
+const CACHE_TTL_MS = 15 * 60_000;
+const CACHE_MAX_ENTRIES = 1000;
+
+/** 64-bit FNV-1a of a string's UTF-8 bytes, as hex. */
+export function fnv1a64(text: string): string {
+  let h = 0xcbf29ce484222325n;
+  for (const b of Buffer.from(text, 'utf8')) {
+    h ^= BigInt(b);
+    h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return h.toString(16);
+}
+
+/** Cache of `/usage/current` results keyed by FNV-1a of the normalised request URL (TTL 15 min). */
+export class UsageCache {
+  private readonly entries = new Map<string, { expires: number; result: Decoded }>();
+
+  get(key: string, now: number): { expires: number; result: Decoded } | undefined {
+    const e = this.entries.get(key);
+    if (e && e.expires <= now) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return e;
+  }
+
+  set(key: string, result: Decoded, now: number): void {
+    if (this.entries.size >= CACHE_MAX_ENTRIES) {
+      for (const [k, e] of this.entries) if (e.expires <= now) this.entries.delete(k);
+      if (this.entries.size >= CACHE_MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
+    }
+    this.entries.set(key, { expires: now + CACHE_TTL_MS, result });
+  }
+}
+
+/** `$."key"` JSON path of one map key (bound as a parameter, never spliced into SQL). */
+const keyPath = (k: string) => `$."${k}"`;
+
+function visibleProjects(q: Query, users: readonly string[]): Where {
+  const [sub, params] = projectsOfUsers(users);
+  return new Where()
+    .add(`project IN (${sub})`, ...params)
+    .inIfAny('project', values(q, 'project'))
+    .inIfAny('cluster_id', values(q, 'cluster_id'));
+}
+
+function globalUsage(ctx: RouteContext, q: Query, users: readonly string[]): Decoded {
+  const fields = selectFields(q, USAGE_FIELDS);
+  const where = visibleProjects(q, users);
+  const rows = ctx
+    .db()
+    .prepare(
+      `SELECT ${fields.join(', ')} FROM usage WHERE ${where.sql()} ORDER BY cluster_id ASC, username ASC, project ASC`,
+    )
+    .all(...where.params) as Record<string, unknown>[];
+  return decodeRows(rows, JSON_COLUMNS);
+}
+
+/** `current` aggregation; null data when no metric field can be aggregated. */
+function currentUsage(
+  ctx: RouteContext,
+  q: Query,
+  users: readonly string[],
+  w: { from: number; to: number },
+): Decoded | null {
+  const fields = selectFields(q, USAGE_FIELDS);
+  const groupby = values(q, 'groupby');
+  for (const g of groupby) {
+    if (!GROUPBY_FIELDS.includes(g)) throw new ApiError('bad_data', 'invalid groupby fields');
+  }
+  const experimental = present(q, 'experimental');
+  const terminated = !experimental && present(q, '__terminated');
+  const [windowSql, windowParams] = windowClause('last_updated_at', w, ctx.timeZone, { terminated });
+  const db = ctx.db();
+
+  const keysOf = (metric: string): string[] => {
+    const where = new Where()
+      .add('json_each.key IS NOT NULL')
+      .inIfAny('project', values(q, 'project'))
+      .inIfAny('cluster_id', values(q, 'cluster_id'))
+      .add(windowSql, ...windowParams);
+    return (
+      db
+        .prepare(`SELECT DISTINCT json_each.key FROM units, json_each(units.${metric}) WHERE ${where.sql()}`)
+        .pluck()
+        .all(...where.params) as string[]
+    ).filter((k) => typeof k === 'string' && !k.includes('"'));
+  };
+
+  const selects: string[] = [];
+  const selectParams: unknown[] = [];
+  const joins: string[] = [];
+  const joinParams: unknown[] = [];
+  const joined = new Map<string, string>();
+  const join = (column: string, key: string): string => {
+    const id = `${column}\u0000${key}`;
+    let alias = joined.get(id);
+    if (!alias) {
+      alias = `j${joined.size}`;
+      joined.set(id, alias);
+      joins.push(`LEFT JOIN json_each(u.${column}, ?) AS ${alias}`);
+      joinParams.push(keyPath(key));
+    }
+    return alias;
+  };
+  let metricJoins = 0;
+  for (const f of fields) {
+    if (f === 'num_units') {
+      selects.push(experimental ? 'SUM(u.num_units) AS num_units' : 'COUNT(u.id) AS num_units');
+    } else if (!METRICS.has(f)) {
+      selects.push(`u.${f} AS ${f}`);
+    } else {
+      const keys = keysOf(f);
+      if (keys.length === 0) continue;
+      metricJoins++;
+      const weight = AVG_WEIGHTS[f];
+      const parts = keys.map((k) => {
+        const v = join(f, k);
+        selectParams.push(k);
+        if (!weight) return `?, SUM(${v}.value)`;
+        const wt = join('total_time_seconds', weight);
+        return `?, CAST(SUM(${v}.value * ${wt}.value) AS REAL) / SUM(${wt}.value)`;
+      });
+      selects.push(`json_object(${parts.join(', ')}) AS ${f}`);
+    }
+  }
+  if (metricJoins === 0) return null;
+
+  const where = visibleProjects(q, users).add(windowSql, ...windowParams);
+  const group = [...new Set(['username', 'project', ...groupby])].sort();
+  const sql = `SELECT ${selects.join(', ')} FROM (${experimental ? 'daily_usage' : 'units'} AS u ${joins.join(' ')})
+WHERE ${where.sql()} GROUP BY ${group.join(', ')} ORDER BY cluster_id ASC, username ASC, project ASC`;
+  const rows = db.prepare(sql).all(...selectParams, ...joinParams, ...where.params) as Record<
+    string,
+    unknown
+  >[];
+  return decodeRows(rows, JSON_COLUMNS);
+}
+
+const PARAMS = {
+  cluster_id: { description: 'Cluster IDs', repeatable: true },
+  project: { description: 'Projects', repeatable: true },
+  field: { description: 'Fields to return', repeatable: true },
+};
+const CURRENT_PARAMS = {
+  ...PARAMS,
+  from: { description: 'Window start, Unix seconds (floored to 15 min)' },
+  to: { description: 'Window end, Unix seconds (ceiled to 15 min)' },
+  groupby: { description: `Extra grouping: ${GROUPBY_FIELDS.join(', ')}`, repeatable: true },
+  experimental: { description: 'Presence flag: aggregate daily_usage' },
+  __terminated: { description: 'Presence flag: only ended units' },
+};
+
+/** Normalised URL of a current-usage request: rounded window, logged user, keys sorted. */
+function cacheKey(path: string, q: Query, w: { from: number; to: number }, user: string): string {
+  const params = new URLSearchParams();
+  const merged: Query = { ...q, from: String(w.from), to: String(w.to), logged_user: user };
+  for (const k of Object.keys(merged).sort()) for (const v of values(merged, k)) params.append(k, v);
+  return fnv1a64(`${path}?${params.toString()}`);
+}
+
+export function usageRoutes(cache: UsageCache): RouteGroup {
+  return (app, ctx) => {
+    for (const mode of ['current', 'global'] as const) {
+      for (const admin of [false, true]) {
+        const url = `${ctx.api}/usage/${mode}${admin ? '/admin' : ''}`;
+        const params = mode === 'current' ? CURRENT_PARAMS : PARAMS;
+        apiRoute(
+          app,
+          url,
+          {
+            summary: `${mode === 'current' ? 'Usage aggregated over a window' : 'Cumulative usage'} of ${admin ? 'any users (admin)' : "the logged user's projects"}`,
+            tags: ['usage'],
+            querystring: querySchema(
+              admin ? { ...params, user: { description: 'Users (absent = all)', repeatable: true } } : params,
+            ),
+          },
+          async (req, reply) => {
+            const q = req.query as Query;
+            const users = admin ? values(q, 'user') : userSet(ctx.db(), req.ceemsUser, values(q, 'project'));
+            if (mode === 'global') {
+              const { data, warnings } = globalUsage(ctx, q, users);
+              return sendSuccess(reply, USAGE_STRUCT, data, warnings);
+            }
+            const raw = timeWindow(q, ctx.now(), ctx.maxPeriodMs);
+            const w = {
+              from: Math.floor(raw.from / ROUND_S) * ROUND_S,
+              to: Math.ceil(raw.to / ROUND_S) * ROUND_S,
+            };
+            const key = cacheKey(url, q, w, req.ceemsUser);
+            const now = ctx.now();
+            const hit = cache.get(key, now);
+            if (hit) {
+              reply.header('Expires', new Date(hit.expires).toUTCString());
+              return sendSuccess(reply, USAGE_STRUCT, hit.result.data, hit.result.warnings);
+            }
+            const result = currentUsage(ctx, q, users, w);
+            if (!result) return sendSuccess(reply, USAGE_STRUCT, null);
+            if (result.data.length > 0) cache.set(key, result, now);
+            return sendSuccess(reply, USAGE_STRUCT, result.data, result.warnings);
+          },
+        );
+      }
+    }
+  };
+}

@@ -1,0 +1,72 @@
+// /users and /users/admin (spec §7.4).
+
+import { sendSuccess } from '../http.js';
+import { USER_STRUCT } from '../jsonenc.js';
+import { USER_FIELDS } from '../models.js';
+import { type Query, selectFields, userSet, values, Where } from '../query.js';
+import { decodeRows } from '../rows.js';
+import { apiRoute, querySchema, type RouteContext, type RouteGroup } from './context.js';
+
+const JSON_COLUMNS = new Set(['projects', 'tags']);
+
+function queryUsers(ctx: RouteContext, q: Query, table: 'users' | 'admin_users', users?: readonly string[]) {
+  const fields = selectFields(q, USER_FIELDS);
+  const where = new Where();
+  if (users) where.in('name', users);
+  if (table === 'users') where.inIfAny('cluster_id', values(q, 'cluster_id'));
+  const rows = ctx
+    .db()
+    .prepare(
+      `SELECT ${fields.join(', ')} FROM ${table} WHERE ${where.sql()} ORDER BY cluster_id ASC, name ASC`,
+    )
+    .all(...where.params) as Record<string, unknown>[];
+  return decodeRows(rows, JSON_COLUMNS);
+}
+
+export const userRoutes: RouteGroup = (app, ctx) => {
+  apiRoute(
+    app,
+    `${ctx.api}/users`,
+    {
+      summary: 'User records of the logged user',
+      tags: ['users'],
+      querystring: querySchema({
+        cluster_id: { description: 'Cluster IDs', repeatable: true },
+        project: { description: 'Projects (adds their service-account pseudo-users)', repeatable: true },
+        field: { description: 'Fields to return', repeatable: true },
+      }),
+    },
+    async (req, reply) => {
+      const q = req.query as Query;
+      const { data, warnings } = queryUsers(
+        ctx,
+        q,
+        'users',
+        userSet(ctx.db(), req.ceemsUser, values(q, 'project')),
+      );
+      return sendSuccess(reply, USER_STRUCT, data, warnings);
+    },
+  );
+
+  apiRoute(
+    app,
+    `${ctx.api}/users/admin`,
+    {
+      summary: 'Any users, or the admin users with role=admin (admin)',
+      tags: ['users'],
+      querystring: querySchema({
+        user: { description: 'Users (absent = all)', repeatable: true },
+        cluster_id: { description: 'Cluster IDs', repeatable: true },
+        role: { description: '`admin` lists the admin users' },
+        field: { description: 'Fields to return', repeatable: true },
+      }),
+    },
+    async (req, reply) => {
+      const q = req.query as Query;
+      const users = values(q, 'user');
+      const table = values(q, 'role')[0] === 'admin' ? 'admin_users' : 'users';
+      const { data, warnings } = queryUsers(ctx, q, table, users.length > 0 ? users : undefined);
+      return sendSuccess(reply, USER_STRUCT, data, warnings);
+    },
+  );
+};

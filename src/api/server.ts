@@ -1,0 +1,223 @@
+// HTTP layer of the API server (spec §5): web config (TLS, basic auth), per-IP rate limit, identity from
+// the user headers with anti-spoofing and admin checks, CORS, compression, routes and the API description.
+
+import compress from '@fastify/compress';
+import cors from '@fastify/cors';
+import rateLimit from '@fastify/rate-limit';
+import type { Database } from 'better-sqlite3';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from '../common/logger.js';
+import { createWebServer, type WebServer } from '../common/webserver.js';
+import { encodeError } from './jsonenc.js';
+import { clusterRoutes } from './routes/clusters.js';
+import type { RouteContext } from './routes/context.js';
+import { demoRoutes } from './routes/demo.js';
+import { healthRoutes } from './routes/health.js';
+import { landingRoutes } from './routes/landing.js';
+import { registerOpenApi } from './routes/openapi.js';
+import { projectRoutes } from './routes/projects.js';
+import { statsRoutes } from './routes/stats.js';
+import { unitRoutes } from './routes/units.js';
+import { UsageCache, usageRoutes } from './routes/usage.js';
+import { userRoutes } from './routes/users.js';
+
+export interface ApiServerOptions {
+  listenAddresses: string[];
+  webConfigFile?: string;
+  logger: Logger;
+  /** `--web.route-prefix` (`/` by default). */
+  routePrefix: string;
+  /** Headers carrying the user name; the first non-empty one wins. */
+  userHeaders: string[];
+  /** Requests per minute per client IP; 0 = unlimited. */
+  maxRequests: number;
+  /** `--web.cors.origin` regex source, anchored here. */
+  corsOrigin: string;
+  compression: boolean;
+  compressionLevel: number;
+  maxPeriodMs: number;
+  /** Resolved IANA zone of the DB. */
+  timeZone: string;
+  externalUrl: string;
+  /** Opens the read-only DB connection (called on first use). */
+  openDb: () => Database;
+  now?: () => number;
+}
+
+export interface ApiServer {
+  server: WebServer;
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+/** Headers only this server may set; always removed from incoming requests. */
+const INTERNAL_HEADERS = ['x-ceems-admin-user', 'x-ceems-logged-user'];
+const COMPRESSIBLE =
+  /^(?:text\/html|text\/css|text\/plain|text\/javascript|application\/javascript|application\/x-javascript|application\/json|application\/atom\+xml|application\/rss\+xml|image\/svg\+xml)(?:;.*)?$/;
+
+const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Client IP for the rate limiter: forwarded-IP headers first (kept quirk), else the peer. */
+export function clientIp(req: FastifyRequest): string {
+  const first = (h: string) => {
+    const v = req.headers[h];
+    return (Array.isArray(v) ? v[0] : v)?.split(',')[0]?.trim();
+  };
+  return first('true-client-ip') || first('x-real-ip') || first('x-forwarded-for') || req.ip;
+}
+
+function jsonError(reply: FastifyReply, status: number, type: string, message: string) {
+  return reply
+    .code(status)
+    .header('Content-Type', 'application/json')
+    .send(Buffer.from(encodeError(type, message)));
+}
+
+export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer> {
+  const api = `${opts.routePrefix.replace(/\/+$/, '')}/api/v1`;
+  const server = createWebServer({
+    listenAddresses: opts.listenAddresses,
+    webConfigFile: opts.webConfigFile,
+    logger: opts.logger,
+  });
+  const { app } = server;
+  let reader: Database | undefined;
+  const ctx: RouteContext = {
+    api,
+    db: () => {
+      reader ??= opts.openDb();
+      return reader;
+    },
+    timeZone: opts.timeZone,
+    maxPeriodMs: opts.maxPeriodMs,
+    now: opts.now ?? Date.now,
+    log: opts.logger,
+  };
+  const userHeaders = opts.userHeaders.map((h) => h.toLowerCase());
+  const publicPath = new RegExp(`^(?:(${escapeRegex(api)})?)/(swagger|debug|health|demo)(.*)`);
+
+  app.decorateRequest('ceemsUser', '');
+  app.decorateRequest('ceemsAdmin', false);
+
+  // Anti-spoofing first, for every request.
+  app.addHook('onRequest', async (req) => {
+    for (const h of INTERNAL_HEADERS) delete req.headers[h];
+  });
+
+  if (opts.maxRequests > 0) {
+    await app.register(rateLimit, {
+      global: true,
+      max: opts.maxRequests,
+      timeWindow: 60_000,
+      keyGenerator: clientIp,
+      errorResponseBuilder: (_req, c) =>
+        Object.assign(new Error('Too Many Requests'), { statusCode: c.statusCode, rateLimited: true }),
+    });
+  }
+
+  const admins = () => new Set(ctx.db().prepare('SELECT name FROM admin_users').pluck().all() as string[]);
+
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.method === 'OPTIONS' || !req.routeOptions.url) return;
+    const path = req.url.split('?')[0]!;
+    if (path === '/' || publicPath.test(path)) return;
+    let user = '';
+    for (const h of userHeaders) {
+      const v = req.headers[h];
+      const s = Array.isArray(v) ? v.find((x) => x !== '') : v;
+      if (s) {
+        user = s;
+        break;
+      }
+    }
+    if (user === '') return jsonError(reply, 401, 'unauthorized', 'no user identified');
+    req.headers['x-ceems-logged-user'] = user;
+    req.ceemsUser = user;
+    let isAdmin: boolean;
+    try {
+      isAdmin = admins().has(user);
+    } catch (e) {
+      return jsonError(reply, 500, 'internal', (e as Error).message);
+    }
+    if (isAdmin) {
+      req.headers['x-ceems-admin-user'] = user;
+      req.ceemsAdmin = true;
+    } else if (path.endsWith('admin')) {
+      return jsonError(reply, 403, 'forbidden', 'current user does not have admin privileges');
+    }
+  });
+
+  const origin = new RegExp(`^(?:${opts.corsOrigin})$`, 's');
+  const allowHeaders = ['Accept', 'Authorization', 'Content-Type', 'Origin', ...opts.userHeaders].join(', ');
+  await app.register(cors, {
+    // No Origin header: no CORS headers at all.
+    origin: (o, cb) => cb(null, o === undefined ? false : origin),
+    methods: ['GET'],
+    allowedHeaders: allowHeaders,
+    exposedHeaders: ['Date'],
+    optionsSuccessStatus: 200,
+    strictPreflight: false,
+  });
+  // @fastify/cors sends these two on preflights only; the original sends them on every CORS response.
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.headers.origin === undefined) return;
+    reply.header('Access-Control-Allow-Headers', allowHeaders);
+    reply.header('Access-Control-Allow-Methods', 'GET');
+  });
+
+  if (opts.compression) {
+    await app.register(compress, {
+      global: true,
+      encodings: ['gzip', 'deflate'],
+      threshold: 0,
+      customTypes: COMPRESSIBLE,
+      zlibOptions: { level: opts.compressionLevel },
+    });
+  }
+
+  await registerOpenApi(app, api, opts.externalUrl);
+
+  landingRoutes(app, ctx);
+  healthRoutes(app, ctx);
+  unitRoutes(app, ctx);
+  userRoutes(app, ctx);
+  projectRoutes(app, ctx);
+  clusterRoutes(app, ctx);
+  usageRoutes(new UsageCache())(app, ctx);
+  statsRoutes(app, ctx);
+  demoRoutes(app, ctx);
+
+  app.setNotFoundHandler(async (req, reply) => {
+    const path = req.url.split('?')[0]!;
+    if (path.startsWith(`${api}/`) && app.hasRoute({ method: 'GET', url: path })) {
+      return reply.code(405).header('Allow', 'GET, OPTIONS').type('text/plain; charset=utf-8').send('');
+    }
+    return reply.code(404).type('text/plain; charset=utf-8').send('404 page not found\n');
+  });
+  app.setErrorHandler(async (err: Error & { statusCode?: number; rateLimited?: boolean }, req, reply) => {
+    if (err.rateLimited) {
+      return reply
+        .code(err.statusCode ?? 429)
+        .type('text/plain; charset=utf-8')
+        .send('Too Many Requests');
+    }
+    const status = err.statusCode ?? 500;
+    if (status >= 500) opts.logger.error({ err: err.message, url: req.url }, 'request failed');
+    return jsonError(
+      reply,
+      status,
+      status < 500 ? 'bad_data' : 'internal',
+      status < 500 ? 'invalid request' : err.message,
+    );
+  });
+
+  return {
+    server,
+    app,
+    async close() {
+      await server.close();
+      reader?.close();
+      reader = undefined;
+    },
+  };
+}
