@@ -1,0 +1,402 @@
+// TSDB updater (spec api-server.md §12): per-unit aggregates of one window from Prometheus instant
+// queries, in batches of uuids sized from Prometheus' own limits; units shorter than the cutoff are
+// flagged `ignore` (and optionally their series deleted). Aggregation across windows happens in the DB
+// upserts (weighted averages, summed totals).
+
+import { dirname } from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { validate } from '../../common/config.js';
+import { parseDuration } from '../../common/duration.js';
+import {
+  createHttpClient,
+  type HttpClient,
+  httpClientConfigShape,
+  httpFetch,
+} from '../../common/httpclient.js';
+import type { Logger } from '../../common/logger.js';
+import type { UnitRecord } from '../db/index.js';
+import type { MetricField } from '../models.js';
+import { compileTemplate, goDuration, type QueryTemplate, type TemplateValues } from './template.js';
+import type { Updater } from './types.js';
+
+/** Metrics the updater may set (§12.1); other keys of `queries` are ignored. */
+export const TSDB_METRICS = [
+  'avg_cpu_usage',
+  'avg_cpu_mem_usage',
+  'total_cpu_energy_usage_kwh',
+  'total_cpu_emissions_gms',
+  'avg_gpu_usage',
+  'avg_gpu_mem_usage',
+  'total_gpu_energy_usage_kwh',
+  'total_gpu_emissions_gms',
+  'total_io_write_stats',
+  'total_io_read_stats',
+  'total_ingress_stats',
+  'total_egress_stats',
+] as const satisfies readonly MetricField[];
+
+const avgQuery = (series: string) =>
+  `avg_over_time(avg by (uuid) (${series}{uuid=~"{{.UUIDs}}"} >= 0 < inf)[{{.Range}}:])`;
+const energyQuery = (series: string) =>
+  `sum_over_time(sum by (uuid) (${series}{uuid=~"{{.UUIDs}}"} >= 0 < inf)[{{.Range}}:{{.ScrapeInterval}}]) * {{.ScrapeIntervalMilli}} / 3.6e9`;
+const emissionsQuery = (series: string, provider: string) =>
+  `sum_over_time(sum by (uuid) (${series}{uuid=~"{{.UUIDs}}",provider="${provider}"} >= 0 < inf)[{{.Range}}:{{.ScrapeInterval}}]) * {{.ScrapeIntervalMilli}} / 1e3`;
+const emissions = (series: string) => ({
+  rte_total: emissionsQuery(series, 'rte'),
+  emaps_total: emissionsQuery(series, 'emaps'),
+  owid_total: emissionsQuery(series, 'owid'),
+});
+const increase = (series: string) =>
+  `sum by (uuid) (increase(${series}{uuid=~"{{.UUIDs}}"}[{{.Range}}]) >= 0 < inf)`;
+const io = (dir: 'read' | 'write') => ({
+  bytes_total: increase(`ceems_ebpf_${dir}_bytes_total`),
+  requests_total: increase(`ceems_ebpf_${dir}_requests_total`),
+  errors_total: increase(`ceems_ebpf_${dir}_errors_total`),
+});
+
+/** Default queries of §12.3. */
+export const DEFAULT_QUERIES: Record<string, Record<string, string>> = {
+  avg_cpu_usage: { global: avgQuery('uuid:ceems_cpu_usage:ratio_irate') },
+  avg_cpu_mem_usage: { global: avgQuery('uuid:ceems_cpu_memory_usage:ratio') },
+  total_cpu_energy_usage_kwh: { total: energyQuery('uuid:ceems_host_power_watts:pue') },
+  total_cpu_emissions_gms: emissions('uuid:ceems_host_emissions_g_s:pue'),
+  avg_gpu_usage: { global: avgQuery('uuid:ceems_gpu_usage:ratio') },
+  avg_gpu_mem_usage: { global: avgQuery('uuid:ceems_gpu_memory_usage:ratio') },
+  total_gpu_energy_usage_kwh: { total: energyQuery('uuid:ceems_gpu_power_watts:pue') },
+  total_gpu_emissions_gms: emissions('uuid:ceems_gpu_emissions_g_s:pue'),
+  total_io_write_stats: io('write'),
+  total_io_read_stats: io('read'),
+  total_ingress_stats: { bytes_total: increase('ceems_ebpf_ingress_bytes_total') },
+  total_egress_stats: { bytes_total: increase('ceems_ebpf_egress_bytes_total') },
+};
+
+const durationString = z.string().refine(
+  (s) => {
+    try {
+      parseDuration(s);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'not a valid duration' },
+);
+
+export const tsdbExtraConfigSchema = z
+  .object({
+    query_max_series: z.number().int().positive().default(50),
+    query_min_samples: z.number().gt(0).lte(1).default(0.5),
+    cutoff_duration: durationString.default('0s'),
+    delete_ignored: z.boolean().default(false),
+    labels_to_drop: z.array(z.string()).default([]),
+    queries: z.record(z.string(), z.record(z.string(), z.string())).default({}),
+  })
+  .default({
+    query_max_series: 50,
+    query_min_samples: 0.5,
+    cutoff_duration: '0s',
+    delete_ignored: false,
+    labels_to_drop: [],
+    queries: {},
+  });
+
+export const tsdbUpdaterConfigSchema = z.object({
+  id: z.string(),
+  updater: z.literal('tsdb'),
+  web: z.object({ url: z.string().default(''), ...httpClientConfigShape }).default({ url: '' }),
+  extra_config: tsdbExtraConfigSchema,
+});
+export type TsdbUpdaterConfig = z.input<typeof tsdbUpdaterConfigSchema>;
+
+/** Prometheus settings the queries depend on (§12.4 step 3). */
+export interface PromSettings {
+  scrapeMs: number;
+  evaluationMs: number;
+  lookbackMs: number;
+  timeoutMs: number;
+  maxSamples: number;
+}
+
+export const DEFAULT_SETTINGS: PromSettings = {
+  scrapeMs: 60_000,
+  evaluationMs: 60_000,
+  lookbackMs: 300_000,
+  timeoutMs: 120_000,
+  maxSamples: 50_000_000,
+};
+const SETTINGS_TTL_MS = 6 * 3600_000;
+
+/** `batch = min(max(⌊min_samples × maxSamples ÷ (max_series × samplesPerSeries)⌋, 10), #uuids)` (§12.4 step 5). */
+export function batchSize(
+  rangeMs: number,
+  s: PromSettings,
+  cfg: { query_max_series: number; query_min_samples: number },
+  nUuids: number,
+): number {
+  const samplesPerSeries = Math.max(Math.floor(rangeMs / 1000 / (s.scrapeMs / 1000)), 1);
+  const maxLabels = s.maxSamples / (cfg.query_max_series * samplesPerSeries);
+  return Math.min(Math.max(Math.floor(cfg.query_min_samples * maxLabels), 10), nUuids);
+}
+
+const cleanValue = (v: number) => (Number.isFinite(v) && v >= 0 ? v : 0);
+
+interface CompiledQuery {
+  metric: (typeof TSDB_METRICS)[number];
+  sub: string;
+  template: QueryTemplate;
+}
+
+export class TsdbUpdater implements Updater {
+  readonly id: string;
+  private readonly url: string;
+  private readonly client: HttpClient | undefined;
+  private readonly cfg: z.infer<typeof tsdbExtraConfigSchema>;
+  private readonly cutoffMs: number;
+  private readonly queries: CompiledQuery[];
+  private readonly logger: Logger;
+  private settings: { value: PromSettings; at: number } | undefined;
+
+  /** Validates the config and compiles every query template; throws on any problem. */
+  constructor(input: TsdbUpdaterConfig, opts: { logger: Logger; configDir?: string; configFile?: string }) {
+    const cfg = validate(tsdbUpdaterConfigSchema, input, `updater '${input.id}'`);
+    this.id = cfg.id;
+    this.logger = opts.logger;
+    this.cfg = cfg.extra_config;
+    this.cutoffMs = parseDuration(this.cfg.cutoff_duration);
+    this.url = cfg.web.url.replace(/\/+$/, '');
+    const { url: _url, ...clientCfg } = cfg.web;
+    const baseDir = opts.configDir ?? (opts.configFile ? dirname(opts.configFile) : process.cwd());
+    this.client = this.url ? createHttpClient(clientCfg, baseDir) : undefined;
+    const source = Object.keys(this.cfg.queries).length > 0 ? this.cfg.queries : DEFAULT_QUERIES;
+    this.queries = [];
+    for (const [metric, subs] of Object.entries(source)) {
+      if (!(TSDB_METRICS as readonly string[]).includes(metric)) {
+        this.logger.warn({ updater: this.id, metric }, 'Unknown metric in TSDB updater queries; ignored');
+        continue;
+      }
+      for (const [sub, text] of Object.entries(subs))
+        this.queries.push({
+          metric: metric as CompiledQuery['metric'],
+          sub,
+          template: compileTemplate(text, `updater '${this.id}' query ${metric}.${sub}`),
+        });
+    }
+  }
+
+  private async getJson(path: string, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
+    const res = await httpFetch(this.client!, `${this.url}${path}`, {
+      timeoutMs,
+      signal,
+      maxBytes: 64 * 1024 * 1024,
+    });
+    if (res.status !== 200) throw new Error(`GET ${path} returned HTTP ${res.status}`);
+    return (JSON.parse(res.body) as { data: unknown }).data;
+  }
+
+  /** Scrape/evaluation intervals and query limits, cached 6 h; defaults when Prometheus does not say. */
+  async promSettings(signal?: AbortSignal): Promise<PromSettings> {
+    if (this.settings && Date.now() - this.settings.at < SETTINGS_TTL_MS) return this.settings.value;
+    const s = { ...DEFAULT_SETTINGS };
+    const dur = (v: unknown, fallback: number) => {
+      try {
+        return typeof v === 'string' ? parseDuration(v) : fallback;
+      } catch {
+        return fallback;
+      }
+    };
+    try {
+      const config = (await this.getJson('/api/v1/status/config', 10_000, signal)) as { yaml?: string };
+      const global = (YAML.parse(config.yaml ?? '') ?? {}).global ?? {};
+      s.scrapeMs = dur(global.scrape_interval, s.scrapeMs);
+      s.evaluationMs = dur(global.evaluation_interval, s.evaluationMs);
+      const flags = (await this.getJson('/api/v1/status/flags', 10_000, signal)) as Record<string, string>;
+      s.lookbackMs = dur(flags['query.lookback-delta'], s.lookbackMs);
+      s.timeoutMs = dur(flags['query.timeout'], s.timeoutMs);
+      const max = Number(flags['query.max-samples']);
+      if (Number.isInteger(max) && max > 0) s.maxSamples = max;
+      this.settings = { value: s, at: Date.now() };
+    } catch (e) {
+      this.logger.warn(
+        { updater: this.id, err: (e as Error).message },
+        'Cannot read Prometheus settings; using defaults (scrape 1m, evaluation 1m, max samples 50000000)',
+      );
+    }
+    return s;
+  }
+
+  /** One instant query at `time` (ms): POST, falling back to GET on 405/501; uuid → value. */
+  async instantQuery(
+    query: string,
+    time: number,
+    s: PromSettings,
+    signal?: AbortSignal,
+  ): Promise<Map<string, number>> {
+    const params = new URLSearchParams({
+      query,
+      time: String(time / 1000),
+      lookback_delta: goDuration(s.scrapeMs > 0 ? s.scrapeMs : 10_000),
+    });
+    const timeoutMs = s.timeoutMs + 10_000;
+    const url = `${this.url}/api/v1/query`;
+    let res = await httpFetch(this.client!, url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: params.toString(),
+      timeoutMs,
+      signal,
+    });
+    if (res.status === 405 || res.status === 501)
+      res = await httpFetch(this.client!, `${url}?${params}`, { timeoutMs, signal });
+    let body: { status?: string; error?: string; data?: { resultType?: string; result?: unknown } };
+    try {
+      body = JSON.parse(res.body);
+    } catch {
+      throw new Error(`HTTP ${res.status}, body is not JSON: ${JSON.stringify(res.body.slice(0, 100))}`);
+    }
+    if (res.status !== 200 || body.status !== 'success')
+      throw new Error(`HTTP ${res.status}: ${body.error ?? 'query failed'}`);
+    if (body.data?.resultType !== 'vector' || !Array.isArray(body.data.result))
+      throw new Error(`result is ${body.data?.resultType ?? 'missing'}, not a vector`);
+    const out = new Map<string, number>();
+    for (const sample of body.data.result as Array<{
+      metric?: { uuid?: string };
+      value?: [number, string];
+    }>) {
+      const uuid = sample.metric?.uuid;
+      if (uuid !== undefined && Array.isArray(sample.value)) out.set(uuid, Number(sample.value[1]));
+    }
+    return out;
+  }
+
+  async update(
+    clusterId: string,
+    units: UnitRecord[],
+    start: number,
+    end: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    if (!this.client || units.length === 0) return;
+    const rangeMs = Math.floor((end - start) / 1000) * 1000;
+    const ignored: string[] = [];
+    for (const u of units) {
+      const ended = u.ended_at_ts ?? 0;
+      if (ended > 0 && ended - (u.started_at_ts ?? 0) < this.cutoffMs) {
+        u.ignore = 1;
+        ignored.push(u.uuid);
+      }
+    }
+    const s = await this.promSettings(signal);
+    const rateMs = 4 * s.scrapeMs;
+    if (rangeMs >= rateMs && this.queries.length > 0)
+      await this.queryAll(clusterId, units, rangeMs, end, s, signal);
+    else
+      this.logger.debug(
+        {
+          updater: this.id,
+          cluster_id: clusterId,
+          range: goDuration(rangeMs),
+          rate_interval: goDuration(rateMs),
+        },
+        'Window shorter than the rate interval; no aggregate queries',
+      );
+    if ((this.cfg.delete_ignored && ignored.length > 0) || this.cfg.labels_to_drop.length > 0)
+      await this.deleteSeries(this.cfg.delete_ignored ? ignored : [], start, end, signal);
+  }
+
+  private async queryAll(
+    clusterId: string,
+    units: UnitRecord[],
+    rangeMs: number,
+    end: number,
+    s: PromSettings,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const uuids = [...new Set(units.map((u) => u.uuid))];
+    const size = batchSize(rangeMs, s, this.cfg, uuids.length);
+    const values: Omit<TemplateValues, 'UUIDs'> = {
+      Range: goDuration(rangeMs),
+      ScrapeInterval: goDuration(s.scrapeMs),
+      EvaluationInterval: goDuration(s.evaluationMs),
+      RateInterval: goDuration(4 * s.scrapeMs),
+      ScrapeIntervalMilli: String(s.scrapeMs),
+      EvaluationIntervalMilli: String(s.evaluationMs),
+    };
+    // metric → sub-metric → uuid → value
+    const results = new Map<string, Map<string, Map<string, number>>>();
+    let failed = 0;
+    let firstError = '';
+    for (let i = 0; i < uuids.length; i += size) {
+      const batch = uuids.slice(i, i + size).join('|');
+      await Promise.all(
+        this.queries.map(async (q) => {
+          const query = q.template.render({ ...values, UUIDs: batch });
+          try {
+            const got = await this.instantQuery(query, end, s, signal);
+            if (!results.has(q.metric)) results.set(q.metric, new Map());
+            const bySub = results.get(q.metric)!;
+            if (!bySub.has(q.sub)) bySub.set(q.sub, new Map());
+            for (const [uuid, v] of got) bySub.get(q.sub)!.set(uuid, v);
+          } catch (e) {
+            failed++;
+            firstError ||= (e as Error).message;
+            this.logger.error(
+              {
+                updater: this.id,
+                cluster_id: clusterId,
+                metric: `${q.metric}.${q.sub}`,
+                err: (e as Error).message,
+              },
+              'TSDB query failed',
+            );
+          }
+        }),
+      );
+    }
+    const total = this.queries.length * Math.ceil(uuids.length / size);
+    if (failed === total)
+      throw new Error(`Prometheus ${this.url} failed every aggregate query of the window: ${firstError}`);
+    const handled = new Set(this.queries.map((q) => q.metric));
+    for (const u of units) {
+      for (const metric of handled) {
+        const map: Record<string, number> = {};
+        for (const [sub, byUuid] of results.get(metric) ?? []) {
+          const v = byUuid.get(u.uuid);
+          if (v !== undefined) map[sub] = cleanValue(v);
+        }
+        u[metric] = map;
+      }
+    }
+  }
+
+  private async deleteSeries(
+    ignored: string[],
+    start: number,
+    end: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const params = new URLSearchParams();
+    for (const m of this.cfg.labels_to_drop) params.append('match[]', m);
+    if (ignored.length > 0) params.append('match[]', `{uuid=~"${ignored.join('|')}"}`);
+    params.set('start', String((start - this.cutoffMs) / 1000));
+    params.set('end', String(end / 1000));
+    try {
+      const res = await httpFetch(this.client!, `${this.url}/api/v1/admin/tsdb/delete_series?${params}`, {
+        method: 'POST',
+        timeoutMs: 60_000,
+        signal,
+      });
+      if (res.status !== 204 && res.status !== 200)
+        throw new Error(`HTTP ${res.status}: ${res.body.slice(0, 200)}`);
+    } catch (e) {
+      this.logger.error(
+        { updater: this.id, err: (e as Error).message },
+        'Deleting series from Prometheus failed',
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client?.close();
+  }
+}

@@ -1,0 +1,250 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { UnitRecord } from '../../../../src/api/db/index.js';
+import { compileTemplate, goDuration, TemplateError } from '../../../../src/api/updater/template.js';
+import {
+  batchSize,
+  DEFAULT_QUERIES,
+  DEFAULT_SETTINGS,
+  TsdbUpdater,
+} from '../../../../src/api/updater/tsdb.js';
+import { ConfigError } from '../../../../src/common/config.js';
+import { createLogger } from '../../../../src/common/logger.js';
+
+const logger = createLogger({ level: 'fatal' });
+
+describe('query templates', () => {
+  const values = {
+    UUIDs: '1|2',
+    Range: '15m0s',
+    ScrapeInterval: '30s',
+    EvaluationInterval: '1m0s',
+    RateInterval: '2m0s',
+    ScrapeIntervalMilli: '30000',
+    EvaluationIntervalMilli: '60000',
+  };
+
+  it('renders field references with spaces and trim markers', () => {
+    assert.equal(compileTemplate('a{{.UUIDs}}b{{ .Range }}c', 't').render(values), 'a1|2b15m0sc');
+    assert.equal(compileTemplate('x  {{- .ScrapeIntervalMilli -}}  y', 't').render(values), 'x30000y');
+    assert.equal(
+      compileTemplate(DEFAULT_QUERIES.total_cpu_energy_usage_kwh!.total!, 't').render(values),
+      'sum_over_time(sum by (uuid) (uuid:ceems_host_power_watts:pue{uuid=~"1|2"} >= 0 < inf)[15m0s:30s]) * 30000 / 3.6e9',
+    );
+  });
+
+  it('rejects other actions and unknown fields at compile time', () => {
+    assert.throws(
+      () => compileTemplate('{{range .UUIDs}}x{{end}}', 'q1'),
+      /q1: unsupported template action '\{\{range \.UUIDs\}\}'/,
+    );
+    assert.throws(() => compileTemplate('{{.Nope}}', 'q2'), TemplateError);
+    assert.throws(() => compileTemplate('{{.Nope}}', 'q2'), /unknown template field '.Nope'/);
+    assert.throws(() => compileTemplate('abc {{ .Range', 'q3'), /unclosed/);
+  });
+
+  it('formats Go durations', () => {
+    assert.deepEqual(
+      [0, 500, 15_000, 60_000, 900_000, 3_600_000, 5_400_000, 86_400_000, 1500].map(goDuration),
+      ['0s', '500ms', '15s', '1m0s', '15m0s', '1h0m0s', '1h30m0s', '24h0m0s', '1.5s'],
+    );
+  });
+});
+
+describe('batch size', () => {
+  it('follows the formula of the spec with a floor of 10 and the number of uuids as ceiling', () => {
+    const cfg = { query_max_series: 50, query_min_samples: 0.5 };
+    // 1 h at 1 s scrape = 3600 samples/series; 50e6 / (50 × 3600) = 277.7 → × 0.5 = 138
+    assert.equal(batchSize(3_600_000, { ...DEFAULT_SETTINGS, scrapeMs: 1000 }, cfg, 10_000), 138);
+    assert.equal(
+      batchSize(3_600_000, { ...DEFAULT_SETTINGS, scrapeMs: 1000, maxSamples: 1000 }, cfg, 10_000),
+      10,
+    );
+    assert.equal(batchSize(3_600_000, DEFAULT_SETTINGS, cfg, 7), 7);
+  });
+});
+
+interface Recorded {
+  method: string;
+  query: string;
+  time: string;
+  lookback: string;
+}
+
+describe('TSDB updater against a fake Prometheus', () => {
+  let app: FastifyInstance;
+  let url: string;
+  const recorded: Recorded[] = [];
+  const deletes: string[] = [];
+  let mode: 'ok' | 'post405' | 'garbage' | 'down' | 'matrix' = 'ok';
+
+  const answer = (query: string) => {
+    const uuids = /uuid=~"([^"]*)"/.exec(query)![1]!.split('|');
+    // value depends on the uuid and on the metric, so results can be told apart
+    const base = query.includes('cpu_usage') ? 10 : query.includes('power') ? 0.5 : 1;
+    return uuids
+      .filter((u) => u !== 'nosamples')
+      .map((u) => ({
+        metric: { uuid: u },
+        value: [
+          0,
+          u === 'neg' ? '-3' : u === 'nan' ? 'NaN' : String(base * Number(u.replace(/\D/g, '') || 1)),
+        ],
+      }));
+  };
+
+  before(async () => {
+    app = Fastify();
+    app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_r, body, done) =>
+      done(null, Object.fromEntries(new URLSearchParams(body as string))),
+    );
+    app.get('/api/v1/status/config', async () => ({
+      status: 'success',
+      data: { yaml: 'global:\n  scrape_interval: 15s\n  evaluation_interval: 30s\n' },
+    }));
+    app.get('/api/v1/status/flags', async () => ({
+      status: 'success',
+      data: { 'query.max-samples': '100000', 'query.timeout': '2m', 'query.lookback-delta': '5m' },
+    }));
+    const handle = (method: string, p: Record<string, string>, reply: import('fastify').FastifyReply) => {
+      if (mode === 'down') return reply.code(503).send('service unavailable');
+      if (mode === 'garbage') return reply.code(200).send('<html>proxy error</html>');
+      recorded.push({ method, query: p.query!, time: p.time!, lookback: p.lookback_delta! });
+      if (mode === 'matrix') return { status: 'success', data: { resultType: 'matrix', result: [] } };
+      return { status: 'success', data: { resultType: 'vector', result: answer(p.query!) } };
+    };
+    app.post('/api/v1/query', async (req, reply) => {
+      if (mode === 'post405') return reply.code(405).send('method not allowed');
+      return handle('POST', req.body as Record<string, string>, reply);
+    });
+    app.get('/api/v1/query', async (req, reply) => handle('GET', req.query as Record<string, string>, reply));
+    app.post('/api/v1/admin/tsdb/delete_series', async (req, reply) => {
+      deletes.push(req.url);
+      return reply.code(204).send();
+    });
+    url = await app.listen({ host: '127.0.0.1', port: 0 });
+  });
+  after(() => app.close());
+
+  const unit = (uuid: string, started: number, ended = 0): UnitRecord => ({
+    uuid,
+    started_at_ts: started,
+    ended_at_ts: ended,
+    total_time_seconds: {},
+  });
+  const make = (extra: Record<string, unknown> = {}) =>
+    new TsdbUpdater({ id: 'tsdb-0', updater: 'tsdb', web: { url }, extra_config: extra }, { logger });
+
+  it('fills every default metric per unit, batches uuids and applies the cutoff', async () => {
+    recorded.length = 0;
+    mode = 'ok';
+    const up = make({ cutoff_duration: '2m', query_max_series: 50, query_min_samples: 1 });
+    const end = Date.UTC(2024, 4, 6, 12);
+    const start = end - 3_600_000;
+    const units = Array.from({ length: 25 }, (_, i) => unit(`u${i + 1}`, start - 1000));
+    units.push(unit('short', end - 100_000, end - 40_000), unit('neg', start), unit('nosamples', start));
+    await up.update('c', units, start, end);
+    // 3600 s / 15 s = 240 samples per series; 1e5 / (50 × 240) = 8.3 → batch floor 10; 28 uuids → 3 batches
+    const nQueries = Object.values(DEFAULT_QUERIES).reduce((n, m) => n + Object.keys(m).length, 0);
+    assert.equal(recorded.length, 3 * nQueries);
+    assert.ok(
+      recorded.every((r) => r.method === 'POST' && r.time === String(end / 1000) && r.lookback === '15s'),
+    );
+    assert.ok(recorded.some((r) => r.query.includes('[1h0m0s:15s]) * 15000 / 3.6e9')));
+    assert.equal(new Set(recorded.map((r) => /uuid=~"([^"]*)"/.exec(r.query)![1])).size, 3);
+    const u7 = units[6]!;
+    assert.deepEqual(u7.avg_cpu_usage, { global: 70 });
+    assert.deepEqual(u7.total_cpu_energy_usage_kwh, { total: 3.5 });
+    assert.deepEqual(u7.total_cpu_emissions_gms, { rte_total: 7, emaps_total: 7, owid_total: 7 });
+    assert.deepEqual(u7.total_io_read_stats, { bytes_total: 7, requests_total: 7, errors_total: 7 });
+    assert.equal(u7.ignore, undefined);
+    const short = units.find((u) => u.uuid === 'short')!;
+    assert.equal(short.ignore, 1);
+    assert.deepEqual(units.find((u) => u.uuid === 'neg')!.avg_cpu_usage, { global: 0 });
+    assert.deepEqual(units.find((u) => u.uuid === 'nosamples')!.avg_gpu_usage, {});
+    assert.deepEqual(deletes, []);
+  });
+
+  it('uses configured queries instead of the defaults and deletes series of ignored units', async () => {
+    recorded.length = 0;
+    deletes.length = 0;
+    mode = 'ok';
+    const up = make({
+      cutoff_duration: '5m',
+      delete_ignored: true,
+      labels_to_drop: ['{__name__="junk"}'],
+      queries: {
+        avg_cpu_usage: { mine: 'cpu_usage{uuid=~"{{.UUIDs}}"}[{{.RateInterval}}]' },
+        not_a_metric: { x: 'y' },
+      },
+    });
+    const end = Date.UTC(2024, 4, 6, 12);
+    const start = end - 600_000;
+    const units = [unit('3', start - 1), unit('4', end - 60_000, end - 1000)];
+    await up.update('c', units, start, end);
+    assert.deepEqual(
+      recorded.map((r) => r.query),
+      ['cpu_usage{uuid=~"3|4"}[1m0s]'],
+    );
+    assert.deepEqual(units[0]!.avg_cpu_usage, { mine: 30 });
+    assert.equal(units[0]!.total_cpu_energy_usage_kwh, undefined);
+    assert.equal(deletes.length, 1);
+    const q = new URL(deletes[0]!, 'http://x').searchParams;
+    assert.deepEqual(q.getAll('match[]'), ['{__name__="junk"}', '{uuid=~"4"}']);
+    assert.equal(q.get('start'), String((start - 300_000) / 1000));
+    assert.equal(q.get('end'), String(end / 1000));
+  });
+
+  it('falls back to GET when POST is not allowed', async () => {
+    recorded.length = 0;
+    mode = 'post405';
+    const up = make({ queries: { avg_cpu_usage: { g: 'x{uuid=~"{{.UUIDs}}"}' } } });
+    const units = [unit('5', 1)];
+    await up.update('c', units, 0, 3_600_000);
+    assert.deepEqual(
+      recorded.map((r) => r.method),
+      ['GET'],
+    );
+    assert.deepEqual(units[0]!.avg_cpu_usage, { g: 5 });
+  });
+
+  it('skips queries when the window is shorter than the rate interval', async () => {
+    recorded.length = 0;
+    mode = 'ok';
+    const units = [unit('6', 1)];
+    await make().update('c', units, 0, 59_000); // rate interval = 4 × 15 s
+    assert.equal(recorded.length, 0);
+    assert.equal(units[0]!.avg_cpu_usage, undefined);
+  });
+
+  for (const m of ['down', 'garbage', 'matrix'] as const) {
+    it(`throws (window retried) when Prometheus is ${m}`, async () => {
+      mode = m;
+      const units = [unit('7', 1)];
+      await assert.rejects(make().update('c', units, 0, 3_600_000), /failed every aggregate query/);
+      assert.equal(units[0]!.avg_cpu_usage, undefined);
+    });
+  }
+
+  it('throws when Prometheus is unreachable', async () => {
+    const up = new TsdbUpdater(
+      { id: 't', updater: 'tsdb', web: { url: 'http://127.0.0.1:1' }, extra_config: {} },
+      { logger },
+    );
+    await assert.rejects(up.update('c', [unit('8', 1)], 0, 3_600_000), /failed every aggregate query/);
+  });
+
+  it('rejects bad configuration naming the key', () => {
+    assert.throws(() => make({ query_min_samples: 2 }), ConfigError);
+    assert.throws(() => make({ query_min_samples: 2 }), /extra_config.query_min_samples/);
+    assert.throws(
+      () => make({ cutoff_duration: '5 minutes' }),
+      /extra_config.cutoff_duration: not a valid duration/,
+    );
+    assert.throws(
+      () => make({ queries: { avg_cpu_usage: { g: '{{if .UUIDs}}x{{end}}' } } }),
+      /avg_cpu_usage.g: unsupported/,
+    );
+  });
+});
