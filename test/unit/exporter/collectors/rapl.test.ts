@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { readFileFast } from '../../../../src/common/fsread.js';
 import { NoDataError } from '../../../../src/exporter/collector.js';
 import {
@@ -129,6 +131,40 @@ describe('rapl collector', () => {
       JSON.stringify(ctx.logs),
     );
     await assert.rejects(collect(c), (e) => e instanceof NoDataError && hint(e.message));
+  });
+
+  it('gets a real EACCES when unprivileged (run as nobody) and reports it the same way', () => {
+    const t = copyFixture();
+    trees.push(t);
+    chmodSync(t.root, 0o755);
+    for (const zone of ['intel-rapl:0', 'intel-rapl:0:0', 'intel-rapl:0:1', 'intel-rapl:1', 'intel-rapl:1:0'])
+      chmodSync(join(t.root, 'sys/class/powercap', zone, 'energy_uj'), 0o400);
+    const mod = (p: string) =>
+      JSON.stringify(pathToFileURL(join(import.meta.dirname, '../../../..', p)).href);
+    const script = `
+      const { rapl } = await import(${mod('src/exporter/collectors/rapl.ts')});
+      const { FamilySet } = await import(${mod('src/exporter/collector.ts')});
+      const { parseFlags } = await import(${mod('src/common/flags.ts')});
+      const pino = (await import('pino')).default;
+      const logger = pino({ level: 'silent' });
+      const ctx = { hostname: 'n', procfs: '/proc', sysfs: ${JSON.stringify(join(t.root, 'sys'))}, cgroupfs: '',
+        flags: parseFlags(rapl.flags, []).flags, logger };
+      try { rapl.create(ctx).update(new FamilySet()); console.log('no error'); }
+      catch (e) { console.log(e.constructor.name + ': ' + e.message); }`;
+    const r = spawnSync(
+      'runuser',
+      ['-u', 'nobody', '--', process.execPath, '--import', 'tsx', '--input-type=module', '-e', script],
+      {
+        cwd: join(import.meta.dirname, '../../../..'),
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(
+      r.stdout.trim(),
+      `NoDataError: permission denied reading ${t.root}/sys/class/powercap/intel-rapl:0/energy_uj: energy_uj is readable by root only since Linux 5.10; run the exporter as root or grant it the cap_dac_read_search capability`,
+    );
   });
 
   it('reports no data without powercap and a clear error for malformed counters', async () => {
