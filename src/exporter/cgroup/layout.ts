@@ -69,7 +69,7 @@ export interface CgroupLayout {
   /** Absolute directories walked on every scrape. */
   readonly roots: readonly string[];
   readonly idRegex: RegExp;
-  /** True when a matching (unescaped) directory is a child of a unit rather than the unit itself. */
+  /** True when a matching directory (unescaped path below `base`) is a child of a unit, not the unit. */
   isChild(unescaped: string): boolean;
 }
 
@@ -128,7 +128,8 @@ export function managerLayout(manager: Manager, o: LayoutOptions): CgroupLayout 
       };
     }
     case 'libvirt': {
-      const roots = ['machine.slice', 'machine'].map((d) => join(base, d)).filter((d) => existsSync(d));
+      // VMs may start after the exporter: missing roots are simply empty on each walk
+      const roots = ['machine.slice', 'machine'].map((d) => join(base, d));
       return {
         ...common,
         roots,
@@ -137,8 +138,8 @@ export function managerLayout(manager: Manager, o: LayoutOptions): CgroupLayout 
       };
     }
     case 'k8s': {
-      const roots = ['kubepods', 'kubepods.slice'].map((d) => join(base, d)).filter((d) => existsSync(d));
-      if (roots.length === 2)
+      const roots = ['kubepods', 'kubepods.slice'].map((d) => join(base, d));
+      if (roots.every((d) => existsSync(d)))
         o.warn?.('both kubepods (cgroupfs driver) and kubepods.slice (systemd driver) exist; walking both');
       if (subdirs(join(base, 'system.slice')).some((n) => n.startsWith('kubepods')))
         o.warn?.('kubepods cgroups found under system.slice; they are not walked');

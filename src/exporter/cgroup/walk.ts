@@ -41,7 +41,8 @@ export function discoverUnits(layout: CgroupLayout, procfs: string): CgroupUnit[
       const id = m.groups.id.replace(/_/g, '-');
       const rel = dir.slice(layout.base.length) || '/';
       const pids = readPids(dir, procfs);
-      if (layout.isChild(unescaped)) {
+      // the child rule looks below the cgroup root only, so a root path containing e.g. `/libvirt` is harmless
+      if (layout.isChild(unescapePath(rel))) {
         const u = units.get(id) ?? orphans.get(id) ?? { children: [], pids: [] };
         if (!units.has(id)) orphans.set(id, u);
         u.children.push(rel);

@@ -6,6 +6,7 @@ import { crayPmCounters } from './cray_pm_counters.js';
 import { hwmon } from './hwmon.js';
 import { infiniband } from './infiniband.js';
 import { ipmiDcmi } from './ipmi_dcmi.js';
+import { libvirt } from './libvirt.js';
 import { meminfo } from './meminfo.js';
 import { netdev } from './netdev.js';
 import { rapl } from './rapl.js';
@@ -17,6 +18,7 @@ export const COLLECTORS: readonly CollectorDefinition[] = [
   meminfo,
   rapl,
   slurm,
+  libvirt,
   ipmiDcmi,
   redfish,
   hwmon,
