@@ -92,7 +92,7 @@ function convert(spec: FlagSpec, raw: string, given: string): FlagValue {
     case 'regex':
       if (raw === '') return undefined;
       try {
-        return new RegExp(`^(?:${raw})$`);
+        return new RegExp(raw); // unanchored, like Go's regexp.MustCompile in kingpin's Regexp()
       } catch (e) {
         throw bad((e as Error).message);
       }

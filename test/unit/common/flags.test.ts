@@ -61,10 +61,11 @@ describe('kingpin-style flags', () => {
     assert.equal(r.flags.bool('collector.slurm.psi-metrics'), true);
     assert.deepEqual(r.flags.usedAliases, ['collector.slurm.psi.metrics']);
   });
-  it('anchors regex flags', () => {
-    const re = parse(['--collector.netdev.device-include=eth.*']).regex('collector.netdev.device-include')!;
+  it('compiles regex flags unanchored, as Go does', () => {
+    const re = parse(['--collector.netdev.device-include=^eth']).regex('collector.netdev.device-include')!;
     assert.ok(re.test('eth0'));
     assert.ok(!re.test('veth0'));
+    assert.ok(parse(['--collector.netdev.device-include=eth']).regex('collector.netdev.device-include')!.test('veth0'));
   });
   const bad: [string[], RegExp][] = [
     [['--nope'], /unknown long flag '--nope'/],
