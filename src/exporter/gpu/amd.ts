@@ -149,14 +149,15 @@ export function readKfdTopology(sysfs: string): KfdNode[] {
 }
 
 /**
- * Groups SMI entries into physical GPUs (by board serial, else PCI address). A GPU in DPX/TPX/QPX/CPX mode
+ * Groups the partitions of SMI entries into physical GPUs (by board serial, else PCI address). A GPU in DPX/TPX/QPX/CPX mode
  * gets index `""` and one instance per partition (index = the partition's SMI id, `gpuiid` = partition id);
  * CUs and device-plugin ids come from the kfd nodes of the GPU, in node order.
  */
 export function buildAmdDevices(entries: readonly AmdSmiEntry[], kfd: readonly KfdNode[]): GpuDevice[] {
   const groups = new Map<string, AmdSmiEntry[]>();
   for (const e of entries) {
-    const key = e.serial || e.busId;
+    // both GCDs of an MI250X share one board serial: only partitions are grouped
+    const key = PARTITION_MODES.has(e.computePartition) ? `p/${e.serial || e.busId}` : `g/${e.id}/${e.busId}`;
     const g = groups.get(key);
     if (g) g.push(e);
     else groups.set(key, [e]);

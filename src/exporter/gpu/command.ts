@@ -5,7 +5,9 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
-export class CommandError extends Error {}
+export class CommandError extends Error {
+  override name = 'CommandError';
+}
 
 /** Runs `file args` and resolves with its stdout; rejects with a CommandError. */
 export type CommandRunner = (file: string, args: readonly string[], timeoutMs: number) => Promise<string>;
@@ -57,7 +59,10 @@ export const runCommand: CommandRunner = (file, args, timeoutMs) =>
     );
     child.on('close', (code, signal) => {
       if (code === 0) return finish(undefined, Buffer.concat(out).toString('utf8'));
-      const why = Buffer.concat(err).toString('utf8').trim().split('\n')[0] ?? '';
+      // nvidia-smi prints its failure reason on stdout
+      const why = (
+        Buffer.concat(err).toString('utf8').trim() || Buffer.concat(out).toString('utf8').trim()
+      ).split('\n')[0];
       finish(
         new CommandError(
           `command '${cmd}' failed with ${signal ? `signal ${signal}` : `exit code ${code}`}${why ? `: ${why}` : ''}`,

@@ -2,7 +2,9 @@
 
 import type { GpuDevice, GpuInstance } from './types.js';
 
-export class GresConfError extends Error {}
+export class GresConfError extends Error {
+  override name = 'GresConfError';
+}
 
 /** Splits on commas that are not inside brackets: `a[1,2],b` → [`a[1,2]`, `b`]. */
 function splitTopLevel(s: string): string[] {

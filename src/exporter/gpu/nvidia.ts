@@ -30,7 +30,9 @@ export function smCountForModel(productName: string): number {
   return 0;
 }
 
-export class SmiOutputError extends Error {}
+export class SmiOutputError extends Error {
+  override name = 'SmiOutputError';
+}
 
 const xml = new XMLParser({
   ignoreAttributes: false,
@@ -52,7 +54,9 @@ const child = (v: unknown, key: string): unknown =>
 export function parseNvidiaSmiXml(doc: string): GpuDevice[] {
   const valid = XMLValidator.validate(doc);
   if (valid !== true)
-    throw new SmiOutputError(`invalid nvidia-smi XML: ${valid.err.msg} (line ${valid.err.line})`);
+    throw new SmiOutputError(
+      `invalid nvidia-smi XML: ${valid.err.msg.replace(/\s+/g, ' ')} (line ${valid.err.line})`,
+    );
   const root = child(xml.parse(doc), 'nvidia_smi_log');
   if (root === undefined) throw new SmiOutputError('invalid nvidia-smi XML: no <nvidia_smi_log> element');
   const gpus = (child(root, 'gpu') as unknown[] | undefined) ?? [];

@@ -8,7 +8,9 @@ export interface GpuOrderEntry {
   gpuInstanceId?: number;
 }
 
-export class GpuOrderMapError extends Error {}
+export class GpuOrderMapError extends Error {
+  override name = 'GpuOrderMapError';
+}
 
 export function parseGpuOrderMap(value: string): GpuOrderEntry[] {
   const v = value.trim();
