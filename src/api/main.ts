@@ -29,7 +29,7 @@ export const FLAGS: readonly FlagSpec[] = [
     name: 'config.file.expand-env-vars',
     type: 'bool',
     default: false,
-    help: 'Expand $VAR and ${VAR} in the configuration file ($$ is a literal $).',
+    help: 'Expand environment variables ($VAR, or the braced form) in the configuration file ($$ is a literal $).',
   },
   {
     name: 'web.listen-address',
