@@ -12,6 +12,7 @@ import { dropPrivileges, resolveRunAsUser } from '../common/privileges.js';
 import { createWebServer, type WebServer } from '../common/webserver.js';
 import type { CollectorContext, CollectorDefinition } from './collector.js';
 import { COLLECTORS } from './collectors/index.js';
+import { createTargetDiscoverer, DISCOVERER_FLAGS } from './discoverer.js';
 import { type NamedCollector, scrape } from './scrape.js';
 import { SelfMetrics } from './selfmetrics.js';
 
@@ -151,7 +152,7 @@ function collectorFlag(def: CollectorDefinition): FlagSpec {
 }
 
 export function allFlags(defs: readonly CollectorDefinition[] = COLLECTORS): FlagSpec[] {
-  return [...CORE_FLAGS, ...defs.map(collectorFlag), ...defs.flatMap((d) => d.flags)];
+  return [...CORE_FLAGS, ...DISCOVERER_FLAGS, ...defs.map(collectorFlag), ...defs.flatMap((d) => d.flags)];
 }
 
 /** Collectors switched on: defaults unless `--collector.disable-defaults`, then only explicit ones. */
@@ -229,12 +230,17 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
     }
     log.info({ collector: d.name }, 'Collector enabled');
   }
+  const discoverer = createTargetDiscoverer(
+    { ...ctx, logger: log.child({ component: 'discoverer' }) },
+    defs.map((d) => d.name),
+  );
 
   const self = new SelfMetrics(!flags.bool('web.disable-exporter-metrics'));
   const withSelf = !flags.bool('web.disable-exporter-metrics');
   const maxRequests = flags.number('web.max-requests');
   const timeoutMs = flags.number('collector.timeout');
   const telemetryPath = flags.string('web.telemetry-path');
+  const targetsPath = discoverer ? flags.string('web.targets-path') : undefined;
   let inFlight = 0;
 
   const server = createWebServer({
@@ -302,9 +308,26 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
       .type('text/plain; charset=utf-8')
       .send('CEEMS Exporter is healthy'),
   );
+  if (discoverer && targetsPath) {
+    app.get(targetsPath, async (_req, reply) => {
+      if (maxRequests > 0 && inFlight >= maxRequests)
+        return reply
+          .code(503)
+          .type('text/plain; charset=utf-8')
+          .send(`Limit of concurrent requests reached (${maxRequests}), try again later.\n`);
+      inFlight++;
+      try {
+        const r = discoverer.respond();
+        // a Buffer keeps Fastify from appending a charset to the JSON content type
+        return reply.code(r.status).header('content-type', r.type).send(Buffer.from(r.body));
+      } finally {
+        inFlight--;
+      }
+    });
+  }
   if (telemetryPath !== '/') {
     app.get('/', async (_req, reply) =>
-      reply.type('text/html; charset=utf-8').send(LANDING(telemetryPath, undefined)),
+      reply.type('text/html; charset=utf-8').send(LANDING(telemetryPath, targetsPath)),
     );
   }
   app.setNotFoundHandler(async (_req, reply) =>
