@@ -63,3 +63,12 @@ export function emptyUnit(clusterId: string, manager: string, uuid: string): Uni
     tags: {},
   };
 }
+
+/** `HH:MM:SS`, with a `D-` prefix beyond 24 h. */
+export function formatElapsed(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  const d = Math.floor(s / 86400);
+  const p = (n: number) => String(n).padStart(2, '0');
+  const hms = `${p(Math.floor((s % 86400) / 3600))}:${p(Math.floor((s % 3600) / 60))}:${p(s % 60)}`;
+  return d > 0 ? `${d}-${hms}` : hms;
+}

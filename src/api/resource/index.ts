@@ -1,0 +1,36 @@
+// Builds the resource manager of each configured cluster (spec §3.2, §11).
+
+import type { ClusterConfig } from '../config.js';
+import { K8sManager } from './k8s.js';
+import { OpenstackManager } from './openstack.js';
+import { SlurmManager } from './slurm.js';
+import type { ManagerContext, ResourceManager, UsersProjects } from './types.js';
+
+/** The manager used when no cluster is configured: cluster `default`, never any unit. */
+export class DefaultManager implements ResourceManager {
+  readonly clusterId = 'default';
+  readonly manager = 'default';
+  async fetchUnits(): Promise<[]> {
+    return [];
+  }
+  async fetchUsersProjects(): Promise<UsersProjects> {
+    return { users: [], projects: [] };
+  }
+  async close(): Promise<void> {}
+}
+
+export async function createManager(cluster: ClusterConfig, ctx: ManagerContext): Promise<ResourceManager> {
+  switch (cluster.manager) {
+    case 'slurm':
+      if (cluster.web?.url)
+        ctx.logger.warn(
+          { cluster_id: cluster.id },
+          'SLURM web.url (slurmrestd) is not implemented; using the CLI',
+        );
+      return SlurmManager.create(cluster, ctx);
+    case 'openstack':
+      return OpenstackManager.create(cluster, ctx);
+    case 'k8s':
+      return K8sManager.create(cluster, ctx);
+  }
+}

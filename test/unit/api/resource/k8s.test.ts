@@ -1,0 +1,314 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { ClusterConfig } from '../../../../src/api/config.js';
+import { K8sManager, type K8sPod, parseQuantity, podToUnit } from '../../../../src/api/resource/k8s.js';
+import { createLogger } from '../../../../src/common/logger.js';
+
+const logger = createLogger({ level: 'fatal' });
+const T = (s: string) => Date.parse(s);
+const CFG = {
+  gpu_resource_names: ['nvidia.com/gpu', 'amd.com/gpu'],
+  username_annotations: ['ceems.io/created-by'],
+  project_annotations: ['example.org/project'],
+};
+const start = T('2024-05-06T10:00:00Z');
+const end = T('2024-05-06T11:00:00Z');
+const opts = { clusterId: 'k8s-0', timeZone: 'UTC', start, end };
+
+// Real Pod object JSON (trimmed).
+function pod(
+  name: string,
+  o: {
+    phase: string;
+    ready?: string;
+    readyStatus?: string;
+    deleted?: string;
+    annotations?: Record<string, string>;
+    ns?: string;
+    limits?: Record<string, string>[];
+    podLimits?: Record<string, string>;
+  },
+): K8sPod {
+  return {
+    metadata: {
+      name,
+      namespace: o.ns ?? 'team-a',
+      uid: `uid-${name}`,
+      creationTimestamp: '2024-05-06T09:30:00Z',
+      ...(o.deleted ? { deletionTimestamp: o.deleted } : {}),
+      ...(o.annotations ? { annotations: o.annotations } : {}),
+      labels: { app: name },
+      resourceVersion: '100',
+    } as K8sPod['metadata'],
+    spec: {
+      ...(o.podLimits ? { resources: { limits: o.podLimits } } : {}),
+      containers: (o.limits ?? [{ cpu: '500m', memory: '128Mi' }]).map((l, i) => ({
+        name: `c${i}`,
+        image: 'busybox',
+        resources: { limits: l, requests: l },
+      })),
+    },
+    status: {
+      phase: o.phase,
+      qosClass: 'Guaranteed',
+      conditions: o.ready
+        ? [
+            {
+              type: 'PodReadyToStartContainers',
+              status: o.readyStatus ?? 'True',
+              lastTransitionTime: o.ready,
+              ...(o.readyStatus === 'False' ? { reason: 'ContainersNotReady' } : {}),
+            },
+            { type: 'Ready', status: 'True', lastTransitionTime: o.ready },
+          ]
+        : [],
+    },
+  };
+}
+
+describe('Kubernetes pods → units', () => {
+  it('quantities', () => {
+    assert.equal(parseQuantity('500m'), 0.5);
+    assert.equal(parseQuantity('2'), 2);
+    assert.equal(parseQuantity('128Mi'), 128 * 2 ** 20);
+    assert.equal(parseQuantity('1G'), 1e9);
+    assert.equal(parseQuantity('1e3'), 1000);
+    assert.ok(Number.isNaN(parseQuantity('lots')));
+  });
+
+  it('running pod started inside the window: active = end − started (D-API-7)', () => {
+    const u = podToUnit(
+      pod('web', {
+        phase: 'Running',
+        ready: '2024-05-06T10:20:00Z',
+        annotations: { 'ceems.io/created-by': 'alice' },
+        limits: [
+          { cpu: '500m', memory: '128Mi', 'nvidia.com/gpu': '1' },
+          { cpu: '1', memory: '64Mi' },
+        ],
+      }),
+      CFG,
+      opts,
+    );
+    assert.equal(u.uuid, 'uid-web');
+    assert.equal(u.resource_manager, 'k8s');
+    assert.equal(u.project, 'team-a');
+    assert.equal(u.username, 'alice');
+    assert.equal(u.state, 'Running/Ready');
+    assert.equal(u.created_at, '2024-05-06T09:30:00+0000');
+    assert.equal(u.started_at, '2024-05-06T10:20:00+0000');
+    assert.equal(u.ended_at, 'N/A');
+    assert.equal(u.elapsed, '01:30:00');
+    assert.deepEqual(u.allocation, { vcpus: 1.5, mem: 192 * 2 ** 20, 'nvidia.com/gpu': 1 });
+    assert.deepEqual(u.total_time_seconds, {
+      walltime: 2400,
+      alloc_cputime: 3600,
+      alloc_cpumemtime: 192 * 2 ** 20 * 2400,
+      alloc_gputime: 2400,
+      alloc_gpumemtime: 2400,
+    });
+    assert.deepEqual(u.tags, {
+      qos: 'Guaranteed',
+      annotations: { 'ceems.io/created-by': 'alice' },
+      labels: { app: 'web' },
+    });
+  });
+
+  it('running pod not ready, service-account owner, pod-level limits, project annotation', () => {
+    const u = podToUnit(
+      pod('job', {
+        phase: 'Running',
+        ready: '2024-05-06T09:40:00Z',
+        readyStatus: 'False',
+        annotations: {
+          'ceems.io/created-by': 'system:serviceaccount:ci:builder',
+          'example.org/project': 'proj-x',
+        },
+        podLimits: { cpu: '2', memory: '1Gi' },
+      }),
+      CFG,
+      opts,
+    );
+    assert.equal(u.state, 'Running/ContainersNotReady');
+    assert.equal(u.project, 'proj-x');
+    assert.equal(u.username, 'proj-x:unknown');
+    assert.equal(u.total_time_seconds!.walltime, 3600);
+    assert.deepEqual(u.allocation, { vcpus: 2, mem: 2 ** 30 });
+  });
+
+  it('succeeded pod deleted in the window; pending pod; minimum resources', () => {
+    const done = podToUnit(
+      pod('done', { phase: 'Succeeded', ready: '2024-05-06T09:31:00Z', deleted: '2024-05-06T10:10:00Z' }),
+      CFG,
+      opts,
+    );
+    assert.equal(done.state, 'Succeeded');
+    assert.equal(done.ended_at_ts, T('2024-05-06T10:10:00Z'));
+    assert.equal(done.elapsed, '00:40:00');
+    assert.equal(done.total_time_seconds!.walltime, 600);
+    assert.equal(done.username, 'team-a:unknown');
+    const pending = podToUnit(pod('wait', { phase: 'Pending', limits: [{}] }), CFG, opts);
+    assert.equal(pending.started_at, 'N/A');
+    assert.equal(pending.elapsed, 'N/A');
+    assert.equal(pending.total_time_seconds!.walltime, 0);
+    assert.deepEqual(pending.allocation, { vcpus: 0.001, mem: 1 });
+  });
+});
+
+describe('Kubernetes manager against a fake API server', () => {
+  let app: FastifyInstance;
+  let base: string;
+  const dir = mkdtempSync(join(tmpdir(), 'ceems-k8s-'));
+  let live: K8sPod[] = [];
+  let watchReply: ((line: string) => void) | undefined;
+  const auth: string[] = [];
+
+  before(async () => {
+    app = Fastify();
+    app.addHook('onRequest', async (req, reply) => {
+      auth.push(req.headers.authorization ?? '');
+      if (req.headers.authorization !== 'Bearer k8s-token')
+        return reply
+          .code(401)
+          .send({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'Unauthorized', code: 401 });
+    });
+    app.get('/api/v1/pods', async (req, reply) => {
+      const q = req.query as Record<string, string>;
+      if (q.watch === '1') {
+        reply.raw.writeHead(200, { 'content-type': 'application/json' });
+        watchReply = (line) => reply.raw.write(`${line}\n`);
+        req.raw.on('close', () => {
+          watchReply = undefined;
+        });
+        return reply;
+      }
+      return { kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: '100' }, items: live };
+    });
+    app.get('/apis/rbac.authorization.k8s.io/v1/rolebindings', async () => ({
+      kind: 'RoleBindingList',
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      metadata: { resourceVersion: '7' },
+      items: [
+        {
+          metadata: { name: 'edit', namespace: 'team-a' },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
+          subjects: [
+            { apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'bob' },
+            { kind: 'ServiceAccount', name: 'default', namespace: 'team-a' },
+          ],
+        },
+        {
+          metadata: { name: 'view', namespace: 'team-b' },
+          roleRef: { kind: 'ClusterRole', name: 'view' },
+          subjects: [{ kind: 'User', name: 'carol' }],
+        },
+      ],
+    }));
+    base = await app.listen({ host: '127.0.0.1', port: 0 });
+  });
+  after(() => app.close());
+
+  const kubeconfig = () => {
+    const p = join(dir, 'kubeconfig');
+    writeFileSync(
+      p,
+      `apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n- name: fake\n  cluster:\n    server: ${base}\ncontexts:\n- name: test\n  context:\n    cluster: fake\n    user: ceems\nusers:\n- name: ceems\n  user:\n    token: k8s-token\n`,
+    );
+    return p;
+  };
+  const cluster = (extra: Record<string, unknown>): ClusterConfig => ({
+    id: 'k8s-0',
+    manager: 'k8s',
+    updaters: [],
+    extra_config: extra,
+  });
+  const ctx = { logger, timeZone: 'UTC', configDir: dir, updateIntervalMs: 60_000 };
+
+  it('lists live pods, keeps pods deleted between fetches (watch), and builds flat users/projects', async () => {
+    const usersFile = join(dir, 'users.yaml');
+    writeFileSync(usersFile, 'users:\n  team-a: [alice, dave]\n  team-c: [erin]\n');
+    live = [
+      pod('web', {
+        phase: 'Running',
+        ready: '2024-05-06T10:20:00Z',
+        annotations: { 'ceems.io/created-by': 'alice' },
+      }),
+    ];
+    const m = await K8sManager.create(
+      cluster({ kubeconfig_file: kubeconfig(), ns_users_list_file: usersFile }),
+      ctx,
+    );
+    try {
+      const deadline = Date.now() + 5000;
+      while (!watchReply && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(watchReply, 'the manager watches pods');
+      const gone = pod('batch', {
+        phase: 'Succeeded',
+        ready: '2024-05-06T09:31:00Z',
+        deleted: '2024-05-06T10:10:00Z',
+        ns: 'team-b',
+        annotations: { 'ceems.io/created-by': 'frank' },
+      });
+      watchReply!(JSON.stringify({ type: 'DELETED', object: gone }));
+      await new Promise((r) => setTimeout(r, 200));
+      const units = await m.fetchUnits(start, end);
+      assert.deepEqual(units.map((u) => u.uuid).sort(), ['uid-batch', 'uid-web']);
+      assert.equal(units.find((u) => u.uuid === 'uid-batch')!.total_time_seconds!.walltime, 600);
+      // the next fetch only sees live pods
+      const again = await m.fetchUnits(end, end + 60_000);
+      assert.deepEqual(
+        again.map((u) => u.uuid),
+        ['uid-web'],
+      );
+
+      const up = await m.fetchUsersProjects(end);
+      assert.deepEqual(
+        up.projects.map((p) => [p.name, p.users]),
+        [
+          ['team-a', ['alice', 'bob', 'dave']],
+          ['team-b', ['carol', 'frank']],
+          ['team-c', ['erin']],
+        ],
+      );
+      assert.deepEqual(
+        up.users.map((u) => [u.name, u.projects]),
+        [
+          ['alice', ['team-a']],
+          ['bob', ['team-a']],
+          ['carol', ['team-b']],
+          ['dave', ['team-a']],
+          ['erin', ['team-c']],
+          ['frank', ['team-b']],
+        ],
+      );
+      assert.ok(auth.every((a) => a === 'Bearer k8s-token'));
+    } finally {
+      await m.close();
+    }
+  });
+
+  it('reports API errors with the status message', async () => {
+    const p = kubeconfig();
+    writeFileSync(p, `${(await import('node:fs')).readFileSync(p, 'utf8').replace('k8s-token', 'bad')}`);
+    const m = await K8sManager.create(cluster({ kubeconfig_file: p }), ctx);
+    try {
+      await assert.rejects(
+        m.fetchUnits(start, end),
+        /Kubernetes API \/api\/v1\/pods returned HTTP 401: Unauthorized/,
+      );
+    } finally {
+      await m.close();
+    }
+  });
+
+  it('fails clearly without kubeconfig outside a cluster', async () => {
+    await assert.rejects(
+      K8sManager.create(cluster({}), ctx),
+      /extra_config.kubeconfig_file is not set and the server does not run in a Kubernetes cluster/,
+    );
+  });
+});
