@@ -1,0 +1,389 @@
+// ceems_tool: operator tool — health checks, web-config generation, and Prometheus recording rules,
+// relabel configs and TSDB updater queries generated from what a running Prometheus scrapes (cli.md §2).
+// Generated YAML and messages go to stderr (kept quirk: existing scripts redirect stderr).
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Command, CommanderError, Option } from 'commander';
+import { versionText } from '../../common/buildinfo.js';
+import { readYamlFile, validate } from '../../common/config.js';
+import { parseDuration } from '../../common/duration.js';
+import {
+  createHttpClient,
+  type HttpClient,
+  type HttpClientConfig,
+  httpClientConfigSchema,
+} from '../../common/httpclient.js';
+import { CliError } from '../http.js';
+import { checkHealth, checkWebConfigs } from './check.js';
+import { discoverPlans } from './discover.js';
+import { createPrometheus } from './prometheus.js';
+import { relabelConfigs } from './relabel.js';
+import { gpuRules, hostRules, hostTemplate } from './rules.js';
+import { updaterQueries } from './updater.js';
+import { createWebConfig } from './webconfig.js';
+
+export interface Io {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  /** Reads one answer line (Redfish chassis question); null at end of input. */
+  readLine: () => Promise<string | null>;
+  now: () => Date;
+}
+
+function defaultIo(): Io {
+  return {
+    stdout: (s) => process.stdout.write(s),
+    stderr: (s) => process.stderr.write(s),
+    readLine: () =>
+      new Promise((res) => {
+        const rl = createInterface({ input: process.stdin });
+        let answered = false;
+        rl.once('line', (l) => {
+          answered = true;
+          rl.close();
+          res(l);
+        });
+        rl.once('close', () => {
+          if (!answered) res(null);
+        });
+      }),
+    now: () => new Date(),
+  };
+}
+
+/** `--url` may carry credentials, `--http.config.file` a full client config; not both. */
+function httpClient(url: string, configFile: string | undefined): { url: string; client: HttpClient } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new CliError(`invalid --url '${url}'`);
+  }
+  let cfg: HttpClientConfig = {};
+  let baseDir = process.cwd();
+  if (parsed.username || parsed.password) {
+    if (configFile) throw new CliError('--url with credentials cannot be combined with --http.config.file');
+    cfg = {
+      basic_auth: {
+        username: decodeURIComponent(parsed.username),
+        password: decodeURIComponent(parsed.password),
+      },
+    };
+    parsed.username = '';
+    parsed.password = '';
+  } else if (configFile) {
+    cfg = validate(httpClientConfigSchema, readYamlFile(configFile), `HTTP config file '${configFile}'`);
+    baseDir = dirname(resolve(configFile));
+  }
+  return { url: parsed.toString(), client: createHttpClient(cfg, baseDir) };
+}
+
+/** RFC 3339 or Unix seconds. */
+export function parseTime(text: string, flag: string): Date {
+  const d = /^-?\d+(\.\d+)?$/.test(text) ? new Date(Number(text) * 1000) : new Date(text);
+  if (Number.isNaN(d.getTime()) || (!/^-?\d/.test(text) && !/^\d{4}-\d{2}-\d{2}T/.test(text))) {
+    throw new CliError(
+      `invalid --${flag} '${text}': expected RFC 3339 (2024-05-06T10:00:00Z) or Unix seconds`,
+    );
+  }
+  return d;
+}
+
+const positiveNumber = (flag: string, min: number) => (v: string) => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < min) {
+    throw new CliError(`invalid --${flag} '${v}': expected a number ≥ ${min}`);
+  }
+  return n;
+};
+
+const durationArg = (flag: string) => (v: string) => {
+  try {
+    return parseDuration(v);
+  } catch (e) {
+    throw new CliError(`invalid --${flag} '${v}': ${(e as Error).message}`);
+  }
+};
+
+const safeFileName = (job: string) => job.replace(/[^A-Za-z0-9_.-]/g, '_');
+
+interface TsdbOpts {
+  url: string;
+  'http.config.file'?: string;
+  start?: string;
+  end?: string;
+}
+
+function tsdbCommand(name: string, description: string, examples: string): Command {
+  return new Command(name)
+    .description(description)
+    .option('--url <url>', 'Prometheus URL', 'http://localhost:9090')
+    .option('--http.config.file <file>', 'Prometheus HTTP client config file (basic_auth, tls_config, ...)')
+    .option('--start <time>', 'start of the window to inspect: RFC 3339 or Unix seconds (default: now - 3h)')
+    .option('--end <time>', 'end of the window: RFC 3339 or Unix seconds (default: now)')
+    .addHelpText('after', `\nExamples:\n${examples}`);
+}
+
+function promFor(o: TsdbOpts, io: Io) {
+  const now = io.now();
+  const end = o.end ? parseTime(o.end, 'end') : now;
+  const start = o.start ? parseTime(o.start, 'start') : new Date(end.getTime() - 3 * 3600_000);
+  if (start.getTime() >= end.getTime()) throw new CliError('--start must be before --end');
+  const { url, client } = httpClient(o.url, o['http.config.file']);
+  return { prom: createPrometheus(url, client, { start, end }), client };
+}
+
+function program(io: Io, setCode: (c: number) => void): Command {
+  const root = new Command('ceems_tool')
+    .description('CEEMS operator tool: health checks, web configs, Prometheus rules and updater queries.')
+    .version(versionText('ceems_tool').trimEnd(), '--version', 'show application version')
+    .helpOption('-h, --help', 'show help')
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .exitOverride()
+    .showHelpAfterError()
+    .addHelpText(
+      'after',
+      `
+Examples:
+  ceems_tool check api-healthy --url=http://ceems-api:9020
+  ceems_tool check web-config /etc/ceems_exporter/web-config.yml
+  ceems_tool config create-web-config --tls --tls.host=node01 --output-dir=/etc/ceems_exporter
+  ceems_tool tsdb create-recording-rules --url=http://prometheus:9090 --country-code=FR --pue=1.3
+  ceems_tool tsdb create-relabel-configs --url=http://prometheus:9090 2> relabel.yml
+
+Generated YAML and messages are written to stderr. Exit status: 0 success, 1 failure.`,
+    );
+
+  const check = new Command('check').description('health and configuration checks');
+  const health = (name: string, what: string, port: number) =>
+    new Command(name)
+      .description(`GET <url>/health of the ${what}; exit 1 unless it answers 200`)
+      .option('--url <url>', `${what} URL`, `http://localhost:${port}`)
+      .option('--http.config.file <file>', 'HTTP client config file (basic_auth, tls_config, ...)')
+      .addHelpText(
+        'after',
+        `\nExamples:\n  ceems_tool check ${name} --url=https://host:${port} --http.config.file=client.yml\n`,
+      )
+      .action(async (o: { url: string; 'http.config.file'?: string }) => {
+        const { url, client } = httpClient(o.url, o['http.config.file']);
+        try {
+          io.stderr(`${await checkHealth(url, client, what)}\n`);
+        } finally {
+          await client.close();
+        }
+      });
+  check.addCommand(health('api-healthy', 'CEEMS API server', 9020));
+  check.addCommand(health('lb-healthy', 'CEEMS load balancer', 9030));
+  check.addCommand(
+    new Command('web-config')
+      .description('validate exporter-toolkit web config files (TLS, basic auth)')
+      .argument('<file...>', 'web config files')
+      .addHelpText(
+        'after',
+        '\nExamples:\n  ceems_tool check web-config /etc/ceems_api_server/web-config.yml\n',
+      )
+      .action((files: string[]) => {
+        const r = checkWebConfigs(files);
+        io.stderr(`${r.lines.join('\n')}\n`);
+        if (!r.ok) setCode(1);
+      }),
+  );
+
+  const config = new Command('config').description('configuration generators');
+  config.addCommand(
+    new Command('create-web-config')
+      .description(
+        'write <output-dir>/web-config.yml with a generated basic-auth password and/or a self-signed certificate',
+      )
+      .option(
+        '--basic-auth',
+        'basic auth for user "ceems" with a random 24-character password (bcrypt, cost 10)',
+        true,
+      )
+      .option('--no-basic-auth', 'no basic auth')
+      .option(
+        '--tls',
+        'self-signed ECDSA P-256 certificate (cert.pem, key.pem; needs the openssl command)',
+        false,
+      )
+      .option('--no-tls', 'no TLS')
+      .option(
+        '--tls.host <host>',
+        'host name or IP for the certificate (repeatable; required with --tls)',
+        (v, acc: string[]) => [...acc, v],
+        [],
+      )
+      .option('--tls.validity <duration>', 'certificate validity (whole days, rounded up)', '8760h')
+      .option('--output-dir <dir>', 'output directory', 'config')
+      .addHelpText(
+        'after',
+        '\nExamples:\n  ceems_tool config create-web-config --output-dir=/etc/ceems_exporter\n  ceems_tool config create-web-config --tls --tls.host=node01 --tls.host=10.0.0.1 --tls.validity=17520h\n',
+      )
+      .action(
+        (o: {
+          basicAuth: boolean;
+          tls: boolean;
+          'tls.host': string[];
+          'tls.validity': string;
+          outputDir: string;
+        }) => {
+          const r = createWebConfig({
+            basicAuth: o.basicAuth,
+            tls: o.tls,
+            hosts: o['tls.host'],
+            validityMs: durationArg('tls.validity')(o['tls.validity']),
+            outputDir: o.outputDir,
+          });
+          io.stderr(`web config file created at ${r.file}\n`);
+          if (r.certFile) io.stderr(`self-signed certificate ${r.certFile}, private key ${r.keyFile}\n`);
+          if (r.password)
+            io.stderr(`basic auth user "ceems", password (store it, it is not saved): ${r.password}\n`);
+        },
+      ),
+  );
+
+  const tsdb = new Command('tsdb').description(
+    'Prometheus recording rules, relabel configs and updater queries',
+  );
+  tsdb.addCommand(
+    tsdbCommand(
+      'create-recording-rules',
+      'write recording rules for the power sources and GPUs Prometheus scrapes (<output-dir>/<job>.rules, <gpujob>-gpu.rules)',
+      '  ceems_tool tsdb create-recording-rules --country-code=FR --pue=1.2 --output-dir=/etc/prometheus/rules\n' +
+        '  ceems_tool tsdb create-recording-rules --emission-factor=300 --eval-interval=30s\n',
+    )
+      .option('--pue <pue>', 'power usage effectiveness of the data centre', positiveNumber('pue', 1), 1)
+      .option(
+        '--emission-factor <g/kWh>',
+        'static emission factor (provider "custom") when no --country-code factor exists',
+        positiveNumber('emission-factor', 0),
+        0,
+      )
+      .option('--country-code <cc>', 'ISO 3166-1 alpha-2 country code for emission factors', '')
+      .option(
+        '--eval-interval <duration>',
+        'rule evaluation interval (default: Prometheus global evaluation_interval)',
+      )
+      .option('--output-dir <dir>', 'output directory', 'rules')
+      .addOption(
+        new Option(
+          '--disable-providers <providers>',
+          'comma-separated emission providers to ignore',
+        ).hideHelp(),
+      )
+      .action(
+        async (
+          o: TsdbOpts & {
+            pue: number;
+            emissionFactor: number;
+            countryCode: string;
+            evalInterval?: string;
+            outputDir: string;
+            disableProviders?: string;
+          },
+        ) => {
+          const { prom, client } = promFor(o, io);
+          try {
+            const plans = await discoverPlans(prom, {
+              pue: o.pue,
+              emissionFactor: o.emissionFactor,
+              countryCode: o.countryCode.toUpperCase(),
+              evalIntervalMs: o.evalInterval ? durationArg('eval-interval')(o.evalInterval) : undefined,
+              disableProviders: (o.disableProviders ?? '').split(',').filter((p) => p !== ''),
+              choose: async (question, choices) => {
+                io.stderr(`${question}\n${choices.map((c, i) => `  ${i + 1}) ${c}`).join('\n')}\nchoice: `);
+                const a = (await io.readLine())?.trim() ?? '';
+                const pick = /^\d+$/.test(a) ? choices[Number(a) - 1] : choices.find((c) => c === a);
+                if (!pick) throw new CliError(`no valid choice among ${choices.join(', ')} (got '${a}')`);
+                return pick;
+              },
+              warn: (m) => io.stderr(`WARNING: ${m}\n`),
+            });
+            mkdirSync(o.outputDir, { recursive: true });
+            for (const p of plans.hosts) {
+              const file = join(o.outputDir, `${safeFileName(p.job)}.rules`);
+              writeFileSync(file, hostRules(p));
+              io.stderr(`job ${p.job}: ${hostTemplate(p.source)} → ${file}\n`);
+            }
+            for (const p of plans.gpus) {
+              const file = join(o.outputDir, `${safeFileName(p.gpuJob)}-gpu.rules`);
+              writeFileSync(file, gpuRules(p));
+              io.stderr(`job ${p.gpuJob}: ${p.vendor} GPUs of job ${p.ceemsJob} → ${file}\n`);
+            }
+            if (plans.hosts.length === 0) {
+              throw new CliError(
+                'no recording rules generated: no CEEMS job with a node power source was found',
+              );
+            }
+          } finally {
+            await client.close();
+          }
+        },
+      ),
+  );
+  tsdb.addCommand(
+    tsdbCommand(
+      'create-relabel-configs',
+      'print metric_relabel_configs aligning GPU exporter labels with the CEEMS GPU mapping',
+      '  ceems_tool tsdb create-relabel-configs --url=http://prometheus:9090 2> gpu-relabel.yml\n',
+    ).action(async (o: TsdbOpts) => {
+      const { prom, client } = promFor(o, io);
+      try {
+        const yaml = await relabelConfigs(prom);
+        if (yaml === null)
+          throw new CliError('no NVIDIA DCGM or AMD GPU exporter series found in the window');
+        io.stderr(yaml);
+      } finally {
+        await client.close();
+      }
+    }),
+  );
+  tsdb.addCommand(
+    tsdbCommand(
+      'create-ceems-tsdb-updater-queries',
+      'print the queries: block of the API server TSDB updater for the recording-rule series that exist',
+      '  ceems_tool tsdb create-ceems-tsdb-updater-queries --url=http://prometheus:9090 2> queries.yml\n',
+    ).action(async (o: TsdbOpts) => {
+      const { prom, client } = promFor(o, io);
+      try {
+        const yaml = await updaterQueries(prom);
+        if (yaml === null) {
+          throw new CliError(
+            'no uuid:ceems_* recording-rule series found: load the rules of create-recording-rules first',
+          );
+        }
+        io.stderr(yaml);
+      } finally {
+        await client.close();
+      }
+    }),
+  );
+  for (const c of [check, config, tsdb]) {
+    c.copyInheritedSettings(root);
+    for (const sub of c.commands) sub.copyInheritedSettings(root);
+    root.addCommand(c);
+  }
+  return root;
+}
+
+export async function main(argv: string[], overrides: Partial<Io> = {}): Promise<number> {
+  const io = { ...defaultIo(), ...overrides };
+  let code = 0;
+  const cmd = program(io, (c) => {
+    code = c;
+  });
+  if (argv.length === 0) {
+    io.stderr(cmd.helpInformation());
+    return 1;
+  }
+  try {
+    await cmd.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    io.stderr(`ceems_tool: error: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
