@@ -7,7 +7,9 @@ import { parse } from 'yaml';
 import { z } from 'zod';
 import { createHttpClient, type HttpClient, type HttpClientConfig } from '../../common/httpclient.js';
 
-export class KubeConfigError extends Error {}
+export class KubeConfigError extends Error {
+  override name = 'KubeConfigError';
+}
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
@@ -81,7 +83,7 @@ export function loadKubeConfigFile(path: string): KubeConfig {
     throw new KubeConfigError(`invalid kubeconfig file '${path}': cluster '${ctx.cluster}' not found`);
   const user =
     ctx.user === undefined ? undefined : (cfg.users?.find((u) => u.name === ctx.user)?.user ?? undefined);
-  if (ctx.user !== undefined && cfg.users?.every((u) => u.name !== ctx.user))
+  if (ctx.user !== undefined && !cfg.users?.some((u) => u.name === ctx.user))
     throw new KubeConfigError(`invalid kubeconfig file '${path}': user '${ctx.user}' not found`);
   const client: HttpClientConfig = {
     tls_config: {
