@@ -6,6 +6,7 @@ import { crayPmCounters } from './cray_pm_counters.js';
 import { hwmon } from './hwmon.js';
 import { infiniband } from './infiniband.js';
 import { ipmiDcmi } from './ipmi_dcmi.js';
+import { k8s } from './k8s.js';
 import { libvirt } from './libvirt.js';
 import { meminfo } from './meminfo.js';
 import { netdev } from './netdev.js';
@@ -19,6 +20,7 @@ export const COLLECTORS: readonly CollectorDefinition[] = [
   rapl,
   slurm,
   libvirt,
+  k8s,
   ipmiDcmi,
   redfish,
   hwmon,
