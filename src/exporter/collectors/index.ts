@@ -3,6 +3,7 @@
 import type { CollectorDefinition } from '../collector.js';
 import { cpu } from './cpu.js';
 import { crayPmCounters } from './cray_pm_counters.js';
+import { emissions } from './emissions.js';
 import { hwmon } from './hwmon.js';
 import { infiniband } from './infiniband.js';
 import { ipmiDcmi } from './ipmi_dcmi.js';
@@ -25,6 +26,7 @@ export const COLLECTORS: readonly CollectorDefinition[] = [
   redfish,
   hwmon,
   crayPmCounters,
+  emissions,
   infiniband,
   netdev,
 ];
