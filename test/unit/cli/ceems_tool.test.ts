@@ -1,0 +1,587 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import bcrypt from 'bcryptjs';
+import YAML from 'yaml';
+import { main } from '../../../src/cli/ceems_tool/main.js';
+import { createWebConfig } from '../../../src/cli/ceems_tool/webconfig.js';
+import { runProgram } from '../../helpers/process.js';
+import { startFake } from './fake-api.js';
+import { type Labels, startFakePrometheus } from './fake-prometheus.js';
+import { assertGolden } from './golden.js';
+
+const WINDOW = ['--start=2024-05-06T10:00:00Z', '--end=2024-05-06T13:00:00Z'];
+
+async function tool(argv: string[], answers: string[] = []) {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(argv, {
+    stdout: (s) => {
+      stdout += s;
+    },
+    stderr: (s) => {
+      stderr += s;
+    },
+    readLine: async () => answers.shift() ?? null,
+    now: () => new Date('2024-05-06T13:00:00Z'),
+  });
+  return { code, stdout, stderr };
+}
+
+/** `promtool check rules` must accept every generated file. */
+function promtoolCheck(file: string): void {
+  const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+  assert.ok(
+    !r.error,
+    `promtool not runnable (${r.error?.message}); install it: bash <testbed>/prometheus/up.sh --port 9293 --no-wait`,
+  );
+  assert.equal(r.status, 0, `promtool check rules ${file}:\n${r.stdout}${r.stderr}`);
+}
+
+const unitSeries = (job: string, host: string, uuid: string): Labels[] => [
+  {
+    __name__: 'ceems_compute_unit_cpu_user_seconds_total',
+    job,
+    instance: `${host}:9010`,
+    hostname: host,
+    manager: 'slurm',
+    uuid,
+    cgrouphostname: '',
+  },
+];
+const nodeSeries = (name: string, job: string, host: string, extra: Labels = {}): Labels => ({
+  __name__: name,
+  job,
+  instance: `${host}:9010`,
+  hostname: host,
+  ...extra,
+});
+const emissions = (provider: string): Labels => ({
+  __name__: 'ceems_emissions_gCo2_kWh',
+  job: 'emissions',
+  instance: 'site:9010',
+  country_code: 'FR',
+  country: 'France',
+  provider,
+  provider_name: provider,
+});
+const gpuFlag = (job: string, host: string, uuid: string, gpu: Labels): Labels => ({
+  __name__: 'ceems_compute_unit_gpu_index_flag',
+  job,
+  instance: `${host}:9010`,
+  hostname: host,
+  manager: 'slurm',
+  uuid,
+  cgrouphostname: '',
+  hindex: `${host}/${gpu.index}`,
+  gpuiid: '',
+  ...gpu,
+});
+
+interface Variant {
+  name: string;
+  args: string[];
+  series: Labels[];
+  answers?: string[];
+  /** value of the "BMC includes GPU power" check */
+  bmcMinusGpu?: number;
+  files: string[];
+  warnings?: RegExp[];
+}
+
+const VARIANTS: Variant[] = [
+  {
+    name: 'rapl',
+    args: ['--country-code=FR'],
+    series: [
+      ...unitSeries('ceems', 'cn01', '101'),
+      nodeSeries('ceems_rapl_package_joules_total', 'ceems', 'cn01', { index: '0', path: '/sys' }),
+      nodeSeries('ceems_rapl_dram_joules_total', 'ceems', 'cn01', { index: '0', path: '/sys' }),
+      emissions('rte'),
+      emissions('owid'),
+      emissions('emaps'),
+    ],
+    files: ['ceems.rules'],
+  },
+  {
+    name: 'rapl-package-only',
+    args: ['--emission-factor=250', '--pue=1.3', '--eval-interval=30s'],
+    series: [
+      ...unitSeries('ceems', 'cn01', '101'),
+      nodeSeries('ceems_rapl_package_joules_total', 'ceems', 'cn01', { index: '0', path: '/sys' }),
+    ],
+    files: ['ceems.rules'],
+  },
+  {
+    name: 'ipmi',
+    args: ['--country-code=DE'],
+    series: [
+      ...unitSeries('ceems', 'cn01', '101'),
+      nodeSeries('ceems_ipmi_dcmi_current_watts', 'ceems', 'cn01'),
+    ],
+    files: ['ceems.rules'],
+    warnings: [/no ceems_emissions_gCo2_kWh series for country code DE: using the static OWID factor/],
+  },
+  {
+    name: 'ipmi-rapl-nvidia',
+    args: ['--country-code=FR', '--pue=1.2', '--disable-providers=emaps'],
+    series: [
+      ...unitSeries('slurm-nodes', 'gpu01', '201'),
+      nodeSeries('ceems_ipmi_dcmi_current_watts', 'slurm-nodes', 'gpu01'),
+      nodeSeries('ceems_rapl_package_joules_total', 'slurm-nodes', 'gpu01', { index: '0', path: '/sys' }),
+      nodeSeries('ceems_rapl_dram_joules_total', 'slurm-nodes', 'gpu01', { index: '0', path: '/sys' }),
+      gpuFlag('slurm-nodes', 'gpu01', '201', { index: '0', gpuuuid: 'GPU-aaaa' }),
+      {
+        __name__: 'DCGM_FI_DEV_POWER_USAGE_INSTANT',
+        job: 'dcgm',
+        instance: 'gpu01:9400',
+        Hostname: 'gpu01',
+        gpuuuid: 'GPU-aaaa',
+        gpu: '0',
+      },
+      { __name__: 'DCGM_FI_DEV_GPU_UTIL', job: 'dcgm', instance: 'gpu01:9400', gpuuuid: 'GPU-aaaa' },
+      { __name__: 'DCGM_FI_DEV_FB_USED', job: 'dcgm', instance: 'gpu01:9400', gpuuuid: 'GPU-aaaa' },
+      { __name__: 'DCGM_FI_PROF_GR_ENGINE_ACTIVE', job: 'dcgm', instance: 'gpu01:9400', gpuuuid: 'GPU-aaaa' },
+      emissions('rte'),
+      emissions('emaps'),
+    ],
+    bmcMinusGpu: 120,
+    files: ['dcgm-gpu.rules', 'slurm-nodes.rules'],
+  },
+  {
+    name: 'redfish-rapl',
+    args: ['--emission-factor=100'],
+    answers: ['2'],
+    series: [
+      ...unitSeries('ceems', 'cn01', '101'),
+      nodeSeries('ceems_redfish_current_watts', 'ceems', 'cn01', { chassis: 'Enclosure_1' }),
+      nodeSeries('ceems_redfish_current_watts', 'ceems', 'cn01', { chassis: 'System_Embedded_1' }),
+      nodeSeries('ceems_rapl_package_joules_total', 'ceems', 'cn01', { index: '0', path: '/sys' }),
+    ],
+    files: ['ceems.rules'],
+  },
+  {
+    name: 'cray-amd-device-metrics',
+    args: ['--emission-factor=100'],
+    series: [
+      ...unitSeries('ceems', 'nid001', '301'),
+      nodeSeries('ceems_cray_pm_counters_power_watts', 'ceems', 'nid001', { domain: 'node' }),
+      nodeSeries('ceems_cray_pm_counters_power_watts', 'ceems', 'nid001', { domain: 'cpu' }),
+      nodeSeries('ceems_ipmi_dcmi_current_watts', 'ceems', 'nid001'),
+      gpuFlag('ceems', 'nid001', '301', { index: '1', gpuuuid: 'x' }),
+      { __name__: 'gpu_power_usage', job: 'amd-dm', instance: 'nid001:5000', hostname: 'nid001', index: '1' },
+      {
+        __name__: 'gpu_gfx_activity',
+        job: 'amd-dm',
+        instance: 'nid001:5000',
+        hostname: 'nid001',
+        index: '1',
+      },
+    ],
+    files: ['amd-dm-gpu.rules', 'ceems.rules'],
+  },
+  {
+    name: 'estimated-amd-smi',
+    args: ['--emission-factor=100'],
+    series: [
+      ...unitSeries('ceems', 'vm01', '401'),
+      nodeSeries('ceems_estimated_power_watts', 'ceems', 'vm01', { estimated: 'true' }),
+      gpuFlag('ceems', 'vm01', '401', { index: '0', gpuuuid: 'y' }),
+      { __name__: 'amd_gpu_power', job: 'amd-smi', instance: 'vm01:2021', index: '0', gpu_power: '0' },
+      { __name__: 'amd_gpu_use_percent', job: 'amd-smi', instance: 'vm01:2021', index: '0' },
+      { __name__: 'amd_gpu_memory_use_percent', job: 'amd-smi', instance: 'vm01:2021', index: '0' },
+    ],
+    files: ['amd-smi-gpu.rules', 'ceems.rules'],
+  },
+];
+
+describe('ceems_tool tsdb create-recording-rules', () => {
+  for (const v of VARIANTS) {
+    it(`${v.name}: golden rules files that promtool accepts`, async () => {
+      const queries: string[] = [];
+      const prom = await startFakePrometheus({
+        jobs: { ceems: '10s', 'slurm-nodes': '30s', dcgm: '10s' },
+        series: v.series,
+        query: (q) => {
+          queries.push(q);
+          return v.bmcMinusGpu;
+        },
+      });
+      const out = mkdtempSync(join(tmpdir(), 'rules-'));
+      try {
+        const r = await tool(
+          [
+            'tsdb',
+            'create-recording-rules',
+            `--url=${prom.url}`,
+            ...WINDOW,
+            `--output-dir=${out}`,
+            ...v.args,
+          ],
+          v.answers,
+        );
+        assert.equal(r.code, 0, r.stderr);
+        for (const w of v.warnings ?? []) assert.match(r.stderr, w);
+        assert.deepEqual(readdirSync(out).sort(), v.files);
+        for (const f of v.files) {
+          assertGolden(readFileSync(join(out, f), 'utf8'), `ceems_tool/rules/${v.name}/${f}`);
+          promtoolCheck(join(out, f));
+        }
+        if (v.bmcMinusGpu !== undefined) {
+          assert.ok(
+            queries.some((q) =>
+              q.startsWith('min(min_over_time((sum by (hostname) (ceems_ipmi_dcmi_current_watts'),
+            ),
+          );
+        }
+      } finally {
+        await prom.close();
+      }
+    });
+  }
+
+  it('asks which Redfish chassis when several report power, and refuses an invalid answer', async () => {
+    const prom = await startFakePrometheus({
+      series: VARIANTS.find((v) => v.name === 'redfish-rapl')!.series,
+    });
+    try {
+      const out = mkdtempSync(join(tmpdir(), 'rules-'));
+      const r = await tool(
+        ['tsdb', 'create-recording-rules', `--url=${prom.url}`, `--output-dir=${out}`],
+        ['7'],
+      );
+      assert.equal(r.code, 1);
+      assert.match(
+        r.stderr,
+        /several Redfish chassis report power.*\n {2}1\) Enclosure_1\n {2}2\) System_Embedded_1\nchoice: /s,
+      );
+      assert.match(
+        r.stderr,
+        /ceems_tool: error: no valid choice among Enclosure_1, System_Embedded_1 \(got '7'\)/,
+      );
+      const ok = await tool(
+        ['tsdb', 'create-recording-rules', `--url=${prom.url}`, `--output-dir=${out}`],
+        ['System_Embedded_1'],
+      );
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(readFileSync(join(out, 'ceems.rules'), 'utf8'), /chassis="System_Embedded_1"/);
+    } finally {
+      await prom.close();
+    }
+  });
+
+  it('does not subtract GPU power when the BMC reading falls below the GPU power', async () => {
+    const v = VARIANTS.find((x) => x.name === 'ipmi-rapl-nvidia')!;
+    const prom = await startFakePrometheus({ series: v.series, query: () => -50 });
+    try {
+      const out = mkdtempSync(join(tmpdir(), 'rules-'));
+      const r = await tool([
+        'tsdb',
+        'create-recording-rules',
+        `--url=${prom.url}`,
+        `--output-dir=${out}`,
+        ...v.args,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(readFileSync(join(out, 'slurm-nodes.rules'), 'utf8'), /DCGM/);
+    } finally {
+      await prom.close();
+    }
+  });
+
+  it('warns about DCGM series without gpuuuid (relabel configs missing) and skips their GPU rules', async () => {
+    const prom = await startFakePrometheus({
+      series: [
+        ...unitSeries('ceems', 'cn01', '1'),
+        nodeSeries('ceems_ipmi_dcmi_current_watts', 'ceems', 'cn01'),
+        { __name__: 'DCGM_FI_DEV_POWER_USAGE_INSTANT', job: 'dcgm', UUID: 'GPU-1', modelName: 'NVIDIA A100' },
+      ],
+    });
+    try {
+      const out = mkdtempSync(join(tmpdir(), 'rules-'));
+      const r = await tool(['tsdb', 'create-recording-rules', `--url=${prom.url}`, `--output-dir=${out}`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /WARNING: job dcgm: DCGM series have no gpuuuid label; add the relabel configs/);
+      assert.deepEqual(readdirSync(out), ['ceems.rules']);
+    } finally {
+      await prom.close();
+    }
+  });
+
+  it('fails clearly when no CEEMS exporter or no power source is scraped, or Prometheus is down', async () => {
+    const empty = await startFakePrometheus({ series: [] });
+    const noPower = await startFakePrometheus({ series: unitSeries('ceems', 'cn01', '1') });
+    try {
+      let r = await tool([
+        'tsdb',
+        'create-recording-rules',
+        `--url=${empty.url}`,
+        '--output-dir=/tmp/h8-none',
+      ]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /no ceems_compute_unit_cpu_user_seconds_total series found in the window/);
+      r = await tool([
+        'tsdb',
+        'create-recording-rules',
+        `--url=${noPower.url}`,
+        `--output-dir=${mkdtempSync(join(tmpdir(), 'r-'))}`,
+      ]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /WARNING: job ceems: no node power series/);
+      assert.match(r.stderr, /no recording rules generated/);
+    } finally {
+      await empty.close();
+      await noPower.close();
+    }
+    const r = await tool(['tsdb', 'create-recording-rules', '--url=http://127.0.0.1:9']);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /^ceems_tool: error: cannot reach Prometheus at http:\/\/127\.0\.0\.1:9\/api\/v1\/status\/config: ECONNREFUSED/,
+    );
+  });
+
+  it('rejects bad flags with a message naming them', async () => {
+    for (const [args, re] of [
+      [['--pue=0.9'], /invalid --pue '0.9': expected a number ≥ 1/],
+      [['--emission-factor=-1'], /invalid --emission-factor '-1'/],
+      [['--eval-interval=soon', '--url=http://127.0.0.1:9'], /ceems_tool: error: /],
+      [['--start=tomorrow'], /invalid --start 'tomorrow'/],
+      [['--start=2024-05-07T00:00:00Z', '--end=2024-05-06T00:00:00Z'], /--start must be before --end/],
+      [
+        ['--url=http://u:p@127.0.0.1:9', '--http.config.file=x.yml'],
+        /--url with credentials cannot be combined with --http.config.file/,
+      ],
+    ] as [string[], RegExp][]) {
+      const r = await tool(['tsdb', 'create-recording-rules', ...args]);
+      assert.equal(r.code, 1, args.join(' '));
+      assert.match(r.stderr, re);
+    }
+  });
+});
+
+describe('ceems_tool tsdb create-relabel-configs / create-ceems-tsdb-updater-queries', () => {
+  it('prints relabel configs for each GPU exporter job on stderr (golden)', async () => {
+    const prom = await startFakePrometheus({
+      series: [
+        { __name__: 'DCGM_FI_DEV_POWER_USAGE_INSTANT', job: 'dcgm', UUID: 'GPU-1', modelName: 'NVIDIA A100' },
+        { __name__: 'amd_gpu_power', job: 'amd-smi', gpu_power: '0' },
+        { __name__: 'gpu_power_usage', job: 'amd-dm', gpu_id: '0' },
+      ],
+    });
+    try {
+      const r = await tool(['tsdb', 'create-relabel-configs', `--url=${prom.url}`, ...WINDOW]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, '');
+      assertGolden(r.stderr, 'ceems_tool/relabel-configs.yml');
+      const parsed = YAML.parse(r.stderr);
+      assert.deepEqual(
+        parsed.scrape_configs.map((c: { job_name: string }) => c.job_name),
+        ['amd-dm', 'amd-smi', 'dcgm'],
+      );
+    } finally {
+      await prom.close();
+    }
+    const none = await startFakePrometheus({ series: [] });
+    try {
+      const r = await tool(['tsdb', 'create-relabel-configs', `--url=${none.url}`]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /no NVIDIA DCGM or AMD GPU exporter series found/);
+    } finally {
+      await none.close();
+    }
+  });
+
+  it('prints updater queries only for the series and providers that exist (golden)', async () => {
+    const rec = (name: string, extra: Labels = {}): Labels => ({
+      __name__: name,
+      job: 'ceems',
+      uuid: '1',
+      ...extra,
+    });
+    const prom = await startFakePrometheus({
+      series: [
+        rec('uuid:ceems_cpu_usage:ratio_irate'),
+        rec('uuid:ceems_cpu_memory_usage:ratio'),
+        rec('uuid:ceems_host_power_watts:pue'),
+        rec('uuid:ceems_host_emissions_g_s:pue', { provider: 'rte' }),
+        rec('uuid:ceems_host_emissions_g_s:pue', { provider: 'owid' }),
+        rec('uuid:ceems_gpu_power_watts:pue'),
+        rec('ceems_ebpf_write_bytes_total'),
+        rec('ceems_ebpf_ingress_bytes_total'),
+      ],
+    });
+    try {
+      const r = await tool(['tsdb', 'create-ceems-tsdb-updater-queries', `--url=${prom.url}`, ...WINDOW]);
+      assert.equal(r.code, 0, r.stderr);
+      assertGolden(r.stderr, 'ceems_tool/updater-queries.yml');
+      const q = YAML.parse(r.stderr).queries;
+      assert.deepEqual(Object.keys(q.total_cpu_emissions_gms), ['owid_total', 'rte_total']);
+      assert.equal(q.avg_gpu_usage, undefined);
+    } finally {
+      await prom.close();
+    }
+  });
+});
+
+describe('ceems_tool config create-web-config / check', () => {
+  it('writes basic auth (bcrypt cost 10 of a 24-char password) and a self-signed P-256 certificate', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'webcfg-')), 'config');
+    const r = await tool([
+      'config',
+      'create-web-config',
+      '--tls',
+      '--tls.host=node01',
+      '--tls.host=10.0.0.1',
+      '--tls.validity=48h',
+      `--output-dir=${dir}`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const password = /password \(store it, it is not saved\): ([a-zA-Z0-9]+)\n/.exec(r.stderr)?.[1];
+    assert.equal(password?.length, 24);
+    const cfg = YAML.parse(readFileSync(join(dir, 'web-config.yml'), 'utf8'));
+    assert.deepEqual(cfg.tls_server_config, { cert_file: 'cert.pem', key_file: 'key.pem' });
+    assert.match(cfg.basic_auth_users.ceems, /^\$2[ab]\$10\$/);
+    assert.ok(bcrypt.compareSync(password!, cfg.basic_auth_users.ceems));
+    const cert = new X509Certificate(readFileSync(join(dir, 'cert.pem')));
+    assert.equal(cert.subject, 'O=Acme Co');
+    assert.equal(cert.ca, true);
+    assert.equal(cert.subjectAltName, 'DNS:node01, IP Address:10.0.0.1');
+    assert.equal(cert.publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+    assert.ok(cert.checkHost('node01'));
+    const days = (Date.parse(cert.validTo) - Date.parse(cert.validFrom)) / 86_400_000;
+    assert.equal(Math.round(days), 2);
+    assert.equal(statSync(join(dir, 'key.pem')).mode & 0o777, 0o600);
+    // the generated file passes our own checker
+    const c = await tool(['check', 'web-config', join(dir, 'web-config.yml')]);
+    assert.equal(c.code, 0);
+    assert.equal(c.stderr, `${join(dir, 'web-config.yml')} SUCCESS\n`);
+  });
+
+  it('basic auth only by default; two runs give different passwords', async () => {
+    const a = await tool([
+      'config',
+      'create-web-config',
+      `--output-dir=${mkdtempSync(join(tmpdir(), 'w-'))}`,
+    ]);
+    const b = await tool([
+      'config',
+      'create-web-config',
+      `--output-dir=${mkdtempSync(join(tmpdir(), 'w-'))}`,
+    ]);
+    assert.equal(a.code, 0);
+    assert.doesNotMatch(a.stderr, /certificate/);
+    assert.notEqual(a.stderr.split(': ').pop(), b.stderr.split(': ').pop());
+  });
+
+  it('errors: --tls without host, nothing enabled, missing openssl', async () => {
+    let r = await tool([
+      'config',
+      'create-web-config',
+      '--tls',
+      `--output-dir=${mkdtempSync(join(tmpdir(), 'w-'))}`,
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--tls.host is required with --tls/);
+    r = await tool([
+      'config',
+      'create-web-config',
+      '--no-basic-auth',
+      `--output-dir=${mkdtempSync(join(tmpdir(), 'w-'))}`,
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /nothing to configure/);
+    assert.throws(
+      () =>
+        createWebConfig({
+          basicAuth: true,
+          tls: true,
+          hosts: ['h'],
+          validityMs: 3600_000,
+          outputDir: mkdtempSync(join(tmpdir(), 'w-')),
+          openssl: '/nonexistent/openssl',
+        }),
+      /'\/nonexistent\/openssl' not found: install OpenSSL/,
+    );
+  });
+
+  it('check web-config reports each file and fails if any is invalid', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wc-'));
+    writeFileSync(join(dir, 'good.yml'), `basic_auth_users:\n  a: ${bcrypt.hashSync('pw', 4)}\n`);
+    writeFileSync(
+      join(dir, 'bad.yml'),
+      'tls_server_config:\n  cert_file: missing.pem\n  key_file: missing.pem\n',
+    );
+    writeFileSync(join(dir, 'hash.yml'), 'basic_auth_users:\n  a: plaintext\n');
+    const r = await tool([
+      'check',
+      'web-config',
+      join(dir, 'good.yml'),
+      join(dir, 'bad.yml'),
+      join(dir, 'hash.yml'),
+    ]);
+    assert.equal(r.code, 1);
+    const lines = r.stderr.trimEnd().split('\n');
+    assert.equal(lines[0], `${join(dir, 'good.yml')} SUCCESS`);
+    assert.match(lines[1]!, /bad\.yml FAILED: .*cannot read cert_file '.*missing\.pem': ENOENT/);
+    assert.match(lines[2]!, /hash\.yml FAILED: basic_auth_users: not a bcrypt hash for user\(s\) 'a'/);
+  });
+
+  it('check api-healthy / lb-healthy: SUCCESS with the body, else exit 1 naming the status', async () => {
+    const srv = await startFake((req) =>
+      req.path === '/ok/health'
+        ? { status: 200, body: 'CEEMS API Server is healthy' }
+        : { status: 503, body: 'KO' },
+    );
+    try {
+      let r = await tool(['check', 'api-healthy', `--url=${srv.url}/ok`]);
+      assert.equal(r.code, 0);
+      assert.equal(r.stderr, '  SUCCESS:  CEEMS API Server is healthy\n');
+      r = await tool(['check', 'lb-healthy', `--url=${srv.url}`]);
+      assert.equal(r.code, 1);
+      assert.equal(
+        r.stderr,
+        `ceems_tool: error: CEEMS load balancer at ${srv.url}/health is not healthy: HTTP 503: KO\n`,
+      );
+      // credentials in the URL become basic auth
+      r = await tool(['check', 'api-healthy', `--url=http://admin:pw@${srv.url.slice(7)}/ok`]);
+      assert.equal(r.code, 0);
+      assert.equal(
+        srv.requests.at(-1)!.headers.authorization,
+        `Basic ${Buffer.from('admin:pw').toString('base64')}`,
+      );
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('bin/ceems_tool', () => {
+  it('--help on every command and subcommand, with examples', async () => {
+    for (const args of [
+      [],
+      ['check'],
+      ['check', 'api-healthy'],
+      ['check', 'lb-healthy'],
+      ['check', 'web-config'],
+      ['config'],
+      ['config', 'create-web-config'],
+      ['tsdb'],
+      ['tsdb', 'create-recording-rules'],
+      ['tsdb', 'create-relabel-configs'],
+      ['tsdb', 'create-ceems-tsdb-updater-queries'],
+    ]) {
+      const r = await tool([...args, '--help']);
+      assert.equal(r.code, 0, args.join(' '));
+      assert.match(r.stdout, /^Usage: ceems_tool/);
+      if (args.length !== 1) assert.match(r.stdout, /Examples:\n {2}ceems_tool /, args.join(' '));
+    }
+    const r = await runProgram('ceems_tool', ['--version']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /^ceems_tool, version /);
+  });
+});
