@@ -119,6 +119,7 @@ ceems_lb:
 
   test('--config.file is required; env vars expand only when asked', () => {
     assert.throws(() => loadConfig(''), /--config\.file is required/);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the braced form is what is being expanded
     const f = file('ceems_api_server:\n  data:\n    path: ${DATA_DIR}/db$$x\n    time_zone: $TZNAME\n');
     const env = { DATA_DIR: '/srv/ceems', TZNAME: 'UTC' };
     const loaded = loadConfig(f, { expandEnv: true, env });
