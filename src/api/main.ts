@@ -9,6 +9,7 @@ import { createLogger, LOG_FORMATS, LOG_LEVELS, type Logger } from '../common/lo
 import { dropPrivileges, resolveRunAsUser } from '../common/privileges.js';
 import { AdminUsers } from './admins.js';
 import { type LoadedConfig, loadConfig } from './config.js';
+import { createCollector } from './cycle/index.js';
 import { CeemsDb, DB_FILE, openReader } from './db/index.js';
 import { type ApiServer, createApiServer } from './server.js';
 import { formatDatetime, resolveZone } from './timefmt.js';
@@ -258,19 +259,16 @@ export async function startApiServer(
     const retentionDays = flags.bool('storage.data.skip.delete.old.units')
       ? undefined
       : Math.floor(data.retention_period / 3600e3 / 24);
-    if (opts.collector) {
-      tasks.push(
-        await opts.collector(loaded, {
-          db,
-          logger: log,
-          configDir: loaded.configDir,
-          timeZone,
-          retentionDays,
-        }),
-      );
-    } else {
-      log.warn('No collection cycle in this build: only admin users are refreshed');
-    }
+    const collectorFactory = opts.collector ?? createCollector;
+    tasks.push(
+      await collectorFactory(loaded, {
+        db,
+        logger: log,
+        configDir: loaded.configDir,
+        timeZone,
+        retentionDays,
+      }),
+    );
     api = await createApiServer({
       listenAddresses: flags.strings('web.listen-address'),
       webConfigFile: flags.string('web.config.file') || undefined,

@@ -3,10 +3,13 @@
  *
  * How `src/api/main.ts` starts it (after `CeemsDb.open`, before serving HTTP):
  *
- *   const collector = await createCollector(config, { db, logger, configDir });  // builds managers/updaters
+ *   const collector = await createCollector(loadedConfig, { db, logger, configDir, timeZone, retentionDays });
  *   collector.start();          // one collection now, then one every data.update_interval
  *   ...
  *   await collector.stop();     // on SIGINT/SIGTERM: aborts running fetches, waits, closes clients
+ *
+ * `createCollector` is the default `CollectorFactory` of main.ts; it throws on start-up errors (bad
+ * extra_config, missing SLURM tools, Keystone authentication failure).
  *
  * Each cluster advances on its own: its next window starts at the end of its last committed window
  * (`MAX(last_updated_at) FROM usage WHERE cluster_id = ?` after a restart, the in-memory end after an
@@ -18,9 +21,13 @@
  */
 
 import type { Logger } from '../../common/logger.js';
+import type { LoadedConfig } from '../config.js';
 import type { CeemsDb, UnitRecord } from '../db/index.js';
+import type { BackgroundTask, CollectorContext } from '../main.js';
+import { createManager, DefaultManager } from '../resource/index.js';
 import type { ResourceManager } from '../resource/types.js';
 import { formatDatetime, parseDatetime } from '../timefmt.js';
+import { clusterUpdaters, createUpdaters } from '../updater/index.js';
 import type { Updater } from '../updater/types.js';
 
 export interface CollectorCluster {
@@ -78,7 +85,7 @@ export interface WindowResult {
   error?: string;
 }
 
-export class Collector {
+export class Collector implements BackgroundTask {
   private readonly opts: Required<Omit<CollectorOptions, 'retentionDays'>> & { retentionDays?: number };
   private readonly progress = new Map<string, number>();
   private readonly running = new Map<string, Promise<WindowResult[]>>();
@@ -257,11 +264,46 @@ export class Collector {
     if (this.timer) clearTimeout(this.timer);
     this.abort.abort();
     await Promise.allSettled([...this.running.values()]);
-    const closing: Promise<void>[] = [];
-    for (const c of this.opts.clusters) {
-      closing.push(c.manager.close());
-      for (const u of c.updaters) closing.push(u.close());
-    }
-    await Promise.allSettled(closing);
+    const updaters = new Set(this.opts.clusters.flatMap((c) => c.updaters));
+    await Promise.allSettled([
+      ...this.opts.clusters.map((c) => c.manager.close()),
+      ...[...updaters].map((u) => u.close()),
+    ]);
   }
+}
+
+/** Builds managers and updaters from the configuration (§3.2, §3.3) and the collector over them. */
+export async function createCollector(loaded: LoadedConfig, ctx: CollectorContext): Promise<Collector> {
+  const data = loaded.config.ceems_api_server.data;
+  const log = ctx.logger;
+  const updaters = createUpdaters(loaded.config.updaters, log, ctx.configDir);
+  const clusters: CollectorCluster[] = [];
+  try {
+    for (const c of loaded.config.clusters) {
+      const manager = await createManager(c, {
+        logger: log,
+        timeZone: ctx.timeZone,
+        configDir: ctx.configDir,
+        updateIntervalMs: data.update_interval,
+      });
+      clusters.push({ manager, updaters: clusterUpdaters(c, updaters, log) });
+    }
+  } catch (e) {
+    await Promise.allSettled([
+      ...clusters.map((c) => c.manager.close()),
+      ...[...updaters.values()].map((u) => u.close()),
+    ]);
+    throw e;
+  }
+  if (clusters.length === 0) clusters.push({ manager: new DefaultManager(), updaters: [] });
+  return new Collector({
+    db: ctx.db,
+    logger: log,
+    clusters,
+    timeZone: ctx.timeZone,
+    updateIntervalMs: data.update_interval,
+    maxUpdateIntervalMs: data.max_update_interval,
+    updateFrom: data.update_from,
+    retentionDays: ctx.retentionDays,
+  });
 }

@@ -340,7 +340,7 @@ export class K8sManager implements ResourceManager {
       return {};
     }
     try {
-      const users = (YAML.parse(text) ?? {}).users ?? {};
+      const users = YAML.parse(text)?.users ?? {};
       const out: Record<string, string[]> = {};
       for (const [ns, list] of Object.entries(users as Record<string, unknown>))
         if (Array.isArray(list)) out[ns] = list.map(String);

@@ -207,7 +207,7 @@ export class TsdbUpdater implements Updater {
     };
     try {
       const config = (await this.getJson('/api/v1/status/config', 10_000, signal)) as { yaml?: string };
-      const global = (YAML.parse(config.yaml ?? '') ?? {}).global ?? {};
+      const global = YAML.parse(config.yaml ?? '')?.global ?? {};
       s.scrapeMs = dur(global.scrape_interval, s.scrapeMs);
       s.evaluationMs = dur(global.evaluation_interval, s.evaluationMs);
       const flags = (await this.getJson('/api/v1/status/flags', 10_000, signal)) as Record<string, string>;
