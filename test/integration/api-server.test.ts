@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -118,6 +118,47 @@ describe('ceems_api_server binary', () => {
       assert.equal((await getJson(`${second.url}/health`)).status, 200);
     } finally {
       await second.stop();
+    }
+  });
+});
+
+describe('backups', () => {
+  test('periodic online backups land in backup_path as readable copies', async () => {
+    const data = seedDb();
+    const backups = mkdtempSync(join(tmpdir(), 'ceems-backups-'));
+    cleanup.push(data, backups);
+    const cfg = configFor(data, '');
+    writeFileSync(
+      cfg,
+      `ceems_api_server:\n  data:\n    path: ${data}\n    time_zone: UTC\n    backup_path: ${backups}\n    backup_interval: 1s\n`,
+    );
+    const refused = await runProgram('ceems_api_server', [
+      '--config.file',
+      cfg,
+      '--web.listen-address=127.0.0.1:0',
+    ]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /backup_interval of less than 1 day is not supported/);
+    const p = await startProgram('ceems_api_server', [
+      '--config.file',
+      cfg,
+      '--web.listen-address=127.0.0.1:0',
+      '--test.disable.checks',
+      '--storage.data.skip.delete.old.units',
+    ]);
+    try {
+      let files: string[] = [];
+      for (let i = 0; i < 100 && files.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        files = readdirSync(backups).filter((f) => /^ceems-\d{12}\.db$/.test(f));
+      }
+      assert.ok(files.length > 0, `no backup in ${backups}: ${p.stderr()}`);
+      const copy = new Database(join(backups, files[0]!), { readonly: true });
+      assert.ok((copy.prepare('SELECT COUNT(*) AS n FROM units').get() as { n: number }).n > 0);
+      copy.close();
+      assert.match(p.stderr(), /msg="DB backed up"/);
+    } finally {
+      await p.stop();
     }
   });
 });
