@@ -11,6 +11,7 @@ import { k8s } from './k8s.js';
 import { libvirt } from './libvirt.js';
 import { meminfo } from './meminfo.js';
 import { netdev } from './netdev.js';
+import { estimatedPower } from './power_estimate.js';
 import { rapl } from './rapl.js';
 import { redfish } from './redfish.js';
 import { slurm } from './slurm.js';
@@ -29,4 +30,6 @@ export const COLLECTORS: readonly CollectorDefinition[] = [
   emissions,
   infiniband,
   netdev,
+  // Beyond the original's 13 collectors (opt-in): estimated power where no meter exists.
+  estimatedPower,
 ];
