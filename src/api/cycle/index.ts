@@ -122,8 +122,11 @@ export class Collector implements BackgroundTask {
       t: string | null;
     };
     const text = row.t ?? db.lastUpdatedAt();
-    const ms = text === undefined ? undefined : parseDatetime(text, this.opts.timeZone);
-    return ms ?? this.updateFromMs;
+    const ms =
+      (text === undefined ? undefined : parseDatetime(text, this.opts.timeZone)) ?? this.updateFromMs;
+    // Pinned so that a failing first window is retried from here, not from where other clusters are.
+    this.progress.set(clusterId, ms);
+    return ms;
   }
 
   /** Fetches, updates and commits one window of one cluster. Throws on any failure (nothing stored). */
