@@ -86,6 +86,13 @@ describe('ceems_api_server binary', () => {
     const flag = await runProgram('ceems_api_server', ['--query.max-period=forever']);
     assert.equal(flag.code, 1);
     assert.match(flag.stderr, /invalid value 'forever' for flag '--query\.max-period'/);
+    const cors = await runProgram('ceems_api_server', [
+      '--config.file',
+      configFor(data),
+      '--web.cors.origin=(',
+    ]);
+    assert.equal(cors.code, 1);
+    assert.match(cors.stderr, /invalid value '\(' for flag '--web\.cors\.origin'/);
     const help = await runProgram('ceems_api_server', ['--help']);
     assert.equal(help.code, 0);
     for (const f of [

@@ -3,7 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ADMIN, NOW } from '../../fixtures/api/seed.js';
+import Database from 'better-sqlite3';
+import { ADMIN, NOW, seedDb } from '../../fixtures/api/seed.js';
 import { type TestServer, testServer } from '../../fixtures/api/server.js';
 
 let s: TestServer;
@@ -419,5 +420,36 @@ describe('demo, health, landing, API description, errors', () => {
     const opt = await s.api.app.inject({ method: 'OPTIONS', url: '/api/v1/units/admin' });
     assert.equal(opt.statusCode, 200);
     assert.equal(opt.body, '');
+  });
+});
+
+describe('partial failures', () => {
+  test('rows whose JSON cannot be decoded are skipped and reported in warnings', async () => {
+    const dir = seedDb();
+    const raw = new Database(`${dir}/ceems.db`);
+    raw.prepare("UPDATE units SET tags = '{not json' WHERE uuid = '1002'").run();
+    raw.close();
+    const t = await testServer({}, dir);
+    try {
+      const r = await t.get('/api/v1/units?running&cluster_id=slurm-0', 'alice');
+      assert.equal(r.status, 200);
+      assert.deepEqual(uuids(r.json), ['1001']);
+      assert.deepEqual(r.json.warnings, ['failed to scan 1 rows']);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('API description host', () => {
+  test('--web.external-url sets host and scheme of the document', async () => {
+    const t = await testServer({ externalUrl: 'https://ceems.example.org:8443/ceems' });
+    try {
+      const doc = (await t.get('/swagger/doc.json')).json;
+      assert.equal(doc.host, 'ceems.example.org:8443');
+      assert.deepEqual(doc.schemes, ['https']);
+    } finally {
+      await t.close();
+    }
   });
 });
