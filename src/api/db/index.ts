@@ -25,7 +25,7 @@
  * by the server itself (src/api/admins.ts), not by the cycle.
  */
 
-import { chmodSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database, { type Database as Db } from 'better-sqlite3';
 import {
@@ -372,7 +372,14 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
     try {
       await this.db.backup(tmp, { progress: () => 25 });
       const dest = join(backupDir, name);
-      renameSync(tmp, dest);
+      try {
+        renameSync(tmp, dest);
+      } catch (e) {
+        // Another filesystem: copy instead of the spec's rename.
+        if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
+        copyFileSync(tmp, dest);
+        rmSync(tmp, { force: true });
+      }
       return dest;
     } catch (e) {
       rmSync(tmp, { force: true });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -279,6 +279,21 @@ describe('upserts', () => {
     const copy = new Database(path, { readonly: true });
     assert.deepEqual(copy.prepare('SELECT uuid FROM units').all(), [{ uuid: '100' }]);
     copy.close();
+    db.close();
+  });
+
+  test('backup into another filesystem is copied instead of renamed', async () => {
+    const other = mkdtempSync('/dev/shm/ceems-bk-');
+    dirs.push(other);
+    assert.notEqual(statSync(other).dev, statSync(tmpdir()).dev, 'needs /dev/shm on another filesystem');
+    const dir = tmp();
+    const db = CeemsDb.open(dir);
+    db.upsertUnits([unit()], 't');
+    const path = await db.backup(other, '202405061300', () => {});
+    const copy = new Database(path, { readonly: true });
+    assert.deepEqual(copy.prepare('SELECT uuid FROM units').all(), [{ uuid: '100' }]);
+    copy.close();
+    assert.ok(!existsSync(join(dir, 'ceems-202405061300.db')), 'temporary copy left behind');
     db.close();
   });
 });
