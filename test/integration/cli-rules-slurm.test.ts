@@ -1,0 +1,121 @@
+// End to end on the SLURM testbed: the project's exporter (slurm, cpu, meminfo and estimated-power
+// collectors) scraped by a real Prometheus; ceems_tool generates the rules from what Prometheus sees, and
+// once loaded they give a non-empty, positive per-unit power series for a running SLURM job.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { main } from '../../src/cli/ceems_tool/main.js';
+import { type Started, startProgram } from '../helpers/process.js';
+import { poll, type RealPrometheus, startPrometheus } from '../unit/cli/prometheus-server.js';
+
+function testbedEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  const file = `${env.CEEMS_TESTBED_ROOT ?? '/tmp/ceems-testbed'}/slurm/env.sh`;
+  if (!env.CEEMS_TESTBED_SLURM_JOBDIR && existsSync(file)) {
+    for (const m of readFileSync(file, 'utf8').matchAll(/^export (\w+)=['"]?(.*?)['"]?$/gm))
+      env[m[1]!] = m[2]!;
+  }
+  if (!env.CEEMS_TESTBED_SLURM_JOBDIR) {
+    throw new Error('SLURM testbed not found: run shared/testbed/slurm/up.sh (or export its variables)');
+  }
+  return env;
+}
+
+describe('ceems_tool rules on the real SLURM testbed', () => {
+  const env = testbedEnv();
+  let exporter: Started;
+  let prom: RealPrometheus;
+  let jobId: string | undefined;
+
+  before(async () => {
+    exporter = await startProgram('ceems_exporter', [
+      '--collector.disable-defaults',
+      '--collector.slurm',
+      '--collector.cpu',
+      '--collector.meminfo',
+      '--collector.estimated_power',
+      '--collector.estimated_power.idle-watts=60',
+      '--collector.estimated_power.max-watts=160',
+      '--web.listen-address=127.0.0.1:0',
+    ]);
+    prom = await startPrometheus({ 'ceems-slurm': exporter.address });
+  });
+
+  after(async () => {
+    if (jobId) {
+      try {
+        execFileSync('scancel', [jobId], { env });
+      } catch {
+        // already finished
+      }
+    }
+    await prom?.stop();
+    await exporter?.stop();
+  });
+
+  it('gives a positive uuid:ceems_host_power_watts:pue series for a running job', async () => {
+    const out = execFileSync(
+      'runuser',
+      [
+        '-u',
+        'usr1',
+        '--',
+        'sbatch',
+        '--parsable',
+        '-A',
+        'acc1',
+        '-p',
+        'debug',
+        '--mem=128M',
+        '-t',
+        '2',
+        '--chdir',
+        env.CEEMS_TESTBED_SLURM_JOBDIR!,
+        '-o',
+        `${env.CEEMS_TESTBED_SLURM_JOBDIR}/%j.out`,
+        '--wrap',
+        'stress-ng --cpu 1 --timeout 60s',
+      ],
+      { env, encoding: 'utf8' },
+    );
+    jobId = out.trim().split(';')[0]!;
+    assert.match(jobId, /^\d+$/);
+    const sel = `{uuid="${jobId}"}`;
+    // the job runs (it may wait for other tests' jobs) and Prometheus has a few samples of it
+    await poll(`job ${jobId} in Prometheus`, 90_000, async () => {
+      const r = await prom.query(`count_over_time(ceems_compute_unit_cpu_user_seconds_total${sel}[10s])`);
+      return r.length === 1 && r[0]!.value >= 3 ? true : undefined;
+    });
+
+    const dir = join(prom.dir, 'rules');
+    let stderr = '';
+    const code = await main(
+      ['tsdb', 'create-recording-rules', `--url=${prom.url}`, `--output-dir=${dir}`, '--emission-factor=60'],
+      { stdout: () => {}, stderr: (s) => void (stderr += s) },
+    );
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /job ceems-slurm: cpu-ipmi-redfish\.rules/);
+    assert.deepEqual(readdirSync(dir), ['ceems-slurm.rules']);
+    assert.match(readFileSync(join(dir, 'ceems-slurm.rules'), 'utf8'), /ceems_estimated_power_watts/);
+    await prom.loadRules([join(dir, 'ceems-slurm.rules')]);
+
+    const power = await poll('per-unit power of the job', 30_000, async () => {
+      const r = await prom.query(`uuid:ceems_host_power_watts:pue${sel}`);
+      return r.length === 1 && r[0]!.value > 0 ? r[0]! : undefined;
+    });
+    assert.equal(power.metric.manager, 'slurm');
+    const node = await prom.query('instance:ceems_estimated_power_watts:pue');
+    assert.equal(node.length, 1);
+    // a unit never gets more than its node draws
+    assert.ok(power.value <= node[0]!.value, `unit ${power.value} W > node ${node[0]!.value} W`);
+    assert.ok(node[0]!.value >= 60 && node[0]!.value <= 160, `node estimate ${node[0]!.value} W`);
+    const usage = await prom.query(`uuid:ceems_cpu_usage:ratio_irate${sel}`);
+    assert.ok(usage[0] && usage[0].value > 10, `CPU usage of the stress-ng job: ${usage[0]?.value}`);
+    const co2 = await prom.query(`uuid:ceems_host_emissions_g_s:pue${sel}`);
+    assert.equal(co2[0]?.metric.provider, 'custom');
+    assert.ok(co2[0]!.value > 0);
+  });
+});
