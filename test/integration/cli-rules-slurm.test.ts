@@ -94,7 +94,12 @@ describe('ceems_tool rules on the real SLURM testbed', () => {
     let stderr = '';
     const code = await main(
       ['tsdb', 'create-recording-rules', `--url=${prom.url}`, `--output-dir=${dir}`, '--emission-factor=60'],
-      { stdout: () => {}, stderr: (s) => void (stderr += s) },
+      {
+        stdout: () => {},
+        stderr: (s) => {
+          stderr += s;
+        },
+      },
     );
     assert.equal(code, 0, stderr);
     assert.match(stderr, /job ceems-slurm: cpu-ipmi-redfish\.rules/);
