@@ -168,3 +168,22 @@ export function encodeSuccess(
 export function encodeError(errorType: string, error: string): string {
   return `{"status":"error","data":null,"errorType":${escapeString(errorType)},"error":${escapeString(error)}}\n`;
 }
+
+const KIND_SCHEMA: Record<FieldKind, object> = {
+  string: { type: 'string' },
+  int: { type: 'integer' },
+  metric: { type: 'object', additionalProperties: { type: 'number' } },
+  map: { type: 'object', additionalProperties: true },
+  list: { type: 'array', items: { type: 'string' } },
+};
+
+/** JSON schema of a model (API description only: responses are encoded by `encodeSuccess`). */
+export function structSchema(struct: readonly FieldSpec[]): object {
+  const properties: Record<string, object> = {};
+  for (const f of struct) properties[f.name] = KIND_SCHEMA[f.kind];
+  return {
+    type: 'object',
+    properties,
+    required: struct.filter((f) => !f.omitempty).map((f) => f.name),
+  };
+}

@@ -5,6 +5,7 @@ import type { Database } from 'better-sqlite3';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../../common/logger.js';
 import { ApiError, sendError } from '../http.js';
+import { type FieldSpec, structSchema } from '../jsonenc.js';
 
 export interface RouteContext {
   /** `/api/v1` or `<route-prefix>/api/v1`. */
@@ -54,13 +55,49 @@ type Handler = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 export function apiRoute(
   app: FastifyInstance,
   url: string,
-  schema: { summary: string; description?: string; tags: string[]; querystring?: object },
+  schema: {
+    summary: string;
+    description?: string;
+    tags: string[];
+    querystring?: object;
+    /** Model of the `data` list; absent = `data` is null. */
+    model?: readonly FieldSpec[];
+  },
   handler: Handler,
 ): void {
+  const { model, ...doc } = schema;
+  const envelope = (data: object, description: string) => ({
+    description,
+    type: 'object',
+    properties: {
+      status: { type: 'string' },
+      data,
+      warnings: { type: 'array', items: { type: 'string' } },
+    },
+  });
+  const error = (description: string) => ({
+    description,
+    type: 'object',
+    properties: {
+      status: { type: 'string', enum: ['error'] },
+      data: { type: 'null' },
+      errorType: { type: 'string' },
+      error: { type: 'string' },
+    },
+  });
   app.route({
     method: API_ROUTE_METHODS,
     url,
-    schema: { ...schema, hide: false } as never,
+    schema: {
+      ...doc,
+      response: {
+        200: envelope(model ? { type: 'array', items: structSchema(model) } : { type: 'null' }, 'Success'),
+        400: error('Bad request (`bad_data`)'),
+        401: error('No user identified (`unauthorized`)'),
+        403: error('Not allowed (`forbidden`)'),
+        500: error('Internal error (`internal`)'),
+      },
+    },
     handler: async (req, reply) => {
       if (req.method === 'OPTIONS') return reply.code(200).header('Content-Length', '0').send();
       try {

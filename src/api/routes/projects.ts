@@ -34,7 +34,12 @@ export const projectRoutes: RouteGroup = (app, ctx) => {
   apiRoute(
     app,
     `${ctx.api}/projects`,
-    { summary: 'Projects of the logged user', tags: ['projects'], querystring: querySchema(PARAMS) },
+    {
+      summary: 'Projects of the logged user',
+      tags: ['projects'],
+      model: PROJECT_STRUCT,
+      querystring: querySchema(PARAMS),
+    },
     async (req, reply) => {
       const q = req.query as Query;
       const { data, warnings } = queryProjects(
@@ -48,7 +53,12 @@ export const projectRoutes: RouteGroup = (app, ctx) => {
   apiRoute(
     app,
     `${ctx.api}/projects/admin`,
-    { summary: 'Any projects having members (admin)', tags: ['projects'], querystring: querySchema(PARAMS) },
+    {
+      summary: 'Any projects having members (admin)',
+      tags: ['projects'],
+      model: PROJECT_STRUCT,
+      querystring: querySchema(PARAMS),
+    },
     async (req, reply) => {
       const { data, warnings } = queryProjects(ctx, req.query as Query, []);
       return sendSuccess(reply, PROJECT_STRUCT, data, warnings);

@@ -19,6 +19,7 @@ export const statsRoutes: RouteGroup = (app, ctx) => {
       {
         summary: `Per-cluster statistics, ${mode === 'current' ? 'units ended in the window or running' : 'all units'} (admin)`,
         tags: ['stats'],
+        model: STAT_STRUCT,
         querystring: querySchema({
           cluster_id: { description: 'Cluster IDs', repeatable: true },
           user: { description: 'Accepted and ignored', repeatable: true },

@@ -69,6 +69,7 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
       description:
         'Units owned by the logged user (and service-account pods of the projects given with `project` the user is a member of). The window applies to `ended_at`; `uuid` disables it.',
       tags: ['units'],
+      model: UNIT_STRUCT,
       querystring: querySchema(COMMON_PARAMS),
     },
     async (req, reply) => {
@@ -85,6 +86,7 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
     {
       summary: 'Units of any user (admin)',
       tags: ['units'],
+      model: UNIT_STRUCT,
       querystring: querySchema({ ...COMMON_PARAMS, user: { description: 'Users', repeatable: true } }),
     },
     async (req, reply) => {

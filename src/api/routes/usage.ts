@@ -196,6 +196,7 @@ export function usageRoutes(cache: UsageCache): RouteGroup {
           {
             summary: `${mode === 'current' ? 'Usage aggregated over a window' : 'Cumulative usage'} of ${admin ? 'any users (admin)' : "the logged user's projects"}`,
             tags: ['usage'],
+            model: USAGE_STRUCT,
             querystring: querySchema(
               admin ? { ...params, user: { description: 'Users (absent = all)', repeatable: true } } : params,
             ),

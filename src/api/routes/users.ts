@@ -30,6 +30,7 @@ export const userRoutes: RouteGroup = (app, ctx) => {
     {
       summary: 'User records of the logged user',
       tags: ['users'],
+      model: USER_STRUCT,
       querystring: querySchema({
         cluster_id: { description: 'Cluster IDs', repeatable: true },
         project: { description: 'Projects (adds their service-account pseudo-users)', repeatable: true },
@@ -54,6 +55,7 @@ export const userRoutes: RouteGroup = (app, ctx) => {
     {
       summary: 'Any users, or the admin users with role=admin (admin)',
       tags: ['users'],
+      model: USER_STRUCT,
       querystring: querySchema({
         user: { description: 'Users (absent = all)', repeatable: true },
         cluster_id: { description: 'Cluster IDs', repeatable: true },

@@ -402,6 +402,12 @@ describe('demo, health, landing, API description, errors', () => {
     ])
       assert.ok(doc.paths[p]?.get, p);
     assert.ok(doc.paths['/units'].get.parameters.some((x: { name: string }) => x.name === 'field'));
+    // response models come from the wire structs
+    const unit = doc.paths['/units'].get.responses['200'].schema.properties.data.items;
+    assert.deepEqual(unit.required, ['uuid']);
+    assert.deepEqual(Object.keys(unit.properties).slice(0, 3), ['cluster_id', 'resource_manager', 'uuid']);
+    assert.equal(doc.paths['/units/verify'].get.responses['200'].schema.properties.data.type, 'null');
+    assert.ok(doc.paths['/units'].get.responses['401']);
     const ui = await s.api.app.inject({ url: '/swagger/index.html' });
     assert.equal(ui.statusCode, 302);
     assert.equal((await s.get('/swagger/')).status, 200);
