@@ -60,13 +60,22 @@ export async function getJson(
   url: string,
   opts: { headers?: Record<string, string>; signal?: AbortSignal; timeoutMs?: number } = {},
 ): Promise<unknown> {
-  const res = await httpFetch(client, url, {
-    headers: { accept: 'application/json', ...opts.headers },
-    signal: opts.signal,
-    timeoutMs: opts.timeoutMs ?? HTTP_TIMEOUT_MS,
-    maxBytes: 32 * 1024 * 1024,
-  });
   const where = url.split('?')[0];
+  const timeoutMs = opts.timeoutMs ?? HTTP_TIMEOUT_MS;
+  let res: Awaited<ReturnType<typeof httpFetch>>;
+  try {
+    res = await httpFetch(client, url, {
+      headers: { accept: 'application/json', ...opts.headers },
+      signal: opts.signal,
+      timeoutMs,
+      maxBytes: 32 * 1024 * 1024,
+    });
+  } catch (e) {
+    const err = e as Error;
+    throw new Error(
+      `GET ${where}: ${err.name === 'TimeoutError' ? `timed out after ${timeoutMs} ms` : err.message}`,
+    );
+  }
   if (res.status < 200 || res.status > 299) {
     const detail = res.body.slice(0, 200).replace(/\s+/g, ' ').trim();
     throw new HttpStatusError(

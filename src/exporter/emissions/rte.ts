@@ -1,7 +1,14 @@
 // `rte` provider: real-time carbon intensity of the French grid from RTE eCO2mix (opendatasoft API).
 
 import type { HttpClient } from '../../common/httpclient.js';
-import { type DynamicProvider, type EmissionFactor, encodeQuery, getJson, isObject } from './provider.js';
+import {
+  type DynamicProvider,
+  type EmissionFactor,
+  encodeQuery,
+  getJson,
+  HTTP_TIMEOUT_MS,
+  isObject,
+} from './provider.js';
 
 export const RTE_BASE_URL = 'https://reseaux-energies-rte.opendatasoft.com';
 const RECORDS_PATH = '/api/explore/v2.1/catalog/datasets/eco2mix-national-tr/records';
@@ -29,13 +36,17 @@ export function parseRte(doc: unknown): number {
   return v;
 }
 
-export function rteProvider(http: HttpClient, baseUrl = RTE_BASE_URL): DynamicProvider {
+export function rteProvider(
+  http: HttpClient,
+  baseUrl = RTE_BASE_URL,
+  timeoutMs = HTTP_TIMEOUT_MS,
+): DynamicProvider {
   return {
     id: 'rte',
     name: 'RTE eCO2 Mix',
     refreshMs: 30 * 60_000,
     async fetch(signal): Promise<EmissionFactor[]> {
-      const value = parseRte(await getJson(http, rteUrl(baseUrl, new Date()), { signal }));
+      const value = parseRte(await getJson(http, rteUrl(baseUrl, new Date()), { signal, timeoutMs }));
       return [{ country: 'France', countryCode: 'FR', value }];
     },
   };

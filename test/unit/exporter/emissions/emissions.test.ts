@@ -113,6 +113,37 @@ describe('rte', () => {
     api.behaviour = 'ok';
   });
 
+  it('a slow API times out with a message naming the request', async () => {
+    api.behaviour = 'slow';
+    api.slowMs = 500;
+    await assert.rejects(
+      rteProvider(http, api.url, 100).fetch(signal()),
+      /GET http:\/\/127\.0\.0\.1:\d+\/api\/explore\/v2\.1\/catalog\/datasets\/eco2mix-national-tr\/records: timed out after 100 ms/,
+    );
+    api.behaviour = 'ok';
+  });
+
+  it('rate-limited after a good fetch: the cached value stays and the runner backs off', async () => {
+    api.behaviour = 'ok';
+    const p = { ...rteProvider(http, api.url), refreshMs: 20 };
+    const r = new ProviderRunner(p, quiet, { maxBackoffMs: 200 });
+    r.start();
+    await r.current;
+    assert.equal(r.factors[0]!.value, 32);
+    api.behaviour = 'ratelimit';
+    api.retryAfter = '3600';
+    api.seen = [];
+    await until(() => api.seen.length >= 2, 'two rate-limited attempts');
+    assert.equal(r.factors[0]!.value, 32, 'cache kept');
+    assert.match(r.lastError ?? '', /HTTP 429/);
+    const t = Date.now();
+    await until(() => api.seen.length >= 3, 'third attempt after the capped back-off', 2000);
+    assert.ok(Date.now() - t >= 100, 'waited for the back-off, not the 20 ms refresh');
+    r.stop();
+    api.behaviour = 'ok';
+    api.retryAfter = undefined;
+  });
+
   it('encodeQuery matches Go url.Values.Encode', () => {
     assert.equal(encodeQuery({ b: "a*b!'()~", a: 'x y/z' }), 'a=x+y%2Fz&b=a%2Ab%21%27%28%29~');
   });
