@@ -74,7 +74,8 @@ function jsonError(reply: FastifyReply, status: number, type: string, message: s
 }
 
 export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer> {
-  const api = `${opts.routePrefix.replace(/\/+$/, '')}/api/v1`;
+  const prefix = opts.routePrefix.replace(/^\/+|\/+$/g, '');
+  const api = prefix ? `/${prefix}/api/v1` : '/api/v1';
   const server = createWebServer({
     listenAddresses: opts.listenAddresses,
     webConfigFile: opts.webConfigFile,

@@ -127,6 +127,8 @@ describe('route prefix', () => {
     assert.equal((await s.get('/ceems/api/v1/units/admin', 'alice')).status, 403);
     assert.equal((await s.get('/ceems/api/v1/units/admin', ADMIN)).status, 200);
     assert.equal((await s.get('/swagger/doc.json')).json.basePath, '/ceems/api/v1');
+    const bare = await server({ routePrefix: 'ceems' });
+    assert.equal((await bare.get('/ceems/api/v1/units', 'alice')).status, 200);
   });
 });
 
