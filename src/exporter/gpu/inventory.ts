@@ -39,7 +39,15 @@ export interface GpuInventoryOptions {
   /** Delay before retrying after a failed discovery. */
   retryMs?: number;
   run?: CommandRunner;
+  /** Runs a tool that is not installed on the host elsewhere (k8s: in the GPU operator pod, §9.4). */
+  remoteRunner?: CommandRunner;
   now?: () => number;
+}
+
+/** nvidia-smi: its path (or bare name for the remote runner) and how to run it. */
+interface Tool {
+  file: string;
+  run: CommandRunner;
 }
 
 export class GpuInventory {
@@ -104,34 +112,38 @@ export class GpuInventory {
     }
   }
 
-  private binary(flagPath: string | undefined, name: string): string | undefined {
-    return flagPath || lookPath(name);
+  /** The flag path, else $PATH, else the remote runner with the bare name; undefined when none. */
+  private nvidiaSmi(): Tool | undefined {
+    const local = this.opts.nvidiaSmiPath || lookPath('nvidia-smi');
+    if (local) return { file: local, run: this.run };
+    return this.opts.remoteRunner ? { file: 'nvidia-smi', run: this.opts.remoteRunner } : undefined;
   }
 
   private async discover(): Promise<GpuDevice[]> {
     const timeout = this.opts.timeoutMs ?? SMI_TIMEOUT_MS;
     if (this.vendor === 'nvidia') {
-      const smi = this.binary(this.opts.nvidiaSmiPath, 'nvidia-smi');
+      const smi = this.nvidiaSmi();
       if (!smi) throw new CommandError('nvidia-smi not found in $PATH (set --collector.gpu.nvidia-smi-path)');
-      const devices = parseNvidiaSmiXml(await this.run(smi, ['--query', '--xml-format'], timeout));
+      const devices = parseNvidiaSmiXml(await smi.run(smi.file, ['--query', '--xml-format'], timeout));
       if (devices.some((d) => d.partitioned))
-        applyMigUuids(devices, parseNvidiaSmiList(await this.run(smi, ['-L'], timeout)));
+        applyMigUuids(devices, parseNvidiaSmiList(await smi.run(smi.file, ['-L'], timeout)));
       if (this.opts.vgpu && devices.some((d) => d.vgpuEnabled))
-        applyVgpus(devices, parseVgpuQuery(await this.run(smi, ['vgpu', '--query'], timeout)));
+        applyVgpus(devices, parseVgpuQuery(await smi.run(smi.file, ['vgpu', '--query'], timeout)));
       return devices;
     }
     const kfd = readKfdTopology(this.opts.sysfs);
-    const amdSmi = this.binary(this.opts.amdSmiPath, 'amd-smi');
-    if (amdSmi)
-      return buildAmdDevices(
-        parseAmdSmiJson(await this.run(amdSmi, ['static', '-a', '-B', '-b', '-p', '--json'], timeout)),
-        kfd,
-      );
-    const rocmSmi = this.binary(this.opts.rocmSmiPath, 'rocm-smi');
-    if (!rocmSmi)
+    const amdArgs = ['static', '-a', '-B', '-b', '-p', '--json'];
+    // preference: amd-smi on the host, rocm-smi on the host, amd-smi through the remote runner
+    const localAmd = this.opts.amdSmiPath || lookPath('amd-smi');
+    if (localAmd) return buildAmdDevices(parseAmdSmiJson(await this.run(localAmd, amdArgs, timeout)), kfd);
+    const localRocm = this.opts.rocmSmiPath || lookPath('rocm-smi');
+    if (!localRocm) {
+      const remote = this.opts.remoteRunner;
+      if (remote) return buildAmdDevices(parseAmdSmiJson(await remote('amd-smi', amdArgs, timeout)), kfd);
       throw new CommandError(
         'neither amd-smi nor rocm-smi found in $PATH (set --collector.gpu.amd-smi-path or --collector.gpu.rocm-smi-path)',
       );
+    }
     const args = [
       '--showproductname',
       '--showserial',
@@ -140,7 +152,7 @@ export class GpuInventory {
       '--showmemorypartition',
       '--json',
     ];
-    return buildAmdDevices(parseRocmSmiJson(await this.run(rocmSmi, args, timeout)), kfd);
+    return buildAmdDevices(parseRocmSmiJson(await this.run(localRocm, args, timeout)), kfd);
   }
 }
 
@@ -152,7 +164,12 @@ export class GpuInventory {
 export async function createGpuInventory(
   ctx: CollectorContext,
   manager: Manager,
-  overrides: Partial<Pick<GpuInventoryOptions, 'run' | 'timeoutMs' | 'refreshMs' | 'retryMs' | 'now'>> = {},
+  overrides: Partial<
+    Pick<GpuInventoryOptions, 'run' | 'timeoutMs' | 'refreshMs' | 'retryMs' | 'now'> & {
+      /** k8s: runner for tools missing on the host, per vendor (see `podExecRunner` in ../k8s). */
+      remote: (vendor: GpuVendor) => CommandRunner;
+    }
+  > = {},
 ): Promise<GpuInventory | undefined> {
   const f = ctx.flags;
   const type = f.string('collector.gpu.type') as GpuType | '';
@@ -162,6 +179,7 @@ export async function createGpuInventory(
     ctx.logger.debug({ manager }, 'no NVIDIA or AMD GPU found on this node');
     return undefined;
   }
+  const { remote, ...rest } = overrides;
   const inv = new GpuInventory({
     vendor,
     sysfs: ctx.sysfs,
@@ -171,7 +189,8 @@ export async function createGpuInventory(
     rocmSmiPath: f.string('collector.gpu.rocm-smi-path'),
     orderMap: manager === 'slurm' ? parseGpuOrderMap(f.string('collector.slurm.gpu-order-map')) : undefined,
     vgpu: manager === 'libvirt',
-    ...overrides,
+    remoteRunner: remote?.(vendor),
+    ...rest,
   });
   await inv.refresh();
   return inv;

@@ -11,8 +11,10 @@
  *
  * 2. At create time (Kubernetes API access is mandatory, §6):
  *      const kube = loadKubeConfig(ctx.flags.string('collector.k8s.kubeconfig.file'));   // throws KubeConfigError
- *      const gpus = await createGpuInventory(ctx, 'k8s');                                 // from ../gpu/index.js
- *      const mapper = gpus && new PodGpuMapper({ gpus, pods: new PodLister(kube),
+ *      const lister = new PodLister(kube);
+ *      const gpus = await createGpuInventory(ctx, 'k8s', {                                // from ../gpu/index.js
+ *        remote: (vendor) => podExecRunner(lister, vendor, process.env.NODE_NAME) });      // §9.4: SMI in the operator pod
+ *      const mapper = gpus && new PodGpuMapper({ gpus, pods: lister,
  *        podResources: new PodResourcesClient(podResourcesSocket(ctx.flags)),
  *        nodeName: process.env.NODE_NAME, logger: ctx.logger });
  *    `PodLister.close()` / `PodResourcesClient.close()` belong in the collector's stop().
@@ -22,6 +24,7 @@
  *    The mapping is recomputed only when the pod set changes or 15 min after the last refresh (D-EXP-6).
  */
 
+export { execInPod, podExecRunner, SMI_POD } from './exec.js';
 export { DEFAULT_PODRESOURCES_SOCKET, K8S_FLAGS, podResourcesSocket } from './flags.js';
 export {
   inClusterConfig,

@@ -7,11 +7,13 @@ export interface PodInfo {
   namespace: string;
   name: string;
   uid: string;
+  /** `status.phase` (`Running`, `Pending`, …); `""` when absent. */
+  phase: string;
 }
 
 interface PodList {
   kind?: string;
-  items?: { metadata?: { namespace?: string; name?: string; uid?: string } }[];
+  items?: { metadata?: { namespace?: string; name?: string; uid?: string }; status?: { phase?: string } }[];
 }
 
 export class PodLister {
@@ -25,8 +27,27 @@ export class PodLister {
   }
 
   /** `GET /api/v1/pods` of all namespaces, restricted to `nodeName` when given. */
-  async list(nodeName: string | undefined, signal?: AbortSignal): Promise<PodInfo[]> {
+  list(nodeName: string | undefined, signal?: AbortSignal): Promise<PodInfo[]> {
+    return this.get(nodeName, undefined, signal);
+  }
+
+  /** Pods matching a label selector (e.g. `app=gpu-feature-discovery`), on `nodeName` when given. */
+  find(labelSelector: string, nodeName: string | undefined, signal?: AbortSignal): Promise<PodInfo[]> {
+    return this.get(nodeName, labelSelector, signal);
+  }
+
+  /** Base URL and HTTP client, shared with the exec client. */
+  get connection(): { server: string; http: HttpClient } {
+    return { server: this.cfg.server, http: this.http };
+  }
+
+  private async get(
+    nodeName: string | undefined,
+    labelSelector: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<PodInfo[]> {
     const url = new URL(`${this.cfg.server}/api/v1/pods`);
+    if (labelSelector) url.searchParams.set('labelSelector', labelSelector);
     if (nodeName) url.searchParams.set('fieldSelector', `spec.nodeName=${nodeName}`);
     const res = await httpFetch(this.http, url.toString(), {
       headers: { accept: 'application/json' },
@@ -54,7 +75,7 @@ export class PodLister {
     return list.items.flatMap((p) => {
       const m = p.metadata;
       return m?.name && m.namespace !== undefined && m.uid
-        ? [{ namespace: m.namespace, name: m.name, uid: m.uid }]
+        ? [{ namespace: m.namespace, name: m.name, uid: m.uid, phase: p.status?.phase ?? '' }]
         : [];
     });
   }

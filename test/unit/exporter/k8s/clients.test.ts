@@ -49,8 +49,10 @@ describe('Kubernetes API pod lister', () => {
         'ml/infer-7c9d8-xk2lp 5b6c7d8e-1111-4222-8333-abcdefabcdef',
         'kube-system/coredns-76f75df574-8vq2n c1d2e3f4-5555-4666-8777-0123456789ab',
         'other-ns/train-0 d4c3b2a1-9999-4888-8777-fedcba987654',
+        'gpu-operator/gpu-feature-discovery-7xk2p 17e2c3d4-6666-4777-8888-99aabbccddee',
       ],
     );
+    assert.ok(pods.every((p) => p.phase === 'Running'));
   });
 
   it('lists all pods without NODE_NAME, authenticating with a client certificate', async () => {
@@ -58,7 +60,7 @@ describe('Kubernetes API pod lister', () => {
       tls_config: { ca_file: pki.caCert, cert_file: pki.clientCert, key_file: pki.clientKey },
     }).list(undefined);
     assert.equal(api.requests.at(-1), '');
-    assert.equal(pods.length, 5);
+    assert.equal(pods.length, 8);
   });
 
   it('reports 401 with the API status message', async () => {
