@@ -8,19 +8,21 @@ export interface Field {
   readonly apiField: string;
   readonly title: string;
   readonly kind: FieldKind;
+  /** Free-text fields wrap beyond this many characters in the box table. */
+  readonly maxWidth?: number;
 }
 
 export const FIELDS: readonly Field[] = [
   { key: 'jobid', apiField: 'uuid', title: 'Job ID', kind: 'text' },
-  { key: 'name', apiField: 'name', title: 'Name', kind: 'text' },
-  { key: 'account', apiField: 'project', title: 'Account', kind: 'text' },
-  { key: 'group', apiField: 'groupname', title: 'Group', kind: 'text' },
-  { key: 'user', apiField: 'username', title: 'User', kind: 'text' },
+  { key: 'name', apiField: 'name', title: 'Name', kind: 'text', maxWidth: 24 },
+  { key: 'account', apiField: 'project', title: 'Account', kind: 'text', maxWidth: 16 },
+  { key: 'group', apiField: 'groupname', title: 'Group', kind: 'text', maxWidth: 16 },
+  { key: 'user', apiField: 'username', title: 'User', kind: 'text', maxWidth: 16 },
   { key: 'createdat', apiField: 'created_at', title: 'Created', kind: 'text' },
   { key: 'startedat', apiField: 'started_at', title: 'Started', kind: 'text' },
   { key: 'endedat', apiField: 'ended_at', title: 'Ended', kind: 'text' },
   { key: 'elapsed', apiField: 'elapsed', title: 'Elapsed', kind: 'text' },
-  { key: 'state', apiField: 'state', title: 'State', kind: 'text' },
+  { key: 'state', apiField: 'state', title: 'State', kind: 'text', maxWidth: 16 },
   { key: 'cpuusage', apiField: 'avg_cpu_usage', title: 'CPU Usage(%)', kind: 'average' },
   { key: 'cpumemoryusage', apiField: 'avg_cpu_mem_usage', title: 'CPU Mem. Usage(%)', kind: 'average' },
   { key: 'hostenergy', apiField: 'total_cpu_energy_usage_kwh', title: 'Host Energy(kWh)', kind: 'energy' },

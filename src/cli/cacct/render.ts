@@ -21,7 +21,9 @@ const longestWord = (s: string) => Math.max(0, ...s.split(/\s+/).map((w) => w.le
 export function fitWidths(t: Table, maxWidth: number): number[] {
   const n = t.columns.length;
   const rows = [...t.units, ...t.footers];
-  const valueW = t.columns.map((_, ci) => Math.max(0, ...rows.map((r) => r[ci]!.length)));
+  const valueW = t.columns.map((c, ci) =>
+    Math.min(c.field.maxWidth ?? Number.POSITIVE_INFINITY, Math.max(0, ...rows.map((r) => r[ci]!.length))),
+  );
   const subW = t.columns.map((c) => (c.subKey ?? '').length);
   const nat = t.columns.map((_, ci) => Math.max(valueW[ci]!, subW[ci]!, 1));
   const min = [...nat];
@@ -59,6 +61,27 @@ export function fitWidths(t: Table, maxWidth: number): number[] {
   return widths;
 }
 
+/** Wraps at spaces; words longer than the width are split, so no value is ever cut off. */
+export function wrapText(text: string, width: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter((w) => w !== '')) {
+    let rest = word;
+    if (line !== '' && line.length + 1 + rest.length <= width) {
+      line += ` ${rest}`;
+      continue;
+    }
+    if (line !== '') lines.push(line);
+    while (rest.length > width) {
+      lines.push(rest.slice(0, width));
+      rest = rest.slice(width);
+    }
+    line = rest;
+  }
+  if (line !== '') lines.push(line);
+  return lines.join('\n');
+}
+
 /** A field without metric keys has no second-row header cell, so its title spans both header rows. */
 function spansBothHeaderRows(t: Table, g: Table['groups'][number]): boolean {
   return t.hasSubHeader && t.columns.find((c) => c.field === g.field)?.subKey === undefined;
@@ -89,9 +112,8 @@ export function renderBox(t: Table, maxWidth = Number.POSITIVE_INFINITY): string
     );
   }
   const body = (row: string[], separatorAbove: boolean): Table3.Cell[] =>
-    row.map((v) => ({
-      content: v,
-      wrapOnWordBoundary: false,
+    row.map((v, ci) => ({
+      content: wrapText(v, widths[ci]!),
       ...(separatorAbove ? {} : { chars: NO_SEPARATOR }),
     }));
   table.push(...t.units.map((r, i) => body(r, i === 0)));

@@ -110,28 +110,33 @@ const durationArg = (flag: string) => (v: string) => {
 const safeFileName = (job: string) => job.replace(/[^A-Za-z0-9_.-]/g, '_');
 
 interface TsdbOpts {
-  url: string;
-  'http.config.file'?: string;
   start?: string;
   end?: string;
 }
 
+/** The global `--url` (or the command's default) and `--http.config.file`, wherever they were given. */
+function target(cmd: Command, defaultUrl: string): { url: string; configFile?: string } {
+  const g = cmd.optsWithGlobals<{ url?: string; 'http.config.file'?: string }>();
+  return { url: g.url ?? defaultUrl, configFile: g['http.config.file'] };
+}
+
 function tsdbCommand(name: string, description: string, examples: string): Command {
   return new Command(name)
-    .description(description)
-    .option('--url <url>', 'Prometheus URL', 'http://localhost:9090')
-    .option('--http.config.file <file>', 'Prometheus HTTP client config file (basic_auth, tls_config, ...)')
+    .description(`${description} (--url default: ${PROMETHEUS_URL})`)
     .option('--start <time>', 'start of the window to inspect: RFC 3339 or Unix seconds (default: now - 3h)')
     .option('--end <time>', 'end of the window: RFC 3339 or Unix seconds (default: now)')
     .addHelpText('after', `\nExamples:\n${examples}`);
 }
 
-function promFor(o: TsdbOpts, io: Io) {
+const PROMETHEUS_URL = 'http://localhost:9090';
+
+function promFor(o: TsdbOpts, cmd: Command, io: Io) {
   const now = io.now();
   const end = o.end ? parseTime(o.end, 'end') : now;
   const start = o.start ? parseTime(o.start, 'start') : new Date(end.getTime() - 3 * 3600_000);
   if (start.getTime() >= end.getTime()) throw new CliError('--start must be before --end');
-  const { url, client } = httpClient(o.url, o['http.config.file']);
+  const t = target(cmd, PROMETHEUS_URL);
+  const { url, client } = httpClient(t.url, t.configFile);
   return { prom: createPrometheus(url, client, { start, end }), client };
 }
 
@@ -140,6 +145,12 @@ function program(io: Io, setCode: (c: number) => void): Command {
     .description('CEEMS operator tool: health checks, web configs, Prometheus rules and updater queries.')
     .version(versionText('ceems_tool').trimEnd(), '--version', 'show application version')
     .helpOption('-h, --help', 'show help')
+    .option('--url <url>', 'target URL (default: per command, see its help)')
+    .option(
+      '--http.config.file <file>',
+      'HTTP client config file (basic_auth, tls_config, ...); not with credentials in --url',
+    )
+    .configureHelp({ showGlobalOptions: true })
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .exitOverride()
     .showHelpAfterError()
@@ -159,15 +170,16 @@ Generated YAML and messages are written to stderr. Exit status: 0 success, 1 fai
   const check = new Command('check').description('health and configuration checks');
   const health = (name: string, what: string, port: number) =>
     new Command(name)
-      .description(`GET <url>/health of the ${what}; exit 1 unless it answers 200`)
-      .option('--url <url>', `${what} URL`, `http://localhost:${port}`)
-      .option('--http.config.file <file>', 'HTTP client config file (basic_auth, tls_config, ...)')
+      .description(
+        `GET <url>/health of the ${what}; exit 1 unless it answers 200 (--url default: http://localhost:${port})`,
+      )
       .addHelpText(
         'after',
         `\nExamples:\n  ceems_tool check ${name} --url=https://host:${port} --http.config.file=client.yml\n`,
       )
-      .action(async (o: { url: string; 'http.config.file'?: string }) => {
-        const { url, client } = httpClient(o.url, o['http.config.file']);
+      .action(async (_o: object, cmd: Command) => {
+        const t = target(cmd, `http://localhost:${port}`);
+        const { url, client } = httpClient(t.url, t.configFile);
         try {
           io.stderr(`${await checkHealth(url, client, what)}\n`);
         } finally {
@@ -283,8 +295,9 @@ Generated YAML and messages are written to stderr. Exit status: 0 success, 1 fai
             outputDir: string;
             disableProviders?: string;
           },
+          cmd: Command,
         ) => {
-          const { prom, client } = promFor(o, io);
+          const { prom, client } = promFor(o, cmd, io);
           try {
             const plans = await discoverPlans(prom, {
               pue: o.pue,
@@ -328,8 +341,8 @@ Generated YAML and messages are written to stderr. Exit status: 0 success, 1 fai
       'create-relabel-configs',
       'print metric_relabel_configs aligning GPU exporter labels with the CEEMS GPU mapping',
       '  ceems_tool tsdb create-relabel-configs --url=http://prometheus:9090 2> gpu-relabel.yml\n',
-    ).action(async (o: TsdbOpts) => {
-      const { prom, client } = promFor(o, io);
+    ).action(async (o: TsdbOpts, cmd: Command) => {
+      const { prom, client } = promFor(o, cmd, io);
       try {
         const yaml = await relabelConfigs(prom);
         if (yaml === null)
@@ -345,8 +358,8 @@ Generated YAML and messages are written to stderr. Exit status: 0 success, 1 fai
       'create-ceems-tsdb-updater-queries',
       'print the queries: block of the API server TSDB updater for the recording-rule series that exist',
       '  ceems_tool tsdb create-ceems-tsdb-updater-queries --url=http://prometheus:9090 2> queries.yml\n',
-    ).action(async (o: TsdbOpts) => {
-      const { prom, client } = promFor(o, io);
+    ).action(async (o: TsdbOpts, cmd: Command) => {
+      const { prom, client } = promFor(o, cmd, io);
       try {
         const yaml = await updaterQueries(prom);
         if (yaml === null) {

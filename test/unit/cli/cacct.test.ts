@@ -8,6 +8,7 @@ process.env.TZ = 'UTC';
 
 import { configDirs } from '../../../src/cli/cacct/config.js';
 import { main } from '../../../src/cli/cacct/main.js';
+import { wrapText } from '../../../src/cli/cacct/render.js';
 import { fingerprint, formatTimestamp, plainDecimal, stepFor } from '../../../src/cli/cacct/timeseries.js';
 import { formatElapsed, parseLocalTime } from '../../../src/cli/cacct/window.js';
 import { runProgram } from '../../helpers/process.js';
@@ -57,6 +58,33 @@ describe('cacct output formats (golden)', () => {
       for (const l of body) assert.deepEqual(bars(l), bars(body[0]!));
       // --long has 22 columns: below ~160 characters the minimum cell widths cannot fit
       if (columns >= 160) assert.ok([...lines[0]!].length <= columns, `wider than ${columns}`);
+    }
+  });
+
+  it('wraps long free-text values at the field maximum width without losing characters (golden)', async () => {
+    const unit = {
+      uuid: '5000',
+      name: 'preprocessing of the full climate ensemble_run_with_a_very_long_identifier',
+      project: 'acc1',
+      state: 'CANCELLED by 1001',
+      elapsed: '00:05:00',
+      total_cpu_energy_usage_kwh: { total: 0.05 },
+    };
+    const srv = await startFake((req) =>
+      req.path.endsWith('/units')
+        ? { status: 200, body: JSON.stringify({ status: 'success', data: [unit] }) }
+        : { status: 200, body: '{"status":"success","data":null}' },
+    );
+    try {
+      const d = configDir(`ceems_api_server:\n  web:\n    url: ${srv.url}\n`);
+      const r = await runCacct(main, [...WINDOW, '--format=jobid,name,state,hostenergy'], {
+        configDirs: [d],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assertGolden(r.stdout, 'cacct/golden/box-long-name.txt');
+      assert.equal(r.stdout.replace(/[│\s]/g, '').includes('ensemble_run_with_a_very_long_identifier'), true);
+    } finally {
+      await srv.close();
     }
   });
 
@@ -410,6 +438,12 @@ describe('cacct helpers', () => {
     } finally {
       process.env.TZ = tz;
     }
+  });
+
+  it('wraps text at spaces and splits words longer than the width', () => {
+    assert.equal(wrapText('train a model', 7), 'train a\nmodel');
+    assert.equal(wrapText('abcdefghij', 4), 'abcd\nefgh\nij');
+    assert.equal(wrapText('', 4), '');
   });
 
   it('elapsed as [D-]HH:MM:SS', () => {

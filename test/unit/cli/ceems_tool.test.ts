@@ -554,6 +554,30 @@ describe('ceems_tool config create-web-config / check', () => {
         srv.requests.at(-1)!.headers.authorization,
         `Basic ${Buffer.from('admin:pw').toString('base64')}`,
       );
+      // global flags also before the command (kingpin places them anywhere); client config from a file
+      const dir = mkdtempSync(join(tmpdir(), 'httpcfg-'));
+      writeFileSync(join(dir, 'pw'), 'secret\n');
+      writeFileSync(join(dir, 'client.yml'), 'basic_auth:\n  username: ops\n  password_file: pw\n');
+      r = await tool([
+        `--url=${srv.url}/ok`,
+        `--http.config.file=${join(dir, 'client.yml')}`,
+        'check',
+        'api-healthy',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(
+        srv.requests.at(-1)!.headers.authorization,
+        `Basic ${Buffer.from('ops:secret').toString('base64')}`,
+      );
+      writeFileSync(join(dir, 'bad.yml'), 'basic_auth:\n  user: ops\n');
+      r = await tool([
+        'check',
+        'api-healthy',
+        `--url=${srv.url}/ok`,
+        `--http.config.file=${join(dir, 'bad.yml')}`,
+      ]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /HTTP config file '.*bad\.yml': basic_auth: unknown key\(s\) 'user'/);
     } finally {
       await srv.close();
     }
