@@ -6,7 +6,9 @@ export const healthRoutes: RouteGroup = (app, ctx) => {
   app.all(
     '/health',
     { schema: { summary: 'Health of the API server', tags: ['health'] } },
-    async (_req, reply) => {
+    async (req, reply) => {
+      // CORS preflight: answered without running the check (§5.3).
+      if (req.method === 'OPTIONS') return reply.code(200).header('Content-Length', '0').send();
       reply.header('X-Content-Type-Options', 'nosniff').type('text/plain; charset=utf-8');
       try {
         ctx.db().prepare('SELECT 1').get();

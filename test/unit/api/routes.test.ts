@@ -423,9 +423,11 @@ describe('demo, health, landing, API description, errors', () => {
       headers: { 'x-grafana-user': 'alice' },
     });
     assert.equal(post.statusCode, 405);
-    const opt = await s.api.app.inject({ method: 'OPTIONS', url: '/api/v1/units/admin' });
-    assert.equal(opt.statusCode, 200);
-    assert.equal(opt.body, '');
+    for (const url of ['/api/v1/units/admin', '/health']) {
+      const opt = await s.api.app.inject({ method: 'OPTIONS', url });
+      assert.equal(opt.statusCode, 200, url);
+      assert.equal(opt.body, '', url);
+    }
   });
 });
 
