@@ -85,6 +85,10 @@ export function loadKubeConfigFile(path: string): KubeConfig {
     ctx.user === undefined ? undefined : (cfg.users?.find((u) => u.name === ctx.user)?.user ?? undefined);
   if (ctx.user !== undefined && !cfg.users?.some((u) => u.name === ctx.user))
     throw new KubeConfigError(`invalid kubeconfig file '${path}': user '${ctx.user}' not found`);
+  if (user && (user.exec !== undefined || user['auth-provider'] !== undefined))
+    throw new KubeConfigError(
+      `invalid kubeconfig file '${path}': user '${ctx.user}' uses exec/auth-provider credentials, which are not supported; use token, tokenFile or a client certificate`,
+    );
   const client: HttpClientConfig = {
     tls_config: {
       ca: cluster['certificate-authority-data'] ? b64(cluster['certificate-authority-data']) : undefined,

@@ -69,6 +69,17 @@ describe('Kubernetes API pod lister', () => {
     });
   });
 
+  it('rejects unreadable CA or client certificate files when the client is built', () => {
+    assert.throws(
+      () => new PodLister({ server: api.url, client: { tls_config: { ca_file: '/nonexistent/ca.crt' } } }),
+      {
+        name: 'KubeConfigError',
+        message:
+          "invalid Kubernetes client configuration: cannot read tls_config.ca_file '/nonexistent/ca.crt': ENOENT",
+      },
+    );
+  });
+
   it('fails on an untrusted server certificate', async () => {
     const l = new PodLister({ server: api.url, client: { bearer_token: TOKEN } });
     listers.push(l);

@@ -117,6 +117,16 @@ users:
       () => loadKubeConfigFile(write('noctx.yaml', 'current-context: zzz\n')),
       /context 'zzz' not found/,
     );
+    assert.throws(
+      () =>
+        loadKubeConfigFile(
+          write(
+            'exec.yaml',
+            'clusters:\n- name: c\n  cluster: {server: "https://h"}\ncontexts:\n- name: a\n  context: {cluster: c, user: eks}\nusers:\n- name: eks\n  user:\n    exec: {command: aws, apiVersion: client.authentication.k8s.io/v1beta1}\n',
+          ),
+        ),
+      /user 'eks' uses exec\/auth-provider credentials, which are not supported/,
+    );
   });
 
   it('in-cluster: service host/port env and the service-account token and CA', () => {
