@@ -33,9 +33,7 @@ export function parseDomainGpus(xml: string): DomainGpus {
   if (typeof domain !== 'object' || domain === null)
     throw new Error('invalid domain XML: no <domain> element');
   const res: DomainGpus = {
-    uuid: String(domain.uuid ?? '')
-      .trim()
-      .toLowerCase(),
+    uuid: String(domain.uuid ?? '').trim(),
     pciAddresses: [],
     mdevUuids: [],
   };

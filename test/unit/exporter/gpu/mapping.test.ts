@@ -189,6 +189,11 @@ describe('libvirt VM GPU mapping', () => {
       '0000:17:00.1',
     ]);
     assert.throws(() => parseDomainGpus('<domain><uuid>x</uuid>'), /^Error: invalid domain XML: /);
+    // the uuid label is the domain uuid as written in the XML
+    assert.equal(
+      parseDomainGpus('<domain><uuid>9D4A2B17-8C3E-4F5A-B6D7-E8F9A0B1C2D3</uuid></domain>').uuid,
+      '9D4A2B17-8C3E-4F5A-B6D7-E8F9A0B1C2D3',
+    );
   });
 
   it('vGPUs: shared physical GPU split by users, MIG-backed vGPU on its instance', () => {
