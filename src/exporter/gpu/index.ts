@@ -15,6 +15,8 @@
  *    SMI command is logged, never thrown: the list is then empty and retried later).
  *    `gpus.devices()` returns the last good device list (never blocks; re-runs the SMI commands in the
  *    background every 15 min or 1 min after a failure). For slurm the order map is applied.
+ *    k8s only: pass `{ remote: (vendor) => podExecRunner(lister, vendor, NODE_NAME) }` so that a tool missing
+ *    on the host runs in the GPU operator pod (§9.4).
  *
  * 3. Per scrape, build `GpuAssignment[]` per unit with the manager's mapper, then emit:
  *      emitGpuRows(out, manager, ctx.hostname, { uuid, cgrouphostname }, assignments)
