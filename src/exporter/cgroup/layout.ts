@@ -84,6 +84,17 @@ function subdirs(dir: string): string[] {
   }
 }
 
+/** Directories below `dir` whose name matches, without descending into a match (first match per branch). */
+function firstMatches(dir: string, match: (name: string) => boolean): string[] {
+  const out: string[] = [];
+  for (const n of subdirs(dir)) {
+    const p = join(dir, n);
+    if (match(n)) out.push(p);
+    else out.push(...firstMatches(p, match));
+  }
+  return out;
+}
+
 const SLURM_V2_ID = /^.*\/(?:(?<host>.*?)_)?slurm(?:.*?)\/job_(?<id>[0-9]+)(?:.*$)/;
 const SLURM_V1_ID = /^.*\/slurm(?:_(?<host>.*?)\/)?(?:.*?)job_(?<id>[0-9]+)(?:.*$)/;
 const LIBVIRT_ID = /^.*\/(?:.+?)qemu-(?:[0-9]+)-(?<id>instance-[0-9a-f]+)(?:.*$)/;
@@ -109,13 +120,12 @@ export function managerLayout(manager: Manager, o: LayoutOptions): CgroupLayout 
   switch (manager) {
     case 'slurm': {
       const parent = o.version === 'v2' ? join(base, 'system.slice') : base;
-      const wanted =
+      const roots =
         o.version === 'v2'
-          ? (n: string) => n.includes('slurmstepd.scope')
-          : (n: string) => n.includes('slurm');
-      const roots = subdirs(parent)
-        .filter(wanted)
-        .map((n) => join(parent, n));
+          ? firstMatches(parent, (n) => n.includes('slurmstepd.scope'))
+          : subdirs(parent)
+              .filter((n) => n.includes('slurm'))
+              .map((n) => join(parent, n));
       if (roots.length === 0)
         throw new Error(
           `no SLURM cgroups found under ${parent} (cgroup ${o.version}); is slurmd running with the cgroup plugins?`,

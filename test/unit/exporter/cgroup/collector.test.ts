@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
@@ -51,6 +51,21 @@ describe('cgroup version detection', () => {
     assert.equal(v1Hierarchy(join(FIX, 'v1'), 'cpu'), join(FIX, 'v1/cpu'));
     assert.equal(v1Hierarchy(join(FIX, 'v1-comounted'), 'cpuacct'), join(FIX, 'v1-comounted/cpu,cpuacct'));
     assert.equal(v1Hierarchy(join(FIX, 'v1'), 'memory'), join(FIX, 'v1/memory'));
+  });
+
+  it('finds slurmstepd scopes anywhere below system.slice, first match per branch', () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'cgroots-'));
+    try {
+      for (const d of ['slurmstepd.scope/job_1/step_0', 'slurm.slice/nodeB_slurmstepd.scope', 'sshd.service'])
+        mkdirSync(join(tmp, 'system.slice', d), { recursive: true });
+      const l = managerLayout('slurm', { cgroupfs: tmp, version: 'v2', activeSubsystem: 'cpuacct' });
+      assert.deepEqual(l.roots, [
+        join(tmp, 'system.slice/slurm.slice/nodeB_slurmstepd.scope'),
+        join(tmp, 'system.slice/slurmstepd.scope'),
+      ]);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it('fails start-up when no SLURM cgroup root exists', () => {
