@@ -3,8 +3,13 @@ import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseFlags } from '../../../src/common/flags.js';
 import { createLogger } from '../../../src/common/logger.js';
-import { CGROUP_FLAGS } from '../../../src/exporter/cgroup/layout.js';
-import { createTargetDiscoverer, DISCOVERER_FLAGS, SELF_TARGET } from '../../../src/exporter/discoverer.js';
+import { CGROUP_FLAGS, managerLayout } from '../../../src/exporter/cgroup/layout.js';
+import {
+  createTargetDiscoverer,
+  DISCOVERER_FLAGS,
+  SELF_TARGET,
+  TargetDiscoverer,
+} from '../../../src/exporter/discoverer.js';
 
 const FIX = resolve(import.meta.dirname, '../../fixtures/cgroup');
 
@@ -75,5 +80,30 @@ describe('Alloy targets discoverer', () => {
   it('answers null when there are no targets', () => {
     const d = discoverer(['--discoverer.alloy-targets'], ['k8s'], 'libvirt-v2')!;
     assert.deepEqual(d.respond(), { status: 200, type: 'application/json', body: 'null\n' });
+  });
+
+  it('answers 500 with the error text when gathering fails', () => {
+    const layout = managerLayout('slurm', {
+      cgroupfs: join(FIX, 'v2'),
+      version: 'v2',
+      activeSubsystem: 'cpuacct',
+    });
+    const broken = Object.defineProperty({ ...layout }, 'roots', {
+      get() {
+        throw new Error('cgroup root unreadable');
+      },
+    });
+    const d = new TargetDiscoverer({
+      layout: broken,
+      procfs: join(FIX, 'proc'),
+      envVars: [],
+      selfProfiler: false,
+      logger: createLogger({ level: 'silent' }),
+    });
+    assert.deepEqual(d.respond(), {
+      status: 500,
+      type: 'text/plain; charset=utf-8',
+      body: 'An error has occurred while gathering targets:\n\ncgroup root unreadable',
+    });
   });
 });
