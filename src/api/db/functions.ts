@@ -49,12 +49,24 @@ export function avgMetricMaps(a: MetricMap, b: MetricMap, wa: number, wb: number
   return out;
 }
 
+const EMPTY = '{}';
+
 export function registerFunctions(db: Database): void {
-  db.function('add_metric_map', { deterministic: true }, (a: unknown, b: unknown) =>
-    JSON.stringify(addMetricMaps(parseMetricMap(a), parseMetricMap(b))),
-  );
-  db.function('avg_metric_map', { deterministic: true }, (a: unknown, b: unknown, wa: unknown, wb: unknown) =>
-    JSON.stringify(avgMetricMaps(parseMetricMap(a), parseMetricMap(b), num(wa), num(wb))),
+  // Merging with an empty map is the identity of both functions: skip the JSON round trip (many
+  // windows leave several metric maps empty).
+  db.function('add_metric_map', { deterministic: true }, (a: unknown, b: unknown) => {
+    if (b === EMPTY && typeof a === 'string') return a;
+    if (a === EMPTY && typeof b === 'string') return b;
+    return JSON.stringify(addMetricMaps(parseMetricMap(a), parseMetricMap(b)));
+  });
+  db.function(
+    'avg_metric_map',
+    { deterministic: true },
+    (a: unknown, b: unknown, wa: unknown, wb: unknown) => {
+      if (b === EMPTY && typeof a === 'string') return a;
+      if (a === EMPTY && typeof b === 'string') return b;
+      return JSON.stringify(avgMetricMaps(parseMetricMap(a), parseMetricMap(b), num(wa), num(wb)));
+    },
   );
   db.aggregate('sum_metric_map_agg', {
     deterministic: true,

@@ -65,6 +65,13 @@ describe('SQL functions', () => {
       .get() as { s: string; a: string };
     assert.deepEqual(JSON.parse(r.s), { a: 1 });
     assert.deepEqual(JSON.parse(r.a), { a: 2 });
+    const empty = db
+      .prepare(
+        `SELECT add_metric_map('{"a":1.5}', '{}') AS x, add_metric_map('{}', '{"b":2}') AS y,
+                avg_metric_map('{}', '{"b":2}', 0, 5) AS z, avg_metric_map('{"c":3}', '{}', 5, 0) AS w`,
+      )
+      .get();
+    assert.deepEqual(empty, { x: '{"a":1.5}', y: '{"b":2}', z: '{"b":2}', w: '{"c":3}' });
     db.exec('CREATE TABLE t (m text, w real); INSERT INTO t VALUES (\'{"x":1}\', 1), (\'{"x":4,"y":2}\', 3)');
     const agg = db
       .prepare('SELECT sum_metric_map_agg(m) AS s, avg_metric_map_agg(m, w) AS a FROM t')
