@@ -31,7 +31,12 @@ export async function startFakeApi(routes: (app: FastifyInstance, api: FakeApi) 
     slowMs: 0,
     retryAfter: undefined,
     seen: [],
-    close: () => app.close(),
+    // Keep-alive connections of clients that were never closed must not hold the test up.
+    close: async () => {
+      const closing = app.close();
+      app.server.closeAllConnections();
+      await closing;
+    },
   };
   app.addHook('onRequest', async (req, reply: FastifyReply) => {
     api.seen.push({

@@ -50,7 +50,12 @@ export async function startFakeBmc(opts: { https?: { cert: string; key: string }
     requests: [],
     absoluteLocation: false,
     expireTokens: () => tokens.clear(),
-    close: () => app.close(),
+    // Keep-alive connections of clients that were never closed must not hold the test up.
+    close: async () => {
+      const closing = app.close();
+      app.server.closeAllConnections();
+      await closing;
+    },
   };
   const basic = `Basic ${Buffer.from(`${BMC_USER}:${BMC_PASSWORD}`).toString('base64')}`;
   app.addHook('onRequest', async (req) => {
