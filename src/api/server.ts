@@ -4,7 +4,7 @@
 import compress from '@fastify/compress';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
-import type { Database } from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../common/logger.js';
 import { createWebServer, type WebServer } from '../common/webserver.js';
@@ -116,7 +116,14 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
     });
   }
 
-  const admins = () => new Set(ctx.db().prepare('SELECT name FROM admin_users').pluck().all() as string[]);
+  // Read on every request (no caching), so a revoked admin loses access at once (§5.2, D-API-2).
+  let adminQuery: { db: Database; stmt: Statement } | undefined;
+  const isAdminUser = (user: string): boolean => {
+    const db = ctx.db();
+    if (adminQuery?.db !== db)
+      adminQuery = { db, stmt: db.prepare('SELECT 1 FROM admin_users WHERE name = ? LIMIT 1') };
+    return adminQuery.stmt.get(user) !== undefined;
+  };
 
   app.addHook('onRequest', async (req, reply) => {
     if (req.method === 'OPTIONS' || !req.routeOptions.url) return;
@@ -136,7 +143,7 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
     req.ceemsUser = user;
     let isAdmin: boolean;
     try {
-      isAdmin = admins().has(user);
+      isAdmin = isAdminUser(user);
     } catch (e) {
       return jsonError(reply, 500, 'internal', (e as Error).message);
     }
