@@ -52,6 +52,7 @@ export class RedfishClient {
   /** Power resource path per chassis Id, found at connection time. */
   private chassis: Map<string, string> | undefined;
   private pendingLogin: Promise<void> | undefined;
+  private pendingConnect: Promise<void> | undefined;
 
   constructor(private readonly cfg: RedfishConfig) {
     this.http = createHttpClient(cfg.http, cfg.baseDir, { timeoutMs: cfg.timeoutMs });
@@ -160,8 +161,14 @@ export class RedfishClient {
 
   /** Power readings of every chassis, connecting first when needed. */
   async powerReadings(signal?: AbortSignal): Promise<Map<string, ChassisPower>> {
-    if (!this.chassis) await this.connect(signal);
-    const entries = [...this.chassis!];
+    if (!this.chassis) {
+      // Concurrent scrapes share one connection attempt instead of opening two sessions.
+      this.pendingConnect ??= this.connect(signal).finally(() => {
+        this.pendingConnect = undefined;
+      });
+      await this.pendingConnect;
+    }
+    const entries = [...(this.chassis ?? [])];
     const readings = await Promise.all(
       entries.map(async ([, path]) => sumPowerControl(await this.getJson(path, signal))),
     );

@@ -187,6 +187,16 @@ describe('redfish collector against a fake BMC', () => {
     assert.equal(bmc.logouts.length, before + 1, 'stop() deletes the session');
   });
 
+  it('concurrent scrapes share one login', async () => {
+    bmc.mode = 'ok';
+    const logins = bmc.logins;
+    const c = make();
+    const [a, b] = await Promise.all([scrape(c), scrape(c)]);
+    assert.deepEqual([a, b], [EXPECTED, EXPECTED]);
+    assert.equal(bmc.logins, logins + 1);
+    await c.stop();
+  });
+
   it('re-logs in when the BMC expired the token (401)', async () => {
     bmc.mode = 'ok';
     bmc.absoluteLocation = true;
