@@ -52,6 +52,11 @@ export interface TargetDiscovererOptions {
 export class TargetDiscoverer {
   constructor(private readonly o: TargetDiscovererOptions) {}
 
+  /** Reading other users' environ for the env-var filter needs these (spec §15). */
+  get capabilities(): readonly string[] {
+    return this.o.envVars.length > 0 ? ['cap_sys_ptrace', 'cap_dac_read_search'] : [];
+  }
+
   /** Targets in discovery order; stale units have no processes, hence no targets. */
   discover(): AlloyTarget[] {
     const targets: AlloyTarget[] = [];

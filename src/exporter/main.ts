@@ -337,10 +337,13 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
   const addresses = await server.listen();
   dropPrivileges(runAs, {
     dropPrivileges: flags.bool('security.drop-privileges'),
-    needed: neededCapabilities(
-      collectors.map((c) => c.name),
-      ctx,
-    ),
+    needed: {
+      ...neededCapabilities(
+        collectors.map((c) => c.name),
+        ctx,
+      ),
+      ...(discoverer ? { discoverer: discoverer.capabilities } : {}),
+    },
     logger: log,
   });
   return {

@@ -69,6 +69,8 @@ describe('Alloy targets discoverer', () => {
       '--discoverer.alloy-targets.env-var=SLURM_STEP',
       '--discoverer.alloy-targets.self-profiler',
     ])!;
+    assert.deepEqual(d.capabilities, ['cap_sys_ptrace', 'cap_dac_read_search']);
+    assert.deepEqual(discoverer(['--discoverer.alloy-targets'])!.capabilities, []);
     // 4201 (batch script shell) and 4203 (sleep) are SLURM helpers; others lack a SLURM_STEP* variable
     assert.deepEqual(d.discover(), [
       t('1009251', 4220),
