@@ -187,7 +187,8 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
       const server = createWebServer({
         listenAddresses: [addresses[i]!],
         webConfigFile,
-        logger: tlog,
+        // Root logger: the "Listening on" line carries the address first, as for every server.
+        logger: log,
         fastify: { bodyLimit: MAX_BODY_BYTES, return503OnClosing: true },
       });
       installLoadBalancer(server.app, {
