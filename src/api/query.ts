@@ -30,15 +30,18 @@ export function selectFields(q: Query, whitelist: readonly string[]): string[] {
 }
 
 const DAY_S = 24 * 3600;
+const MAX_TIMESTAMP_S = 8.6e12;
 
 function timestamp(q: Query, name: 'from' | 'to'): number | undefined {
   const v = values(q, name);
   if (v.length === 0) return undefined;
   const text = v[0]!;
-  if (!/^[+-]?\d{1,15}$/.test(text)) {
+  const n = Number(text);
+  // Beyond ±8.6e12 s a Date cannot represent the window bounds.
+  if (!/^[+-]?\d{1,15}$/.test(text) || Math.abs(n) > MAX_TIMESTAMP_S) {
     throw new ApiError('bad_data', `query parameter '${name}': malformed timestamp`);
   }
-  return Number(text);
+  return n;
 }
 
 /** `from`/`to` in Unix seconds with the defaults of §7.1; enforces `--query.max-period`. */

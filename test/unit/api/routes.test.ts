@@ -114,6 +114,8 @@ describe('/api/v1/units', () => {
       ['from=2024-05-06', 'from'],
       ['from=1&to=', 'to'],
       ['from=99999999999999999999', 'from'],
+      ['from=0&to=999999999999999', 'to'],
+      ['to=-8600000000001', 'to'],
     ]) {
       const r = await s.get(`/api/v1/units?${q}`, 'alice');
       assert.equal(r.status, 400, q);
