@@ -33,30 +33,28 @@ function readPids(dir: string, procfs: string): number[] {
 /** Lists the units of a layout; directories vanishing during the walk are skipped. */
 export function discoverUnits(layout: CgroupLayout, procfs: string): CgroupUnit[] {
   const units = new Map<string, CgroupUnit>();
-  const orphans = new Map<string, { children: string[]; pids: number[] }>();
+  // Pre-order walk: a unit directory is always visited before its children.
   const visit = (dir: string) => {
     const unescaped = unescapePath(dir);
     const m = layout.idRegex.exec(unescaped);
     if (m?.groups?.id !== undefined) {
       const id = m.groups.id.replace(/_/g, '-');
       const rel = dir.slice(layout.base.length) || '/';
-      const pids = readPids(dir, procfs);
       // the child rule looks below the cgroup root only, so a root path containing e.g. `/libvirt` is harmless
       if (layout.isChild(unescapePath(rel))) {
-        const u = units.get(id) ?? orphans.get(id) ?? { children: [], pids: [] };
-        if (!units.has(id)) orphans.set(id, u);
-        u.children.push(rel);
-        u.pids.push(...pids);
+        const u = units.get(id);
+        if (u) {
+          u.children.push(rel);
+          u.pids.push(...readPids(dir, procfs));
+        }
       } else if (!units.has(id)) {
-        const early = orphans.get(id);
-        orphans.delete(id);
         units.set(id, {
           id,
           uuid: id,
           cgrouphostname: m.groups.host ?? '',
           rel,
-          children: early?.children ?? [],
-          pids: [...pids, ...(early?.pids ?? [])],
+          children: [],
+          pids: readPids(dir, procfs),
         });
       }
     }
