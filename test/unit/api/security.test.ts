@@ -27,6 +27,13 @@ const INJECTIONS = [
   'username FROM units --',
   '\u0000',
   'x'.repeat(5000),
+  // numeric edge cases for from/to
+  '999999999999999',
+  '-999999999999999',
+  '1e10',
+  '0x10',
+  ' 1',
+  '',
 ];
 const PARAMS = [
   'field',
