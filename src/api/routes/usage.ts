@@ -109,7 +109,9 @@ function currentUsage(
         .prepare(`SELECT DISTINCT json_each.key FROM units, json_each(units.${metric}) WHERE ${where.sql()}`)
         .pluck()
         .all(...where.params) as string[]
-    ).filter((k) => typeof k === 'string' && !k.includes('"'));
+    )
+    // Keys that cannot be quoted in a JSON path are left out rather than failing the query.
+      .filter((k) => typeof k === 'string' && !/["\\]/.test(k));
   };
 
   const selects: string[] = [];

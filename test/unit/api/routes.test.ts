@@ -451,6 +451,35 @@ describe('partial failures', () => {
   });
 });
 
+describe('odd metric keys', () => {
+  test('keys that cannot be quoted in a JSON path are left out of current usage, not a 500', async () => {
+    const dir = seedDb();
+    const raw = new Database(`${dir}/ceems.db`);
+    raw
+      .prepare('UPDATE units SET avg_cpu_usage = ? WHERE uuid = ?')
+      .run(JSON.stringify({ 'glo"bal': 1, 'a\\b': 2, 'per node': 3, global: 50 }), '1002');
+    raw.close();
+    const t = await testServer({}, dir);
+    try {
+      const r = await t.get('/api/v1/usage/current?field=avg_cpu_usage&project=acc2', 'alice');
+      assert.equal(r.status, 200, r.body);
+      assert.deepEqual(r.json.data, [
+        {
+          cluster_id: '',
+          resource_manager: '',
+          num_units: 0,
+          project: '',
+          groupname: '',
+          username: '',
+          avg_cpu_usage: { global: 50, 'per node': 3 },
+        },
+      ]);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('API description host', () => {
   test('--web.external-url sets host and scheme of the document', async () => {
     const t = await testServer({ externalUrl: 'https://ceems.example.org:8443/ceems' });
