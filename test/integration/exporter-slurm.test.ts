@@ -95,6 +95,8 @@ describe('slurm collector on the real SLURM testbed', () => {
     exporter = await startProgram('ceems_exporter', [
       '--collector.disable-defaults',
       '--collector.slurm',
+      '--collector.slurm.swap-memory-metrics',
+      '--collector.slurm.psi-metrics',
       '--web.listen-address=127.0.0.1:0',
     ]);
   });
@@ -141,6 +143,9 @@ describe('slurm collector on the real SLURM testbed', () => {
       assert.ok(used.value > 0, `job ${id} memory used ${used.value}`);
       assert.equal(family(first.text, 'ceems_compute_unit_memory_total_bytes').get(id)?.value, 256 * 2 ** 20);
       assert.equal(family(first.text, 'ceems_compute_unit_cpus').get(id)?.value, 1);
+      // cgroup v1: memory+swap usage from memory.memsw.*; PSI does not exist and is exported as 0
+      assert.ok((family(first.text, 'ceems_compute_unit_memsw_used_bytes').get(id)?.value ?? 0) > 0);
+      assert.equal(family(first.text, 'ceems_compute_unit_cpu_psi_seconds').get(id)?.value, 0);
     }
     assert.match(first.text, /^ceems_scrape_collector_success\{collector="slurm"\} 1$/m);
 
