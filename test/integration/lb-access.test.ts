@@ -207,13 +207,12 @@ describe('ceems_lb access control against a real Prometheus', { timeout: 120_000
       },
     });
     lb = await startProgram('ceems_lb', [`--config.file=${config}`, '--web.listen-address=127.0.0.1:0']);
-    // Rates over 30 s need a few scrapes of every unit.
+    // Rates, offsets and subqueries need several scrapes of every unit (≥ 5 s of samples).
+    const ready = encodeURIComponent('count(count_over_time(ceems_compute_unit_cpus[1m]) >= 5)');
     await waitFor(
-      'Prometheus to hold rates of every unit',
+      'Prometheus to hold 5 samples of every unit',
       async () => {
-        const r = await fetch(
-          `${PROM}/api/v1/query?query=${encodeURIComponent('count(rate(ceems_compute_unit_cpu_user_seconds_total[30s]) > 0)')}`,
-        );
+        const r = await fetch(`${PROM}/api/v1/query?query=${ready}`);
         const j = (await r.json()) as { data: { result: Array<{ value: [number, string] }> } };
         return j.data.result[0]?.value[1] === String(UNITS.length) ? true : undefined;
       },
@@ -248,7 +247,7 @@ describe('ceems_lb access control against a real Prometheus', { timeout: 120_000
       'ceems_compute_unit_cpus{uuid=~".+"}',
       'ceems_compute_unit_cpus{uuid="1001"} or ceems_compute_unit_cpus{uuid="2001"}',
       '{__name__=~"ceems_.*"}',
-      'label_replace(ceems_compute_unit_cpus, "uuid", "1001", "uuid", ".*")',
+      'sort_desc(ceems_compute_unit_cpus)',
       '[series] {uuid=~".+"}',
     ]) {
       const r = await send(lb.url, q, 'boss');
