@@ -136,7 +136,12 @@ describe('k8s collector', () => {
       deviceIds: ['gpu-5f0e3c1a-8b7d-4e2f-9a6c-0d1b2c3e4f5a'],
       mdevUuids: [],
     };
-    const pod = (namespace: string, name: string, uid: string) => ({ namespace, name, uid });
+    const pod = (namespace: string, name: string, uid: string) => ({
+      namespace,
+      name,
+      uid,
+      phase: 'Running',
+    });
     const c = new K8sCollector(ctx('k8s-v2', 'v2'));
     let closed = 0;
     c.useGpus(
