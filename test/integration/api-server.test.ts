@@ -83,6 +83,13 @@ describe('ceems_api_server binary', () => {
     ]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /clusters\.0\.manager: unknown resource manager \(got "lsf"\)/);
+    const grafana = await runProgram('ceems_api_server', [
+      '--config.file',
+      configFor(data, '    grafana:\n      url: http://127.0.0.1:1\n      teams_ids: ["1"]\n'),
+      '--web.listen-address=127.0.0.1:0',
+    ]);
+    assert.equal(grafana.code, 1);
+    assert.match(grafana.stderr, /Grafana at http:\/\/127\.0\.0\.1:1 is unreachable/);
     const flag = await runProgram('ceems_api_server', ['--query.max-period=forever']);
     assert.equal(flag.code, 1);
     assert.match(flag.stderr, /invalid value 'forever' for flag '--query\.max-period'/);
