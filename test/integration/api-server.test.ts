@@ -90,6 +90,13 @@ describe('ceems_api_server binary', () => {
     ]);
     assert.equal(grafana.code, 1);
     assert.match(grafana.stderr, /Grafana at http:\/\/127\.0\.0\.1:1 is unreachable/);
+    const level = await runProgram('ceems_api_server', [
+      '--config.file',
+      configFor(data),
+      '--web.compression.level=12',
+    ]);
+    assert.equal(level.code, 1);
+    assert.match(level.stderr, /--web\.compression\.level must be between 1 and 9 \(got 12\)/);
     const flag = await runProgram('ceems_api_server', ['--query.max-period=forever']);
     assert.equal(flag.code, 1);
     assert.match(flag.stderr, /invalid value 'forever' for flag '--query\.max-period'/);
