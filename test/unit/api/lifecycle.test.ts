@@ -1,0 +1,110 @@
+// Lifecycle of the API server in-process (spec §4): the collection-cycle hook gets the open DB and the
+// retention setting, is started after the DB is open, and on shutdown its last write completes before
+// the DB is closed.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import Database from 'better-sqlite3';
+import type { CeemsDb, UnitRecord } from '../../../src/api/db/index.js';
+import { type CollectorContext, FLAGS, startApiServer } from '../../../src/api/main.js';
+import { parseFlags } from '../../../src/common/flags.js';
+import { createLogger } from '../../../src/common/logger.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'ceems-life-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const log = createLogger({ level: 'error' });
+
+function flags(extra: string[] = []) {
+  const cfg = join(dir, 'config.yml');
+  writeFileSync(
+    cfg,
+    `ceems_api_server:\n  data:\n    path: ${join(dir, 'data')}\n    retention_period: 10d\n    time_zone: UTC\n`,
+  );
+  // never drop privileges inside the test runner
+  return parseFlags(FLAGS, [
+    '--config.file',
+    cfg,
+    '--web.listen-address=127.0.0.1:0',
+    '--no-security.drop-privileges',
+    ...extra,
+  ]).flags;
+}
+
+const units = (n: number): UnitRecord[] =>
+  Array.from({ length: n }, (_, i) => ({
+    cluster_id: 'c',
+    resource_manager: 'slurm',
+    uuid: String(i),
+    started_at: 's',
+  }));
+
+test('the collector hook runs on the open DB and its final write completes before the DB closes', async () => {
+  const seen: { ctx?: CollectorContext; started: boolean; dbOpenAtStop?: boolean } = { started: false };
+  let db: CeemsDb | undefined;
+  const running = await startApiServer(flags(), log, {
+    collector: async (loaded, ctx) => {
+      seen.ctx = ctx;
+      db = ctx.db;
+      assert.equal(loaded.config.ceems_api_server.data.retention_period, 10 * 24 * 3600e3);
+      return {
+        start() {
+          seen.started = true;
+        },
+        async stop() {
+          // a write still in progress when the signal arrives
+          await new Promise((r) => setTimeout(r, 50));
+          seen.dbOpenAtStop = ctx.db.db.open;
+          ctx.db.storeCollection({
+            start: 0,
+            end: 60_000,
+            timeZone: 'UTC',
+            units: units(5000),
+            firstFill: true,
+          });
+        },
+      };
+    },
+  });
+  assert.equal(seen.started, true);
+  assert.equal(seen.ctx?.retentionDays, 10);
+  assert.equal(seen.ctx?.timeZone, 'UTC');
+  const health = await fetch(`http://${running.addresses[0]}/health`);
+  assert.equal(health.status, 200);
+  await running.stop();
+  assert.equal(seen.dbOpenAtStop, true);
+  assert.equal(db?.db.open, false, 'DB closed after the tasks stopped');
+  const check = new Database(join(dir, 'data', 'ceems.db'), { readonly: true });
+  assert.deepEqual(check.prepare('SELECT COUNT(*) AS n FROM units').get(), { n: 5000 });
+  check.close();
+});
+
+test('--storage.data.skip.delete.old.units disables the retention purge of the cycle', async () => {
+  let retention: number | undefined = -1;
+  const running = await startApiServer(flags(['--storage.data.skip.delete.old.units']), log, {
+    collector: async (_l, ctx) => {
+      retention = ctx.retentionDays;
+      return { start() {}, async stop() {} };
+    },
+  });
+  await running.stop();
+  assert.equal(retention, undefined);
+});
+
+test('a collector that fails to build aborts start-up and releases the DB and the port', async () => {
+  await assert.rejects(
+    startApiServer(flags(), log, {
+      collector: async () => {
+        throw new Error('unknown updater tsdb-9');
+      },
+    }),
+    /unknown updater tsdb-9/,
+  );
+  // the DB can be opened for writing again
+  const again = await startApiServer(flags(), log, {
+    collector: async () => ({ start() {}, async stop() {} }),
+  });
+  await again.stop();
+});
