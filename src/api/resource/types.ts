@@ -28,7 +28,7 @@ export interface ManagerContext {
   updateIntervalMs: number;
 }
 
-/** A unit with the fields every manager fills; metric maps start empty. */
+/** A unit with the fields every manager fills; the updaters add the other metric maps. */
 export function emptyUnit(clusterId: string, manager: string, uuid: string): Unit {
   return {
     cluster_id: clusterId,
@@ -48,18 +48,6 @@ export function emptyUnit(clusterId: string, manager: string, uuid: string): Uni
     state: '',
     allocation: {},
     total_time_seconds: {},
-    avg_cpu_usage: {},
-    avg_cpu_mem_usage: {},
-    total_cpu_energy_usage_kwh: {},
-    total_cpu_emissions_gms: {},
-    avg_gpu_usage: {},
-    avg_gpu_mem_usage: {},
-    total_gpu_energy_usage_kwh: {},
-    total_gpu_emissions_gms: {},
-    total_io_write_stats: {},
-    total_io_read_stats: {},
-    total_ingress_stats: {},
-    total_egress_stats: {},
     tags: {},
   };
 }
