@@ -60,8 +60,9 @@ export class BackendPool {
       for (const b of list) if (usable(b) && (!best || b.inFlight < best.inFlight)) best = b;
       return best;
     }
-    // One counter per cluster [D-LB-7]: current = (current + 1) mod n, up to n attempts.
-    let current = this.counters.get(clusterId) ?? -1;
+    // One counter per cluster [D-LB-7], starting at 0 like the original: current = (current + 1) mod n,
+    // up to n attempts.
+    let current = this.counters.get(clusterId) ?? 0;
     for (let i = 0; i < list.length; i++) {
       current = (current + 1) % list.length;
       if (usable(list[current]!)) {
