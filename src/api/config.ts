@@ -28,48 +28,58 @@ const ID_RE = /^[a-zA-Z0-9-_]+$/;
 
 const webUrlClient = z.looseObject({ url: z.string().optional(), ...httpClientConfigShape });
 
+const dataShape = {
+  path: z.string().default('data'),
+  retention_period: duration('30d'),
+  update_interval: duration('15m').refine((v) => v > 0, 'must be > 0'),
+  max_update_interval: duration('1h').refine((v) => v > 0, 'must be > 0'),
+  update_from: z
+    .string()
+    .default('')
+    .refine(
+      (v) => UPDATE_FROM_RE.test(v),
+      'must be "", today, YYYY-MM-DD, YYYY-MM-DDTHH:MM or YYYY-MM-DDTHH:MM:SS',
+    ),
+  time_zone: z
+    .string()
+    .default('Local')
+    .refine((v) => isValidZone(v), 'unknown time zone'),
+  backup_path: z.string().default(''),
+  backup_interval: duration('1d'),
+};
+
+const grafanaShape = {
+  url: z.url().optional(),
+  teams_ids: z
+    .array(z.coerce.string())
+    .nullish()
+    .transform((v) => v ?? []),
+  ...httpClientConfigShape,
+};
+
+const adminShape = {
+  users: z
+    .array(z.string())
+    .nullish()
+    .transform((v) => v ?? []),
+  grafana: z.object(grafanaShape).optional(),
+};
+
+// Unknown keys are ignored like the original's YAML decoding does (existing files keep working) and
+// reported as warnings by `loadConfig`.
 const apiServerSchema = z.object({
-  data: z
-    .strictObject({
-      path: z.string().default('data'),
-      retention_period: duration('30d'),
-      update_interval: duration('15m').refine((v) => v > 0, 'must be > 0'),
-      max_update_interval: duration('1h').refine((v) => v > 0, 'must be > 0'),
-      update_from: z
-        .string()
-        .default('')
-        .refine(
-          (v) => UPDATE_FROM_RE.test(v),
-          'must be "", today, YYYY-MM-DD, YYYY-MM-DDTHH:MM or YYYY-MM-DDTHH:MM:SS',
-        ),
-      time_zone: z
-        .string()
-        .default('Local')
-        .refine((v) => isValidZone(v), 'unknown time zone'),
-      backup_path: z.string().default(''),
-      backup_interval: duration('1d'),
-    })
-    .prefault({}),
-  admin: z
-    .strictObject({
-      users: z
-        .array(z.string())
-        .nullish()
-        .transform((v) => v ?? []),
-      grafana: z
-        .strictObject({
-          url: z.url().optional(),
-          teams_ids: z
-            .array(z.coerce.string())
-            .nullish()
-            .transform((v) => v ?? []),
-          ...httpClientConfigShape,
-        })
-        .optional(),
-    })
-    .prefault({}),
+  data: z.object(dataShape).prefault({}),
+  admin: z.object(adminShape).prefault({}),
   web: z.unknown().optional(),
 });
+
+/** `<path>.<key>` for every key of `obj` not in `known`. */
+function unknownKeys(obj: unknown, known: object, path: string): string[] {
+  if (!obj || typeof obj !== 'object' || Array.isArray(obj)) return [];
+  return Object.keys(obj)
+    .filter((k) => !(k in known))
+    .map((k) => `${path}.${k}`);
+}
 
 const clusterSchema = z.object({
   id: z.string().regex(ID_RE, 'invalid cluster ID: must match [a-zA-Z0-9-_]+'),
@@ -132,6 +142,8 @@ export interface LoadedConfig {
   dataPath: string;
   /** Absolute backup directory, or '' for no backups. */
   backupPath: string;
+  /** Ignored unknown keys under `ceems_api_server.data` / `.admin` / `.admin.grafana`. */
+  unknownKeys: string[];
 }
 
 /** Reads and validates the config file; `disableChecks` skips the backup-interval sanity check. */
@@ -148,8 +160,15 @@ export function loadConfig(
       `config file '${file}': ceems_api_server.data.backup_interval: backup_interval of less than 1 day is not supported (got "${String((raw as { ceems_api_server?: { data?: { backup_interval?: unknown } } }).ceems_api_server?.data?.backup_interval)}")`,
     );
   }
+  const section = (raw as { ceems_api_server?: { data?: unknown; admin?: { grafana?: unknown } } })
+    ?.ceems_api_server;
   return {
     config,
+    unknownKeys: [
+      ...unknownKeys(section?.data, dataShape, 'ceems_api_server.data'),
+      ...unknownKeys(section?.admin, adminShape, 'ceems_api_server.admin'),
+      ...unknownKeys(section?.admin?.grafana, grafanaShape, 'ceems_api_server.admin.grafana'),
+    ],
     configDir: dirname(resolve(file)),
     dataPath: resolve(data.path),
     backupPath: data.backup_path === '' ? '' : resolve(data.backup_path),

@@ -229,6 +229,7 @@ export async function startApiServer(
     disableChecks: flags.bool('test.disable.checks'),
   });
   const { config, dataPath, backupPath } = loaded;
+  for (const key of loaded.unknownKeys) log.warn({ key }, 'Unknown configuration key ignored');
   const data = config.ceems_api_server.data;
   const timeZone = resolveZone(data.time_zone);
   if (flags.bool('web.debug-server'))

@@ -39,7 +39,7 @@ describe('ceems_api_server binary', () => {
     cleanup.push(data);
     const p = await startProgram('ceems_api_server', [
       '--config.file',
-      configFor(data),
+      configFor(data, '    colour: blue\n'),
       '--web.listen-address=127.0.0.1:0',
       '--query.max-period=2d',
       // the seeded units are from 2024: keep them from the retention purge of the collection cycle
@@ -68,6 +68,7 @@ describe('ceems_api_server binary', () => {
       assert.equal(await p.stop('SIGTERM'), 0);
     }
     assert.match(p.stderr(), /Shutting down/);
+    assert.match(p.stderr(), /msg="Unknown configuration key ignored" key=ceems_api_server\.admin\.colour/);
   });
 
   test('start-up errors are clear and exit 1', async () => {

@@ -82,7 +82,6 @@ ceems_lb:
         /time_zone: unknown time zone \(got "Mars\/Base"\)/,
       ],
       ['ceems_api_server:\n  data:\n    update_from: yesterday\n', /update_from: must be/],
-      ['ceems_api_server:\n  data:\n    pth: x\n', /ceems_api_server\.data: unknown key\(s\) 'pth'/],
       ['clusters:\n  - id: "bad id"\n    manager: slurm\n', /clusters\.0\.id: invalid cluster ID.*"bad id"/],
       [
         'clusters:\n  - id: a\n    manager: pbs\n',
@@ -102,6 +101,21 @@ ceems_lb:
         text,
       );
     }
+  });
+
+  test('unknown keys are ignored (existing files keep working) and reported', () => {
+    const { config, unknownKeys } = loadConfig(
+      file(
+        'ceems_api_server:\n  data:\n    pth: x\n  admin:\n    userz: [a]\n    grafana:\n      url: http://g:3000\n      team_ids: [1]\n',
+      ),
+    );
+    assert.equal(config.ceems_api_server.data.path, 'data');
+    assert.deepEqual(unknownKeys, [
+      'ceems_api_server.data.pth',
+      'ceems_api_server.admin.userz',
+      'ceems_api_server.admin.grafana.team_ids',
+    ]);
+    assert.deepEqual(loadConfig(file('')).unknownKeys, []);
   });
 
   test('backup_interval below one day is refused unless checks are disabled', () => {
