@@ -3,10 +3,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import Fastify, { type FastifyInstance } from 'fastify';
 import type { ClusterConfig } from '../../../../src/api/config.js';
 import { K8sManager, type K8sPod, parseQuantity, podToUnit } from '../../../../src/api/resource/k8s.js';
 import { createLogger } from '../../../../src/common/logger.js';
+import { type FakeKube, startFakeKube } from '../../../fixtures/api-data/fake-kube.js';
 
 const logger = createLogger({ level: 'fatal' });
 const T = (s: string) => Date.parse(s);
@@ -160,66 +160,14 @@ describe('Kubernetes pods → units', () => {
 });
 
 describe('Kubernetes manager against a fake API server', () => {
-  let app: FastifyInstance;
-  let base: string;
+  let kube: FakeKube;
   const dir = mkdtempSync(join(tmpdir(), 'ceems-k8s-'));
-  let live: K8sPod[] = [];
-  let watchReply: ((line: string) => void) | undefined;
-  const auth: string[] = [];
-
   before(async () => {
-    app = Fastify();
-    app.addHook('onRequest', async (req, reply) => {
-      auth.push(req.headers.authorization ?? '');
-      if (req.headers.authorization !== 'Bearer k8s-token')
-        return reply
-          .code(401)
-          .send({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'Unauthorized', code: 401 });
-    });
-    app.get('/api/v1/pods', async (req, reply) => {
-      const q = req.query as Record<string, string>;
-      if (q.watch === '1') {
-        reply.raw.writeHead(200, { 'content-type': 'application/json' });
-        watchReply = (line) => reply.raw.write(`${line}\n`);
-        req.raw.on('close', () => {
-          watchReply = undefined;
-        });
-        return reply;
-      }
-      return { kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: '100' }, items: live };
-    });
-    app.get('/apis/rbac.authorization.k8s.io/v1/rolebindings', async () => ({
-      kind: 'RoleBindingList',
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      metadata: { resourceVersion: '7' },
-      items: [
-        {
-          metadata: { name: 'edit', namespace: 'team-a' },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
-          subjects: [
-            { apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'bob' },
-            { kind: 'ServiceAccount', name: 'default', namespace: 'team-a' },
-          ],
-        },
-        {
-          metadata: { name: 'view', namespace: 'team-b' },
-          roleRef: { kind: 'ClusterRole', name: 'view' },
-          subjects: [{ kind: 'User', name: 'carol' }],
-        },
-      ],
-    }));
-    base = await app.listen({ host: '127.0.0.1', port: 0 });
+    kube = await startFakeKube();
   });
-  after(() => app.close());
+  after(() => kube.close());
 
-  const kubeconfig = () => {
-    const p = join(dir, 'kubeconfig');
-    writeFileSync(
-      p,
-      `apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n- name: fake\n  cluster:\n    server: ${base}\ncontexts:\n- name: test\n  context:\n    cluster: fake\n    user: ceems\nusers:\n- name: ceems\n  user:\n    token: k8s-token\n`,
-    );
-    return p;
-  };
+  const kubeconfig = () => kube.kubeconfig(dir);
   const cluster = (extra: Record<string, unknown>): ClusterConfig => ({
     id: 'k8s-0',
     manager: 'k8s',
@@ -231,7 +179,7 @@ describe('Kubernetes manager against a fake API server', () => {
   it('lists live pods, keeps pods deleted between fetches (watch), and builds flat users/projects', async () => {
     const usersFile = join(dir, 'users.yaml');
     writeFileSync(usersFile, 'users:\n  team-a: [alice, dave]\n  team-c: [erin]\n');
-    live = [
+    kube.live = [
       pod('web', {
         phase: 'Running',
         ready: '2024-05-06T10:20:00Z',
@@ -244,8 +192,8 @@ describe('Kubernetes manager against a fake API server', () => {
     );
     try {
       const deadline = Date.now() + 5000;
-      while (!watchReply && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      assert.ok(watchReply, 'the manager watches pods');
+      while (!kube.watchEvent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(kube.watchEvent, 'the manager watches pods');
       const gone = pod('batch', {
         phase: 'Succeeded',
         ready: '2024-05-06T09:31:00Z',
@@ -253,7 +201,7 @@ describe('Kubernetes manager against a fake API server', () => {
         ns: 'team-b',
         annotations: { 'ceems.io/created-by': 'frank' },
       });
-      watchReply!(JSON.stringify({ type: 'DELETED', object: gone }));
+      kube.watchEvent!(JSON.stringify({ type: 'DELETED', object: gone }));
       await new Promise((r) => setTimeout(r, 200));
       const units = await m.fetchUnits(start, end);
       assert.deepEqual(units.map((u) => u.uuid).sort(), ['uid-batch', 'uid-web']);
@@ -285,15 +233,14 @@ describe('Kubernetes manager against a fake API server', () => {
           ['frank', ['team-b']],
         ],
       );
-      assert.ok(auth.every((a) => a === 'Bearer k8s-token'));
+      assert.ok(kube.auth.every((a) => a === 'Bearer k8s-token'));
     } finally {
       await m.close();
     }
   });
 
   it('reports API errors with the status message', async () => {
-    const p = kubeconfig();
-    writeFileSync(p, `${(await import('node:fs')).readFileSync(p, 'utf8').replace('k8s-token', 'bad')}`);
+    const p = kube.kubeconfig(dir, 'bad');
     const m = await K8sManager.create(cluster({ kubeconfig_file: p }), ctx);
     try {
       await assert.rejects(
