@@ -136,12 +136,3 @@ export interface Stat {
   num_projects: number;
   num_users: number;
 }
-export const STAT_FIELDS = [
-  'cluster_id',
-  'resource_manager',
-  'num_units',
-  'num_inactive_units',
-  'num_active_units',
-  'num_projects',
-  'num_users',
-] as const;

@@ -30,8 +30,6 @@ declare module 'fastify' {
   }
 }
 
-export const loggedUser = (req: FastifyRequest): string => req.ceemsUser;
-
 /** Querystring schema of a route for the API description (validation is done by the handlers). */
 export function querySchema(params: Record<string, { description: string; repeatable?: boolean }>) {
   const properties: Record<string, unknown> = {};
@@ -43,7 +41,7 @@ export function querySchema(params: Record<string, { description: string; repeat
   return { type: 'object', properties };
 }
 
-export const API_ROUTE_METHODS: ('GET' | 'OPTIONS')[] = ['GET', 'OPTIONS'];
+const API_ROUTE_METHODS: ('GET' | 'OPTIONS')[] = ['GET', 'OPTIONS'];
 
 type Handler = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 

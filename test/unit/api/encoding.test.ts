@@ -8,6 +8,7 @@ import {
   UNIT_STRUCT,
   USER_STRUCT,
 } from '../../../src/api/jsonenc.js';
+import { fnv1a64 } from '../../../src/api/routes/usage.js';
 import {
   convertDatetimezone,
   formatDatetime,
@@ -91,5 +92,13 @@ describe('time layouts (§1)', () => {
     assert.equal(midnightDatetime(Date.UTC(2024, 4, 5, 23, 30), 'Europe/Paris'), '2024-05-06T00:00:00');
     assert.equal(convertDatetimezone('2024-05-06T13:45:00+0200', 'Asia/Kolkata'), '2024-05-06T17:15:00+0530');
     assert.equal(convertDatetimezone('N/A', 'UTC'), 'N/A');
+  });
+});
+
+describe('usage cache key', () => {
+  test('FNV-1a 64 reference vectors', () => {
+    assert.equal(fnv1a64(''), 'cbf29ce484222325');
+    assert.equal(fnv1a64('a'), 'af63dc4c8601ec8c');
+    assert.equal(fnv1a64('foobar'), '85944171f73967e8');
   });
 });
