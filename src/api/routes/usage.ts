@@ -104,14 +104,12 @@ function currentUsage(
       .inIfAny('project', values(q, 'project'))
       .inIfAny('cluster_id', values(q, 'cluster_id'))
       .add(windowSql, ...windowParams);
-    return (
-      db
-        .prepare(`SELECT DISTINCT json_each.key FROM units, json_each(units.${metric}) WHERE ${where.sql()}`)
-        .pluck()
-        .all(...where.params) as string[]
-    )
+    const keys = db
+      .prepare(`SELECT DISTINCT json_each.key FROM units, json_each(units.${metric}) WHERE ${where.sql()}`)
+      .pluck()
+      .all(...where.params) as string[];
     // Keys that cannot be quoted in a JSON path are left out rather than failing the query.
-      .filter((k) => typeof k === 'string' && !/["\\]/.test(k));
+    return keys.filter((k) => typeof k === 'string' && !/["\\]/.test(k));
   };
 
   const selects: string[] = [];
