@@ -90,6 +90,11 @@ describe('SLURM sacct parsing', () => {
     assert.equal(u.tags!.nodelistexp, 'cn01|cn02|cn05|login1');
   });
 
+  it('garbage output gives no units instead of partial rows', () => {
+    const junk = 'sacct: error: slurmdbd: Connection refused\n\u0000\u00ff||||\n<html>502</html>\n';
+    assert.deepEqual(parseSacct(junk, { clusterId: 'c', timeZone: 'UTC', start, end }), []);
+  });
+
   it('renders times in the configured zone', () => {
     const [u] = parseSacct(readFileSync(FIXTURE, 'utf8'), { clusterId: 'c', timeZone: 'UTC', start, end });
     assert.equal(u!.created_at, '2024-05-06T07:59:12+0000');
