@@ -2,8 +2,10 @@
 // to the TSDB one, routing-only mode, and start-up errors of bad command lines and configurations.
 
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
+import bcrypt from 'bcryptjs';
 import type { FastifyInstance } from 'fastify';
 import { createOwnershipDb, listen, rawApp, tempDir, writeYaml } from '../fixtures/lb/setup.js';
 import { runProgram, type Started, startProgram } from '../helpers/process.js';
@@ -31,14 +33,12 @@ function fakeApiServer(calls: string[]): FastifyInstance {
       req.headers['x-grafana-user'] === 'alice' && url.searchParams.getAll('cluster_id').join() === 'hpc-0';
     if (owned && uuids.length > 0 && uuids.every((u) => u === '1001' || u === '1002'))
       return { status: 'success', data: null };
-    return reply
-      .code(403)
-      .send({
-        status: 'error',
-        data: null,
-        errorType: 'forbidden',
-        error: 'user do not have permissions on uuids',
-      });
+    return reply.code(403).send({
+      status: 'error',
+      data: null,
+      errorType: 'forbidden',
+      error: 'user do not have permissions on uuids',
+    });
   });
   return app;
 }
@@ -49,6 +49,7 @@ function echoBackend(name: string): FastifyInstance {
     backend: name,
     path: req.url,
     user: req.headers['x-ceems-logged-user'] ?? null,
+    authorization: req.headers.authorization ?? null,
   }));
   return app;
 }
@@ -117,6 +118,7 @@ describe('ceems_lb with the API server, Pyroscope and routing only', { timeout: 
       backend: 'tsdb',
       path: '/api/v1/query?query=foo%7Buuid%3D%221001%22%7D',
       user: 'alice',
+      authorization: null,
     });
   });
 
@@ -238,6 +240,40 @@ describe('ceems_lb routing only and start-up errors', { timeout: 60_000 }, () =>
       const r = await fetch(`${lb.url}/api/v1/status/config`, { headers: { 'X-Ceems-Cluster-Id': 'c1' } });
       assert.equal(r.status, 200);
       assert.equal((await fetch(`${lb.url}/api/v1/query?query=up`)).status, 400, 'cluster id still required');
+    } finally {
+      await lb.stop();
+    }
+  });
+
+  it('applies the web config to the front end and the client config to the backend', async () => {
+    writeFileSync(`${tmp.dir}/web.yml`, `basic_auth_users:\n  grafana: ${bcrypt.hashSync('secret', 4)}\n`);
+    const config = writeYaml(`${tmp.dir}/auth.yml`, {
+      ceems_lb: {
+        backends: [
+          { id: 'c1', tsdb: [{ web: { url, basic_auth: { username: 'lb', password_file: 'pw.txt' } } }] },
+        ],
+      },
+    });
+    writeFileSync(`${tmp.dir}/pw.txt`, 'backend-pw\n');
+    const lb = await startProgram('ceems_lb', [
+      `--config.file=${config}`,
+      `--web.config.file=${tmp.dir}/web.yml`,
+      '--web.listen-address=127.0.0.1:0',
+    ]);
+    try {
+      const path = `${lb.url}/api/v1/query?query=up`;
+      const anonymous = await fetch(path, { headers: { 'X-Ceems-Cluster-Id': 'c1' } });
+      assert.equal(anonymous.status, 401);
+      assert.equal(await anonymous.text(), 'Unauthorized\n');
+      const authorized = await fetch(path, {
+        headers: {
+          'X-Ceems-Cluster-Id': 'c1',
+          Authorization: `Basic ${Buffer.from('grafana:secret').toString('base64')}`,
+        },
+      });
+      assert.equal(authorized.status, 200);
+      const echo = (await authorized.json()) as { authorization: string };
+      assert.equal(echo.authorization, `Basic ${Buffer.from('lb:backend-pw').toString('base64')}`);
     } finally {
       await lb.stop();
     }

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { createLogger } from '../../../src/common/logger.js';
 import { Backend, BackendPool, type Strategy } from '../../../src/lb/backend.js';
+import { clientBaseDir } from '../../../src/lb/config.js';
 import { isAmbiguousPath, matchEndpoint } from '../../../src/lb/endpoints.js';
 import { BadRequestError, parseMultipart, parseUrlEncoded, queryUnescape } from '../../../src/lb/form.js';
 import { filterResponse } from '../../../src/lb/proxy.js';
@@ -234,5 +238,36 @@ describe('filter_labels rewrite (spec §10)', () => {
     });
     assert.deepEqual(filterResponse('/api/v1/label/job/values', { data: ['x'] }, labels), { data: null });
     assert.deepEqual(filterResponse('/api/v1/label/uuid/values', { data: ['x'] }, labels), { data: ['x'] });
+  });
+});
+
+describe('relative paths of backend client configs (D-LB-11)', () => {
+  it('prefers the config file directory and falls back to the web config directory with a warning', () => {
+    const root = mkdtempSync(join(tmpdir(), 'ceems-lb-paths-'));
+    try {
+      const [cfgDir, webDir] = [join(root, 'cfg'), join(root, 'web')];
+      mkdirSync(cfgDir);
+      mkdirSync(webDir);
+      writeFileSync(join(webDir, 'ca.pem'), 'x');
+      const client = { tls_config: { ca_file: 'ca.pem' } };
+      const warnings: string[] = [];
+      assert.equal(
+        clientBaseDir(client, cfgDir, webDir, (m) => warnings.push(m)),
+        webDir,
+      );
+      assert.match(warnings[0]!, /deprecated/);
+      writeFileSync(join(cfgDir, 'ca.pem'), 'x');
+      assert.equal(
+        clientBaseDir(client, cfgDir, webDir, (m) => warnings.push(m)),
+        cfgDir,
+      );
+      assert.equal(
+        clientBaseDir({ tls_config: { ca_file: 'missing.pem' } }, cfgDir, webDir, () => {}),
+        cfgDir,
+      );
+      assert.equal(warnings.length, 1);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
