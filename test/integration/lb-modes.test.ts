@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import bcrypt from 'bcryptjs';
@@ -276,6 +277,50 @@ describe('ceems_lb routing only and start-up errors', { timeout: 60_000 }, () =>
       assert.equal(echo.authorization, `Basic ${Buffer.from('lb:backend-pw').toString('base64')}`);
     } finally {
       await lb.stop();
+    }
+  });
+
+  it('retries on another backend when one resets connections, and times out a hanging one', async () => {
+    // Accepts TCP (so health checks pass) but drops every request; a second one never answers.
+    const resetting = createServer((sock) => sock.once('data', () => sock.destroy()));
+    const hanging = createServer(() => {});
+    const sockets: Socket[] = [];
+    hanging.on('connection', (s) => sockets.push(s));
+    await Promise.all(
+      [resetting, hanging].map((srv) => new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))),
+    );
+    const portOf = (srv: Server) => (srv.address() as AddressInfo).port;
+    const config = writeYaml(`${tmp.dir}/retry.yml`, {
+      ceems_lb: {
+        backends: [
+          { id: 'c1', tsdb: [{ web: { url: `http://127.0.0.1:${portOf(resetting)}` } }, { web: { url } }] },
+          { id: 'c2', tsdb: [{ web: { url: `http://127.0.0.1:${portOf(hanging)}` } }] },
+        ],
+      },
+    });
+    const lb = await startProgram('ceems_lb', [
+      `--config.file=${config}`,
+      '--web.listen-address=127.0.0.1:0',
+      '--lb.backend-timeout=500ms',
+    ]);
+    try {
+      for (let i = 0; i < 4; i++) {
+        const r = await fetch(`${lb.url}/api/v1/query?query=up`, { headers: { 'X-Ceems-Cluster-Id': 'c1' } });
+        assert.equal(r.status, 200);
+        assert.equal(((await r.json()) as { backend: string }).backend, 'tsdb');
+      }
+      assert.match(lb.stderr(), /Backend marked as dead/);
+      const t0 = Date.now();
+      const r = await fetch(`${lb.url}/api/v1/query?query=up`, {
+        headers: { 'X-Ceems-Cluster-Id': 'c2' },
+        signal: AbortSignal.timeout(10_000),
+      });
+      assert.equal(r.status, 503);
+      assert.ok(Date.now() - t0 < 5000, `answered after ${Date.now() - t0} ms`);
+    } finally {
+      await lb.stop();
+      for (const s of sockets) s.destroy();
+      await Promise.all([resetting, hanging].map((srv) => new Promise((r) => srv.close(r))));
     }
   });
 
