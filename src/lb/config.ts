@@ -105,11 +105,18 @@ export function loadConfig(file: string, expandEnv: boolean): LbConfig {
   if (apiUrl !== undefined && !/^https?:\/\/[^/]/.test(apiUrl)) {
     throw new ConfigError(`ceems_api_server.web.url: invalid URL '${apiUrl}'`);
   }
+  const dbExists = dbFile !== undefined && existsSync(dbFile);
+  if (dbFile && !dbExists && !apiUrl) {
+    // Starting without access control because the DB is not there yet would expose every unit.
+    throw new ConfigError(
+      `CEEMS API server DB ${dbFile} not found (ceems_api_server.data.path) and no ceems_api_server.web.url configured: refusing to run without access control`,
+    );
+  }
   return {
     strategy,
     unrestrictedMetrics: lb.unrestricted_metrics ?? DEFAULT_UNRESTRICTED_METRICS,
     types,
-    dbFile: dbFile && existsSync(dbFile) ? dbFile : undefined,
+    dbFile: dbExists ? dbFile : undefined,
     api: apiUrl ? { url: apiUrl, client: clientOf(api!.web! as Record<string, unknown>) } : undefined,
     configDir: dirname(resolve(file)),
   };

@@ -368,6 +368,11 @@ describe('ceems_lb routing only and start-up errors', { timeout: 60_000 }, () =>
       /backend id 'c1' is not an id of clusters/,
     );
     await fails(
+      { ...tsdbOnly(), ceems_api_server: { data: { path: `${tmp.dir}/nowhere` } } },
+      [],
+      /ceems\.db not found .* refusing to run without access control/,
+    );
+    await fails(
       { ceems_lb: { backends: [{ id: 'c1', tsdb: [{ web: { url } }], pyroscope: [{ web: { url } }] }] } },
       [],
       /insufficient --web\.listen-address\. Expected 2 got 1/,
