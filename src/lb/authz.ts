@@ -35,10 +35,10 @@ export class DbAuthzSource implements AuthzSource {
     this.adminStmt = this.db.prepare('SELECT 1 FROM admin_users WHERE name = ? LIMIT 1');
     // Same rule as the API server's /units/verify [D-LB-13]: every uuid must match.
     this.ownsStmt = this.db.prepare(
-      `SELECT COUNT(DISTINCT uuid) AS n FROM units
-       WHERE cluster_id = ? AND uuid IN (SELECT value FROM json_each(?))
-         AND project IN (SELECT p.name FROM projects p
-                         WHERE EXISTS (SELECT 1 FROM json_each(p.users) WHERE value = ?))`,
+      `SELECT COUNT(DISTINCT u.uuid) AS n FROM units u
+       WHERE u.cluster_id = ? AND u.uuid IN (SELECT value FROM json_each(?))
+         AND EXISTS (SELECT 1 FROM projects p, json_each(p.users) m
+                     WHERE p.name = u.project AND m.value = ?)`,
     );
   }
 
