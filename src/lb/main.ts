@@ -60,7 +60,7 @@ export const FLAGS: readonly FlagSpec[] = [
     name: 'security.run-as-user',
     type: 'string',
     default: '',
-    help: 'User to run the load balancer as after start-up (default: nobody when started as root).',
+    help: 'Accepted for compatibility; this build does not switch user (run it as an unprivileged user).',
   },
   {
     name: 'log.level',
@@ -131,6 +131,8 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
   if (configFile === '') throw new ConfigError('--config.file is required');
   if (flags.bool('web.systemd-socket'))
     throw new Error('--web.systemd-socket is not supported by this build; use --web.listen-address');
+  if (flags.isSet('security.run-as-user'))
+    log.warn('--security.run-as-user is accepted but ignored: this build does not switch user');
   const cfg = loadConfig(configFile, flags.bool('config.file.expand-env-vars'));
   const addresses = flags.strings('web.listen-address');
   if (addresses.length < cfg.types.length) {
