@@ -239,6 +239,36 @@ describe('Kubernetes manager against a fake API server', () => {
     }
   });
 
+  it('watches again after the API server ends the watch stream', async () => {
+    const m = await K8sManager.create(cluster({ kubeconfig_file: kubeconfig() }), ctx);
+    try {
+      const waitWatch = async () => {
+        const deadline = Date.now() + 5000;
+        while (!kube.watchEvent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        assert.ok(kube.watchEvent, 'watch open');
+      };
+      await waitWatch();
+      // 410 Gone as the API server sends it, then the stream ends: the manager re-lists and re-watches.
+      kube.watchEvent!(
+        JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired' } }),
+      );
+      kube.endWatch!();
+      kube.watchEvent = undefined;
+      await waitWatch();
+      const gone = pod('late', {
+        phase: 'Failed',
+        deleted: '2024-05-06T10:20:00Z',
+        ready: '2024-05-06T10:00:00Z',
+      });
+      kube.watchEvent!(JSON.stringify({ type: 'DELETED', object: gone }));
+      await new Promise((r) => setTimeout(r, 200));
+      const units = await m.fetchUnits(start, end);
+      assert.ok(units.some((u) => u.uuid === 'uid-late'));
+    } finally {
+      await m.close();
+    }
+  });
+
   it('reports API errors with the status message', async () => {
     const p = kube.kubeconfig(dir, 'bad');
     const m = await K8sManager.create(cluster({ kubeconfig_file: p }), ctx);

@@ -186,6 +186,23 @@ describe('OpenStack manager against a fake Keystone and Nova', () => {
     await m.close();
   });
 
+  it('renews the token before its assumed 1 h lifetime ends (after 55 min)', async (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    const m = await OpenstackManager.create(cluster(), ctx);
+    try {
+      const before = fake.state.tokens;
+      await m.fetchUsersProjects(Date.now());
+      t.mock.timers.tick(54 * 60_000);
+      await m.fetchUnits(0, 1000);
+      assert.equal(fake.state.tokens, before, 'token reused within 55 min');
+      t.mock.timers.tick(2 * 60_000);
+      await m.fetchUnits(0, 1000);
+      assert.equal(fake.state.tokens, before + 1, 'token renewed after 55 min');
+    } finally {
+      await m.close();
+    }
+  });
+
   it('reports Nova errors (the window is retried)', async () => {
     const m = await OpenstackManager.create(cluster(), ctx);
     fake.state.novaStatus = 500;

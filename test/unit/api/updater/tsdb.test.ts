@@ -196,6 +196,18 @@ describe('TSDB updater against a fake Prometheus', () => {
     assert.equal(q.get('end'), String(end / 1000));
   });
 
+  it('sends only labels_to_drop matchers when no unit is ignored (D-API-10)', async () => {
+    deletes.length = 0;
+    mode = 'ok';
+    const up = make({
+      labels_to_drop: ['{job="junk"}'],
+      queries: { avg_cpu_usage: { g: 'x{uuid=~"{{.UUIDs}}"}' } },
+    });
+    await up.update('c', [unit('9', 1)], 0, 3_600_000);
+    assert.equal(deletes.length, 1);
+    assert.deepEqual(new URL(deletes[0]!, 'http://x').searchParams.getAll('match[]'), ['{job="junk"}']);
+  });
+
   it('falls back to GET when POST is not allowed', async () => {
     recorded.length = 0;
     mode = 'post405';
