@@ -134,6 +134,8 @@ const FINAL = /^(COMPLETED|FAILED|CANCELLED|TIMEOUT)/;
 describe('SLURM manager and collection cycle on the real testbed', { timeout: 300_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'ceems-api-slurm-'));
   const submitted: string[] = [];
+  /** The job that runs during the first cycle and has completed by the second. */
+  let runningJob = '';
   let db: CeemsDb;
   let collector: Collector;
   let t0: number;
@@ -168,26 +170,33 @@ describe('SLURM manager and collection cycle on the real testbed', { timeout: 30
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('stores completed, failed, cancelled and running jobs as sacct sees them; pending jobs are not units', async () => {
+  it('stores completed, failed, cancelled, array and running jobs as sacct sees them; pending jobs are not units', async () => {
     const completed = submit('usr1', 'acc1', 'sleep 1');
     const failed = submit('usr2', 'acc2', 'exit 3');
     const cancelled = submit('usr3', 'acc1', 'sleep 120');
-    submitted.push(completed, failed, cancelled);
+    const array = submit('usr2', 'acc2', 'true', ['--array=1-2']);
+    submitted.push(completed, failed, cancelled, array);
     await waitFor(
       'job to run',
       () => sh('squeue', ['-h', '-j', cancelled, '-o', '%T']).trim() === 'RUNNING',
       150_000,
     );
     sh('scancel', [cancelled]);
+    // Array tasks have their own raw job ids (the uuids), listed under the array id.
+    const tasks = await waitFor('array tasks in accounting', () => {
+      const ids = sh('sacct', ['-n', '-X', '-P', '-j', array, '--format', 'jobidraw']).trim().split('\n');
+      return ids.length === 2 && ids.every((id) => /^\d+$/.test(id)) ? ids : undefined;
+    });
     await waitFor('jobs to be accounted as finished', () => {
-      const v = sacctView([completed, failed, cancelled]);
-      return [...v.values()].every((j) => FINAL.test(j.state)) && v.size === 3;
+      const v = sacctView([completed, failed, cancelled, ...tasks]);
+      return [...v.values()].every((j) => FINAL.test(j.state)) && v.size === 5;
     });
     // Other tests share the 2-CPU testbed: the pending job waits for its begin time, which no other job
     // can take away, and the running job gets time to be scheduled.
     const running = submit('usr3', 'acc2', 'sleep 8');
     const pending = submit('usr1', 'acc1', 'sleep 1', ['--begin=now+1hour']);
     submitted.push(running, pending);
+    runningJob = running;
     await waitFor(
       'job running and job pending',
       () => {
@@ -203,7 +212,7 @@ describe('SLURM manager and collection cycle on the real testbed', { timeout: 30
       results.map((r) => r.error),
       [undefined],
     );
-    const ours = [completed, failed, cancelled, running];
+    const ours = [completed, failed, cancelled, running, ...tasks];
     const view = sacctView(ours);
     const rows = db.db
       .prepare(`SELECT * FROM units WHERE uuid IN (${ours.map(() => '?').join(',')}) ORDER BY uuid`)
@@ -276,19 +285,16 @@ describe('SLURM manager and collection cycle on the real testbed', { timeout: 30
   });
 
   it('a second cycle turns the running job into completed without duplicates; usage stays consistent', async () => {
-    const [, , , running] = submitted;
-    await waitFor(
-      'running job to complete',
-      () => sacctView([running!]).get(running!)!.state === 'COMPLETED',
-    );
+    const running = runningJob;
+    await waitFor('running job to complete', () => sacctView([running]).get(running)!.state === 'COMPLETED');
     await new Promise((r) => setTimeout(r, 1000));
     const results = await collector.runOnce();
     assert.deepEqual(
       results.map((r) => r.error),
       [undefined],
     );
-    const j = sacctView([running!]).get(running!)!;
-    const rows = db.db.prepare('SELECT * FROM units WHERE uuid = ?').all(running!) as Array<
+    const j = sacctView([running]).get(running)!;
+    const rows = db.db.prepare('SELECT * FROM units WHERE uuid = ?').all(running) as Array<
       Record<string, unknown>
     >;
     assert.equal(rows.length, 1);
