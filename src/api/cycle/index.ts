@@ -20,6 +20,7 @@
  * restart redoes from the last committed end (never counted twice).
  */
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../common/logger.js';
 import type { LoadedConfig } from '../config.js';
 import type { CeemsDb, UnitRecord } from '../db/index.js';
@@ -197,6 +198,13 @@ export class Collector implements BackgroundTask {
       } catch (e) {
         const error = (e as Error).message;
         results.push({ clusterId: id, start, end, units: 0, error });
+        if (this.stopped) {
+          this.opts.logger.info(
+            { cluster_id: id },
+            'Collection interrupted by shutdown; nothing stored for the window',
+          );
+          break;
+        }
         this.opts.logger.error(
           {
             cluster_id: id,
@@ -212,14 +220,9 @@ export class Collector implements BackgroundTask {
     return results;
   }
 
+  /** Pause between catch-up windows; cut short by stop(). */
   private pause(): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, this.opts.windowPauseMs);
-      this.abort.signal.addEventListener('abort', () => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
+    return sleep(this.opts.windowPauseMs, undefined, { signal: this.abort.signal }).catch(() => {});
   }
 
   /**

@@ -237,4 +237,27 @@ describe('collector', () => {
     assert.deepEqual(walltime(db, 'units', 'slow'), [1800]);
     assert.equal(slow.calls.length, 1);
   });
+
+  it('stop() aborts a window in flight: nothing stored, clients closed', async () => {
+    const { db } = newDb();
+    let closed = false;
+    const hanging: ResourceManager = {
+      clusterId: 'h',
+      manager: 'slurm',
+      fetchUnits: (_s: number, _e: number, signal?: AbortSignal) =>
+        new Promise((_resolve, reject) =>
+          signal?.addEventListener('abort', () => reject(new Error('aborted'))),
+        ),
+      fetchUsersProjects: async () => ({ users: [], projects: [] }),
+      close: async () => {
+        closed = true;
+      },
+    };
+    const c = collector(db, [{ manager: hanging, updaters: [] }], { now: T0 + H });
+    c.start();
+    await new Promise((r) => setTimeout(r, 50));
+    await c.stop();
+    assert.ok(closed);
+    assert.deepEqual(db.db.prepare('SELECT COUNT(*) AS n FROM usage').get(), { n: 0 });
+  });
 });
