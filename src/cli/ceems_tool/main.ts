@@ -167,7 +167,12 @@ Examples:
 Generated YAML and messages are written to stderr. Exit status: 0 success, 1 failure.`,
     );
 
-  const check = new Command('check').description('health and configuration checks');
+  const check = new Command('check')
+    .description('health and configuration checks')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  ceems_tool check api-healthy --url=http://ceems-api:9020\n  ceems_tool check lb-healthy --url=http://ceems-lb:9030\n  ceems_tool check web-config web-config.yml\n',
+    );
   const health = (name: string, what: string, port: number) =>
     new Command(name)
       .description(
@@ -203,7 +208,12 @@ Generated YAML and messages are written to stderr. Exit status: 0 success, 1 fai
       }),
   );
 
-  const config = new Command('config').description('configuration generators');
+  const config = new Command('config')
+    .description('configuration generators')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  ceems_tool config create-web-config --tls --tls.host=node01 --output-dir=/etc/ceems_exporter\n',
+    );
   config.addCommand(
     new Command('create-web-config')
       .description(
@@ -256,9 +266,14 @@ Generated YAML and messages are written to stderr. Exit status: 0 success, 1 fai
       ),
   );
 
-  const tsdb = new Command('tsdb').description(
-    'Prometheus recording rules, relabel configs and updater queries',
-  );
+  const tsdb = new Command('tsdb')
+    .description('Prometheus recording rules, relabel configs and updater queries')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  ceems_tool tsdb create-recording-rules --url=http://prometheus:9090 --country-code=FR\n' +
+        '  ceems_tool tsdb create-relabel-configs --url=http://prometheus:9090\n' +
+        '  ceems_tool tsdb create-ceems-tsdb-updater-queries --url=http://prometheus:9090\n',
+    );
   tsdb.addCommand(
     tsdbCommand(
       'create-recording-rules',
