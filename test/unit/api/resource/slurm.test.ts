@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -255,6 +256,41 @@ describe('SLURM command execution', () => {
       privileged: false,
     });
     assert.equal(m.mode, 'user');
+  });
+
+  it('as an unprivileged user with cap_setuid/cap_setgid, runs the SLURM tools as uid 0', () => {
+    const bin = mkdtempSync(join(tmpdir(), 'ceems-slurm-caps-'));
+    chmodSync(bin, 0o755);
+    writeFileSync(join(bin, 'sacct'), '#!/bin/sh\nexit 0\n');
+    writeFileSync(join(bin, 'sacctmgr'), '#!/bin/sh\necho "acc|u$(id -u)"\n');
+    chmodSync(join(bin, 'sacct'), 0o755);
+    chmodSync(join(bin, 'sacctmgr'), 0o755);
+    const child = join(import.meta.dirname, '../../../fixtures/api-data/slurm-mode-child.ts');
+    const run = (caps: string[]) =>
+      JSON.parse(
+        execFileSync(
+          'setpriv',
+          [
+            '--reuid=65534',
+            '--regid=65534',
+            '--clear-groups',
+            ...caps,
+            process.execPath,
+            '--import',
+            'tsx',
+            child,
+            bin,
+          ],
+          { encoding: 'utf8', cwd: join(import.meta.dirname, '../../../..') },
+        ),
+      );
+    assert.deepEqual(run(['--inh-caps=+setuid,+setgid', '--ambient-caps=+setuid,+setgid']), {
+      uid: 65534,
+      mode: 'root',
+      sacctmgrUid: ['u0'],
+    });
+    // Without the capabilities and without sudo: own user, own view.
+    assert.deepEqual(run([]), { uid: 65534, mode: 'user', sacctmgrUid: ['u65534'] });
   });
 
   it('rejects a cli.path that does not exist', async () => {
