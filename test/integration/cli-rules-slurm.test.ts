@@ -56,7 +56,7 @@ describe('ceems_tool rules on the real SLURM testbed', () => {
     await exporter?.stop();
   });
 
-  it('gives a positive uuid:ceems_host_power_watts:pue series for a running job', async () => {
+  it('gives a positive uuid:ceems_host_power_watts:pue series for a running job', async (t) => {
     const out = execFileSync(
       'runuser',
       [
@@ -117,6 +117,11 @@ describe('ceems_tool rules on the real SLURM testbed', () => {
     // a unit never gets more than its node draws
     assert.ok(power.value <= node[0]!.value, `unit ${power.value} W > node ${node[0]!.value} W`);
     assert.ok(node[0]!.value >= 60 && node[0]!.value <= 160, `node estimate ${node[0]!.value} W`);
+    const busy = await prom.query('instance:ceems_cpu_busy_seconds:rate');
+    const share = await prom.query(`uuid:ceems_cpu_share:ratio${sel}`);
+    t.diagnostic(
+      `node ${node[0]!.value.toFixed(1)} W (estimated), job ${power.value.toFixed(1)} W, node busy ${busy[0]?.value.toFixed(2)} CPU-s/s, job CPU share ${share[0]?.value.toFixed(2)}`,
+    );
     const usage = await prom.query(`uuid:ceems_cpu_usage:ratio_irate${sel}`);
     assert.ok(usage[0] && usage[0].value > 10, `CPU usage of the stress-ng job: ${usage[0]?.value}`);
     const co2 = await prom.query(`uuid:ceems_host_emissions_g_s:pue${sel}`);
