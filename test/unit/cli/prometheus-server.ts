@@ -1,10 +1,10 @@
 // A real Prometheus (the testbed's Debian package) for ceems_tool integration tests: own config and TSDB in a
 // temporary directory, 127.0.0.1 on a free port, rules loaded by rewriting the config and POST /-/reload,
-// stopped by pid.
+// stopped by pid (its directory is removed then).
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,9 +89,11 @@ export async function startPrometheus(targets: Record<string, string>): Promise<
     ),
   );
   const stop = async () => {
-    if (proc.exitCode !== null || proc.signalCode !== null || proc.pid === undefined) return;
-    process.kill(proc.pid, 'SIGTERM');
-    await once(proc, 'exit');
+    if (proc.exitCode === null && proc.signalCode === null && proc.pid !== undefined) {
+      process.kill(proc.pid, 'SIGTERM');
+      await once(proc, 'exit');
+    }
+    rmSync(dir, { recursive: true, force: true });
   };
   try {
     await Promise.race([
