@@ -25,7 +25,7 @@ import type { Logger } from '../../common/logger.js';
 import type { LoadedConfig } from '../config.js';
 import type { CeemsDb, UnitRecord } from '../db/index.js';
 import type { BackgroundTask, CollectorContext } from '../main.js';
-import { createManager, DefaultManager } from '../resource/index.js';
+import { createManager } from '../resource/index.js';
 import type { ResourceManager } from '../resource/types.js';
 import { formatDatetime, parseDatetime } from '../timefmt.js';
 import { clusterUpdaters, createUpdaters } from '../updater/index.js';
@@ -301,7 +301,8 @@ export async function createCollector(loaded: LoadedConfig, ctx: CollectorContex
     ]);
     throw e;
   }
-  if (clusters.length === 0) clusters.push({ manager: new DefaultManager(), updaters: [] });
+  // The original's internal `default` manager returns nothing: collecting it would only log empty windows.
+  if (clusters.length === 0) log.warn('No clusters configured: no units will be collected');
   return new Collector({
     db: ctx.db,
     logger: log,

@@ -4,20 +4,7 @@ import type { ClusterConfig } from '../config.js';
 import { K8sManager } from './k8s.js';
 import { OpenstackManager } from './openstack.js';
 import { SlurmManager } from './slurm.js';
-import type { ManagerContext, ResourceManager, UsersProjects } from './types.js';
-
-/** The manager used when no cluster is configured: cluster `default`, never any unit. */
-export class DefaultManager implements ResourceManager {
-  readonly clusterId = 'default';
-  readonly manager = 'default';
-  async fetchUnits(): Promise<[]> {
-    return [];
-  }
-  async fetchUsersProjects(): Promise<UsersProjects> {
-    return { users: [], projects: [] };
-  }
-  async close(): Promise<void> {}
-}
+import type { ManagerContext, ResourceManager } from './types.js';
 
 export async function createManager(cluster: ClusterConfig, ctx: ManagerContext): Promise<ResourceManager> {
   switch (cluster.manager) {
