@@ -3,10 +3,10 @@
 
 import { chownSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildInfo, versionText } from '../common/buildinfo.js';
-import { FlagError, type FlagSpec, type ParsedFlags, parseFlags, usage } from '../common/flags.js';
-import { createLogger, LOG_FORMATS, LOG_LEVELS, type Logger } from '../common/logger.js';
+import { FlagError, type FlagSpec, type ParsedFlags } from '../common/flags.js';
+import type { Logger } from '../common/logger.js';
 import { dropPrivileges, resolveRunAsUser } from '../common/privileges.js';
+import { LOG_FLAGS, runServerProgram } from '../common/program.js';
 import { AdminUsers } from './admins.js';
 import { type LoadedConfig, loadConfig } from './config.js';
 import { createCollector } from './cycle/index.js';
@@ -97,20 +97,7 @@ export const FLAGS: readonly FlagSpec[] = [
     default: '',
     help: 'User to run as after start-up when started as root (default: nobody).',
   },
-  {
-    name: 'log.level',
-    type: 'enum',
-    values: LOG_LEVELS,
-    default: 'info',
-    help: 'Only log messages with the given severity or above.',
-  },
-  {
-    name: 'log.format',
-    type: 'enum',
-    values: LOG_FORMATS,
-    default: 'logfmt',
-    help: 'Output format of log messages.',
-  },
+  ...LOG_FLAGS,
   {
     name: 'web.external-url',
     type: 'string',
@@ -334,49 +321,15 @@ export async function startApiServer(
 }
 
 export async function main(argv: string[], opts: MainOptions = {}): Promise<number> {
-  let parsed: ReturnType<typeof parseFlags>;
-  try {
-    parsed = parseFlags(FLAGS, argv);
-  } catch (e) {
-    if (e instanceof FlagError) {
-      process.stderr.write(`${PROGRAM}: error: ${e.message}, try --help\n`);
-      return 1;
-    }
-    throw e;
-  }
-  if (parsed.help) {
-    process.stdout.write(usage(PROGRAM, DESCRIPTION, FLAGS));
-    return 0;
-  }
-  if (parsed.version) {
-    process.stdout.write(versionText(PROGRAM));
-    return 0;
-  }
-  const flags = parsed.flags;
-  const log = createLogger({ level: flags.string('log.level'), format: flags.string('log.format') });
-  log.info(
-    { version: buildInfo.version, revision: buildInfo.revision, node: process.versions.node },
-    `Starting ${PROGRAM}`,
+  return runServerProgram(
+    {
+      name: PROGRAM,
+      description: DESCRIPTION,
+      flags: FLAGS,
+      start: (flags, log) => startApiServer(flags, log, opts),
+      // the running collection window is written to completion before the DB closes
+      shutdownGraceMs: 60_000,
+    },
+    argv,
   );
-  let running: Running;
-  try {
-    running = await startApiServer(flags, log, opts);
-  } catch (e) {
-    const msg = (e as Error).message;
-    log.error({ err: msg }, 'Failed to start');
-    process.stderr.write(`${PROGRAM}: error: ${msg}\n`);
-    return 1;
-  }
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'Shutting down');
-      running
-        .stop()
-        .catch((e) => log.error({ err: (e as Error).message }, 'Shutdown failed'))
-        .finally(() => resolve());
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
-  return 0;
 }

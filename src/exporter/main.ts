@@ -4,11 +4,12 @@ import { existsSync } from 'node:fs';
 import { hostname as osHostname, release } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { buildInfo, versionText } from '../common/buildinfo.js';
+import { buildInfo } from '../common/buildinfo.js';
 import { CONTENT_TYPE, encode, type MetricFamily } from '../common/exposition.js';
-import { FlagError, type FlagSpec, type ParsedFlags, parseFlags, usage } from '../common/flags.js';
-import { createLogger, LOG_FORMATS, LOG_LEVELS, type Logger } from '../common/logger.js';
+import type { FlagSpec, ParsedFlags } from '../common/flags.js';
+import type { Logger } from '../common/logger.js';
 import { dropPrivileges, resolveRunAsUser } from '../common/privileges.js';
+import { LOG_FLAGS, runServerProgram } from '../common/program.js';
 import { createWebServer, type WebServer } from '../common/webserver.js';
 import type { CollectorContext, CollectorDefinition } from './collector.js';
 import { COLLECTORS } from './collectors/index.js';
@@ -21,20 +22,7 @@ const DESCRIPTION =
   'Prometheus Exporter to export compute (job, VM, pod) resource usage, energy and emission metrics.';
 
 export const CORE_FLAGS: readonly FlagSpec[] = [
-  {
-    name: 'log.level',
-    type: 'enum',
-    values: LOG_LEVELS,
-    default: 'info',
-    help: 'Only log messages with the given severity or above.',
-  },
-  {
-    name: 'log.format',
-    type: 'enum',
-    values: LOG_FORMATS,
-    default: 'logfmt',
-    help: 'Output format of log messages.',
-  },
+  ...LOG_FLAGS,
   {
     name: 'web.listen-address',
     type: 'string',
@@ -363,53 +351,8 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const specs = allFlags();
-  let parsed: ReturnType<typeof parseFlags>;
-  try {
-    parsed = parseFlags(specs, argv);
-  } catch (e) {
-    if (e instanceof FlagError) {
-      process.stderr.write(`${PROGRAM}: error: ${e.message}, try --help\n`);
-      return 1;
-    }
-    throw e;
-  }
-  if (parsed.help) {
-    process.stdout.write(usage(PROGRAM, DESCRIPTION, specs));
-    return 0;
-  }
-  if (parsed.version) {
-    process.stdout.write(versionText(PROGRAM));
-    return 0;
-  }
-  const flags = parsed.flags;
-  const log = createLogger({ level: flags.string('log.level'), format: flags.string('log.format') });
-  for (const a of parsed.flags.usedAliases)
-    log.warn({ flag: `--${a}` }, 'flag is deprecated; use its new name');
-  log.info(
-    { version: buildInfo.version, revision: buildInfo.revision, node: process.versions.node },
-    `Starting ${PROGRAM}`,
+  return runServerProgram(
+    { name: PROGRAM, description: DESCRIPTION, flags: allFlags(), start: startExporter },
+    argv,
   );
-  let exporter: Exporter;
-  try {
-    exporter = await startExporter(flags, log);
-  } catch (e) {
-    log.error({ err: (e as Error).message }, 'Failed to start');
-    process.stderr.write(`${PROGRAM}: error: ${(e as Error).message}\n`);
-    return 1;
-  }
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'Shutting down');
-      const force = setTimeout(() => resolve(), 5000);
-      force.unref();
-      exporter.stop().finally(() => {
-        clearTimeout(force);
-        resolve();
-      });
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
-  return 0;
 }

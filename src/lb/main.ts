@@ -1,11 +1,11 @@
 // ceems_lb entry point: flags, configuration, cluster id validation, one listener per backend type.
 
 import { dirname, resolve } from 'node:path';
-import { buildInfo, versionText } from '../common/buildinfo.js';
 import { ConfigError } from '../common/config.js';
-import { FlagError, type FlagSpec, type ParsedFlags, parseFlags, usage } from '../common/flags.js';
+import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import { createHttpClient } from '../common/httpclient.js';
-import { createLogger, LOG_FORMATS, LOG_LEVELS, type Logger } from '../common/logger.js';
+import type { Logger } from '../common/logger.js';
+import { LOG_FLAGS, runServerProgram } from '../common/program.js';
 import { createWebServer, type WebServer } from '../common/webserver.js';
 import { ApiAuthzSource, Authorizer, type AuthzSource, DbAuthzSource } from './authz.js';
 import { Backend, BackendPool } from './backend.js';
@@ -62,20 +62,7 @@ export const FLAGS: readonly FlagSpec[] = [
     default: '',
     help: 'Accepted for compatibility; this build does not switch user (run it as an unprivileged user).',
   },
-  {
-    name: 'log.level',
-    type: 'enum',
-    values: LOG_LEVELS,
-    default: 'info',
-    help: 'Only log messages with the given severity or above.',
-  },
-  {
-    name: 'log.format',
-    type: 'enum',
-    values: LOG_FORMATS,
-    default: 'logfmt',
-    help: 'Output format of log messages.',
-  },
+  ...LOG_FLAGS,
   {
     name: 'security.disable-cap-awareness',
     type: 'bool',
@@ -223,50 +210,8 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parseFlags>;
-  try {
-    parsed = parseFlags(FLAGS, argv);
-  } catch (e) {
-    if (e instanceof FlagError) {
-      process.stderr.write(`${PROGRAM}: error: ${e.message}, try --help\n`);
-      return 1;
-    }
-    throw e;
-  }
-  if (parsed.help) {
-    process.stdout.write(usage(PROGRAM, DESCRIPTION, FLAGS));
-    return 0;
-  }
-  if (parsed.version) {
-    process.stdout.write(versionText(PROGRAM));
-    return 0;
-  }
-  const flags = parsed.flags;
-  const log = createLogger({ level: flags.string('log.level'), format: flags.string('log.format') });
-  log.info(
-    { version: buildInfo.version, revision: buildInfo.revision, node: process.versions.node },
-    `Starting ${PROGRAM}`,
+  return runServerProgram(
+    { name: PROGRAM, description: DESCRIPTION, flags: FLAGS, start: startLoadBalancer },
+    argv,
   );
-  let lb: LoadBalancer;
-  try {
-    lb = await startLoadBalancer(flags, log);
-  } catch (e) {
-    log.error({ err: (e as Error).message }, 'Failed to start');
-    process.stderr.write(`${PROGRAM}: error: ${(e as Error).message}\n`);
-    return 1;
-  }
-  await new Promise<void>((done) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'Shutting down');
-      const force = setTimeout(done, 5000);
-      force.unref();
-      lb.stop().finally(() => {
-        clearTimeout(force);
-        done();
-      });
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
-  return 0;
 }

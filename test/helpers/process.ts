@@ -33,10 +33,10 @@ export async function startProgram(
   proc.stderr!.setEncoding('utf8');
   proc.stdout!.resume();
   const address = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(
-      () => rej(new Error(`${program} did not start in time:\n${err}`)),
-      opts.timeoutMs ?? 15_000,
-    );
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL'); // never leave a half-started server behind
+      rej(new Error(`${program} did not start in time:\n${err}`));
+    }, opts.timeoutMs ?? 15_000);
     proc.stderr!.on('data', (d: string) => {
       err += d;
       const m = /msg="Listening on" address=(\S+)/.exec(err);

@@ -65,7 +65,11 @@ describe('kingpin-style flags', () => {
     const re = parse(['--collector.netdev.device-include=^eth']).regex('collector.netdev.device-include')!;
     assert.ok(re.test('eth0'));
     assert.ok(!re.test('veth0'));
-    assert.ok(parse(['--collector.netdev.device-include=eth']).regex('collector.netdev.device-include')!.test('veth0'));
+    assert.ok(
+      parse(['--collector.netdev.device-include=eth'])
+        .regex('collector.netdev.device-include')!
+        .test('veth0'),
+    );
   });
   const bad: [string[], RegExp][] = [
     [['--nope'], /unknown long flag '--nope'/],

@@ -1,0 +1,96 @@
+// The life cycle every server binary of the stack shares: kingpin-style flags with --help/--version,
+// the logger, start-up errors on one line, graceful shutdown on SIGINT/SIGTERM with a bounded grace period.
+
+import { buildInfo, versionText } from './buildinfo.js';
+import { FlagError, type FlagSpec, type ParsedFlags, parseFlags, usage } from './flags.js';
+import { createLogger, LOG_FORMATS, LOG_LEVELS, type Logger } from './logger.js';
+
+/** `--log.level` and `--log.format`, identical on every server. */
+export const LOG_FLAGS: readonly FlagSpec[] = [
+  {
+    name: 'log.level',
+    type: 'enum',
+    values: LOG_LEVELS,
+    default: 'info',
+    help: 'Only log messages with the given severity or above.',
+  },
+  {
+    name: 'log.format',
+    type: 'enum',
+    values: LOG_FORMATS,
+    default: 'logfmt',
+    help: 'Output format of log messages.',
+  },
+];
+
+export interface Stoppable {
+  stop(): Promise<void>;
+}
+
+export interface ServerProgram<R extends Stoppable> {
+  name: string;
+  description: string;
+  flags: readonly FlagSpec[];
+  start(flags: ParsedFlags, log: Logger): Promise<R>;
+  /** Longest wait for `stop()` before the process exits anyway. */
+  shutdownGraceMs?: number;
+}
+
+/** Runs a server until SIGINT/SIGTERM; resolves to the process exit code. */
+export async function runServerProgram<R extends Stoppable>(
+  program: ServerProgram<R>,
+  argv: string[],
+): Promise<number> {
+  const { name } = program;
+  let parsed: ReturnType<typeof parseFlags>;
+  try {
+    parsed = parseFlags(program.flags, argv);
+  } catch (e) {
+    if (e instanceof FlagError) {
+      process.stderr.write(`${name}: error: ${e.message}, try --help\n`);
+      return 1;
+    }
+    throw e;
+  }
+  if (parsed.help) {
+    process.stdout.write(usage(name, program.description, program.flags));
+    return 0;
+  }
+  if (parsed.version) {
+    process.stdout.write(versionText(name));
+    return 0;
+  }
+  const flags = parsed.flags;
+  const log = createLogger({ level: flags.string('log.level'), format: flags.string('log.format') });
+  for (const a of flags.usedAliases) log.warn({ flag: `--${a}` }, 'flag is deprecated; use its new name');
+  log.info(
+    { version: buildInfo.version, revision: buildInfo.revision, node: process.versions.node },
+    `Starting ${name}`,
+  );
+  let running: R;
+  try {
+    running = await program.start(flags, log);
+  } catch (e) {
+    const msg = (e as Error).message;
+    log.error({ err: msg }, 'Failed to start');
+    process.stderr.write(`${name}: error: ${msg}\n`);
+    return 1;
+  }
+  await new Promise<void>((done) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'Shutting down');
+      const force = setTimeout(done, program.shutdownGraceMs ?? 5000);
+      force.unref();
+      running
+        .stop()
+        .catch((e) => log.error({ err: (e as Error).message }, 'Shutdown failed'))
+        .finally(() => {
+          clearTimeout(force);
+          done();
+        });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  return 0;
+}
