@@ -18,6 +18,9 @@ echo "== testbed: SLURM"
 # shellcheck disable=SC1090
 eval "$(bash "$CEEMS_TESTBED_DIR/slurm/up.sh" 2> >(tail -n 3 >&2))"
 
+echo "== benchmarks, small mode (smoke test; figures only, no thresholds)"
+npm run --silent bench -- --small
+
 echo "== tests"
 mapfile -t files < <(find test -name '*.test.ts' | sort)
 node --import tsx --test --test-concurrency=2 --test-timeout=300000 --test-reporter=spec "${files[@]}"
