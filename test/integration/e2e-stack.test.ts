@@ -81,13 +81,24 @@ interface ApiUnit {
   total_cpu_emissions_gms: Record<string, number>;
 }
 
-async function getJson(url: string, headers: Record<string, string>): Promise<{ status: number; json: any }> {
+/** Prometheus API and CEEMS API replies (only the parts read here). */
+interface Reply {
+  status?: string;
+  data: {
+    result: Array<{ metric: Record<string, string>; value: [number, string] }>;
+  } & ApiUnit[];
+}
+
+async function getJson(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; json: Reply }> {
   const r = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
   const text = await r.text();
   try {
     return { status: r.status, json: JSON.parse(text) };
   } catch {
-    return { status: r.status, json: text };
+    throw new Error(`${url}: HTTP ${r.status}, not JSON: ${text.slice(0, 200)}`);
   }
 }
 
@@ -95,7 +106,7 @@ async function units(api: string, path: string, user: string, uuids: string[] = 
   const q = uuids.map((u) => `uuid=${u}`).join('&');
   const r = await getJson(`${api}${path}${q ? `?${q}` : ''}`, { 'X-Grafana-User': user });
   assert.equal(r.status, 200, `${path} as ${user}: ${JSON.stringify(r.json)}`);
-  return r.json.data as ApiUnit[];
+  return r.json.data;
 }
 
 /** Runs `bin/cacct` as `user` (runuser keeps the environment, so XDG_CONFIG_HOME points at the config). */
@@ -220,7 +231,7 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
     const sel = (u: string) => `{uuid="${u}"}`;
 
     // Both jobs run and Prometheus scraped a few samples of each, plus the OWID factor of the country.
-    await poll('both jobs scraped by Prometheus', 120_000, async () => {
+    await poll('both jobs scraped by Prometheus', 100_000, async () => {
       const r = await promQuery(
         `count_over_time(ceems_compute_unit_cpu_user_seconds_total{uuid=~"${mine}|${theirs}"}[10s]) >= 3`,
       );
@@ -269,8 +280,8 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
     const own = await lbQuery(`uuid:ceems_host_power_watts:pue${sel(mine)}`, 'usr1');
     assert.equal(own.status, 200, JSON.stringify(own.json));
     assert.equal(own.json.data.result.length, 1);
-    assert.equal(own.json.data.result[0].metric.uuid, mine);
-    assert.ok(Number(own.json.data.result[0].value[1]) > 0);
+    assert.equal(own.json.data.result[0]!.metric.uuid, mine);
+    assert.ok(Number(own.json.data.result[0]!.value[1]) > 0);
     const foreign = await lbQuery(`uuid:ceems_host_power_watts:pue${sel(theirs)}`, 'usr1');
     assert.equal(foreign.status, 403);
     assert.deepEqual(foreign.json, {
@@ -284,7 +295,7 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
     assert.equal((await lbQuery(`uuid:ceems_host_power_watts:pue${sel(mine)}`, 'usr2')).status, 403);
 
     // After the jobs end, a window covering their end is committed: final energy and emissions.
-    const done = await poll('both jobs completed in the API', 120_000, async () => {
+    const done = await poll('both jobs completed in the API', 90_000, async () => {
       const u = await units(api.url, '/api/v1/units/admin', ADMIN, [mine, theirs]);
       return u.length === 2 && u.every((x) => x.state === 'COMPLETED' && x.ended_at_ts > 0) ? u : undefined;
     });
@@ -324,7 +335,8 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
     // usr1's own series after the end, through the LB: 200 with the samples of the run.
     const range = await lbQuery(`max_over_time(uuid:ceems_host_power_watts:pue${sel(mine)}[10m])`, 'usr1');
     assert.equal(range.status, 200);
-    assert.ok(Number(range.json.data.result[0].value[1]) > 0);
+    assert.equal(range.json.data.result.length, 1);
+    assert.ok(Number(range.json.data.result[0]!.value[1]) > 0);
 
     // cacct as usr1 (config under XDG_CONFIG_HOME): only their job, same figures as the API.
     const xdg = join(dir, 'xdg');
@@ -338,7 +350,27 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
     const cacct = await cacctAs('usr1', ['--job', `${mine},${theirs}`, '--json'], { XDG_CONFIG_HOME: xdg });
     assert.equal(cacct.code, 0, cacct.stderr);
     const out = JSON.parse(cacct.stdout) as { units: Array<Record<string, unknown>> };
-    t.diagnostic(`cacct: ${JSON.stringify(out.units)}`);
+    t.diagnostic(`cacct --json units: ${JSON.stringify(out.units)}`);
     assert.equal(out.units.length, 1, cacct.stdout);
+    const row = out.units[0]!;
+    assert.equal(row.uuid, mine);
+    assert.equal(row.project, 'acc1');
+    assert.deepEqual(row.total_cpu_energy_usage_kwh, unit.total_cpu_energy_usage_kwh);
+    assert.deepEqual(row.total_cpu_emissions_gms, unit.total_cpu_emissions_gms);
+    // the default listing (today) as CSV: usr1's units only, their job among them
+    const csv = await cacctAs('usr1', ['--format=jobid,user,hostenergy', '--csv'], { XDG_CONFIG_HOME: xdg });
+    assert.equal(csv.code, 0, csv.stderr);
+    const lines = csv.stdout.trim().split('\n');
+    t.diagnostic(`cacct --csv: ${lines.length} lines, first ${lines.slice(0, 2).join(' / ')}`);
+    const rows = lines.slice(1).map((l) => l.split(','));
+    const jobRows = rows.filter((r) => /^\d+$/.test(r[0]!));
+    assert.ok(
+      jobRows.some((r) => r[0] === mine && r[1] === 'usr1' && Number(r[2]) > 0),
+      csv.stdout,
+    );
+    assert.ok(
+      jobRows.every((r) => r[1] === 'usr1' && r[0] !== theirs),
+      csv.stdout,
+    );
   });
 });
