@@ -231,12 +231,16 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
     const sel = (u: string) => `{uuid="${u}"}`;
 
     // Both jobs run and Prometheus scraped a few samples of each, plus the OWID factor of the country.
-    await poll('both jobs scraped by Prometheus', 100_000, async () => {
+    const early = await poll('both jobs scraped by Prometheus', 100_000, async () => {
+      // a job that fails at once (e.g. bad working directory) stops the wait with its state
+      const states = sh('sacct', ['-n', '-X', '-P', '-j', `${mine},${theirs}`, '--format', 'jobid,state']);
+      if (/FAILED|CANCELLED|TIMEOUT|OUT_OF_ME|COMPLETED/.test(states)) return states;
       const r = await promQuery(
         `count_over_time(ceems_compute_unit_cpu_user_seconds_total{uuid=~"${mine}|${theirs}"}[10s]) >= 3`,
       );
-      return r.length === 2 ? true : undefined;
+      return r.length === 2 ? '' : undefined;
     });
+    assert.equal(early, '', `jobs ended before being scraped:\n${early}`);
     const factor = await promQuery(`ceems_emissions_gCo2_kWh{country_code="${COUNTRY}",provider="owid"}`);
     assert.equal(factor.length, 1);
     const owid = factor[0]!.value;
@@ -316,20 +320,29 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
     assert.ok(listing.some((u) => u.uuid === mine));
     assert.ok(listing.every((u) => u.username === 'usr1' && u.uuid !== theirs));
 
+    for (const u of done) {
+      const kwh = u.total_cpu_energy_usage_kwh.total!;
+      const grams = u.total_cpu_emissions_gms.owid_total!;
+      const elapsed = (u.ended_at_ts - u.started_at_ts) / 1000;
+      // Energy: positive and at most the node's maximum estimated power over the job's run time.
+      assert.ok(
+        kwh > 0 && kwh <= (MAX_WATTS * elapsed) / 3.6e6,
+        `energy of ${u.uuid}: ${kwh} kWh over ${elapsed} s`,
+      );
+      // Emissions: the same power samples times the OWID factor, so grams = factor × kWh; 1 % tolerance
+      // covers float rounding of the per-window sums (both totals come from the same rule evaluations).
+      assert.ok(
+        Math.abs(grams - owid * kwh) <= 0.01 * owid * kwh,
+        `emissions of ${u.uuid}: ${grams} g vs ${owid} g/kWh × ${kwh} kWh = ${owid * kwh} g`,
+      );
+      t.diagnostic(
+        `job ${u.uuid} (${u.username}): ${elapsed} s, ${kwh.toExponential(3)} kWh (${((kwh * 3.6e6) / elapsed).toFixed(1)} W), ${grams.toExponential(3)} g (OWID ${COUNTRY} ${owid} g/kWh)`,
+      );
+    }
     const unit = asUsr1[0]!;
-    const kwh = unit.total_cpu_energy_usage_kwh.total!;
-    const grams = unit.total_cpu_emissions_gms.owid_total!;
-    const elapsed = (unit.ended_at_ts - unit.started_at_ts) / 1000;
-    // Energy: positive and at most the node's maximum estimated power over the job's run time.
-    assert.ok(kwh > 0 && kwh <= (MAX_WATTS * elapsed) / 3.6e6, `energy ${kwh} kWh over ${elapsed} s`);
-    // Emissions: the same power samples times the OWID factor, so grams = factor × kWh; 1 % tolerance
-    // covers float rounding of the per-window sums (both totals come from the same rule evaluations).
-    assert.ok(
-      Math.abs(grams - owid * kwh) <= 0.01 * owid * kwh,
-      `emissions ${grams} g vs ${owid} g/kWh × ${kwh} kWh = ${owid * kwh} g`,
-    );
-    t.diagnostic(
-      `job ${mine}: ${elapsed} s, ${kwh.toExponential(3)} kWh, ${grams.toExponential(3)} g (OWID ${COUNTRY} ${owid} g/kWh)`,
+    assert.deepEqual(
+      unit,
+      done.find((u) => u.uuid === mine),
     );
 
     // usr1's own series after the end, through the LB: 200 with the samples of the run.
