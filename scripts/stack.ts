@@ -1,0 +1,361 @@
+// `npm start`: the whole CEEMS stack on this machine, on loopback, with embedded defaults:
+// exporter → Prometheus (with generated recording rules) → API server (SQLite) → load balancer.
+// `npm start -- --with-testbed` first brings up the real SLURM testbed of ../shared/testbed and submits
+// demo jobs. Ctrl-C stops everything.
+
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const args = process.argv.slice(2);
+const withTestbed = args.includes('--with-testbed');
+const DATA = resolve(ROOT, process.env.CEEMS_STACK_DIR ?? '.stack');
+const TESTBED = resolve(process.env.CEEMS_TESTBED_DIR ?? join(ROOT, '..', 'shared', 'testbed'));
+const PORTS = { exporter: 9010, api: 9020, lb: 9030, prometheus: 9090 };
+const children: { name: string; proc: ChildProcess }[] = [];
+
+function say(msg: string): void {
+  process.stdout.write(`[stack] ${msg}\n`);
+}
+
+function has(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+function sourceEnv(script: string, scriptArgs: string[] = []): void {
+  const out = execFileSync('bash', [script, ...scriptArgs], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  for (const m of out.matchAll(/^export ([A-Z0-9_]+)=(.*)$/gm))
+    process.env[m[1]!] = m[2]!.replace(/^'(.*)'$/, '$1');
+}
+
+function start(name: string, cmd: string, cmdArgs: string[], logFile: string): ChildProcess {
+  const proc = spawn(cmd, cmdArgs, { stdio: ['ignore', 'ignore', 'pipe'], env: process.env });
+  const chunks: string[] = [];
+  proc.stderr!.setEncoding('utf8');
+  proc.stderr!.on('data', (d: string) => {
+    chunks.push(d);
+    writeFileSync(logFile, chunks.join(''));
+  });
+  proc.once('exit', (code, signal) => {
+    if (!stopping) say(`${name} exited (${signal ?? code}); see ${logFile}`);
+  });
+  children.push({ name, proc });
+  return proc;
+}
+
+async function waitHttp(url: string, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      if (res.status < 500) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error(`${what} did not answer at ${url} within ${timeoutMs / 1000} s`);
+}
+
+let stopping = false;
+async function stopAll(code: number): Promise<never> {
+  stopping = true;
+  for (const { proc } of [...children].reverse()) if (proc.exitCode === null) proc.kill('SIGTERM');
+  await Promise.all(
+    children.map(({ proc }) =>
+      proc.exitCode !== null ? undefined : new Promise((r) => proc.once('exit', r)),
+    ),
+  );
+  say('stopped');
+  process.exit(code);
+}
+
+function slurmPresent(): boolean {
+  if (!has('sacct') || !has('sinfo')) return false;
+  return spawnSync('sinfo', ['-h'], { stdio: 'ignore', timeout: 5000 }).status === 0;
+}
+
+function slurmCgroupsPresent(): boolean {
+  for (const ctrl of ['cpuacct', 'cpu,cpuacct', '']) {
+    const dir = join('/sys/fs/cgroup', ctrl);
+    try {
+      if (readdirSync(dir).some((d) => d === 'slurm' || d.startsWith('slurm_') || d === 'system.slice'))
+        return true;
+    } catch {
+      // controller not mounted
+    }
+  }
+  return false;
+}
+
+function submitDemoJobs(): void {
+  const jobdir = process.env.CEEMS_TESTBED_SLURM_JOBDIR ?? '/tmp';
+  const jobs: [string, string, string][] = [
+    ['usr1', 'acc1', 'stress-ng --cpu 1 --timeout 600s'],
+    ['usr2', 'acc2', "python3 -c 'import time; b = bytearray(200 * 1024 * 1024); time.sleep(600)'"],
+  ];
+  for (const [user, account, cmd] of jobs) {
+    const out = execFileSync(
+      'runuser',
+      [
+        '-u',
+        user,
+        '--',
+        'sbatch',
+        '-A',
+        account,
+        '-p',
+        'debug',
+        '--mem=512M',
+        '-o',
+        `${jobdir}/%j.out`,
+        '--parsable',
+        '--wrap',
+        cmd,
+      ],
+      { encoding: 'utf8' },
+    );
+    say(`submitted demo job ${out.trim()} as ${user} (${account})`);
+  }
+}
+
+function ensurePrometheus(): string {
+  if (!has('prometheus')) {
+    if (userInfo().uid !== 0 || !has('apt-get'))
+      throw new Error('prometheus is not installed; install the Debian/Ubuntu package "prometheus"');
+    say('installing Prometheus from the OS packages (apt-get install prometheus)');
+    // policy-rc.d 101: the package must not start its own system service on :9090
+    const policy = '/usr/sbin/policy-rc.d';
+    const ownPolicy = !existsSync(policy);
+    if (ownPolicy) writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+    try {
+      execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+      execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'prometheus'], {
+        stdio: 'inherit',
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      });
+    } finally {
+      if (ownPolicy) execFileSync('rm', ['-f', policy]);
+    }
+  }
+  return 'prometheus';
+}
+
+async function main(): Promise<void> {
+  process.once('SIGINT', () => void stopAll(0));
+  process.once('SIGTERM', () => void stopAll(0));
+  mkdirSync(join(DATA, 'logs'), { recursive: true });
+  if (!existsSync(join(ROOT, 'dist', 'exporter', 'main.js')))
+    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
+
+  if (withTestbed) {
+    if (!existsSync(join(TESTBED, 'slurm', 'up.sh')))
+      throw new Error(`--with-testbed: no testbed at ${TESTBED} (set CEEMS_TESTBED_DIR)`);
+    say('bringing up the SLURM testbed (real slurmctld/slurmd/slurmdbd)');
+    sourceEnv(join(TESTBED, 'slurm', 'up.sh'));
+    submitDemoJobs();
+  }
+  const slurm = slurmPresent() && slurmCgroupsPresent();
+  say(
+    slurm
+      ? 'SLURM found: the exporter watches jobs and the API server fetches them'
+      : 'no SLURM on this machine: node metrics only',
+  );
+
+  // exporter
+  const collectors = [
+    '--collector.cpu',
+    '--collector.meminfo',
+    '--collector.rapl',
+    '--collector.emissions',
+    '--collector.emissions.provider=owid',
+  ];
+  if (!existsSync('/sys/class/powercap') && !existsSync('/sys/class/hwmon'))
+    collectors.push('--collector.estimated_power', '--collector.estimated_power.coefficients=aws');
+  if (slurm) collectors.push('--collector.slurm');
+  start(
+    'exporter',
+    process.execPath,
+    [join(ROOT, 'bin', 'ceems_exporter'), `--web.listen-address=127.0.0.1:${PORTS.exporter}`, ...collectors],
+    join(DATA, 'logs', 'exporter.log'),
+  );
+  await waitHttp(`http://127.0.0.1:${PORTS.exporter}/health`, 'ceems_exporter');
+
+  // Prometheus, then recording rules generated from what it actually scrapes
+  const prom = ensurePrometheus();
+  const rulesDir = join(DATA, 'rules');
+  mkdirSync(rulesDir, { recursive: true });
+  const promConfig = join(DATA, 'prometheus.yml');
+  writeFileSync(
+    promConfig,
+    `global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\nrule_files:\n  - ${rulesDir}/*.rules\nscrape_configs:\n  - job_name: ceems\n    static_configs:\n      - targets: ['127.0.0.1:${PORTS.exporter}']\n`,
+  );
+  start(
+    prom,
+    prom,
+    [
+      `--config.file=${promConfig}`,
+      `--storage.tsdb.path=${join(DATA, 'prometheus')}`,
+      `--web.listen-address=127.0.0.1:${PORTS.prometheus}`,
+      '--web.enable-lifecycle',
+    ],
+    join(DATA, 'logs', 'prometheus.log'),
+  );
+  await waitHttp(`http://127.0.0.1:${PORTS.prometheus}/-/ready`, 'Prometheus');
+  // Rules need per-unit series: until a first job runs there are none, so retry in the background.
+  const generateRules = async (): Promise<void> => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        join(ROOT, 'bin', 'ceems_tool'),
+        'tsdb',
+        'create-recording-rules',
+        `--url=http://127.0.0.1:${PORTS.prometheus}`,
+        `--output-dir=${rulesDir}`,
+        '--eval-interval=5s',
+      ],
+      { encoding: 'utf8' },
+    );
+    if (r.status === 0) {
+      await fetch(`http://127.0.0.1:${PORTS.prometheus}/-/reload`, { method: 'POST' });
+      say(`recording rules generated in ${rulesDir} and loaded by Prometheus`);
+      return;
+    }
+    if (!rulesPending)
+      say(`recording rules not generated yet (retrying every 30 s): ${r.stderr.trim().split('\n').pop()}`);
+    rulesPending = true;
+    setTimeout(() => void generateRules(), 30_000).unref();
+  };
+  let rulesPending = false;
+  await new Promise((r) => setTimeout(r, 6000)); // one scrape, so the rule generator sees the series
+  await generateRules();
+
+  // API server and load balancer share one config file
+  const cluster = slurm ? (process.env.CEEMS_TESTBED_SLURM_CLUSTER ?? 'slurm-0') : 'default';
+  const admin = userInfo().username;
+  const config = join(DATA, 'ceems.yml');
+  writeFileSync(
+    config,
+    [
+      'ceems_api_server:',
+      '  data:',
+      `    path: ${join(DATA, 'data')}`,
+      '    update_interval: 1m',
+      '    retention_period: 30d',
+      '  admin:',
+      `    users: [${admin}]`,
+      '  web:',
+      `    url: http://127.0.0.1:${PORTS.api}`,
+      ...(slurm
+        ? [
+            'clusters:',
+            `  - id: ${cluster}`,
+            '    manager: slurm',
+            '    updaters: [tsdb-0]',
+            '    cli:',
+            `      path: ${dirnameOf('sacct')}`,
+            ...(process.env.SLURM_CONF
+              ? ['      environment_variables:', `        SLURM_CONF: ${process.env.SLURM_CONF}`]
+              : []),
+            'updaters:',
+            '  - id: tsdb-0',
+            '    updater: tsdb',
+            '    web:',
+            `      url: http://127.0.0.1:${PORTS.prometheus}`,
+          ]
+        : []),
+      'ceems_lb:',
+      '  backends:',
+      `    - id: ${cluster}`,
+      '      tsdb:',
+      `        - web: {url: 'http://127.0.0.1:${PORTS.prometheus}'}`,
+      '',
+    ].join('\n'),
+  );
+  start(
+    'api',
+    process.execPath,
+    [
+      join(ROOT, 'bin', 'ceems_api_server'),
+      `--config.file=${config}`,
+      `--web.listen-address=127.0.0.1:${PORTS.api}`,
+      '--security.run-as-user=root',
+    ],
+    join(DATA, 'logs', 'api.log'),
+  );
+  await waitHttp(`http://127.0.0.1:${PORTS.api}/health`, 'ceems_api_server');
+  // The LB refuses cluster ids the API server has no units of yet: wait for the first collection.
+  const lbUp = await waitCluster(cluster, admin);
+  if (lbUp) {
+    start(
+      'lb',
+      process.execPath,
+      [
+        join(ROOT, 'bin', 'ceems_lb'),
+        `--config.file=${config}`,
+        `--web.listen-address=127.0.0.1:${PORTS.lb}`,
+      ],
+      join(DATA, 'logs', 'lb.log'),
+    );
+    await waitHttp(`http://127.0.0.1:${PORTS.lb}/health`, 'ceems_lb');
+  } else {
+    say(
+      `the API server has no units of cluster '${cluster}' yet: load balancer not started (run a job, then restart)`,
+    );
+  }
+  // cacct reads <XDG_CONFIG_HOME>/ceems/config.yml
+  mkdirSync(join(DATA, 'cacct', 'ceems'), { recursive: true });
+  writeFileSync(
+    join(DATA, 'cacct', 'ceems', 'config.yml'),
+    `ceems_api_server:\n  cluster_id: ${cluster}\n  web: {url: 'http://127.0.0.1:${PORTS.api}'}\ntsdb:\n  web: {url: 'http://127.0.0.1:${PORTS.lb}'}\n`,
+  );
+
+  const u = (p: number) => `http://127.0.0.1:${p}`;
+  say('the stack is up (logs and data in .stack/; Ctrl-C stops everything):');
+  say(
+    `  exporter    ${u(PORTS.exporter)}/metrics      e.g. curl -s ${u(PORTS.exporter)}/metrics | grep ceems_cpu_seconds_total`,
+  );
+  say(
+    `  Prometheus  ${u(PORTS.prometheus)}              e.g. curl -s '${u(PORTS.prometheus)}/api/v1/query?query=ceems_emissions_gCo2_kWh'`,
+  );
+  say(
+    `  API server  ${u(PORTS.api)}/api/v1/units   e.g. curl -s -H 'X-Grafana-User: ${admin}' '${u(PORTS.api)}/api/v1/units/admin'`,
+  );
+  if (lbUp)
+    say(
+      `  LB          ${u(PORTS.lb)}                  e.g. curl -s -H 'X-Grafana-User: ${admin}' -H 'X-Ceems-Cluster-Id: ${cluster}' '${u(PORTS.lb)}/api/v1/query?query=up'`,
+    );
+  say(`  cacct       XDG_CONFIG_HOME=${join(DATA, 'cacct')} node bin/cacct --starttime=$(date +%F)`);
+  await new Promise(() => {}); // until Ctrl-C
+}
+
+async function waitCluster(cluster: string, admin: string, timeoutMs = 120_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${PORTS.api}/api/v1/clusters/admin`, {
+        headers: { 'X-Grafana-User': admin },
+      });
+      const body = (await res.json()) as { data?: { id: string }[] };
+      if (body.data?.some((c) => c.id === cluster)) return true;
+    } catch {
+      // first collection still running
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return false;
+}
+
+function dirnameOf(cmd: string): string {
+  return execFileSync('sh', ['-c', `dirname "$(command -v ${cmd})"`], { encoding: 'utf8' }).trim();
+}
+
+main().catch(async (e) => {
+  process.stderr.write(`[stack] error: ${(e as Error).message}\n`);
+  await stopAll(1);
+});
