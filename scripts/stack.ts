@@ -15,6 +15,7 @@ const DATA = resolve(ROOT, process.env.CEEMS_STACK_DIR ?? '.stack');
 const TESTBED = resolve(process.env.CEEMS_TESTBED_DIR ?? join(ROOT, '..', 'shared', 'testbed'));
 const PORTS = { exporter: 9010, api: 9020, lb: 9030, prometheus: 9090 };
 const children: { name: string; proc: ChildProcess }[] = [];
+const demoJobs: string[] = [];
 
 function say(msg: string): void {
   process.stdout.write(`[stack] ${msg}\n`);
@@ -65,6 +66,7 @@ async function waitHttp(url: string, what: string, timeoutMs = 60_000): Promise<
 let stopping = false;
 async function stopAll(code: number): Promise<never> {
   stopping = true;
+  if (demoJobs.length > 0) spawnSync('scancel', demoJobs, { stdio: 'ignore', timeout: 10_000 });
   for (const { proc } of [...children].reverse()) if (proc.exitCode === null) proc.kill('SIGTERM');
   await Promise.all(
     children.map(({ proc }) =>
@@ -112,6 +114,8 @@ function submitDemoJobs(): void {
         '-p',
         'debug',
         '--mem=512M',
+        '--chdir',
+        jobdir, // stress-ng needs a writable working directory
         '-o',
         `${jobdir}/%j.out`,
         '--parsable',
@@ -120,6 +124,7 @@ function submitDemoJobs(): void {
       ],
       { encoding: 'utf8' },
     );
+    demoJobs.push(out.trim());
     say(`submitted demo job ${out.trim()} as ${user} (${account})`);
   }
 }
