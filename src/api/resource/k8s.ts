@@ -12,13 +12,8 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { validate } from '../../common/config.js';
 import { createHttpClient, type HttpClient, httpFetch } from '../../common/httpclient.js';
+import { type KubeConfig, KubeConfigError, kubeHttpClient, loadKubeConfig } from '../../common/kubeconfig.js';
 import type { Logger } from '../../common/logger.js';
-import {
-  type KubeConfig,
-  KubeConfigError,
-  kubeHttpClient,
-  loadKubeConfig,
-} from '../../exporter/k8s/kubeconfig.js';
 import type { ClusterConfig } from '../config.js';
 import type { Project, Unit, User } from '../models.js';
 import { formatDatetimezone } from '../timefmt.js';

@@ -24,8 +24,6 @@
  *    The mapping is recomputed only when the pod set changes or 15 min after the last refresh (D-EXP-6).
  */
 
-export { execInPod, podExecRunner, SMI_POD } from './exec.js';
-export { DEFAULT_PODRESOURCES_SOCKET, K8S_FLAGS, podResourcesSocket } from './flags.js';
 export {
   inClusterConfig,
   type KubeConfig,
@@ -34,7 +32,9 @@ export {
   loadKubeConfig,
   loadKubeConfigFile,
   SERVICE_ACCOUNT_DIR,
-} from './kubeconfig.js';
+} from '../../common/kubeconfig.js';
+export { execInPod, podExecRunner, SMI_POD } from './exec.js';
+export { DEFAULT_PODRESOURCES_SOCKET, K8S_FLAGS, podResourcesSocket } from './flags.js';
 export { MAPPING_REFRESH_MS, PodGpuMapper, type PodGpuMapperOptions, podDeviceIds } from './mapping.js';
 export {
   type ContainerDevices,

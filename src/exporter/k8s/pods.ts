@@ -1,7 +1,7 @@
 // Lists the pods of this node from the Kubernetes API (spec exporter.md §9.9).
 
 import { type HttpClient, httpFetch } from '../../common/httpclient.js';
-import { type KubeConfig, kubeHttpClient } from './kubeconfig.js';
+import { type KubeConfig, kubeHttpClient } from '../../common/kubeconfig.js';
 
 export interface PodInfo {
   namespace: string;

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { KubeConfig } from '../../../../src/exporter/k8s/kubeconfig.js';
+import type { KubeConfig } from '../../../../src/common/kubeconfig.js';
 import { PodResourcesClient } from '../../../../src/exporter/k8s/podresources.js';
 import { PodLister } from '../../../../src/exporter/k8s/pods.js';
 import { makePki, type TestPki } from '../../../helpers/tls.js';

@@ -4,12 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parseFlags } from '../../../../src/common/flags.js';
+import { inClusterConfig, loadKubeConfig, loadKubeConfigFile } from '../../../../src/common/kubeconfig.js';
 import { K8S_FLAGS, podResourcesSocket } from '../../../../src/exporter/k8s/flags.js';
-import {
-  inClusterConfig,
-  loadKubeConfig,
-  loadKubeConfigFile,
-} from '../../../../src/exporter/k8s/kubeconfig.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ceems-kubeconfig-'));
 after(() => rmSync(dir, { recursive: true }));

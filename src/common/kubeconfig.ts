@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { createHttpClient, type HttpClient, type HttpClientConfig } from '../../common/httpclient.js';
+import { createHttpClient, type HttpClient, type HttpClientConfig } from './httpclient.js';
 
 export class KubeConfigError extends Error {
   override name = 'KubeConfigError';
