@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { Agent, request } from 'undici';
-import { runProgram, type Started, startProgram } from '../helpers/process.js';
+import { ROOT, runProgram, type Started, startProgram } from '../helpers/process.js';
 import { makePki, type TestPki } from '../helpers/tls.js';
 
 const LOCAL = ['--web.listen-address=127.0.0.1:0'];
@@ -97,6 +97,40 @@ describe('ceems_exporter with its defaults on this machine', () => {
     const rss1 = rssKb();
     assert.ok(fd1 <= fd0 + 2, `fds grew from ${fd0} to ${fd1}`);
     assert.ok(rss1 - rss0 < 30 * 1024, `RSS grew by ${rss1 - rss0} kB`);
+  });
+});
+
+describe('ceems_exporter concurrency limit', () => {
+  it('answers 503 beyond --web.max-requests concurrent scrapes and serves again afterwards', async () => {
+    // a BMC tool that hangs makes each scrape last about its 1 s call limit
+    const dir = mkdtempSync(join(tmpdir(), 'ceems-ipmi-mode-'));
+    const mode = join(dir, 'mode');
+    writeFileSync(mode, 'hang');
+    const exp = await startProgram(
+      'ceems_exporter',
+      [
+        ...LOCAL,
+        '--collector.disable-defaults',
+        '--collector.ipmi_dcmi',
+        `--collector.ipmi_dcmi.cmd=${join(ROOT, 'test/fixtures/ipmi/bin/ipmitool')} dcmi power reading`,
+        '--collector.ipmi_dcmi.test-mode',
+        '--web.max-requests=1',
+      ],
+      { env: { FAKE_IPMI_MODE_FILE: mode } },
+    );
+    try {
+      const first = get(`${exp.url}/metrics`);
+      await new Promise((r) => setTimeout(r, 300));
+      const second = await get(`${exp.url}/metrics`);
+      assert.equal(second.status, 503);
+      assert.equal(second.body.toString(), 'Limit of concurrent requests reached (1), try again later.\n');
+      assert.equal((await first).status, 200);
+      const third = await get(`${exp.url}/metrics`);
+      assert.equal(third.status, 200);
+      assert.match(third.body.toString(), /^promhttp_metric_handler_requests_total\{code="503"\} 1$/m);
+    } finally {
+      await exp.stop();
+    }
   });
 });
 
