@@ -14,6 +14,7 @@ import { createWebServer, type WebServer } from '../common/webserver.js';
 import type { CollectorContext, CollectorDefinition } from './collector.js';
 import { COLLECTORS } from './collectors/index.js';
 import { createTargetDiscoverer, DISCOVERER_FLAGS } from './discoverer.js';
+import { podResourcesSocket } from './k8s/flags.js';
 import { type NamedCollector, scrape } from './scrape.js';
 import { SelfMetrics } from './selfmetrics.js';
 
@@ -157,7 +158,7 @@ export function enabledCollectors(
 }
 
 /** Capabilities each collector needs on this node (spec §15); empty when the data needs none here. */
-function neededCapabilities(
+export function neededCapabilities(
   names: readonly string[],
   ctx: CollectorContext,
 ): Record<string, readonly string[]> {
@@ -169,6 +170,9 @@ function neededCapabilities(
     libvirt: ['cap_dac_read_search'],
     rapl: raplRootOnly ? ['cap_dac_read_search'] : [],
     ipmi_dcmi: ['cap_setuid', 'cap_setgid'],
+    // The original grants the run-as user POSIX ACLs on the root-only kubelet socket (GPU nodes); Node.js
+    // cannot set ACLs, so the socket stays reachable only with DAC override.
+    k8s: existsSync(podResourcesSocket(ctx.flags)) ? ['cap_dac_override'] : [],
   };
   return Object.fromEntries(names.map((n) => [n, table[n] ?? []]));
 }
