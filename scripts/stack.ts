@@ -14,6 +14,8 @@ const withTestbed = args.includes('--with-testbed');
 const DATA = resolve(ROOT, process.env.CEEMS_STACK_DIR ?? '.stack');
 const TESTBED = resolve(process.env.CEEMS_TESTBED_DIR ?? join(ROOT, '..', 'shared', 'testbed'));
 const PORTS = { exporter: 9010, api: 9020, lb: 9030, prometheus: 9090 };
+// Grid whose emission factor (static OWID/Ember data) turns energy into emissions.
+const COUNTRY = process.env.CEEMS_STACK_COUNTRY_CODE ?? 'FR';
 const children: { name: string; proc: ChildProcess }[] = [];
 const demoJobs: string[] = [];
 
@@ -171,6 +173,7 @@ async function main(): Promise<void> {
       ? 'SLURM found: the exporter watches jobs and the API server fetches them'
       : 'no SLURM on this machine: node metrics only',
   );
+  say(`emissions use the grid of ${COUNTRY} (set CEEMS_STACK_COUNTRY_CODE to change it)`);
 
   // exporter
   const collectors = [
@@ -223,6 +226,7 @@ async function main(): Promise<void> {
         `--url=http://127.0.0.1:${PORTS.prometheus}`,
         `--output-dir=${rulesDir}`,
         '--eval-interval=5s',
+        `--country-code=${COUNTRY}`,
       ],
       { encoding: 'utf8' },
     );
