@@ -16,25 +16,13 @@ import {
 } from '../../common/httpclient.js';
 import type { Logger } from '../../common/logger.js';
 import type { UnitRecord } from '../db/index.js';
-import type { MetricField } from '../models.js';
+import { METRIC_FIELDS, type MetricField } from '../models.js';
 import { compileTemplate, goDuration, type QueryTemplate, type TemplateValues } from './template.js';
 import type { Updater } from './types.js';
 
-/** Metrics the updater may set (§12.1); other keys of `queries` are ignored. */
-export const TSDB_METRICS = [
-  'avg_cpu_usage',
-  'avg_cpu_mem_usage',
-  'total_cpu_energy_usage_kwh',
-  'total_cpu_emissions_gms',
-  'avg_gpu_usage',
-  'avg_gpu_mem_usage',
-  'total_gpu_energy_usage_kwh',
-  'total_gpu_emissions_gms',
-  'total_io_write_stats',
-  'total_io_read_stats',
-  'total_ingress_stats',
-  'total_egress_stats',
-] as const satisfies readonly MetricField[];
+/** Metrics the updater may set (§12.1): every metric column but the times, which come from the manager. */
+export type TsdbMetric = Exclude<MetricField, 'total_time_seconds'>;
+export const TSDB_METRICS = METRIC_FIELDS.filter((f): f is TsdbMetric => f !== 'total_time_seconds');
 
 const avgQuery = (series: string) =>
   `avg_over_time(avg by (uuid) (${series}{uuid=~"{{.UUIDs}}"} >= 0 < inf)[{{.Range}}:])`;
@@ -142,7 +130,7 @@ export function batchSize(
 const cleanValue = (v: number) => (Number.isFinite(v) && v >= 0 ? v : 0);
 
 interface CompiledQuery {
-  metric: (typeof TSDB_METRICS)[number];
+  metric: TsdbMetric;
   sub: string;
   template: QueryTemplate;
 }
