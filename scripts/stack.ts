@@ -298,15 +298,25 @@ async function main(): Promise<void> {
     join(DATA, 'logs', 'api.log'),
   );
   await waitHttp(`http://127.0.0.1:${PORTS.api}/health`, 'ceems_api_server');
-  // The LB refuses cluster ids the API server has no units of yet: wait for the first collection.
-  const lbUp = await waitCluster(cluster, admin);
+  // With SLURM the LB checks ownership in the API server's DB, and refuses cluster ids that have no units
+  // yet: wait for the first collection. Without a resource manager there are no units to protect, so it
+  // only routes (its own config without the API server section).
+  let lbConfig = config;
+  if (!slurm) {
+    lbConfig = join(DATA, 'lb.yml');
+    writeFileSync(
+      lbConfig,
+      `ceems_lb:\n  backends:\n    - id: ${cluster}\n      tsdb:\n        - web: {url: 'http://127.0.0.1:${PORTS.prometheus}'}\n`,
+    );
+  }
+  const lbUp = !slurm || (await waitCluster(cluster, admin));
   if (lbUp) {
     start(
       'lb',
       process.execPath,
       [
         join(ROOT, 'bin', 'ceems_lb'),
-        `--config.file=${config}`,
+        `--config.file=${lbConfig}`,
         `--web.listen-address=127.0.0.1:${PORTS.lb}`,
       ],
       join(DATA, 'logs', 'lb.log'),
