@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { FlagError, type FlagSpec, type ParsedFlags } from '../common/flags.js';
 import type { Logger } from '../common/logger.js';
 import { dropPrivileges, resolveRunAsUser } from '../common/privileges.js';
-import { LOG_FLAGS, runServerProgram } from '../common/program.js';
+import { DEBUG_SERVER_FLAG, PRIVILEGE_FLAGS, runServerProgram, SERVER_FLAGS } from '../common/program.js';
 import { AdminUsers } from './admins.js';
 import { type LoadedConfig, loadConfig } from './config.js';
 import { createCollector } from './cycle/index.js';
@@ -67,29 +67,10 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'web.compression', type: 'bool', default: false, help: 'Compress responses with gzip or deflate.' },
   { name: 'web.compression.level', type: 'int', default: '5', help: 'Compression level (1-9).' },
   {
-    name: 'web.debug-server',
-    type: 'bool',
-    default: false,
-    help: 'Accepted for compatibility; profiling endpoints are not served (Go specific).',
-  },
-  {
-    name: 'web.systemd-socket',
-    type: 'bool',
-    default: false,
-    help: 'Use systemd socket activation listeners instead of port listeners (Linux only).',
-  },
-  {
     name: 'query.max-period',
     type: 'duration',
     default: '0s',
     help: 'Maximum allowed query window (to - from). 0s means no limit.',
-  },
-  {
-    name: 'runtime.gomaxprocs',
-    type: 'int',
-    default: '1',
-    env: 'GOMAXPROCS',
-    help: 'Accepted for compatibility; no effect in Node.js.',
   },
   {
     name: 'security.run-as-user',
@@ -97,7 +78,9 @@ export const FLAGS: readonly FlagSpec[] = [
     default: '',
     help: 'User to run as after start-up when started as root (default: nobody).',
   },
-  ...LOG_FLAGS,
+  ...SERVER_FLAGS,
+  DEBUG_SERVER_FLAG,
+  ...PRIVILEGE_FLAGS,
   {
     name: 'web.external-url',
     type: 'string',
@@ -126,20 +109,6 @@ export const FLAGS: readonly FlagSpec[] = [
     default: false,
     hidden: true,
     help: 'Ignore configuration sanity checks (e.g. backup_interval < 1 day).',
-  },
-  {
-    name: 'security.disable-cap-awareness',
-    type: 'bool',
-    default: false,
-    hidden: true,
-    help: 'Accepted for compatibility.',
-  },
-  {
-    name: 'security.drop-privileges',
-    type: 'bool',
-    default: true,
-    hidden: true,
-    help: 'Drop privileges after start-up.',
   },
 ];
 
@@ -219,10 +188,6 @@ export async function startApiServer(
   for (const key of loaded.unknownKeys) log.warn({ key }, 'Unknown configuration key ignored');
   const data = config.ceems_api_server.data;
   const timeZone = resolveZone(data.time_zone);
-  if (flags.bool('web.debug-server'))
-    log.warn('--web.debug-server: Go pprof endpoints are not available in this implementation');
-  if (flags.bool('web.systemd-socket'))
-    throw new Error('--web.systemd-socket is not supported by this build; use --web.listen-address');
   const corsOrigin = flags.string('web.cors.origin');
   try {
     new RegExp(`^(?:${corsOrigin})$`, 's');

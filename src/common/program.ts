@@ -23,6 +23,50 @@ export const LOG_FLAGS: readonly FlagSpec[] = [
   },
 ];
 
+/** Flags every server accepts: systemd sockets are refused at start, GOMAXPROCS has no Node.js meaning. */
+export const SERVER_FLAGS: readonly FlagSpec[] = [
+  {
+    name: 'web.systemd-socket',
+    type: 'bool',
+    default: false,
+    help: 'Use systemd socket activation listeners instead of port listeners (Linux only; not supported by this build).',
+  },
+  {
+    name: 'runtime.gomaxprocs',
+    type: 'int',
+    default: '1',
+    env: 'GOMAXPROCS',
+    help: 'Accepted for compatibility; no effect in Node.js.',
+  },
+  ...LOG_FLAGS,
+];
+
+/** `--web.debug-server`: Go pprof endpoints, accepted and warned about. */
+export const DEBUG_SERVER_FLAG: FlagSpec = {
+  name: 'web.debug-server',
+  type: 'bool',
+  default: false,
+  help: 'Accepted for compatibility; profiling endpoints are not served (Go specific).',
+};
+
+/** Hidden privilege flags of the servers that may start as root. */
+export const PRIVILEGE_FLAGS: readonly FlagSpec[] = [
+  {
+    name: 'security.drop-privileges',
+    type: 'bool',
+    default: true,
+    hidden: true,
+    help: 'Drop privileges after start-up.',
+  },
+  {
+    name: 'security.disable-cap-awareness',
+    type: 'bool',
+    default: false,
+    hidden: true,
+    help: 'Accepted for compatibility.',
+  },
+];
+
 export interface Stoppable {
   stop(): Promise<void>;
 }
@@ -67,8 +111,14 @@ export async function runServerProgram<R extends Stoppable>(
     { version: buildInfo.version, revision: buildInfo.revision, node: process.versions.node },
     `Starting ${name}`,
   );
+  if (program.flags.includes(DEBUG_SERVER_FLAG) && flags.bool('web.debug-server')) {
+    log.warn('--web.debug-server: Go pprof endpoints are not available in this implementation');
+  }
   let running: R;
   try {
+    if (flags.bool('web.systemd-socket')) {
+      throw new Error('--web.systemd-socket is not supported by this build; use --web.listen-address');
+    }
     running = await program.start(flags, log);
   } catch (e) {
     const msg = (e as Error).message;

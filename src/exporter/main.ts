@@ -9,7 +9,7 @@ import { CONTENT_TYPE, encode, type MetricFamily } from '../common/exposition.js
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import type { Logger } from '../common/logger.js';
 import { dropPrivileges, resolveRunAsUser } from '../common/privileges.js';
-import { LOG_FLAGS, runServerProgram } from '../common/program.js';
+import { DEBUG_SERVER_FLAG, PRIVILEGE_FLAGS, runServerProgram, SERVER_FLAGS } from '../common/program.js';
 import { createWebServer, type WebServer } from '../common/webserver.js';
 import type { CollectorContext, CollectorDefinition } from './collector.js';
 import { COLLECTORS } from './collectors/index.js';
@@ -23,7 +23,9 @@ const DESCRIPTION =
   'Prometheus Exporter to export compute (job, VM, pod) resource usage, energy and emission metrics.';
 
 export const CORE_FLAGS: readonly FlagSpec[] = [
-  ...LOG_FLAGS,
+  ...SERVER_FLAGS,
+  DEBUG_SERVER_FLAG,
+  ...PRIVILEGE_FLAGS,
   {
     name: 'web.listen-address',
     type: 'string',
@@ -63,43 +65,10 @@ export const CORE_FLAGS: readonly FlagSpec[] = [
     help: 'Maximum number of parallel scrape requests. Use 0 to disable.',
   },
   {
-    name: 'web.debug-server',
-    type: 'bool',
-    default: false,
-    help: 'Accepted for compatibility; profiling endpoints are not served (Go specific).',
-  },
-  {
-    name: 'web.systemd-socket',
-    type: 'bool',
-    default: false,
-    help: 'Use systemd socket activation listeners instead of port listeners (Linux only).',
-  },
-  {
-    name: 'runtime.gomaxprocs',
-    type: 'int',
-    default: '1',
-    env: 'GOMAXPROCS',
-    help: 'Accepted for compatibility; no effect in Node.js.',
-  },
-  {
     name: 'security.run-as-user',
     type: 'string',
     default: '',
     help: 'User to run the exporter as after start-up (default: nobody when started as root).',
-  },
-  {
-    name: 'security.drop-privileges',
-    type: 'bool',
-    default: true,
-    hidden: true,
-    help: 'Drop privileges after start-up.',
-  },
-  {
-    name: 'security.disable-cap-awareness',
-    type: 'bool',
-    default: false,
-    hidden: true,
-    help: 'Accepted for compatibility.',
   },
   {
     name: 'collector.disable-defaults',
@@ -203,10 +172,6 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
     flags,
     logger: log,
   };
-  if (flags.bool('web.debug-server'))
-    log.warn('--web.debug-server: Go pprof endpoints are not available in this implementation');
-  if (flags.bool('web.systemd-socket'))
-    throw new Error('--web.systemd-socket is not supported by this build; use --web.listen-address');
 
   const runAs = resolveRunAsUser(flags.string('security.run-as-user'));
   const defs = enabledCollectors(flags);

@@ -5,7 +5,7 @@ import { ConfigError } from '../common/config.js';
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import { createHttpClient } from '../common/httpclient.js';
 import type { Logger } from '../common/logger.js';
-import { LOG_FLAGS, runServerProgram } from '../common/program.js';
+import { PRIVILEGE_FLAGS, runServerProgram, SERVER_FLAGS } from '../common/program.js';
 import { createWebServer, type WebServer } from '../common/webserver.js';
 import { ApiAuthzSource, Authorizer, type AuthzSource, DbAuthzSource } from './authz.js';
 import { Backend, BackendPool } from './backend.js';
@@ -44,39 +44,13 @@ export const FLAGS: readonly FlagSpec[] = [
     help: 'Path to configuration file that can enable TLS or authentication.',
   },
   {
-    name: 'web.systemd-socket',
-    type: 'bool',
-    default: false,
-    help: 'Use systemd socket activation listeners instead of port listeners (Linux only).',
-  },
-  {
-    name: 'runtime.gomaxprocs',
-    type: 'int',
-    default: '1',
-    env: 'GOMAXPROCS',
-    help: 'Accepted for compatibility; no effect in Node.js.',
-  },
-  {
     name: 'security.run-as-user',
     type: 'string',
     default: '',
     help: 'Accepted for compatibility; this build does not switch user (run it as an unprivileged user).',
   },
-  ...LOG_FLAGS,
-  {
-    name: 'security.disable-cap-awareness',
-    type: 'bool',
-    default: false,
-    hidden: true,
-    help: 'Accepted for compatibility.',
-  },
-  {
-    name: 'security.drop-privileges',
-    type: 'bool',
-    default: true,
-    hidden: true,
-    help: 'Drop privileges after start-up.',
-  },
+  ...SERVER_FLAGS,
+  ...PRIVILEGE_FLAGS,
   {
     name: 'lb.backend-timeout',
     type: 'duration',
@@ -116,8 +90,6 @@ async function openAuthz(cfg: LbConfig, log: Logger): Promise<AuthzSource | unde
 export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promise<LoadBalancer> {
   const configFile = flags.string('config.file');
   if (configFile === '') throw new ConfigError('--config.file is required');
-  if (flags.bool('web.systemd-socket'))
-    throw new Error('--web.systemd-socket is not supported by this build; use --web.listen-address');
   if (flags.isSet('security.run-as-user'))
     log.warn('--security.run-as-user is accepted but ignored: this build does not switch user');
   const cfg = loadConfig(configFile, flags.bool('config.file.expand-env-vars'));

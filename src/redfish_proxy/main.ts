@@ -2,7 +2,7 @@
 
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import type { Logger } from '../common/logger.js';
-import { LOG_FLAGS, runServerProgram, type Stoppable } from '../common/program.js';
+import { DEBUG_SERVER_FLAG, runServerProgram, SERVER_FLAGS, type Stoppable } from '../common/program.js';
 import { createWebServer } from '../common/webserver.js';
 import { loadProxyConfig, RedfishProxy } from './proxy.js';
 
@@ -36,33 +36,11 @@ export const FLAGS: readonly FlagSpec[] = [
     default: '',
     help: 'Path to configuration file that can enable TLS or authentication.',
   },
-  {
-    name: 'web.debug-server',
-    type: 'bool',
-    default: false,
-    help: 'Accepted for compatibility; profiling endpoints are not served (Go specific).',
-  },
-  {
-    name: 'web.systemd-socket',
-    type: 'bool',
-    default: false,
-    help: 'Use systemd socket activation listeners instead of port listeners (Linux only).',
-  },
-  {
-    name: 'runtime.gomaxprocs',
-    type: 'int',
-    default: '1',
-    env: 'GOMAXPROCS',
-    help: 'Accepted for compatibility; no effect in Node.js.',
-  },
-  ...LOG_FLAGS,
+  ...SERVER_FLAGS,
+  DEBUG_SERVER_FLAG,
 ];
 
 async function startProxy(flags: ParsedFlags, log: Logger): Promise<Stoppable> {
-  if (flags.bool('web.debug-server'))
-    log.warn('--web.debug-server: Go pprof endpoints are not available in this implementation');
-  if (flags.bool('web.systemd-socket'))
-    throw new Error('--web.systemd-socket is not supported by this build; use --web.listen-address');
   const cfg = loadProxyConfig(flags.string('config.file'), flags.bool('config.file.expand-env-vars'));
   if (cfg.deprecatedRoot) log.warn("config root key 'redfish_config' is deprecated; use 'redfish_proxy'");
   const proxy = new RedfishProxy(cfg, log);

@@ -213,6 +213,15 @@ describe('ceems_exporter command line', () => {
     assert.equal(lvl.code, 1);
     assert.match(lvl.stderr, /'--log.level': must be one of 'debug', 'info', 'warn', 'error'/);
   });
+  it('refuses systemd socket activation with a clear error and warns about the Go debug server', async () => {
+    const r = await runProgram('ceems_exporter', [...LOCAL, '--web.systemd-socket', '--web.debug-server']);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /msg="--web.debug-server: Go pprof endpoints are not available in this implementation"/,
+    );
+    assert.match(r.stderr, /ceems_exporter: error: --web.systemd-socket is not supported by this build/);
+  });
   it('rejects a bad listen address before serving', async () => {
     const r = await runProgram('ceems_exporter', ['--web.listen-address=nohost']);
     assert.equal(r.code, 1);
