@@ -33,6 +33,7 @@ import {
   METRIC_FIELDS,
   type MetricField,
   type Project,
+  UNIT_FIELDS,
   type Unit,
   type User,
 } from '../models.js';
@@ -77,29 +78,8 @@ function metricSet(table: string): string {
   }).join(',\n  ');
 }
 
-const UNIT_COLUMNS = [
-  'resource_manager',
-  'cluster_id',
-  'uuid',
-  'name',
-  'project',
-  'groupname',
-  'username',
-  'created_at',
-  'started_at',
-  'ended_at',
-  'created_at_ts',
-  'started_at_ts',
-  'ended_at_ts',
-  'elapsed',
-  'state',
-  'allocation',
-  'tags',
-  ...METRIC_FIELDS,
-  'ignore',
-  'num_updates',
-  'last_updated_at',
-];
+/** Every wire field of a unit plus the internal bookkeeping columns of `units`. */
+const UNIT_COLUMNS = [...UNIT_FIELDS, 'ignore', 'num_updates', 'last_updated_at'];
 
 const UPSERT_UNIT = `INSERT INTO units (${UNIT_COLUMNS.join(', ')})
 VALUES (${UNIT_COLUMNS.map((c) => `@${c}`).join(', ')})
