@@ -6,9 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CeemsDb, openReader, type UnitRecord } from '../src/api/db/index.js';
-import { createApiServer } from '../src/api/server.js';
 import { formatDatetimezone } from '../src/api/timefmt.js';
-import { createLogger } from '../src/common/logger.js';
+import { testServer } from '../test/fixtures/api/server.js';
 
 const TZ = 'UTC';
 const T0 = Date.UTC(2024, 4, 1);
@@ -102,25 +101,11 @@ export async function run(small: boolean): Promise<void> {
     );
 
     const end = T0 + total * 1000 + 7200_000;
-    const api = await createApiServer({
-      listenAddresses: [],
-      logger: createLogger({ level: 'error' }),
-      routePrefix: '/',
-      userHeaders: ['X-Grafana-User'],
-      maxRequests: 0,
-      corsOrigin: '.*',
-      compression: false,
-      compressionLevel: 5,
-      maxPeriodMs: 0,
-      timeZone: TZ,
-      externalUrl: '',
-      openDb: () => openReader(dir),
-      now: () => end,
-    });
+    const server = await testServer({ timeZone: TZ, now: () => end }, dir);
     const window = `from=${Math.floor(T0 / 1000) - 3600}&to=${Math.floor(end / 1000)}`;
     const get = async (url: string) => {
-      const r = await api.app.inject({ method: 'GET', url, headers: { 'x-grafana-user': 'u0' } });
-      if (r.statusCode !== 200) throw new Error(`${url}: ${r.statusCode} ${r.body.slice(0, 200)}`);
+      const r = await server.get(url, 'u0');
+      if (r.status !== 200) throw new Error(`${url}: ${r.status} ${r.body.slice(0, 200)}`);
       return r.body;
     };
     const unitsBody = await get(`/api/v1/units?${window}`);
@@ -136,7 +121,7 @@ export async function run(small: boolean): Promise<void> {
     const current = await measure(() => get(`/api/v1/usage/current?${window}`), reps);
     const global = await measure(() => get('/api/v1/usage/global'), reps);
     reader.close();
-    await api.close();
+    await server.close();
 
     const f = (m: { p50: number; p99: number }) => `p50 ${m.p50.toFixed(1)} ms, p99 ${m.p99.toFixed(1)} ms`;
     console.log(
