@@ -13,6 +13,7 @@ import { CeemsDb } from '../../src/api/db/index.js';
 import { SlurmManager } from '../../src/api/resource/slurm.js';
 import { formatDatetime, formatDatetimezone } from '../../src/api/timefmt.js';
 import { createLogger } from '../../src/common/logger.js';
+import { submitJob } from '../helpers/slurm.js';
 
 const JOBDIR = process.env.CEEMS_TESTBED_SLURM_JOBDIR;
 const TZ = 'Europe/Paris';
@@ -22,29 +23,7 @@ function sh(cmd: string, args: string[]): string {
 }
 
 function submit(user: string, account: string, script: string, extra: string[] = []): string {
-  return sh('runuser', [
-    '-u',
-    user,
-    '--',
-    'sbatch',
-    '--parsable',
-    ...extra,
-    '-A',
-    account,
-    '-p',
-    'debug',
-    '-n',
-    '1',
-    '--mem=64M',
-    '-J',
-    `ceems-api-${user}`,
-    '-o',
-    `${JOBDIR}/%j.out`,
-    '--wrap',
-    script,
-  ])
-    .trim()
-    .split(';')[0]!;
+  return submitJob(user, account, script, { name: `ceems-api-${user}`, extra });
 }
 
 interface SacctJob {

@@ -17,6 +17,7 @@ import { formatDatetime } from '../../src/api/timefmt.js';
 import { TsdbUpdater } from '../../src/api/updater/tsdb.js';
 import { createLogger } from '../../src/common/logger.js';
 import { type Started, startProgram } from '../helpers/process.js';
+import { submitJob } from '../helpers/slurm.js';
 
 const TESTBED = process.env.CEEMS_TESTBED_DIR ?? resolve(import.meta.dirname, '../../../shared/testbed');
 const JOBDIR = process.env.CEEMS_TESTBED_SLURM_JOBDIR;
@@ -43,26 +44,7 @@ function sh(cmd: string, args: string[]): string {
 }
 
 function submit(user: string, account: string, script: string): string {
-  return sh('runuser', [
-    '-u',
-    user,
-    '--',
-    'sbatch',
-    '--parsable',
-    '-A',
-    account,
-    '-p',
-    'debug',
-    '-n',
-    '1',
-    '--mem=64M',
-    '-o',
-    `${JOBDIR}/%j.out`,
-    '--wrap',
-    script,
-  ])
-    .trim()
-    .split(';')[0]!;
+  return submitJob(user, account, script);
 }
 
 async function until<T>(

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/cli/ceems_tool/main.js';
 import { type Started, startProgram } from '../helpers/process.js';
+import { submitJob } from '../helpers/slurm.js';
 import { poll, type RealPrometheus, startPrometheus } from '../unit/cli/prometheus-server.js';
 
 function testbedEnv(): NodeJS.ProcessEnv {
@@ -57,32 +58,7 @@ describe('ceems_tool rules on the real SLURM testbed', () => {
   });
 
   it('gives a positive uuid:ceems_host_power_watts:pue series for a running job', async (t) => {
-    const out = execFileSync(
-      'runuser',
-      [
-        '-u',
-        'usr1',
-        '--',
-        'sbatch',
-        '--parsable',
-        '-A',
-        'acc1',
-        '-p',
-        'debug',
-        '--mem=128M',
-        '-t',
-        '2',
-        '--chdir',
-        env.CEEMS_TESTBED_SLURM_JOBDIR!,
-        '-o',
-        `${env.CEEMS_TESTBED_SLURM_JOBDIR}/%j.out`,
-        '--wrap',
-        'stress-ng --cpu 1 --timeout 60s',
-      ],
-      { env, encoding: 'utf8' },
-    );
-    jobId = out.trim().split(';')[0]!;
-    assert.match(jobId, /^\d+$/);
+    jobId = submitJob('usr1', 'acc1', 'stress-ng --cpu 1 --timeout 60s', { mem: '128M', minutes: 2 });
     const sel = `{uuid="${jobId}"}`;
     // the job runs (it may wait for other tests' jobs) and Prometheus has a few samples of it
     await poll(`job ${jobId} in Prometheus`, 90_000, async () => {

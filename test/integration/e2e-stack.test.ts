@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { staticCountryFactor } from '../../src/cli/ceems_tool/discover.js';
 import { ROOT, runProgram, type Started, startProgram } from '../helpers/process.js';
+import { submitJob } from '../helpers/slurm.js';
 import { poll } from '../unit/cli/prometheus-server.js';
 
 const TESTBED = process.env.CEEMS_TESTBED_DIR ?? resolve(ROOT, '../shared/testbed');
@@ -29,33 +30,7 @@ function sh(cmd: string, args: string[]): string {
 }
 
 function submit(user: string, account: string, script: string): string {
-  const out = sh('runuser', [
-    '-u',
-    user,
-    '--',
-    'sbatch',
-    '--parsable',
-    '-A',
-    account,
-    '-p',
-    'debug',
-    '-n',
-    '1',
-    '--mem=128M',
-    '-t',
-    '3',
-    '-J',
-    `ceems-e2e-${user}`,
-    '--chdir', // stress-ng needs a writable working directory
-    JOBDIR!,
-    '-o',
-    `${JOBDIR}/%j.out`,
-    '--wrap',
-    script,
-  ]);
-  const id = out.trim().split(';')[0]!;
-  assert.match(id, /^\d+$/, `sbatch output: ${out}`);
-  return id;
+  return submitJob(user, account, script, { mem: '128M', minutes: 3, name: `ceems-e2e-${user}` });
 }
 
 async function promQuery(q: string): Promise<Array<{ metric: Record<string, string>; value: number }>> {

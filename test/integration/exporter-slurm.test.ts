@@ -3,55 +3,16 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { type Started, startProgram } from '../helpers/process.js';
-
-/** Testbed variables from the environment, else from the env file written by slurm/up.sh. */
-function testbedEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  const file = `${env.CEEMS_TESTBED_ROOT ?? '/tmp/ceems-testbed'}/slurm/env.sh`;
-  if (!env.CEEMS_TESTBED_SLURM_JOBDIR && existsSync(file)) {
-    for (const m of readFileSync(file, 'utf8').matchAll(/^export (\w+)=['"]?(.*?)['"]?$/gm))
-      env[m[1]!] = m[2]!;
-  }
-  if (!env.CEEMS_TESTBED_SLURM_JOBDIR)
-    throw new Error('SLURM testbed not found: run shared/testbed/slurm/up.sh (or export its variables)');
-  return env;
-}
+import { submitJob, testbedEnv } from '../helpers/slurm.js';
 
 const env = testbedEnv();
 const NODE = env.CEEMS_TESTBED_SLURM_NODE!;
 
 function submit(user: string, account: string, wrap: string): string {
-  const out = execFileSync(
-    'runuser',
-    [
-      '-u',
-      user,
-      '--',
-      'sbatch',
-      '--parsable',
-      '-A',
-      account,
-      '-p',
-      'debug',
-      '--mem=256M',
-      '-t',
-      '2',
-      '--chdir',
-      env.CEEMS_TESTBED_SLURM_JOBDIR!,
-      '-o',
-      `${env.CEEMS_TESTBED_SLURM_JOBDIR}/%j.out`,
-      '--wrap',
-      wrap,
-    ],
-    { env, encoding: 'utf8' },
-  );
-  const id = out.trim().split(';')[0]!;
-  assert.match(id, /^\d+$/, `sbatch printed '${out}'`);
-  return id;
+  return submitJob(user, account, wrap, { mem: '256M', minutes: 2 });
 }
 
 interface UnitSample {
