@@ -30,7 +30,10 @@ export class SlurmCollector implements Collector {
   private gpus: SlurmGpuMapper | undefined;
 
   constructor(private readonly ctx: CollectorContext) {
-    const layout = managerLayout('slurm', layoutOptions(ctx.cgroupfs, ctx.flags));
+    const layout = managerLayout('slurm', {
+      ...layoutOptions(ctx.cgroupfs, ctx.flags),
+      warn: (msg) => ctx.logger.warn(msg),
+    });
     this.cgroups = new CgroupCollector({
       layout,
       hostname: ctx.hostname,
