@@ -4,6 +4,8 @@
 import { existsSync, readdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FlagSpec, ParsedFlags } from '../../common/flags.js';
+import { SlurmJobIdResolver } from './sluid.js';
+import type { CgroupUnit } from './walk.js';
 
 export type CgroupVersion = 'v1' | 'v2';
 export type Manager = 'slurm' | 'libvirt' | 'k8s';
@@ -71,6 +73,8 @@ export interface CgroupLayout {
   readonly idRegex: RegExp;
   /** True when a matching directory (unescaped path below `base`) is a child of a unit, not the unit. */
   isChild(unescaped: string): boolean;
+  /** Turns directory ids into unit ids after each walk (slurm: SLUID → job id); may leave units out. */
+  identify?(units: readonly CgroupUnit[], procfs: string): CgroupUnit[];
 }
 
 function subdirs(dir: string): string[] {
@@ -95,8 +99,9 @@ function firstMatches(dir: string, match: (name: string) => boolean): string[] {
   return out;
 }
 
-const SLURM_V2_ID = /^.*\/(?:(?<host>.*?)_)?slurm(?:.*?)\/job_(?<id>[0-9]+)(?:.*$)/;
-const SLURM_V1_ID = /^.*\/slurm(?:_(?<host>.*?)\/)?(?:.*?)job_(?<id>[0-9]+)(?:.*$)/;
+// Job directories are named by the numeric job id, or by the SLUID in recent Slurm releases (sluid.ts).
+const SLURM_V2_ID = /^.*\/(?:(?<host>.*?)_)?slurm(?:.*?)\/job_(?<id>[0-9A-Za-z]+)(?:.*$)/;
+const SLURM_V1_ID = /^.*\/slurm(?:_(?<host>.*?)\/)?(?:.*?)job_(?<id>[0-9A-Za-z]+)(?:.*$)/;
 const LIBVIRT_ID = /^.*\/(?:.+?)qemu-(?:[0-9]+)-(?<id>instance-[0-9a-f]+)(?:.*$)/;
 // [D-EXP-19] the id must look like a pod UID (dashes, systemd's underscores, or 32 hex for static pods).
 const K8S_ID =
@@ -130,11 +135,13 @@ export function managerLayout(manager: Manager, o: LayoutOptions): CgroupLayout 
         throw new Error(
           `no SLURM cgroups found under ${parent} (cgroup ${o.version}); is slurmd running with the cgroup plugins?`,
         );
+      const jobIds = new SlurmJobIdResolver(o.warn);
       return {
         ...common,
         roots,
         idRegex: o.version === 'v2' ? SLURM_V2_ID : SLURM_V1_ID,
         isChild: (p) => p.includes('/step_'),
+        identify: (units, procfs) => jobIds.resolve(units, procfs),
       };
     }
     case 'libvirt': {

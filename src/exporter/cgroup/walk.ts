@@ -70,5 +70,6 @@ export function discoverUnits(layout: CgroupLayout, procfs: string): CgroupUnit[
     for (const e of entries) visit(join(dir, e));
   };
   for (const root of layout.roots) visit(root);
-  return [...units.values()];
+  const found = [...units.values()];
+  return layout.identify ? layout.identify(found, procfs) : found;
 }

@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import { readFileFast } from '../../common/fsread.js';
 import type { Logger } from '../../common/logger.js';
+import { readEnviron } from '../proc.js';
 import {
   allocateShares,
   allTargets,
@@ -35,16 +36,11 @@ export function readJobGpuEnv(
 ): JobGpuEnv | undefined {
   let found: JobGpuEnv | undefined;
   for (const pid of pids) {
-    let env: string;
+    let vars: Map<string, string>;
     try {
-      env = readFileFast(join(procfs, String(pid), 'environ'));
+      vars = readEnviron(procfs, pid);
     } catch {
       continue;
-    }
-    const vars = new Map<string, string>();
-    for (const kv of env.split('\0')) {
-      const i = kv.indexOf('=');
-      if (i > 0) vars.set(kv.slice(0, i), kv.slice(i + 1));
     }
     if (vars.get('SLURM_JOB_ID') !== jobId) continue;
     const gpus = vars.get('SLURM_JOB_GPUS') ?? vars.get('SLURM_STEP_GPUS');
