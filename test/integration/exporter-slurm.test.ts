@@ -2,8 +2,10 @@
 // and disappear once they end.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Started, startProgram } from '../helpers/process.js';
 import { submitJob, testbedEnv } from '../helpers/slurm.js';
@@ -121,5 +123,65 @@ describe('slurm collector on the real SLURM testbed', () => {
       const text = await scrape();
       return !text.includes(`uuid="${cpuJob}"`) && !text.includes(`uuid="${memJob}"`) ? true : undefined;
     });
+  });
+});
+
+// Slurm 22.05 (the testbed) names job cgroups by job id; recent releases may use the job's SLUID. The
+// directory is made here on the real cgroup v1 tree, next to slurmd's, and holds a real process.
+describe('SLUID-named job directory on the real cgroup v1 tree', () => {
+  const CGROUP = env.CEEMS_TESTBED_CGROUP_ROOT ?? '/sys/fs/cgroup';
+  const rel = join(env.CEEMS_TESTBED_SLURM_CGROUP_PREFIX!, 'uid_4242', 'job_s0X7JY4KQ2M8N');
+  const controllers = ['cpuacct', 'memory', 'cpuset'].map((c) => join(CGROUP, c));
+  const JOB_ID = '900000001';
+  let exporter: Started;
+  let task: ChildProcess;
+
+  before(async () => {
+    for (const c of controllers) {
+      mkdirSync(join(c, rel), { recursive: true });
+      if (c.endsWith('cpuset'))
+        for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+          for (const d of [join(rel, '..'), rel])
+            writeFileSync(join(c, d, f), readFileSync(join(c, env.CEEMS_TESTBED_SLURM_CGROUP_PREFIX!, f)));
+        }
+    }
+    task = spawn('stress-ng', ['--cpu', '1', '--timeout', '60s'], {
+      env: { PATH: process.env.PATH, SLURM_JOB_ID: JOB_ID },
+      stdio: 'ignore',
+    });
+    for (const c of controllers) writeFileSync(join(c, rel, 'cgroup.procs'), String(task.pid));
+    exporter = await startProgram('ceems_exporter', [
+      '--collector.disable-defaults',
+      '--collector.slurm',
+      '--web.listen-address=127.0.0.1:0',
+    ]);
+  });
+
+  after(async () => {
+    await exporter?.stop();
+    task?.kill('SIGKILL');
+    // stress-ng workers are children of the spawned process: wait until the cgroups are empty
+    await poll('SLUID cgroup to empty', 10_000, async () => {
+      const procs = readFileSync(join(controllers[0]!, rel, 'cgroup.procs'), 'utf8').trim();
+      for (const pid of procs.split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
+      return procs === '' ? true : undefined;
+    });
+    for (const c of controllers) for (const d of [rel, join(rel, '..')]) rmdirSync(join(c, d));
+  });
+
+  it('reports the unit under the SLURM_JOB_ID of its processes, with growing CPU seconds', async () => {
+    const scrape = async () => (await fetch(`${exporter.url}/metrics`)).text();
+    const first = await poll('the SLUID job in the scrape', 20_000, async () => {
+      const s = family(await scrape(), 'ceems_compute_unit_cpu_user_seconds_total').get(JOB_ID);
+      return s && s.value > 0 ? s : undefined;
+    });
+    assert.equal(first.labels.cgrouphostname, NODE);
+    await poll('growing CPU user seconds', 10_000, async () => {
+      const now = family(await scrape(), 'ceems_compute_unit_cpu_user_seconds_total').get(JOB_ID)?.value ?? 0;
+      return now > first.value ? now : undefined;
+    });
+    const text = await scrape();
+    assert.ok(!text.includes('s0X7JY4KQ2M8N'), 'the directory name never becomes a label');
+    assert.ok((family(text, 'ceems_compute_unit_memory_used_bytes').get(JOB_ID)?.value ?? 0) > 0);
   });
 });
