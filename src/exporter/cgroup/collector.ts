@@ -2,9 +2,12 @@
 // per-unit families of spec exporter.md §8.2.
 
 import { join } from 'node:path';
+import type { ParsedFlags } from '../../common/flags.js';
 import { readFileFast } from '../../common/fsread.js';
 import type { Logger } from '../../common/logger.js';
-import type { Emitter } from '../collector.js';
+import { type CollectorContext, type Emitter, NoDataError } from '../collector.js';
+import { rdmaSubCollector } from '../rdma/collector.js';
+import { DURATION_FAMILY, DURATION_HELP } from '../scrape.js';
 import type { CgroupLayout } from './layout.js';
 import { parseDiskstats, parseMeminfoTotals } from './parse.js';
 import { readUnitStats, type StatsOptions, type UnitStats, VanishedError } from './stats.js';
@@ -18,12 +21,34 @@ export interface CgroupCollectorOptions {
   readonly stats: Omit<StatsOptions, 'memTotal' | 'swapTotal'>;
 }
 
+/**
+ * A sub-collector of the slurm, libvirt and k8s collectors (perf, ebpf, rdma; spec §1.2): runs after the
+ * cgroup metrics on the units of the scrape. Its failures are logged by the caller and never fail the unit
+ * collector.
+ */
+export interface UnitSubCollector {
+  update(out: Emitter, units: readonly CgroupUnit[], signal: AbortSignal): Promise<void>;
+  stop?(): void | Promise<void>;
+}
+
+export interface UnitSubCollectorDefinition {
+  /** Value of the `subcollector` label of its duration sample. */
+  readonly name: string;
+  enabled(flags: ParsedFlags): boolean;
+  /** `manager` is the unit collector's name (`slurm`, `libvirt`, `k8s`). */
+  create(ctx: CollectorContext, manager: string): UnitSubCollector;
+}
+
+/** Every sub-collector the compute-unit collectors can run, in the order they are started. */
+export const UNIT_SUB_COLLECTORS: readonly UnitSubCollectorDefinition[] = [rdmaSubCollector];
+
 const G = 'gauge';
 const PREFIX = 'ceems_compute_unit_';
 
 export class CgroupCollector {
   readonly layout: CgroupLayout;
   private readonly stats: StatsOptions;
+  private readonly subCollectors: { name: string; collector: UnitSubCollector }[] = [];
 
   constructor(private readonly o: CgroupCollectorOptions) {
     this.layout = o.layout;
@@ -34,6 +59,53 @@ export class CgroupCollector {
       o.logger.warn({ err: (e as Error).message }, 'cannot read meminfo; unlimited memory limits export 0');
     }
     this.stats = { ...o.stats, ...totals };
+  }
+
+  /** Creates the sub-collectors that the flags switch on (called by the unit collectors' `create`). */
+  enableSubCollectors(ctx: CollectorContext, defs = UNIT_SUB_COLLECTORS): void {
+    for (const d of defs)
+      if (d.enabled(ctx.flags)) {
+        this.subCollectors.push({ name: d.name, collector: d.create(ctx, this.layout.manager) });
+        ctx.logger.info({ subcollector: d.name }, 'Sub-collector enabled');
+      }
+  }
+
+  /**
+   * Runs the sub-collectors concurrently on `units`, each adding its duration sample
+   * `{collector=<manager>,subcollector=<name>}`; failures are logged only (spec §1.3).
+   */
+  async runSubCollectors(out: Emitter, units: readonly CgroupUnit[], signal: AbortSignal): Promise<void> {
+    await Promise.all(
+      this.subCollectors.map(async ({ name, collector }) => {
+        const start = process.hrtime.bigint();
+        try {
+          await collector.update(out, units, signal);
+        } catch (e) {
+          const err = (e as Error).message;
+          if (e instanceof NoDataError)
+            this.o.logger.debug({ subcollector: name, err }, 'sub-collector returned no data');
+          else this.o.logger.error({ subcollector: name, err }, 'sub-collector failed');
+        }
+        out.emit(
+          DURATION_FAMILY,
+          G,
+          DURATION_HELP,
+          { collector: this.layout.manager, subcollector: name },
+          Number(process.hrtime.bigint() - start) / 1e9,
+        );
+      }),
+    );
+  }
+
+  /** Stops the sub-collectors (at shutdown); failures are logged. */
+  async stopSubCollectors(): Promise<void> {
+    for (const { name, collector } of this.subCollectors) {
+      try {
+        await collector.stop?.();
+      } catch (e) {
+        this.o.logger.warn({ subcollector: name, err: (e as Error).message }, 'sub-collector stop failed');
+      }
+    }
   }
 
   /** Units currently present in the cgroup tree. */

@@ -5,6 +5,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode, isNotFound } from '../../common/errno.js';
 import { readFileFast } from '../../common/fsread.js';
+import type { Logger } from '../../common/logger.js';
 import {
   type Collector,
   type CollectorContext,
@@ -15,7 +16,7 @@ import {
 
 export type ReadFile = (path: string) => string;
 
-interface CounterSpec {
+export interface CounterSpec {
   /** Path relative to the port directory. */
   readonly file: string;
   readonly metric: string;
@@ -210,53 +211,106 @@ function counterUnavailable(e: unknown): boolean {
   );
 }
 
-export class InfinibandCollector implements Collector {
-  private readonly root: string;
+export interface InfinibandPort {
+  readonly device: string;
+  /** Port number as a decimal string. */
+  readonly port: string;
+  readonly dir: string;
+}
 
+export interface InfinibandDevice {
+  readonly name: string;
+  readonly dir: string;
+  readonly ports: readonly InfinibandPort[];
+}
+
+/**
+ * The devices under `<sysfs>/class/infiniband` with their ports, sorted; devices vanishing meanwhile are
+ * skipped. NoDataError when the class does not exist (no InfiniBand/RDMA hardware or driver).
+ */
+export function infinibandDevices(sysfs: string, logger: Logger): InfinibandDevice[] {
+  const root = join(sysfs, 'class', 'infiniband');
+  let names: string[];
+  try {
+    names = readdirSync(root).sort();
+  } catch (e) {
+    if (isNotFound(e)) throw new NoDataError(`infiniband statistics not found (${root})`);
+    throw e;
+  }
+  const devices: InfinibandDevice[] = [];
+  for (const name of names) {
+    const dir = join(root, name);
+    let ports: string[];
+    try {
+      ports = readdirSync(join(dir, 'ports')).sort();
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+      logger.debug({ device: name }, 'infiniband: device vanished during the scrape');
+      continue;
+    }
+    devices.push({
+      name,
+      dir,
+      ports: ports.map((port) => {
+        if (!/^\d+$/.test(port)) throw new Error(`unexpected port directory ${join(dir, 'ports', port)}`);
+        return { device: name, port: String(Number(port)), dir: join(dir, 'ports', port) };
+      }),
+    });
+  }
+  return devices;
+}
+
+/** The port counters of COUNTERS whose file exists and is numeric, data counters converted to octets. */
+export function readPortCounters(
+  portDir: string,
+  read: ReadFile,
+): { readonly spec: CounterSpec; readonly value: number }[] {
+  const found: { spec: CounterSpec; value: number }[] = [];
+  for (const spec of COUNTERS) {
+    let text: string;
+    try {
+      text = read(join(portDir, spec.file)).trim();
+    } catch (e) {
+      if (counterUnavailable(e)) continue;
+      throw e;
+    }
+    // Drivers print e.g. `N/A (no PMA)` for counters they cannot read.
+    if (!/^\d+$/.test(text)) continue;
+    const raw = BigInt(text);
+    found.push({ spec, value: Number(spec.words ? BigInt.asUintN(64, raw * 4n) : raw) });
+  }
+  return found;
+}
+
+export class InfinibandCollector implements Collector {
   constructor(
     private readonly ctx: CollectorContext,
     private readonly read: ReadFile = readFileFast,
-  ) {
-    this.root = join(ctx.sysfs, 'class', 'infiniband');
-  }
+  ) {}
 
   update(out: Emitter): void {
-    let devices: string[];
-    try {
-      devices = readdirSync(this.root).sort();
-    } catch (e) {
-      if (isNotFound(e)) throw new NoDataError(`infiniband statistics not found (${this.root})`);
-      throw e;
-    }
-    for (const device of devices) {
-      const dir = join(this.root, device);
-      let ports: string[];
-      try {
-        ports = readdirSync(join(dir, 'ports')).sort();
-      } catch (e) {
-        if (!isNotFound(e)) throw e;
-        this.ctx.logger.debug({ device }, 'infiniband: device vanished during the scrape');
-        continue;
-      }
+    for (const device of infinibandDevices(this.ctx.sysfs, this.ctx.logger)) {
       out.emit(
         'ceems_infiniband_info',
         'gauge',
         'Non-numeric data from /sys/class/infiniband/<device>, value is always 1.',
         {
-          board_id: this.optional(join(dir, 'board_id')),
-          device,
-          firmware_version: this.optional(join(dir, 'fw_ver')),
-          hca_type: this.optional(join(dir, 'hca_type')),
+          board_id: this.optional(join(device.dir, 'board_id')),
+          device: device.name,
+          firmware_version: this.optional(join(device.dir, 'fw_ver')),
+          hca_type: this.optional(join(device.dir, 'hca_type')),
         },
         1,
       );
-      for (const port of ports) {
-        if (!/^\d+$/.test(port)) throw new Error(`unexpected port directory ${join(dir, 'ports', port)}`);
+      for (const port of device.ports) {
         try {
-          this.updatePort(out, device, join(dir, 'ports', port), String(Number(port)));
+          this.updatePort(out, port);
         } catch (e) {
           if (!isNotFound(e)) throw e;
-          this.ctx.logger.debug({ device, port }, 'infiniband: port vanished during the scrape');
+          this.ctx.logger.debug(
+            { device: port.device, port: port.port },
+            'infiniband: port vanished during the scrape',
+          );
         }
       }
     }
@@ -272,13 +326,14 @@ export class InfinibandCollector implements Collector {
     }
   }
 
-  private updatePort(out: Emitter, device: string, dir: string, port: string): void {
+  private updatePort(out: Emitter, { device, port, dir }: InfinibandPort): void {
     const labels = { device, port };
     // Read all port attributes first so that a vanished port emits nothing at all.
     const file = (name: string) => join(dir, name);
     const state = parseState(this.read(file('state')), file('state'));
     const physState = parseState(this.read(file('phys_state')), file('phys_state'));
     const rate = parseRate(this.read(file('rate')), file('rate'));
+    const counters = readPortCounters(dir, this.read);
     out.emit(
       'ceems_infiniband_state_id',
       'gauge',
@@ -294,25 +349,8 @@ export class InfinibandCollector implements Collector {
       physState,
     );
     out.emit('ceems_infiniband_rate_bytes_per_second', 'gauge', 'Maximum signal transfer rate', labels, rate);
-    for (const c of COUNTERS) {
-      let text: string;
-      try {
-        text = this.read(file(c.file)).trim();
-      } catch (e) {
-        if (counterUnavailable(e)) continue;
-        throw e;
-      }
-      // Drivers print e.g. `N/A (no PMA)` for counters they cannot read.
-      if (!/^\d+$/.test(text)) continue;
-      const raw = BigInt(text);
-      out.emit(
-        `ceems_infiniband_${c.metric}`,
-        'counter',
-        c.help,
-        labels,
-        Number(c.words ? BigInt.asUintN(64, raw * 4n) : raw),
-      );
-    }
+    for (const { spec, value } of counters)
+      out.emit(`ceems_infiniband_${spec.metric}`, 'counter', spec.help, labels, value);
   }
 }
 

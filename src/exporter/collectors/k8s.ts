@@ -60,18 +60,25 @@ export class K8sCollector implements Collector {
 
   async update(out: Emitter, signal: AbortSignal): Promise<void> {
     const pods = this.cgroups.collect(out, this.cgroups.discover());
-    if (!this.gpus) return;
-    const byPod = await this.gpus.update(
-      pods.map((p) => p.uuid),
-      signal,
-    );
-    for (const p of pods) {
-      const rows = byPod.get(p.uuid);
-      if (rows) emitGpuRows(out, 'k8s', this.ctx.hostname, p, rows);
+    const subCollectors = this.cgroups.runSubCollectors(out, pods, signal);
+    try {
+      if (!this.gpus) return;
+      const byPod = await this.gpus.update(
+        pods.map((p) => p.uuid),
+        signal,
+      );
+      for (const p of pods) {
+        const rows = byPod.get(p.uuid);
+        if (rows) emitGpuRows(out, 'k8s', this.ctx.hostname, p, rows);
+      }
+    } finally {
+      // a failed GPU mapping still waits for the sub-collectors, so that none writes after the scrape
+      await subCollectors;
     }
   }
 
   async stop(): Promise<void> {
+    await this.cgroups.stopSubCollectors();
     for (const close of this.closers) await close();
   }
 }
@@ -84,6 +91,7 @@ export const k8s: CollectorDefinition = {
     // Kubernetes API access is mandatory (§6): a bad kubeconfig / missing in-cluster config fails start-up
     const kube = loadKubeConfig(ctx.flags.string('collector.k8s.kubeconfig.file'));
     const collector = new K8sCollector(ctx);
+    collector.cgroups.enableSubCollectors(ctx);
     const inventory = await createGpuInventory(ctx, 'k8s');
     if (inventory) {
       const pods = new PodLister(kube);

@@ -114,14 +114,21 @@ export class LibvirtCollector implements Collector {
     return units;
   }
 
-  update(out: Emitter): void {
+  async update(out: Emitter, signal: AbortSignal): Promise<void> {
     const vms = this.cgroups.collect(out, this.vms());
-    if (!this.gpus) return;
-    const byUuid = this.gpuMapping(vms);
-    for (const vm of vms) {
-      const rows = byUuid.get(vm.uuid);
-      if (rows) emitGpuRows(out, 'libvirt', this.ctx.hostname, vm, rows);
+    const subCollectors = this.cgroups.runSubCollectors(out, vms, signal);
+    if (this.gpus) {
+      const byUuid = this.gpuMapping(vms);
+      for (const vm of vms) {
+        const rows = byUuid.get(vm.uuid);
+        if (rows) emitGpuRows(out, 'libvirt', this.ctx.hostname, vm, rows);
+      }
     }
+    await subCollectors;
+  }
+
+  stop(): Promise<void> {
+    return this.cgroups.stopSubCollectors();
   }
 
   private gpuMapping(vms: readonly CgroupUnit[]): Map<string, GpuAssignment[]> {
@@ -144,6 +151,7 @@ export const libvirt: CollectorDefinition = {
   flags: LIBVIRT_FLAGS,
   async create(ctx) {
     const collector = new LibvirtCollector(ctx);
+    collector.cgroups.enableSubCollectors(ctx);
     const inventory = await createGpuInventory(ctx, 'libvirt');
     if (inventory) collector.useGpus(inventory);
     return collector;

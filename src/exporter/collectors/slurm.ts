@@ -5,6 +5,7 @@ import { CGROUP_FLAGS, layoutOptions, managerLayout } from '../cgroup/layout.js'
 import type { CgroupUnit } from '../cgroup/walk.js';
 import type { Collector, CollectorContext, CollectorDefinition, Emitter } from '../collector.js';
 import { createGpuInventory, emitGpuRows, GPU_FLAGS, SLURM_GPU_FLAGS, SlurmGpuMapper } from '../gpu/index.js';
+import { RDMA_FLAGS } from '../rdma/collector.js';
 
 export const SLURM_FLAGS = [
   {
@@ -64,24 +65,32 @@ export class SlurmCollector implements Collector {
     return live;
   }
 
-  update(out: Emitter): void {
+  async update(out: Emitter, signal: AbortSignal): Promise<void> {
     const jobs = this.cgroups.collect(out, this.jobs());
-    if (!this.gpus) return;
-    const byJob = this.gpus.update(jobs);
-    for (const j of jobs) {
-      const rows = byJob.get(j.uuid);
-      if (rows) emitGpuRows(out, 'slurm', this.ctx.hostname, j, rows);
+    const subCollectors = this.cgroups.runSubCollectors(out, jobs, signal);
+    if (this.gpus) {
+      const byJob = this.gpus.update(jobs);
+      for (const j of jobs) {
+        const rows = byJob.get(j.uuid);
+        if (rows) emitGpuRows(out, 'slurm', this.ctx.hostname, j, rows);
+      }
     }
+    await subCollectors;
+  }
+
+  stop(): Promise<void> {
+    return this.cgroups.stopSubCollectors();
   }
 }
 
 export const slurm: CollectorDefinition = {
   name: 'slurm',
   defaultEnabled: false,
-  // cgroup and GPU flags are shared by slurm, libvirt and k8s but may be declared only once: here.
-  flags: [...SLURM_FLAGS, ...CGROUP_FLAGS, ...GPU_FLAGS, ...SLURM_GPU_FLAGS],
+  // cgroup, GPU and sub-collector flags are shared by slurm, libvirt and k8s but may be declared only once: here.
+  flags: [...SLURM_FLAGS, ...CGROUP_FLAGS, ...GPU_FLAGS, ...SLURM_GPU_FLAGS, ...RDMA_FLAGS],
   async create(ctx) {
     const collector = new SlurmCollector(ctx); // fails first when there are no SLURM cgroups
+    collector.cgroups.enableSubCollectors(ctx);
     const inventory = await createGpuInventory(ctx, 'slurm');
     if (inventory)
       collector.useGpus(

@@ -10,6 +10,7 @@ import { CGROUP_FLAGS } from '../../../../src/exporter/cgroup/layout.js';
 import { FamilySet } from '../../../../src/exporter/collector.js';
 import { LibvirtCollector, libvirt } from '../../../../src/exporter/collectors/libvirt.js';
 import { GPU_FLAGS, type GpuDevice } from '../../../../src/exporter/gpu/index.js';
+import { RDMA_FLAGS } from '../../../../src/exporter/rdma/collector.js';
 
 const FIX = resolve(import.meta.dirname, '../../../fixtures');
 const XML_DIR = join(FIX, 'libvirt/qemu');
@@ -18,7 +19,7 @@ const UUID_2B = '9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
 
 function makeCollector(tree: string, version: 'v1' | 'v2', args: string[] = [], now?: () => number) {
   const { flags } = parseFlags(
-    [...libvirt.flags, ...CGROUP_FLAGS, ...GPU_FLAGS],
+    [...libvirt.flags, ...CGROUP_FLAGS, ...GPU_FLAGS, ...RDMA_FLAGS],
     [`--collector.cgroups.force-version=${version}`, `--collector.libvirt.xml-dir=${XML_DIR}`, ...args],
   );
   return new LibvirtCollector(
@@ -34,9 +35,9 @@ function makeCollector(tree: string, version: 'v1' | 'v2', args: string[] = [], 
   );
 }
 
-function scrape(c: LibvirtCollector): string {
+async function scrape(c: LibvirtCollector): Promise<string> {
   const out = new FamilySet();
-  c.update(out);
+  await c.update(out, new AbortController().signal);
   return encode(out.families.values());
 }
 
@@ -46,12 +47,12 @@ const L = (uuid: string, extra = '') =>
   `{cgrouphostname="",${extra}hostname="compute-0",manager="libvirt",uuid="${uuid}"}`;
 
 describe('libvirt collector', () => {
-  it('cgroup v2 systemd layout: domain uuid from the instance XML, vCPU count, block IO and PSI', () => {
+  it('cgroup v2 systemd layout: domain uuid from the instance XML, vCPU count, block IO and PSI', async () => {
     const c = makeCollector('libvirt-v2', 'v2', [
       '--collector.libvirt.blkio-metrics',
       '--collector.libvirt.psi-metrics',
     ]);
-    const text = scrape(c);
+    const text = await scrape(c);
     assert.deepEqual(samples(text, `uuid="${UUID_2A}"`), [
       `ceems_compute_unit_blkio_read_total_bytes${L(UUID_2A, 'device="dm-0",')} 5.24288e+07`,
       `ceems_compute_unit_blkio_read_total_requests${L(UUID_2A, 'device="dm-0",')} 1200`,
@@ -83,8 +84,8 @@ describe('libvirt collector', () => {
     assert.equal(vm.children[0], '/machine.slice/machine-qemu\\x2d1\\x2dinstance\\x2d0000002a.scope/libvirt');
   });
 
-  it('cgroup v2 without systemd: machine/qemu-N-instance-X.libvirt-qemu', () => {
-    const text = scrape(makeCollector('libvirt-v2-nosystemd', 'v2'));
+  it('cgroup v2 without systemd: machine/qemu-N-instance-X.libvirt-qemu', async () => {
+    const text = await scrape(makeCollector('libvirt-v2-nosystemd', 'v2'));
     assert.deepEqual(samples(text, 'ceems_compute_unit_cpu'), [
       `ceems_compute_unit_cpu_system_seconds_total${L(UUID_2B)} 10`,
       `ceems_compute_unit_cpu_user_seconds_total${L(UUID_2B)} 50`,
@@ -93,8 +94,8 @@ describe('libvirt collector', () => {
     assert.equal(samples(text, 'blkio').length, 0);
   });
 
-  it('cgroup v1: flat vcpu children, blkio from the throttle files, malformed XML falls back to the id', () => {
-    const text = scrape(makeCollector('libvirt-v1', 'v1', ['--collector.libvirt.blkio-metrics']));
+  it('cgroup v1: flat vcpu children, blkio from the throttle files, malformed XML falls back to the id', async () => {
+    const text = await scrape(makeCollector('libvirt-v1', 'v1', ['--collector.libvirt.blkio-metrics']));
     assert.deepEqual(samples(text, 'ceems_compute_unit_cpus'), [
       `ceems_compute_unit_cpus${L(UUID_2A)} 2`,
       `ceems_compute_unit_cpus${L('instance-0000002d')} 1`,
@@ -107,14 +108,14 @@ describe('libvirt collector', () => {
     ]);
   });
 
-  it('keeps the domain uuid of an instance once read, even if its XML goes away [D-EXP-2]', () => {
+  it('keeps the domain uuid of an instance once read, even if its XML goes away [D-EXP-2]', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'libvirt-xml-'));
     try {
       cpSync(XML_DIR, dir, { recursive: true });
       const c = makeCollector('libvirt-v2', 'v2', [`--collector.libvirt.xml-dir=${dir}`]);
-      assert.equal(samples(scrape(c), `cpus${L(UUID_2A)}`).length, 1);
+      assert.equal(samples(await scrape(c), `cpus${L(UUID_2A)}`).length, 1);
       rmSync(join(dir, 'instance-0000002a.xml'));
-      assert.deepEqual(samples(scrape(c), 'ceems_compute_unit_cpus'), [
+      assert.deepEqual(samples(await scrape(c), 'ceems_compute_unit_cpus'), [
         `ceems_compute_unit_cpus${L(UUID_2A)} 4`,
         `ceems_compute_unit_cpus${L('instance-0000002c')} 2`,
       ]);
@@ -123,7 +124,7 @@ describe('libvirt collector', () => {
     }
   });
 
-  it('maps PCI passthrough and vGPU hostdevs to GPUs; recomputes on instance changes or after 15 min', () => {
+  it('maps PCI passthrough and vGPU hostdevs to GPUs; recomputes on instance changes or after 15 min', async () => {
     const gpu = (minor: number, over: Partial<GpuDevice>): GpuDevice => ({
       vendor: 'nvidia',
       minor,
@@ -148,7 +149,7 @@ describe('libvirt collector', () => {
     c.useGpus({ devices: () => devices });
     const row = (i: number) =>
       `{cgrouphostname="",gpuiid="",gpuuuid="GPU-${i}aaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",hindex="compute-0/gpu-${i}",hostname="compute-0",index="${i}",manager="libvirt",uuid="${UUID_2A}"}`;
-    const text = scrape(c);
+    const text = await scrape(c);
     assert.deepEqual(samples(text, 'gpu_index_flag'), [
       `ceems_compute_unit_gpu_index_flag${row(0)} 1`,
       `ceems_compute_unit_gpu_index_flag${row(1)} 1`,
@@ -161,14 +162,16 @@ describe('libvirt collector', () => {
     // same instances, 14 min later: the cached mapping is kept although the device list changed
     devices = [gpu(0, { busId: '0000:3b:00.0' })];
     t = 14 * 60_000;
-    assert.equal(samples(scrape(c), 'gpu_index_flag').length, 2);
+    assert.equal(samples(await scrape(c), 'gpu_index_flag').length, 2);
     t = 15 * 60_000;
-    assert.deepEqual(samples(scrape(c), 'gpu_index_flag'), [`ceems_compute_unit_gpu_index_flag${row(0)} 1`]);
+    assert.deepEqual(samples(await scrape(c), 'gpu_index_flag'), [
+      `ceems_compute_unit_gpu_index_flag${row(0)} 1`,
+    ]);
   });
 
   it('creates through the definition with no GPUs and no VMs yet', async () => {
     const { flags } = parseFlags(
-      [...libvirt.flags, ...CGROUP_FLAGS, ...GPU_FLAGS],
+      [...libvirt.flags, ...CGROUP_FLAGS, ...GPU_FLAGS, ...RDMA_FLAGS],
       ['--collector.cgroups.force-version=v2'],
     );
     const c = await libvirt.create({

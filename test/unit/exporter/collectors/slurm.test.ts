@@ -26,7 +26,7 @@ async function scrapeSlurm(
   })) as SlurmCollector;
   withGpus?.(c);
   const out = new FamilySet();
-  c.update(out);
+  await c.update(out, new AbortController().signal);
   return encode(out.families.values());
 }
 

@@ -1,0 +1,316 @@
+// The rdma sub-collector of the slurm, libvirt and k8s collectors (spec exporter.md §10.3): per-unit RDMA
+// resources and QP hardware counters from the iproute2 `rdma` tool, mapped to units by PID, and the
+// node's port counters from sysfs.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCommand } from '../../common/command.js';
+import type { FlagSpec, ParsedFlags } from '../../common/flags.js';
+import { readFileFast } from '../../common/fsread.js';
+import type { Logger } from '../../common/logger.js';
+import type { UnitSubCollector, UnitSubCollectorDefinition } from '../cgroup/collector.js';
+import type { CgroupUnit } from '../cgroup/walk.js';
+import type { CollectorContext, Emitter } from '../collector.js';
+import { infinibandDevices, parseState, type ReadFile, readPortCounters } from '../collectors/infiniband.js';
+import { lookPath } from '../gpu/command.js';
+import {
+  type Parsed,
+  parseCqs,
+  parseMrs,
+  parseQpCounters,
+  parseQpModes,
+  parseQps,
+  QP_HW_COUNTERS,
+} from './parse.js';
+
+export const RDMA_FLAGS: readonly FlagSpec[] = [
+  {
+    name: 'collector.rdma.stats',
+    type: 'bool',
+    default: false,
+    help: 'Enables collection of RDMA stats (default: disabled)',
+  },
+  {
+    name: 'collector.rdma.cmd',
+    type: 'string',
+    default: '',
+    hidden: true,
+    help: 'Path to rdma command (default: rdma found in $PATH)',
+  },
+];
+
+/**
+ * Limit of one `rdma` run. Well below the default collector timeout (10 s) so that a hanging tool costs
+ * the unit collector its RDMA samples only, not its cgroup samples.
+ */
+export const RDMA_COMMAND_TIMEOUT_MS = 3000;
+
+const G = 'gauge';
+const C = 'counter';
+
+/** System-wide port counters exported per manager (same sysfs files and HELP as the infiniband collector). */
+const PORT_COUNTERS: ReadonlySet<string> = new Set([
+  'port_constraint_errors_received_total',
+  'port_constraint_errors_transmitted_total',
+  'port_data_received_bytes_total',
+  'port_data_transmitted_bytes_total',
+  'port_discards_received_total',
+  'port_discards_transmitted_total',
+  'port_errors_received_total',
+  'port_packets_received_total',
+  'port_packets_transmitted_total',
+]);
+
+const HW_COUNTER_HELP: Record<(typeof QP_HW_COUNTERS)[number], string> = {
+  rx_write_requests: 'Number of received write requests for the associated QPs',
+  rx_read_requests: 'Number of received read requests for the associated QPs',
+  rx_atomic_requests: 'Number of received atomic request for the associated QPs',
+  req_cqe_error: 'Number of times requester detected CQEs completed with errors',
+  req_cqe_flush_error: 'Number of times requester detected CQEs completed with flushed errors',
+  req_remote_access_errors: 'Number of times requester detected remote access errors',
+  req_remote_invalid_request: 'Number of times requester detected remote invalid request errors',
+  resp_cqe_error: 'Number of times responder detected CQEs completed with errors',
+  resp_cqe_flush_error: 'Number of times responder detected CQEs completed with flushed errors',
+  resp_local_length_error: 'Number of times responder detected local length errors',
+  resp_remote_access_errors: 'Number of times responder detected remote access errors',
+};
+
+export interface RdmaOptions {
+  readonly manager: string;
+  readonly hostname: string;
+  readonly sysfs: string;
+  readonly logger: Logger;
+  /** Path of the `rdma` tool; undefined when it is not installed (port counters only). */
+  readonly rdmaCmd: string | undefined;
+  readonly timeoutMs?: number;
+  readonly read?: ReadFile;
+}
+
+/** Per-unit totals of one device (`port=""`: MRs and CQs) or one device port (QPs and QP counters). */
+interface UnitRow {
+  readonly uuid: string;
+  readonly device: string;
+  readonly port: string;
+  mrs: number;
+  mrsLen: number;
+  cqs: number;
+  cqeLen: number;
+  qps: number;
+  readonly counters: Map<string, number>;
+}
+
+export class RdmaCollector implements UnitSubCollector {
+  private readonly timeoutMs: number;
+  private readonly read: ReadFile;
+  /** Mellanox links → per-PID QP counters on; filled by the first successful mode check. */
+  private modes: Map<string, boolean> | undefined;
+  /** Links switched to `auto type,pid on` by this process, switched off again at stop(). */
+  private readonly enabledHere = new Set<string>();
+
+  constructor(private readonly o: RdmaOptions) {
+    this.timeoutMs = o.timeoutMs ?? RDMA_COMMAND_TIMEOUT_MS;
+    this.read = o.read ?? readFileFast;
+  }
+
+  async update(out: Emitter, units: readonly CgroupUnit[], signal: AbortSignal): Promise<void> {
+    // throws NoDataError without /sys/class/infiniband: no RDMA hardware, nothing to run
+    const devices = infinibandDevices(this.o.sysfs, this.o.logger);
+    if (this.o.rdmaCmd !== undefined) {
+      if (devices.some((d) => d.name.startsWith('mlx'))) await this.enablePerPidCounters(signal);
+      await this.updateUnits(out, units, signal);
+    }
+    for (const d of devices)
+      for (const p of d.ports) {
+        try {
+          this.updatePort(out, p.device, p.port, p.dir);
+        } catch (e) {
+          this.o.logger.error(
+            { device: p.device, port: p.port, err: (e as Error).message },
+            'rdma: cannot read port counters',
+          );
+        }
+      }
+  }
+
+  /** Switches per-PID QP counters off again on the links this process switched on. */
+  async stop(): Promise<void> {
+    for (const link of this.enabledHere) {
+      try {
+        await this.run(['statistic', 'qp', 'set', 'link', link, 'auto', 'off']);
+        this.enabledHere.delete(link);
+        this.o.logger.debug({ link }, 'rdma: per-PID QP counters disabled');
+      } catch (e) {
+        this.o.logger.warn({ link, err: (e as Error).message }, 'rdma: cannot disable per-PID QP counters');
+      }
+    }
+  }
+
+  private async run(args: readonly string[], signal?: AbortSignal): Promise<string> {
+    const { stdout } = await runCommand([this.o.rdmaCmd!, ...args], {
+      timeoutMs: this.timeoutMs,
+      env: { ...process.env, LC_ALL: 'C' },
+      ...(signal ? { signal } : {}),
+    });
+    return stdout;
+  }
+
+  /**
+   * Mellanox links count QP statistics per PID only with `auto type,pid on`: checked once, and set on
+   * each scrape until it succeeds (it needs root).
+   */
+  private async enablePerPidCounters(signal: AbortSignal): Promise<void> {
+    if (!this.modes) {
+      let text: string;
+      try {
+        text = await this.run(['statistic', 'qp', 'mode'], signal);
+      } catch (e) {
+        this.o.logger.error({ err: (e as Error).message }, 'rdma: cannot read QP counter modes');
+        return;
+      }
+      const parsed = parseQpModes(text);
+      this.reportMalformed('statistic qp mode', parsed);
+      this.modes = new Map(
+        parsed.entries.filter((m) => m.device.startsWith('mlx')).map((m) => [m.link, m.autoOn]),
+      );
+    }
+    for (const [link, on] of this.modes) {
+      if (on) continue;
+      try {
+        await this.run(['statistic', 'qp', 'set', 'link', link, 'auto', 'type,pid', 'on'], signal);
+        this.modes.set(link, true);
+        this.enabledHere.add(link);
+        this.o.logger.info({ link }, 'rdma: per-PID QP counters enabled');
+      } catch (e) {
+        this.o.logger.error(
+          { link, err: (e as Error).message },
+          'rdma: cannot enable per-PID QP counters; retrying next scrape',
+        );
+      }
+    }
+  }
+
+  private reportMalformed(command: string, parsed: Parsed<unknown>): void {
+    if (parsed.malformed.length > 0)
+      this.o.logger.warn(
+        { command: `rdma ${command}`, count: parsed.malformed.length, first: parsed.malformed[0] },
+        'rdma: skipped output lines that could not be parsed',
+      );
+  }
+
+  /** Runs the four commands once (concurrently) and emits the per-unit families of what succeeded. */
+  private async updateUnits(out: Emitter, units: readonly CgroupUnit[], signal: AbortSignal): Promise<void> {
+    const unitOf = new Map<number, string>();
+    for (const u of units) for (const pid of u.pids) unitOf.set(pid, u.uuid);
+    const rows = new Map<string, UnitRow>();
+    const row = (uuid: string, device: string, port: string): UnitRow => {
+      const key = `${uuid}\0${device}\0${port}`;
+      let r = rows.get(key);
+      if (!r) {
+        r = { uuid, device, port, mrs: 0, mrsLen: 0, cqs: 0, cqeLen: 0, qps: 0, counters: new Map() };
+        rows.set(key, r);
+      }
+      return r;
+    };
+    const collect = async <T extends { pid: number }>(
+      args: readonly string[],
+      parse: (text: string) => Parsed<T>,
+      add: (e: T, uuid: string) => void,
+    ) => {
+      let text: string;
+      try {
+        text = await this.run(args, signal);
+      } catch (e) {
+        this.o.logger.error({ err: (e as Error).message }, 'rdma: command failed; its metrics are skipped');
+        return;
+      }
+      const parsed = parse(text);
+      this.reportMalformed(args.join(' '), parsed);
+      for (const e of parsed.entries) {
+        const uuid = unitOf.get(e.pid);
+        if (uuid !== undefined) add(e, uuid);
+      }
+    };
+    await Promise.all([
+      collect(['resource', 'show', 'mr'], parseMrs, (e, uuid) => {
+        const r = row(uuid, e.device, '');
+        r.mrs++;
+        r.mrsLen += e.mrlen;
+      }),
+      collect(['resource', 'show', 'cq'], parseCqs, (e, uuid) => {
+        const r = row(uuid, e.device, '');
+        r.cqs++;
+        r.cqeLen += e.cqe;
+      }),
+      collect(['resource', 'show', 'qp'], parseQps, (e, uuid) => {
+        row(uuid, e.device, e.port).qps++;
+      }),
+      collect(['statistic', 'qp', 'show'], parseQpCounters, (e, uuid) => {
+        const r = row(uuid, e.device, e.port);
+        for (const [name, v] of e.counters) r.counters.set(name, (r.counters.get(name) ?? 0) + v);
+      }),
+    ]);
+    for (const r of rows.values()) this.emitRow(out, r);
+  }
+
+  private labels(device: string, port: string): Record<string, string> {
+    return { device, hostname: this.o.hostname, manager: this.o.manager, port };
+  }
+
+  private emitRow(out: Emitter, r: UnitRow): void {
+    const l = { ...this.labels(r.device, r.port), uuid: r.uuid };
+    if (r.mrs > 0) {
+      out.emit('ceems_rdma_mrs_active', G, 'Number of active MRs', l, r.mrs);
+      out.emit('ceems_rdma_mrs_len_active', G, 'Length of active MRs', l, r.mrsLen);
+    }
+    if (r.cqs > 0) {
+      out.emit('ceems_rdma_cqs_active', G, 'Number of active CQs', l, r.cqs);
+      out.emit('ceems_rdma_cqe_len_active', G, 'Length of active CQs', l, r.cqeLen);
+    }
+    if (r.qps > 0) out.emit('ceems_rdma_qps_active', G, 'Number of active QPs', l, r.qps);
+    for (const name of QP_HW_COUNTERS) {
+      const v = r.counters.get(name) ?? 0;
+      if (v > 0) out.emit(`ceems_rdma_${name}`, C, HW_COUNTER_HELP[name], l, v);
+    }
+  }
+
+  private updatePort(out: Emitter, device: string, port: string, dir: string): void {
+    const l = this.labels(device, port);
+    const stateFile = join(dir, 'state');
+    const state = parseState(this.read(stateFile), stateFile);
+    const counters = readPortCounters(dir, this.read).filter(
+      (c) => PORT_COUNTERS.has(c.spec.metric) && c.value > 0,
+    );
+    if (state > 0)
+      out.emit(
+        'ceems_rdma_state_id',
+        G,
+        'State of the InfiniBand port (0: no change, 1: down, 2: init, 3: armed, 4: active, 5: act defer)',
+        l,
+        state,
+      );
+    for (const { spec, value } of counters) out.emit(`ceems_rdma_${spec.metric}`, C, spec.help, l, value);
+  }
+}
+
+/** The rdma sub-collector when `--collector.rdma.stats` is given. */
+export const rdmaSubCollector: UnitSubCollectorDefinition = {
+  name: 'rdma',
+  enabled: (flags: ParsedFlags) => flags.bool('collector.rdma.stats'),
+  create(ctx: CollectorContext, manager: string): RdmaCollector {
+    const given = ctx.flags.string('collector.rdma.cmd');
+    const rdmaCmd = given || lookPath('rdma');
+    if (given && !existsSync(given)) throw new Error(`--collector.rdma.cmd: '${given}' does not exist`);
+    if (!rdmaCmd)
+      ctx.logger.warn(
+        { subcollector: 'rdma' },
+        "rdma command not found in $PATH; only RDMA port counters are exported (install iproute2's rdma tool)",
+      );
+    return new RdmaCollector({
+      manager,
+      hostname: ctx.hostname,
+      sysfs: ctx.sysfs,
+      logger: ctx.logger.child({ subcollector: 'rdma' }),
+      rdmaCmd,
+    });
+  },
+};
