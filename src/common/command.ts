@@ -4,7 +4,15 @@
 
 import { spawn } from 'node:child_process';
 
-export class CommandError extends Error {}
+export class CommandError extends Error {
+  /** errno code (e.g. `ENOENT`) when the command could not be started at all. */
+  constructor(
+    message: string,
+    readonly startErrorCode?: string,
+  ) {
+    super(message);
+  }
+}
 
 export interface CommandResult {
   stdout: string;
@@ -73,7 +81,7 @@ export function runCommand(argv: readonly string[], opts: RunCommandOptions): Pr
     };
     child.once('error', (e: NodeJS.ErrnoException) => {
       finish();
-      reject(new CommandError(`command '${shown}' could not be started: ${e.code ?? e.message}`));
+      reject(new CommandError(`command '${shown}' could not be started: ${e.code ?? e.message}`, e.code));
     });
     child.once('close', (code, sig) => {
       finish();

@@ -37,10 +37,16 @@ export function resolveRunAsUser(runAsUser: string): PasswdEntry | undefined {
   return entry;
 }
 
+/** The non-root user a root process will switch to, or undefined when it keeps its user. */
+export function dropTarget(entry: PasswdEntry | undefined, dropEnabled: boolean): PasswdEntry | undefined {
+  return entry && dropEnabled && entry.uid !== 0 ? entry : undefined;
+}
+
 /** Switches to `entry` unless a feature needs capabilities; returns the user the process runs as. */
 export function dropPrivileges(entry: PasswdEntry | undefined, opts: DropOptions): string {
   const log = opts.logger;
-  if (!entry || !opts.dropPrivileges || entry.uid === 0) return String(process.getuid?.());
+  const target = dropTarget(entry, opts.dropPrivileges);
+  if (!target) return String(process.getuid?.());
   const needing = Object.entries(opts.needed).filter(([, caps]) => caps.length > 0);
   if (needing.length > 0) {
     log.warn(
@@ -48,13 +54,13 @@ export function dropPrivileges(entry: PasswdEntry | undefined, opts: DropOptions
         features: needing.map(([f]) => f).join(','),
         capabilities: [...new Set(needing.flatMap(([, c]) => c))].join(','),
       },
-      `Keeping root privileges: these features need Linux capabilities, which Node.js cannot retain after switching to user ${entry.name}`,
+      `Keeping root privileges: these features need Linux capabilities, which Node.js cannot retain after switching to user ${target.name}`,
     );
     return 'root';
   }
-  process.setgroups?.([entry.gid]);
-  process.setgid?.(entry.gid);
-  process.setuid?.(entry.uid);
-  log.info({ user: entry.name, uid: entry.uid }, 'Dropped root privileges');
-  return entry.name;
+  process.setgroups?.([target.gid]);
+  process.setgid?.(target.gid);
+  process.setuid?.(target.uid);
+  log.info({ user: target.name, uid: target.uid }, 'Dropped root privileges');
+  return target.name;
 }

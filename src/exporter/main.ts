@@ -2,19 +2,21 @@
 
 import { existsSync } from 'node:fs';
 import { hostname as osHostname, release } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { AclLease, pathAccessTargets } from '../common/acl.js';
 import { buildInfo } from '../common/buildinfo.js';
 import { CONTENT_TYPE, encode, type MetricFamily } from '../common/exposition.js';
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import type { Logger } from '../common/logger.js';
-import { dropPrivileges, resolveRunAsUser } from '../common/privileges.js';
+import { dropPrivileges, dropTarget, type PasswdEntry, resolveRunAsUser } from '../common/privileges.js';
 import { DEBUG_SERVER_FLAG, PRIVILEGE_FLAGS, runServerProgram, SERVER_FLAGS } from '../common/program.js';
 import { createWebServer, type WebServer } from '../common/webserver.js';
 import type { CollectorContext, CollectorDefinition } from './collector.js';
 import { COLLECTORS } from './collectors/index.js';
 import { createTargetDiscoverer, DISCOVERER_FLAGS } from './discoverer.js';
 import { podResourcesSocket } from './k8s/flags.js';
+import { podResourcesSocketsInUse } from './k8s/podresources.js';
 import { type NamedCollector, scrape } from './scrape.js';
 import { SelfMetrics } from './selfmetrics.js';
 
@@ -126,10 +128,20 @@ export function enabledCollectors(
   });
 }
 
-/** Capabilities each collector needs on this node (spec §15); empty when the data needs none here. */
+/** The kubelet pod-resources socket when a client (the k8s collector with GPUs, §6) uses it and it exists. */
+export function kubeletSocketInUse(ctx: CollectorContext): string | undefined {
+  const socket = resolve(podResourcesSocket(ctx.flags));
+  return podResourcesSocketsInUse().has(socket) && existsSync(socket) ? socket : undefined;
+}
+
+/**
+ * Capabilities each collector needs on this node (spec §15); empty when the data needs none here.
+ * `kubeletAclGranted`: the run-as user already got ACLs on the kubelet socket.
+ */
 export function neededCapabilities(
   names: readonly string[],
   ctx: CollectorContext,
+  kubeletAclGranted = false,
 ): Record<string, readonly string[]> {
   const [major = 0, minor = 0] = release().split('.').map(Number);
   const raplRootOnly =
@@ -139,11 +151,41 @@ export function neededCapabilities(
     libvirt: ['cap_dac_read_search'],
     rapl: raplRootOnly ? ['cap_dac_read_search'] : [],
     ipmi_dcmi: ['cap_setuid', 'cap_setgid'],
-    // The original grants the run-as user POSIX ACLs on the root-only kubelet socket (GPU nodes); Node.js
-    // cannot set ACLs, so the socket stays reachable only with DAC override.
-    k8s: existsSync(podResourcesSocket(ctx.flags)) ? ['cap_dac_override'] : [],
+    // The root-only kubelet socket is reached through ACLs for the run-as user (§6); only when those could
+    // not be set does it take DAC override, i.e. the process stays root.
+    k8s: kubeletSocketInUse(ctx) && !kubeletAclGranted ? ['cap_dac_override'] : [],
   };
   return Object.fromEntries(names.map((n) => [n, table[n] ?? []]));
+}
+
+/**
+ * Grants the run-as user access to the kubelet socket through ACLs (spec §6, §15) when root is about to be
+ * dropped and that socket is all that would keep the process root. On failure it warns and returns
+ * undefined: the process then stays root.
+ */
+export async function grantKubeletSocketAccess(
+  runAs: PasswdEntry | undefined,
+  needed: Record<string, readonly string[]>,
+  ctx: CollectorContext,
+): Promise<AclLease | undefined> {
+  const target = dropTarget(runAs, ctx.flags.bool('security.drop-privileges'));
+  const socket = kubeletSocketInUse(ctx);
+  if (!target || !socket) return undefined;
+  if (Object.entries(needed).some(([f, caps]) => f !== 'k8s' && caps.length > 0)) return undefined;
+  try {
+    const lease = await AclLease.grant(target.uid, [target.gid], pathAccessTargets(socket, 'rw'));
+    ctx.logger.info(
+      { socket, user: target.name, acl_entries_added: lease.changes.length },
+      'Run-as user has access to the kubelet pod-resources socket through ACLs',
+    );
+    return lease;
+  } catch (e) {
+    ctx.logger.warn(
+      { socket, err: (e as Error).message },
+      'Cannot grant the run-as user access to the kubelet pod-resources socket',
+    );
+    return undefined;
+  }
 }
 
 export interface Exporter {
@@ -292,15 +334,18 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
   );
 
   const addresses = await server.listen();
+  const names = collectors.map((c) => c.name);
+  const otherNeeds: Record<string, readonly string[]> = discoverer
+    ? { discoverer: discoverer.capabilities }
+    : {};
+  const kubeletAcl = await grantKubeletSocketAccess(
+    runAs,
+    { ...neededCapabilities(names, ctx), ...otherNeeds },
+    ctx,
+  );
   dropPrivileges(runAs, {
     dropPrivileges: flags.bool('security.drop-privileges'),
-    needed: {
-      ...neededCapabilities(
-        collectors.map((c) => c.name),
-        ctx,
-      ),
-      ...(discoverer ? { discoverer: discoverer.capabilities } : {}),
-    },
+    needed: { ...neededCapabilities(names, ctx, kubeletAcl !== undefined), ...otherNeeds },
     logger: log,
   });
   return {
@@ -315,6 +360,10 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
           log.warn({ collector: c.name, err: (e as Error).message }, 'collector stop failed');
         }
       }
+      // after the collectors: the gRPC connection to the kubelet is closed by then (§12.2)
+      await kubeletAcl
+        ?.release()
+        .catch((e) => log.warn({ err: (e as Error).message }, 'Removing the kubelet socket ACLs failed'));
     },
   };
 }

@@ -42,5 +42,6 @@ export {
   type PodResources,
   PodResourcesClient,
   podResourcesDefinition,
+  podResourcesSocketsInUse,
 } from './podresources.js';
 export { type PodInfo, PodLister } from './pods.js';

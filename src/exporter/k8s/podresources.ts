@@ -58,13 +58,25 @@ function listerClient(): grpc.ServiceClientConstructor {
   return lister;
 }
 
+// Sockets some open client will connect to, with their client count: start-up reads this to know whether
+// the run-as user needs access to the kubelet socket (only collectors with GPUs create a client, §6).
+const openSockets = new Map<string, number>();
+
+/** Absolute paths of the kubelet sockets that open clients use. */
+export function podResourcesSocketsInUse(): ReadonlySet<string> {
+  return new Set(openSockets.keys());
+}
+
 /** A client bound to one kubelet socket; the channel is reused across calls. */
 export class PodResourcesClient {
   private readonly client: ListerClient;
+  private closed = false;
 
   constructor(readonly socketPath: string) {
+    const abs = resolve(socketPath);
+    openSockets.set(abs, (openSockets.get(abs) ?? 0) + 1);
     const Ctor = listerClient();
-    this.client = new Ctor(`unix://${resolve(socketPath)}`, grpc.credentials.createInsecure(), {
+    this.client = new Ctor(`unix://${abs}`, grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
     }) as unknown as ListerClient;
   }
@@ -86,5 +98,11 @@ export class PodResourcesClient {
 
   close(): void {
     this.client.close();
+    if (this.closed) return;
+    this.closed = true;
+    const abs = resolve(this.socketPath);
+    const n = (openSockets.get(abs) ?? 1) - 1;
+    if (n > 0) openSockets.set(abs, n);
+    else openSockets.delete(abs);
   }
 }
