@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseFlags } from '../../../src/common/flags.js';
 import { createLogger } from '../../../src/common/logger.js';
 import type { CollectorContext } from '../../../src/exporter/collector.js';
-import { allFlags, neededCapabilities } from '../../../src/exporter/main.js';
+import { PodResourcesClient } from '../../../src/exporter/k8s/podresources.js';
+import { allFlags, kubeletSocketInUse, neededCapabilities } from '../../../src/exporter/main.js';
 
 function ctx(args: string[], sysfs: string): CollectorContext {
   return {
@@ -32,12 +33,25 @@ describe('capabilities that keep the exporter root (spec §15)', () => {
   it('rapl needs nothing where there is no powercap', () => {
     assert.deepEqual(neededCapabilities(['rapl'], ctx([], empty)), { rapl: [] });
   });
-  it('k8s needs DAC override only when the kubelet pod-resources socket exists (no ACLs from Node.js)', () => {
+  it('k8s needs DAC override only while a client uses an existing kubelet socket and no ACLs were granted', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ceems-kubelet-'));
     const sock = join(dir, 'kubelet.sock');
-    const flag = `--collector.k8s.kubelet-podresources-socket.file=${sock}`;
-    assert.deepEqual(neededCapabilities(['k8s'], ctx([flag], empty)), { k8s: [] });
+    const c = ctx([`--collector.k8s.kubelet-podresources-socket.file=${sock}`], empty);
     writeFileSync(sock, '');
-    assert.deepEqual(neededCapabilities(['k8s'], ctx([flag], empty)), { k8s: ['cap_dac_override'] });
+    // no GPUs: the collector creates no pod-resources client, the socket is not needed
+    assert.equal(kubeletSocketInUse(c), undefined);
+    assert.deepEqual(neededCapabilities(['k8s'], c), { k8s: [] });
+    const client = new PodResourcesClient(sock);
+    try {
+      assert.equal(kubeletSocketInUse(c), sock);
+      assert.deepEqual(neededCapabilities(['k8s'], c), { k8s: ['cap_dac_override'] });
+      assert.deepEqual(neededCapabilities(['k8s'], c, true), { k8s: [] }, 'ACLs instead (§15)');
+      rmSync(sock);
+      assert.deepEqual(neededCapabilities(['k8s'], c), { k8s: [] }, 'no socket to reach');
+    } finally {
+      client.close();
+    }
+    writeFileSync(sock, '');
+    assert.equal(kubeletSocketInUse(c), undefined, 'closed clients do not count');
   });
 });
