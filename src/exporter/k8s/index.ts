@@ -18,6 +18,8 @@
  *        podResources: new PodResourcesClient(podResourcesSocket(ctx.flags)),
  *        nodeName: process.env.NODE_NAME, logger: ctx.logger });
  *    `PodLister.close()` / `PodResourcesClient.close()` belong in the collector's stop().
+ *    An open `PodResourcesClient` marks its socket as needed (`podResourcesSocketsInUse()`): when started as
+ *    root, the exporter then grants the run-as user ACLs on the socket before dropping root (§6, §15).
  *
  * 3. Per scrape: `const byPod = await mapper.update(podUids, signal)` (pod UIDs discovered from cgroups)
  *    → Map<pod uid, GpuAssignment[]>; then `emitGpuRows(out, 'k8s', ctx.hostname, { uuid }, byPod.get(uid) ?? [])`.

@@ -1,13 +1,20 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseFlags } from '../../../src/common/flags.js';
 import { createLogger } from '../../../src/common/logger.js';
+import { lookupUser } from '../../../src/common/privileges.js';
 import type { CollectorContext } from '../../../src/exporter/collector.js';
 import { PodResourcesClient } from '../../../src/exporter/k8s/podresources.js';
-import { allFlags, kubeletSocketInUse, neededCapabilities } from '../../../src/exporter/main.js';
+import {
+  allFlags,
+  grantKubeletSocketAccess,
+  kubeletSocketInUse,
+  neededCapabilities,
+} from '../../../src/exporter/main.js';
 
 function ctx(args: string[], sysfs: string): CollectorContext {
   return {
@@ -53,5 +60,43 @@ describe('capabilities that keep the exporter root (spec §15)', () => {
     }
     writeFileSync(sock, '');
     assert.equal(kubeletSocketInUse(c), undefined, 'closed clients do not count');
+  });
+});
+
+describe('ACLs on the kubelet socket instead of keeping root (spec §6, §15)', () => {
+  const nobody = lookupUser('nobody')!;
+  const hasNobodyEntry = (p: string) =>
+    /^user:nobody:/m.test(execFileSync('getfacl', ['-p', p], { encoding: 'utf8' }));
+
+  it('are granted only when root will be dropped and the socket is all that needs privileges', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ceems-kubelet-')); // 0700
+    const sock = join(dir, 'kubelet.sock');
+    writeFileSync(sock, '', { mode: 0o600 });
+    const flag = `--collector.k8s.kubelet-podresources-socket.file=${sock}`;
+    const c = ctx([flag], '/nonexistent');
+    const client = new PodResourcesClient(sock);
+    try {
+      const k8sOnly = neededCapabilities(['k8s'], c);
+      const withSlurm = { ...neededCapabilities(['k8s', 'slurm'], c) };
+      assert.equal(await grantKubeletSocketAccess(nobody, withSlurm, c), undefined, 'slurm keeps root');
+      assert.equal(await grantKubeletSocketAccess(undefined, k8sOnly, c), undefined, 'not started as root');
+      const noDrop = ctx([flag, '--no-security.drop-privileges'], '/nonexistent');
+      assert.equal(await grantKubeletSocketAccess(nobody, k8sOnly, noDrop), undefined);
+      assert.equal(hasNobodyEntry(sock), false);
+
+      const lease = await grantKubeletSocketAccess(nobody, k8sOnly, c);
+      assert.ok(lease);
+      assert.deepEqual(
+        lease.changes.map((x) => x.path),
+        [sock, dir],
+      );
+      assert.equal(hasNobodyEntry(sock), true);
+      await lease.release();
+      assert.equal(hasNobodyEntry(sock), false);
+      assert.equal(hasNobodyEntry(dir), false);
+    } finally {
+      client.close();
+      rmSync(dir, { recursive: true });
+    }
   });
 });
