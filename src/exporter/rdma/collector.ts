@@ -40,10 +40,10 @@ export const RDMA_FLAGS: readonly FlagSpec[] = [
 ];
 
 /**
- * Limit of one `rdma` run. Well below the default collector timeout (10 s) so that a hanging tool costs
- * the unit collector its RDMA samples only, not its cgroup samples.
+ * Time all `rdma` runs of one scrape may take together. Well below the default collector timeout (10 s)
+ * so that a hanging tool costs the unit collector its RDMA samples only, not its cgroup samples.
  */
-export const RDMA_COMMAND_TIMEOUT_MS = 3000;
+export const RDMA_SCRAPE_BUDGET_MS = 3000;
 
 const G = 'gauge';
 const C = 'counter';
@@ -82,6 +82,7 @@ export interface RdmaOptions {
   readonly logger: Logger;
   /** Path of the `rdma` tool; undefined when it is not installed (port counters only). */
   readonly rdmaCmd: string | undefined;
+  /** Budget of the `rdma` runs of one scrape (and of each run at stop()). */
   readonly timeoutMs?: number;
   readonly read?: ReadFile;
 }
@@ -108,7 +109,7 @@ export class RdmaCollector implements UnitSubCollector {
   private readonly enabledHere = new Set<string>();
 
   constructor(private readonly o: RdmaOptions) {
-    this.timeoutMs = o.timeoutMs ?? RDMA_COMMAND_TIMEOUT_MS;
+    this.timeoutMs = o.timeoutMs ?? RDMA_SCRAPE_BUDGET_MS;
     this.read = o.read ?? readFileFast;
   }
 
@@ -116,8 +117,9 @@ export class RdmaCollector implements UnitSubCollector {
     // throws NoDataError without /sys/class/infiniband: no RDMA hardware, nothing to run
     const devices = infinibandDevices(this.o.sysfs, this.o.logger);
     if (this.o.rdmaCmd !== undefined) {
-      if (devices.some((d) => d.name.startsWith('mlx'))) await this.enablePerPidCounters(signal);
-      await this.updateUnits(out, units, signal);
+      const deadline = Date.now() + this.timeoutMs;
+      if (devices.some((d) => d.name.startsWith('mlx'))) await this.enablePerPidCounters(deadline, signal);
+      await this.updateUnits(out, units, deadline, signal);
     }
     for (const d of devices)
       for (const p of d.ports) {
@@ -145,9 +147,10 @@ export class RdmaCollector implements UnitSubCollector {
     }
   }
 
-  private async run(args: readonly string[], signal?: AbortSignal): Promise<string> {
+  /** Runs `rdma args`, killed at `deadline` (epoch ms) or when `signal` aborts. */
+  private async run(args: readonly string[], deadline?: number, signal?: AbortSignal): Promise<string> {
     const { stdout } = await runCommand([this.o.rdmaCmd!, ...args], {
-      timeoutMs: this.timeoutMs,
+      timeoutMs: deadline === undefined ? this.timeoutMs : Math.max(1, deadline - Date.now()),
       env: { ...process.env, LC_ALL: 'C' },
       ...(signal ? { signal } : {}),
     });
@@ -158,11 +161,11 @@ export class RdmaCollector implements UnitSubCollector {
    * Mellanox links count QP statistics per PID only with `auto type,pid on`: checked once, and set on
    * each scrape until it succeeds (it needs root).
    */
-  private async enablePerPidCounters(signal: AbortSignal): Promise<void> {
+  private async enablePerPidCounters(deadline: number, signal: AbortSignal): Promise<void> {
     if (!this.modes) {
       let text: string;
       try {
-        text = await this.run(['statistic', 'qp', 'mode'], signal);
+        text = await this.run(['statistic', 'qp', 'mode'], deadline, signal);
       } catch (e) {
         this.o.logger.error({ err: (e as Error).message }, 'rdma: cannot read QP counter modes');
         return;
@@ -176,7 +179,7 @@ export class RdmaCollector implements UnitSubCollector {
     for (const [link, on] of this.modes) {
       if (on) continue;
       try {
-        await this.run(['statistic', 'qp', 'set', 'link', link, 'auto', 'type,pid', 'on'], signal);
+        await this.run(['statistic', 'qp', 'set', 'link', link, 'auto', 'type,pid', 'on'], deadline, signal);
         this.modes.set(link, true);
         this.enabledHere.add(link);
         this.o.logger.info({ link }, 'rdma: per-PID QP counters enabled');
@@ -198,7 +201,12 @@ export class RdmaCollector implements UnitSubCollector {
   }
 
   /** Runs the four commands once (concurrently) and emits the per-unit families of what succeeded. */
-  private async updateUnits(out: Emitter, units: readonly CgroupUnit[], signal: AbortSignal): Promise<void> {
+  private async updateUnits(
+    out: Emitter,
+    units: readonly CgroupUnit[],
+    deadline: number,
+    signal: AbortSignal,
+  ): Promise<void> {
     const unitOf = new Map<number, string>();
     for (const u of units) for (const pid of u.pids) unitOf.set(pid, u.uuid);
     const rows = new Map<string, UnitRow>();
@@ -218,7 +226,7 @@ export class RdmaCollector implements UnitSubCollector {
     ) => {
       let text: string;
       try {
-        text = await this.run(args, signal);
+        text = await this.run(args, deadline, signal);
       } catch (e) {
         this.o.logger.error({ err: (e as Error).message }, 'rdma: command failed; its metrics are skipped');
         return;

@@ -18,7 +18,7 @@ export interface CqEntry {
 
 export interface QpEntry {
   readonly device: string;
-  /** Port number; `""` for a QP not bound to a port yet (`link mlx5_0/-`). */
+  /** Port number (decimal string). */
   readonly port: string;
   readonly pid: number;
 }
@@ -94,21 +94,21 @@ export function parseRecord(line: string): Map<string, string> | undefined {
   return fields;
 }
 
-/** Splits `link <device>/<port>`; port `-` (not bound yet) becomes `""`. */
-function splitLink(link: string): { device: string; port: string } | undefined {
+/** Splits `link <device>/<port>`; null for `<device>/-` (a QP not bound to a port yet, counted nowhere). */
+function splitLink(link: string): { device: string; port: string } | null | undefined {
   const m = /^(.+)\/(\d+|-)$/.exec(link);
   if (!m) return undefined;
-  return { device: m[1]!, port: m[2] === '-' ? '' : String(Number(m[2])) };
+  return m[2] === '-' ? null : { device: m[1]!, port: String(Number(m[2])) };
 }
 
 /**
- * Parses record lines starting with `first`; kernel-owned records (no `pid`, e.g. `comm [ib_core]`) are
- * dropped, lines whose fields do not fit are reported as malformed.
+ * Parses record lines starting with `first`; kernel-owned records (no `pid`, e.g. `comm [ib_core]`) and
+ * those `build` skips (null) are dropped, lines whose fields do not fit (undefined) are reported as malformed.
  */
 function parseLines<T>(
   text: string,
   first: 'dev' | 'link',
-  build: (fields: Map<string, string>, pid: number) => T | undefined,
+  build: (fields: Map<string, string>, pid: number) => T | null | undefined,
 ): Parsed<T> {
   const entries: T[] = [];
   const malformed: string[] = [];
@@ -123,7 +123,7 @@ function parseLines<T>(
     if (pid === undefined) continue; // owned by a kernel module
     const entry = NUMBER.test(pid) ? build(fields, Number(pid)) : undefined;
     if (entry === undefined) malformed.push(line);
-    else entries.push(entry);
+    else if (entry !== null) entries.push(entry);
   }
   return { entries, malformed };
 }
@@ -154,7 +154,7 @@ export function parseCqs(text: string): Parsed<CqEntry> {
 export function parseQps(text: string): Parsed<QpEntry> {
   return parseLines(text, 'link', (f, pid) => {
     const link = splitLink(f.get('link')!);
-    return link && { ...link, pid };
+    return link ? { ...link, pid } : link;
   });
 }
 
@@ -162,7 +162,7 @@ export function parseQps(text: string): Parsed<QpEntry> {
 export function parseQpCounters(text: string): Parsed<QpCounterEntry> {
   return parseLines(text, 'link', (f, pid) => {
     const link = splitLink(f.get('link')!);
-    if (!link) return undefined;
+    if (!link) return link;
     const counters = new Map<string, number>();
     for (const [k, v] of f) {
       if (!COUNTER_NAMES.has(k)) continue;
@@ -184,7 +184,7 @@ export function parseQpModes(text: string): Parsed<LinkMode> {
     if (line.trim() === '' || /^\s/.test(line)) continue;
     const m = /^link (\S+) mode (.+)$/.exec(line.trim());
     const link = m && splitLink(m[1]!);
-    if (!m || !link || link.port === '') {
+    if (!m || !link) {
       malformed.push(line);
       continue;
     }
