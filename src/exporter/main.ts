@@ -175,7 +175,7 @@ export async function grantKubeletSocketAccess(
   try {
     const lease = await AclLease.grant(target.uid, [target.gid], pathAccessTargets(socket, 'rw'));
     ctx.logger.info(
-      { socket, user: target.name, acl_entries_added: lease.changes.length },
+      { socket, user: target.name, acl_entries_added: lease.changes.length, restore_pid: lease.watchdogPid },
       'Run-as user has access to the kubelet pod-resources socket through ACLs',
     );
     return lease;

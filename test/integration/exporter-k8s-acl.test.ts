@@ -127,10 +127,17 @@ describe('exporter as nobody reaches the kubelet socket through ACLs (k8s with G
     const exp = await startExporter();
     try {
       await assertServesGpuRowsAsNobody(exp);
-      assert.match(
-        exp.stderr(),
-        /msg="Run-as user has access to the kubelet pod-resources socket through ACLs" .*acl_entries_added=4/,
+      const restorePid = Number(
+        /msg="Run-as user has access to the kubelet pod-resources socket through ACLs" .*acl_entries_added=4 restore_pid=(\d+)/.exec(
+          exp.stderr(),
+        )?.[1],
       );
+      // the restore process stays root and is out of the exporter's process group and session (no Ctrl-C)
+      const stat = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      assert.equal(uid(restorePid), '0');
+      assert.equal(stat(restorePid)[1], String(exp.pid), 'child of the exporter');
+      assert.notEqual(stat(restorePid)[2], stat(exp.pid)[2]);
+      assert.notEqual(stat(restorePid)[3], stat(exp.pid)[3]);
       assert.match(exp.stderr(), /msg="Dropped root privileges"/);
     } finally {
       assert.equal(await exp.stop(), 0);
