@@ -2,7 +2,7 @@
 // resources and QP hardware counters from the iproute2 `rdma` tool, mapped to units by PID, and the
 // node's port counters from sysfs.
 
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCommand } from '../../common/command.js';
 import type { FlagSpec, ParsedFlags } from '../../common/flags.js';
@@ -140,7 +140,7 @@ export class RdmaCollector implements UnitSubCollector {
       try {
         await this.run(['statistic', 'qp', 'set', 'link', link, 'auto', 'off']);
         this.enabledHere.delete(link);
-        this.o.logger.debug({ link }, 'rdma: per-PID QP counters disabled');
+        this.o.logger.info({ link }, 'rdma: per-PID QP counters disabled');
       } catch (e) {
         this.o.logger.warn({ link, err: (e as Error).message }, 'rdma: cannot disable per-PID QP counters');
       }
@@ -298,6 +298,21 @@ export class RdmaCollector implements UnitSubCollector {
       );
     for (const { spec, value } of counters) out.emit(`ceems_rdma_${spec.metric}`, C, spec.help, l, value);
   }
+}
+
+/**
+ * Capabilities the rdma sub-collector needs on this node (spec §15): switching per-PID QP counters on
+ * Mellanox links is root-only, so `cap_setuid`/`cap_setgid` when such a device exists.
+ */
+export function rdmaCapabilities(flags: ParsedFlags, sysfs: string): string[] {
+  if (!flags.bool('collector.rdma.stats')) return [];
+  let names: string[];
+  try {
+    names = readdirSync(join(sysfs, 'class', 'infiniband'));
+  } catch {
+    return []; // no RDMA hardware: nothing to switch
+  }
+  return names.some((n) => n.startsWith('mlx')) ? ['cap_setuid', 'cap_setgid'] : [];
 }
 
 /** The rdma sub-collector when `--collector.rdma.stats` is given. */

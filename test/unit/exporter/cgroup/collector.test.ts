@@ -3,12 +3,18 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
+import pino from 'pino';
 import { encode } from '../../../../src/common/exposition.js';
+import { parseFlags } from '../../../../src/common/flags.js';
 import { createLogger } from '../../../../src/common/logger.js';
-import { CgroupCollector } from '../../../../src/exporter/cgroup/collector.js';
+import {
+  CgroupCollector,
+  type UnitSubCollector,
+  type UnitSubCollectorDefinition,
+} from '../../../../src/exporter/cgroup/collector.js';
 import { detectCgroupVersion, managerLayout, v1Hierarchy } from '../../../../src/exporter/cgroup/layout.js';
 import type { StatsOptions } from '../../../../src/exporter/cgroup/stats.js';
-import { FamilySet } from '../../../../src/exporter/collector.js';
+import { FamilySet, NoDataError } from '../../../../src/exporter/collector.js';
 
 const FIX = resolve(import.meta.dirname, '../../../fixtures/cgroup');
 const PROC = join(FIX, 'proc');
@@ -233,5 +239,109 @@ describe('cgroup v1 units', () => {
       `ceems_compute_unit_cpu_user_seconds_total{${L}} 5`,
       `ceems_compute_unit_cpus{${L}} 4`,
     ]);
+  });
+});
+
+describe('unit sub-collectors (perf, ebpf, rdma hook)', () => {
+  const records: { level: number; msg: string; time?: number; subcollector?: string; err?: string }[] = [];
+  const logger = pino(
+    { level: 'debug', base: undefined },
+    { write: (l: string) => records.push(JSON.parse(l)) },
+  );
+  const sub = (
+    name: string,
+    update: UnitSubCollector['update'],
+    stop?: () => void,
+  ): UnitSubCollectorDefinition => ({
+    name,
+    enabled: (flags) => flags.bool('with-subs'),
+    create: (_ctx, manager) => {
+      assert.equal(manager, 'slurm');
+      return { update, ...(stop ? { stop } : {}) };
+    },
+  });
+
+  it('run after the cgroup metrics on the same units; failures are logged and keep their duration sample', async () => {
+    const c = new CgroupCollector({
+      layout: managerLayout('slurm', {
+        cgroupfs: join(FIX, 'v2'),
+        version: 'v2',
+        activeSubsystem: 'cpuacct',
+      }),
+      hostname: 'node1',
+      procfs: PROC,
+      logger,
+      stats: { cpuCount: 'cpuset', swap: false, psi: false, blkio: false },
+    });
+    const seen: string[] = [];
+    const stopped: string[] = [];
+    const defs = [
+      sub(
+        'ok',
+        async (out, units) => {
+          seen.push(...units.map((u) => u.uuid));
+          out.emit('test_units', 'gauge', 'units seen', {}, units.length);
+        },
+        () => stopped.push('ok'),
+      ),
+      sub(
+        'broken',
+        async () => {
+          throw new Error('kernel interface missing');
+        },
+        () => {
+          throw new Error('cannot release');
+        },
+      ),
+      sub('nodata', async () => {
+        throw new NoDataError('no hardware');
+      }),
+    ];
+    const flag = { name: 'with-subs', type: 'bool', default: false, help: '' } as const;
+    const ctx = (argv: string[]) => ({
+      hostname: 'node1',
+      procfs: PROC,
+      sysfs: PROC,
+      cgroupfs: FIX,
+      flags: parseFlags([flag], argv).flags,
+      logger,
+    });
+    c.enableSubCollectors(ctx([]), defs); // switched off by the flag: nothing runs
+    const idle = new FamilySet();
+    await c.runSubCollectors(idle, c.collect(idle, c.discover()), new AbortController().signal);
+    assert.equal(idle.families.has('ceems_scrape_collector_duration_seconds'), false);
+
+    c.enableSubCollectors(ctx(['--with-subs']), defs);
+    const out = new FamilySet();
+    const units = c.collect(out, c.discover());
+    await c.runSubCollectors(out, units, new AbortController().signal);
+    assert.deepEqual(
+      seen,
+      units.map((u) => u.uuid),
+    );
+    assert.equal(out.families.get('test_units')!.samples[0]!.value, units.length);
+    assert.deepEqual(
+      out.families.get('ceems_scrape_collector_duration_seconds')!.samples.map((s) => s.labels),
+      ['ok', 'broken', 'nodata'].map((subcollector) => ({ collector: 'slurm', subcollector })),
+    );
+    assert.deepEqual(
+      records.filter((r) => r.subcollector).map((r) => [r.level, r.subcollector, r.msg, r.err]),
+      [
+        [30, 'ok', 'Sub-collector enabled', undefined],
+        [30, 'broken', 'Sub-collector enabled', undefined],
+        [30, 'nodata', 'Sub-collector enabled', undefined],
+        [50, 'broken', 'sub-collector failed', 'kernel interface missing'],
+        [20, 'nodata', 'sub-collector returned no data', 'no hardware'],
+      ],
+    );
+    await c.stopSubCollectors();
+    assert.deepEqual(stopped, ['ok']);
+    assert.deepEqual(records.at(-1), {
+      level: 40,
+      time: records.at(-1)!.time,
+      subcollector: 'broken',
+      err: 'cannot release',
+      msg: 'sub-collector stop failed',
+    });
   });
 });

@@ -14,7 +14,7 @@ import { type CollectorContext, FamilySet } from '../../../../src/exporter/colle
 import { K8sCollector, k8s } from '../../../../src/exporter/collectors/k8s.js';
 import { SlurmCollector, slurm } from '../../../../src/exporter/collectors/slurm.js';
 import { GPU_FLAGS } from '../../../../src/exporter/gpu/index.js';
-import { RDMA_FLAGS, RdmaCollector } from '../../../../src/exporter/rdma/collector.js';
+import { RDMA_FLAGS, RdmaCollector, rdmaCapabilities } from '../../../../src/exporter/rdma/collector.js';
 import { QP_HW_COUNTERS } from '../../../../src/exporter/rdma/parse.js';
 
 const FIX = resolve(import.meta.dirname, '../../../fixtures');
@@ -362,5 +362,31 @@ describe('rdma sub-collector in the k8s collector', () => {
       1,
     );
     await c.stop();
+  });
+});
+
+describe('rdma privileges', () => {
+  it('needs cap_setuid/cap_setgid only when enabled and a Mellanox device exists', () => {
+    const on = parseFlags(RDMA_FLAGS, ['--collector.rdma.stats']).flags;
+    const off = parseFlags(RDMA_FLAGS, []).flags;
+    assert.deepEqual(rdmaCapabilities(on, SYSFS), ['cap_setuid', 'cap_setgid']);
+    assert.deepEqual(rdmaCapabilities(off, SYSFS), []);
+    assert.deepEqual(rdmaCapabilities(on, PROCFS), []); // no class/infiniband
+    assert.deepEqual(rdmaCapabilities(on, join(FIX, 'node/sys')), ['cap_setuid', 'cap_setgid']); // mlx4_0
+  });
+
+  it('a failing `auto off` at stop is logged as a warning, not thrown', async () => {
+    const tool = fakeTool('stop-fails');
+    const ctx = context(['--collector.rdma.stats', `--collector.rdma.cmd=${tool.cmd}`]);
+    const c = (await slurm.create(ctx)) as SlurmCollector;
+    await scrapeLines(c);
+    writeFileSync(join(tmp, 'stop-fails', 'set-fails'), '');
+    await c.stop();
+    const warned = ctx.logs.filter((r) => r.msg === 'rdma: cannot disable per-PID QP counters');
+    assert.deepEqual(
+      warned.map((r) => r.link),
+      ['mlx5_0/1'],
+    );
+    assert.deepEqual(tool.calls().slice(-2), [SET_OFF('mlx5_0/1'), SET_OFF('mlx5_1/2')]);
   });
 });
