@@ -7,8 +7,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Fastify from 'fastify';
 import { CeemsDb, type UnitRecord } from '../src/api/db/index.js';
+import { WindowWriter } from '../src/api/db/writer.js';
 import { parseSacct } from '../src/api/resource/slurm.js';
 import { DEFAULT_QUERIES, TsdbUpdater } from '../src/api/updater/tsdb.js';
 import { createLogger } from '../src/common/logger.js';
@@ -22,6 +24,16 @@ const time = async <T>(fn: () => T | Promise<T>): Promise<[T, number]> => {
   const v = await fn();
   return [v, performance.now() - t];
 };
+/** Runs `fn` while timing the event loop; returns its value and the longest stall seen (ms). */
+async function stalls<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const h = monitorEventLoopDelay({ resolution: 5 });
+  h.enable();
+  await new Promise((r) => setTimeout(r, 20)); // the histogram's timer must be running before fn blocks
+  const v = await fn();
+  await new Promise((r) => setTimeout(r, 20)); // let the histogram's timer see a stall that ends with fn
+  h.disable();
+  return [v, h.max / 1e6];
+}
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 const rate = (n: number, t: number) => `${Math.round((n / t) * 1000).toLocaleString('en-US')}/s`;
 
@@ -59,8 +71,14 @@ async function ingest(n: number): Promise<void> {
       });
     const [, tStore] = await time(() => store(T0 + H));
     // Second window: every row exists, so each upsert merges its metric maps (the steady state).
-    const [, tMerge] = await time(() => store(T0 + 2 * H));
+    const [[, stallDirect], tMerge] = await time(() => stalls(async () => store(T0 + 2 * H)));
     db.close();
+    // Third window through the API server's writer thread: how long HTTP handlers would wait meanwhile.
+    const writer = new WindowWriter(dir);
+    const w = { start: T0 + 3 * H, end: T0 + 4 * H, timeZone: 'Europe/Paris', units, firstFill: false };
+    await writer.store({ ...w, units: [] }); // thread start-up is not part of a window
+    const [[, stallThread], tThread] = await time(() => stalls(() => writer.store(w)));
+    await writer.close();
     console.log(`sacct -P text: ${(output.length / 1e6).toFixed(1)} MB, ${n.toLocaleString('en-US')} jobs`);
     console.log(`  baseline split into fields : ${ms(tSplit)}`);
     console.log(
@@ -74,6 +92,12 @@ async function ingest(n: number): Promise<void> {
     );
     console.log(
       `  total parse + insert       : ${ms(tParse + tStore)} for ${n.toLocaleString('en-US')} units`,
+    );
+    console.log(
+      `  merge in writer thread     : ${ms(tThread)} (${(tThread / tMerge).toFixed(2)}× main-thread merge)`,
+    );
+    console.log(
+      `  longest main-thread stall  : ${ms(stallThread)} with the writer thread vs ${ms(stallDirect)} on the main thread (${(stallThread / stallDirect).toFixed(3)}×)`,
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

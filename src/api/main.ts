@@ -10,7 +10,8 @@ import { DEBUG_SERVER_FLAG, PRIVILEGE_FLAGS, runServerProgram, SERVER_FLAGS } fr
 import { AdminUsers } from './admins.js';
 import { type LoadedConfig, loadConfig } from './config.js';
 import { createCollector } from './cycle/index.js';
-import { CeemsDb, DB_FILE, openReader } from './db/index.js';
+import { CeemsDb, type CollectionWindow, DB_FILE, openReader } from './db/index.js';
+import { WindowWriter } from './db/writer.js';
 import { type ApiServer, createApiServer } from './server.js';
 import { formatDatetime, resolveZone } from './timefmt.js';
 
@@ -120,6 +121,8 @@ export interface BackgroundTask {
 
 export interface CollectorContext {
   db: CeemsDb;
+  /** Commits one collection window off the main thread. */
+  store: (w: CollectionWindow) => Promise<void>;
   logger: Logger;
   /** Directory of the config file. */
   configDir: string;
@@ -204,6 +207,7 @@ export async function startApiServer(
   mkdirSync(dataPath, { recursive: true, mode: 0o750 });
   if (backupPath) mkdirSync(backupPath, { recursive: true, mode: 0o750 });
   const db = CeemsDb.open(dataPath);
+  const writer = new WindowWriter(dataPath);
   const tasks: BackgroundTask[] = [];
   let api: ApiServer | undefined;
   try {
@@ -216,6 +220,7 @@ export async function startApiServer(
     tasks.push(
       await collectorFactory(loaded, {
         db,
+        store: (w) => writer.store(w),
         logger: log,
         configDir: loaded.configDir,
         timeZone,
@@ -268,9 +273,10 @@ export async function startApiServer(
       api,
       addresses,
       async stop() {
-        // Stop producers first (a running write always completes: better-sqlite3 is synchronous), then
-        // HTTP (5 s grace), then close the DB.
+        // Stop producers first (the collector waits for the window being stored), then the writer thread,
+        // then HTTP (5 s grace), then close the DB.
         await Promise.all(tasks.map((t) => t.stop()));
+        await writer.close();
         const grace = new Promise<void>((r) => setTimeout(r, 5000).unref());
         await Promise.race([api!.close(), grace]);
         db.close();
@@ -280,6 +286,7 @@ export async function startApiServer(
   } catch (e) {
     await Promise.all(tasks.map((t) => t.stop().catch(() => {})));
     await api?.close().catch(() => {});
+    await writer.close();
     db.close();
     throw e;
   }

@@ -23,7 +23,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../common/logger.js';
 import type { LoadedConfig } from '../config.js';
-import type { CeemsDb, UnitRecord } from '../db/index.js';
+import type { CeemsDb, CollectionWindow, UnitRecord } from '../db/index.js';
 import type { BackgroundTask, CollectorContext } from '../main.js';
 import { createManager } from '../resource/index.js';
 import type { ResourceManager } from '../resource/types.js';
@@ -39,6 +39,8 @@ export interface CollectorCluster {
 
 export interface CollectorOptions {
   db: CeemsDb;
+  /** Commits one window (main.ts: the DB writer thread); default: `db.storeCollection` on this thread. */
+  store?: (w: CollectionWindow) => Promise<void>;
   logger: Logger;
   clusters: CollectorCluster[];
   /** Resolved IANA zone of the DB. */
@@ -102,7 +104,12 @@ export class Collector implements BackgroundTask {
       throw new ConfigurationError('data.update_interval must be greater than 0');
     if (!(opts.maxUpdateIntervalMs > 0))
       throw new ConfigurationError('data.max_update_interval must be greater than 0');
-    this.opts = { windowPauseMs: 1000, now: Date.now, ...opts };
+    this.opts = {
+      windowPauseMs: 1000,
+      now: Date.now,
+      store: async (w) => opts.db.storeCollection(w),
+      ...opts,
+    };
     this.updateFromMs = parseUpdateFrom(opts.updateFrom, opts.timeZone, this.now());
     if (opts.db.isEmpty()) for (const c of opts.clusters) this.firstFill.add(c.manager.clusterId);
   }
@@ -151,7 +158,7 @@ export class Collector implements BackgroundTask {
     }
     for (const up of c.updaters) await up.update(m.clusterId, units, start, end, signal);
     if (signal.aborted) throw new Error('collection stopped');
-    this.opts.db.storeCollection({
+    await this.opts.store({
       start,
       end,
       timeZone: this.opts.timeZone,
@@ -305,6 +312,7 @@ export async function createCollector(loaded: LoadedConfig, ctx: CollectorContex
   if (clusters.length === 0) log.warn('No clusters configured: no units will be collected');
   return new Collector({
     db: ctx.db,
+    store: ctx.store,
     logger: log,
     clusters,
     timeZone: ctx.timeZone,

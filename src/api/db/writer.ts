@@ -1,0 +1,85 @@
+// Collection windows are written from a worker thread. better-sqlite3 is synchronous and every running
+// unit is upserted again on every window, so on a large cluster one window's transaction takes seconds
+// (bench/api-ingest.ts: ~20k units/s) during which the main thread — and every HTTP request — would
+// stall. The worker has its own writer connection; WAL mode and busy_timeout serialise it with the few
+// writes left on the main connection (admin users, retention, backups).
+
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { CollectionWindow } from './index.js';
+import type { StoreReply, StoreRequest } from './writer-thread.js';
+
+interface Pending {
+  resolve(): void;
+  reject(e: Error): void;
+}
+
+// Same extension as this module: `.js` from dist/, `.ts` when run from source under tsx (tests), whose
+// loader hooks Node 20 does not carry into workers: there the thread loads through tsx's own API.
+const EXT = extname(fileURLToPath(import.meta.url));
+const THREAD = new URL(`./writer-thread${EXT}`, import.meta.url);
+
+function startThread(dataPath: string): Worker {
+  if (EXT !== '.ts') return new Worker(THREAD, { workerData: { dataPath } });
+  const api = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(api)}).then((m) => m.tsImport(${JSON.stringify(THREAD.href)}, ${JSON.stringify(THREAD.href)}))`;
+  return new Worker(boot, { eval: true, workerData: { dataPath } });
+}
+
+export class WindowWriter {
+  private worker: Worker | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
+  private readonly inflight = new Set<Promise<void>>();
+  private closed = false;
+
+  constructor(private readonly dataPath: string) {}
+
+  /** Stores one window in ONE transaction (CeemsDb.storeCollection); rejects when it was not stored. */
+  store(window: CollectionWindow): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('DB writer is closed'));
+    const worker = this.ensureWorker();
+    const id = this.nextId++;
+    const stored = new Promise<void>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ id, window } satisfies StoreRequest);
+    });
+    this.inflight.add(stored);
+    const forget = () => this.inflight.delete(stored);
+    stored.then(forget, forget);
+    return stored;
+  }
+
+  /** Waits for the windows being stored, then closes the worker's connection. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled(this.inflight);
+    const w = this.worker;
+    if (!w) return;
+    const exited = new Promise<void>((r) => w.once('exit', () => r()));
+    w.postMessage('close');
+    await exited;
+  }
+
+  private ensureWorker(): Worker {
+    if (this.worker) return this.worker;
+    const w = startThread(this.dataPath);
+    w.on('message', (m: StoreReply) => {
+      const p = this.pending.get(m.id);
+      this.pending.delete(m.id);
+      if (m.error === undefined) p?.resolve();
+      else p?.reject(new Error(m.error));
+    });
+    // A dead worker fails what it held; the next window starts a new one.
+    const fail = (e: Error) => {
+      if (this.worker === w) this.worker = undefined;
+      for (const p of this.pending.values()) p.reject(e);
+      this.pending.clear();
+    };
+    w.on('error', (e) => fail(new Error(`DB writer thread failed: ${e.message}`)));
+    w.on('exit', (code) => fail(new Error(`DB writer thread exited (code ${code})`)));
+    this.worker = w;
+    return w;
+  }
+}
