@@ -14,6 +14,13 @@ npx tsc -p tsconfig.test.json
 echo "== lint"
 npx biome check .
 
+echo "== system tools"
+# setfacl/getfacl: the exporter grants the kubelet socket to its run-as user with POSIX ACLs
+if ! command -v setfacl >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q acl >/dev/null ||
+    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q acl >/dev/null; }
+fi
+
 echo "== testbed: SLURM"
 # shellcheck disable=SC1090
 eval "$(bash "$CEEMS_TESTBED_DIR/slurm/up.sh" 2> >(tail -n 3 >&2))"

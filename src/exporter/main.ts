@@ -17,6 +17,7 @@ import { COLLECTORS } from './collectors/index.js';
 import { createTargetDiscoverer, DISCOVERER_FLAGS } from './discoverer.js';
 import { podResourcesSocket } from './k8s/flags.js';
 import { podResourcesSocketsInUse } from './k8s/podresources.js';
+import { rdmaCapabilities } from './rdma/collector.js';
 import { type NamedCollector, scrape } from './scrape.js';
 import { SelfMetrics } from './selfmetrics.js';
 
@@ -155,7 +156,11 @@ export function neededCapabilities(
     // not be set does it take DAC override, i.e. the process stays root.
     k8s: kubeletSocketInUse(ctx) && !kubeletAclGranted ? ['cap_dac_override'] : [],
   };
-  return Object.fromEntries(names.map((n) => [n, table[n] ?? []]));
+  const needs: Record<string, readonly string[]> = Object.fromEntries(names.map((n) => [n, table[n] ?? []]));
+  // the rdma sub-collector runs inside the compute-unit collectors (it switches Mellanox QP counters on)
+  if (names.some((n) => n === 'slurm' || n === 'libvirt' || n === 'k8s'))
+    needs.rdma = rdmaCapabilities(ctx.flags, ctx.sysfs);
+  return needs;
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -35,7 +35,19 @@ describe('capabilities that keep the exporter root (spec §15)', () => {
       cpu: [],
       slurm: ['cap_sys_ptrace', 'cap_dac_read_search'],
       ipmi_dcmi: ['cap_setuid', 'cap_setgid'],
+      rdma: [],
     });
+  });
+  it('rdma needs setuid/setgid with --collector.rdma.stats on a node with Mellanox HCAs', () => {
+    const sysfs = mkdtempSync(join(tmpdir(), 'ceems-sysfs-ib-'));
+    mkdirSync(join(sysfs, 'class/infiniband/mlx5_0'), { recursive: true });
+    assert.deepEqual(neededCapabilities(['k8s'], ctx(['--collector.rdma.stats'], sysfs)).rdma, [
+      'cap_setuid',
+      'cap_setgid',
+    ]);
+    assert.deepEqual(neededCapabilities(['k8s'], ctx([], sysfs)).rdma, [], 'flag off');
+    assert.deepEqual(neededCapabilities(['k8s'], ctx(['--collector.rdma.stats'], empty)).rdma, [], 'no HCA');
+    assert.equal(neededCapabilities(['cpu'], ctx(['--collector.rdma.stats'], sysfs)).rdma, undefined);
   });
   it('rapl needs nothing where there is no powercap', () => {
     assert.deepEqual(neededCapabilities(['rapl'], ctx([], empty)), { rapl: [] });
@@ -47,14 +59,14 @@ describe('capabilities that keep the exporter root (spec §15)', () => {
     writeFileSync(sock, '');
     // no GPUs: the collector creates no pod-resources client, the socket is not needed
     assert.equal(kubeletSocketInUse(c), undefined);
-    assert.deepEqual(neededCapabilities(['k8s'], c), { k8s: [] });
+    assert.deepEqual(neededCapabilities(['k8s'], c), { k8s: [], rdma: [] });
     const client = new PodResourcesClient(sock);
     try {
       assert.equal(kubeletSocketInUse(c), sock);
-      assert.deepEqual(neededCapabilities(['k8s'], c), { k8s: ['cap_dac_override'] });
-      assert.deepEqual(neededCapabilities(['k8s'], c, true), { k8s: [] }, 'ACLs instead (§15)');
+      assert.deepEqual(neededCapabilities(['k8s'], c), { k8s: ['cap_dac_override'], rdma: [] });
+      assert.deepEqual(neededCapabilities(['k8s'], c, true), { k8s: [], rdma: [] }, 'ACLs instead (§15)');
       rmSync(sock);
-      assert.deepEqual(neededCapabilities(['k8s'], c), { k8s: [] }, 'no socket to reach');
+      assert.deepEqual(neededCapabilities(['k8s'], c), { k8s: [], rdma: [] }, 'no socket to reach');
     } finally {
       client.close();
     }

@@ -85,9 +85,9 @@ async function collector(cgroupfs: string, procfs: string, warnings: string[], a
   })) as SlurmCollector;
 }
 
-function scrape(c: SlurmCollector): string[] {
+async function scrape(c: SlurmCollector): Promise<string[]> {
   const out = new FamilySet();
-  c.update(out);
+  await c.update(out, new AbortController().signal);
   return encode(out.families.values())
     .split('\n')
     .filter((l) => l.startsWith('ceems_compute_unit_cpu_user_seconds_total'));
@@ -102,7 +102,11 @@ describe('SLUID-named job directories', () => {
     const warnings: string[] = [];
     const c = await collector(cgroupfs, procfs, warnings, ['--collector.cgroups.force-version=v2']);
     // every copied job has the cpu.stat of job 1009248 (45 s user)
-    assert.deepEqual(scrape(c), [cpuUser('', '1009248'), cpuUser('', '1009300'), cpuUser('', '1009301')]);
+    assert.deepEqual(await scrape(c), [
+      cpuUser('', '1009248'),
+      cpuUser('', '1009300'),
+      cpuUser('', '1009301'),
+    ]);
     assert.deepEqual(
       c.jobs().map((j) => j.id),
       ['1009248', '1009300', '1009301'],
@@ -114,7 +118,7 @@ describe('SLUID-named job directories', () => {
     const { cgroupfs, procfs } = v2Node();
     const warnings: string[] = [];
     const c = await collector(cgroupfs, procfs, warnings, ['--collector.cgroups.force-version=v2']);
-    for (let i = 0; i < 5; i++) assert.equal(scrape(c).length, 3);
+    for (let i = 0; i < 5; i++) assert.equal((await scrape(c)).length, 3);
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]!, new RegExp(`job_${SLUID_C}: none of its 1 processes shows SLURM_JOB_ID`));
   });
@@ -122,16 +126,16 @@ describe('SLUID-named job directories', () => {
   it('a job id found once is kept for the directory; a new directory is identified again', async () => {
     const { cgroupfs, procfs, scope } = v2Node();
     const c = await collector(cgroupfs, procfs, [], ['--collector.cgroups.force-version=v2']);
-    assert.ok(scrape(c).includes(cpuUser('', '1009300')));
+    assert.ok((await scrape(c)).includes(cpuUser('', '1009300')));
     // the task ends and a new one without the variable starts: the SLUID still names job 1009300
     writeProc(procfs, 201, { cmdline: 'python train.py', env: {} });
-    assert.ok(scrape(c).includes(cpuUser('', '1009300')));
+    assert.ok((await scrape(c)).includes(cpuUser('', '1009300')));
     // the directory goes away and another job's directory appears: nothing stale is reused
     rmSync(join(scope, `job_${SLUID_A}`), { recursive: true });
-    assert.ok(!scrape(c).some((l) => l.includes('1009300')));
+    assert.ok(!(await scrape(c)).some((l) => l.includes('1009300')));
     addJob(scope, `job_${SLUID_A}`, 'step_batch/user/task_0', [202]);
     writeProc(procfs, 202, { cmdline: 'a.out', env: { SLURM_JOB_ID: '1009400' } });
-    assert.ok(scrape(c).includes(cpuUser('', '1009400')));
+    assert.ok((await scrape(c)).includes(cpuUser('', '1009400')));
   });
 
   it('cgroup v1 with --enable-multiple-slurmd layouts keeps the host of the directory', async () => {
