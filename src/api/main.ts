@@ -3,10 +3,12 @@
 
 import { chownSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { AclLease } from '../common/acl.js';
 import { FlagError, type FlagSpec, type ParsedFlags } from '../common/flags.js';
 import type { Logger } from '../common/logger.js';
-import { dropPrivileges, resolveRunAsUser } from '../common/privileges.js';
+import { dropPrivileges, grantRunAsReadAccess, resolveRunAsUser } from '../common/privileges.js';
 import { DEBUG_SERVER_FLAG, PRIVILEGE_FLAGS, runServerProgram, SERVER_FLAGS } from '../common/program.js';
+import { webConfigFiles } from '../common/webconfig.js';
 import { AdminUsers } from './admins.js';
 import { type LoadedConfig, loadConfig } from './config.js';
 import { createCollector } from './cycle/index.js';
@@ -210,6 +212,7 @@ export async function startApiServer(
   const writer = new WindowWriter(dataPath);
   const tasks: BackgroundTask[] = [];
   let api: ApiServer | undefined;
+  let webConfigAcl: AclLease | undefined;
   try {
     const admins = new AdminUsers(db, config.ceems_api_server.admin, loaded.configDir, timeZone, log);
     await admins.checkGrafana();
@@ -262,13 +265,20 @@ export async function startApiServer(
       ])
         if (p && existsSync(p)) chownSync(p, runAs.uid, runAs.gid);
     }
-    dropPrivileges(runAs, {
+    const drop = {
       dropPrivileges: flags.bool('security.drop-privileges'),
       needed: {
         slurm: config.clusters.some((c) => c.manager === 'slurm') ? ['cap_setuid', 'cap_setgid'] : [],
       },
       logger: log,
-    });
+    };
+    const webConfigFile = flags.string('web.config.file');
+    webConfigAcl = await grantRunAsReadAccess(
+      runAs,
+      webConfigFile ? webConfigFiles(webConfigFile) : [],
+      drop,
+    );
+    dropPrivileges(runAs, drop);
     const running: Running = {
       api,
       addresses,
@@ -280,6 +290,9 @@ export async function startApiServer(
         const grace = new Promise<void>((r) => setTimeout(r, 5000).unref());
         await Promise.race([api!.close(), grace]);
         db.close();
+        await webConfigAcl
+          ?.release()
+          .catch((e) => log.warn({ err: (e as Error).message }, 'Removing the web config ACLs failed'));
       },
     };
     return running;
@@ -288,6 +301,7 @@ export async function startApiServer(
     await api?.close().catch(() => {});
     await writer.close();
     db.close();
+    await webConfigAcl?.release().catch(() => {});
     throw e;
   }
 }

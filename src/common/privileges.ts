@@ -2,6 +2,7 @@
 // across setuid (no prctl/capset), so a process whose features need capabilities stays root and says so.
 
 import { readFileSync } from 'node:fs';
+import { AclLease, type AclTarget, pathAccessTargets } from './acl.js';
 import type { Logger } from './logger.js';
 
 export interface PasswdEntry {
@@ -63,4 +64,36 @@ export function dropPrivileges(entry: PasswdEntry | undefined, opts: DropOptions
   process.setuid?.(target.uid);
   log.info({ user: target.name, uid: target.uid }, 'Dropped root privileges');
   return target.name;
+}
+
+/**
+ * Read access for the run-as user, through POSIX ACLs set while still root (spec exporter.md §15), to files
+ * the process re-reads after switching: the web config and the TLS files it names are reloaded when they
+ * change. Only when the switch will happen (no feature needs capabilities). Failures are logged, not fatal:
+ * the files were read at start-up, only a later reload would fail. Release the lease at shutdown.
+ */
+export async function grantRunAsReadAccess(
+  entry: PasswdEntry | undefined,
+  files: readonly string[],
+  opts: DropOptions,
+): Promise<AclLease | undefined> {
+  const target = dropTarget(entry, opts.dropPrivileges);
+  if (!target || files.length === 0 || Object.values(opts.needed).some((caps) => caps.length > 0)) return;
+  try {
+    const targets = new Map<string, AclTarget>();
+    for (const t of files.flatMap((f) => pathAccessTargets(f, 'r'))) targets.set(`${t.path}\0${t.perms}`, t);
+    const lease = await AclLease.grant(target.uid, [target.gid], [...targets.values()]);
+    if (lease.changes.length > 0)
+      opts.logger.info(
+        { user: target.name, files: files.join(','), acl_entries_added: lease.changes.length },
+        'Run-as user can read these files through ACLs',
+      );
+    return lease;
+  } catch (e) {
+    opts.logger.warn(
+      { user: target.name, files: files.join(','), err: (e as Error).message },
+      'Cannot grant the run-as user read access to these files; reloading them after the switch will fail',
+    );
+    return undefined;
+  }
 }

@@ -211,6 +211,26 @@ export function loadWebConfig(path: string): WebConfig {
   }
 }
 
+/**
+ * The web config file and the files its `tls_server_config` names (certificate, key, client CA), as
+ * absolute paths: what a process must still be able to read after switching user, since the file is
+ * re-read when it changes. A file that cannot be parsed yields just itself.
+ */
+export function webConfigFiles(path: string): string[] {
+  const file = resolve(path);
+  let doc: unknown;
+  try {
+    doc = YAML.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return [file];
+  }
+  const tls = (doc as { tls_server_config?: Record<string, unknown> } | null)?.tls_server_config ?? {};
+  const named = ['cert_file', 'key_file', 'client_ca_file']
+    .map((k) => tls[k])
+    .filter((f): f is string => typeof f === 'string' && f !== '');
+  return [file, ...named.map((f) => resolve(dirname(file), f))];
+}
+
 /** Checks the TLS client certificate rules that Node's handshake options cannot express; returns an error or null. */
 export function checkClientCert(tls: TlsSettings, socket: TLSSocket): string | null {
   const cert = socket.getPeerCertificate?.();

@@ -9,8 +9,15 @@ import { buildInfo } from '../common/buildinfo.js';
 import { CONTENT_TYPE, encode, type MetricFamily } from '../common/exposition.js';
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import type { Logger } from '../common/logger.js';
-import { dropPrivileges, dropTarget, type PasswdEntry, resolveRunAsUser } from '../common/privileges.js';
+import {
+  dropPrivileges,
+  dropTarget,
+  grantRunAsReadAccess,
+  type PasswdEntry,
+  resolveRunAsUser,
+} from '../common/privileges.js';
 import { DEBUG_SERVER_FLAG, PRIVILEGE_FLAGS, runServerProgram, SERVER_FLAGS } from '../common/program.js';
+import { webConfigFiles } from '../common/webconfig.js';
 import { createWebServer, type WebServer } from '../common/webserver.js';
 import type { CollectorContext, CollectorDefinition } from './collector.js';
 import { COLLECTORS } from './collectors/index.js';
@@ -348,11 +355,18 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
     { ...neededCapabilities(names, ctx), ...otherNeeds },
     ctx,
   );
-  dropPrivileges(runAs, {
+  const drop = {
     dropPrivileges: flags.bool('security.drop-privileges'),
     needed: { ...neededCapabilities(names, ctx, kubeletAcl !== undefined), ...otherNeeds },
     logger: log,
-  });
+  };
+  const webConfigFile = flags.string('web.config.file');
+  const webConfigAcl = await grantRunAsReadAccess(
+    runAs,
+    webConfigFile ? webConfigFiles(webConfigFile) : [],
+    drop,
+  );
+  dropPrivileges(runAs, drop);
   return {
     server,
     addresses,
@@ -369,6 +383,9 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
       await kubeletAcl
         ?.release()
         .catch((e) => log.warn({ err: (e as Error).message }, 'Removing the kubelet socket ACLs failed'));
+      await webConfigAcl
+        ?.release()
+        .catch((e) => log.warn({ err: (e as Error).message }, 'Removing the web config ACLs failed'));
     },
   };
 }

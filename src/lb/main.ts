@@ -5,7 +5,9 @@ import { ConfigError } from '../common/config.js';
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import { createHttpClient } from '../common/httpclient.js';
 import type { Logger } from '../common/logger.js';
+import { dropPrivileges, grantRunAsReadAccess, resolveRunAsUser } from '../common/privileges.js';
 import { PRIVILEGE_FLAGS, runServerProgram, SERVER_FLAGS } from '../common/program.js';
+import { webConfigFiles } from '../common/webconfig.js';
 import { createWebServer, type WebServer } from '../common/webserver.js';
 import { ApiAuthzSource, Authorizer, type AuthzSource, DbAuthzSource } from './authz.js';
 import { Backend, BackendPool } from './backend.js';
@@ -47,7 +49,7 @@ export const FLAGS: readonly FlagSpec[] = [
     name: 'security.run-as-user',
     type: 'string',
     default: '',
-    help: 'Accepted for compatibility; this build does not switch user (run it as an unprivileged user).',
+    help: 'User to switch to after start-up when started as root (default: nobody).',
   },
   ...SERVER_FLAGS,
   ...PRIVILEGE_FLAGS,
@@ -90,8 +92,7 @@ async function openAuthz(cfg: LbConfig, log: Logger): Promise<AuthzSource | unde
 export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promise<LoadBalancer> {
   const configFile = flags.string('config.file');
   if (configFile === '') throw new ConfigError('--config.file is required');
-  if (flags.isSet('security.run-as-user'))
-    log.warn('--security.run-as-user is accepted but ignored: this build does not switch user');
+  const runAs = resolveRunAsUser(flags.string('security.run-as-user'));
   const cfg = loadConfig(configFile, flags.bool('config.file.expand-env-vars'));
   const addresses = flags.strings('web.listen-address');
   if (addresses.length < cfg.types.length) {
@@ -168,6 +169,21 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
       bound.push(...(await server.listen()));
       tlog.info({ strategy: cfg.strategy, clusters: [...byCluster.keys()] }, 'Load balancer started');
     }
+    // The ports are bound, the config read and the DB connection open (its files stay open): nothing left
+    // needs root but re-reading the web config when it changes.
+    const drop = { dropPrivileges: flags.bool('security.drop-privileges'), needed: {}, logger: log };
+    const webConfigAcl = await grantRunAsReadAccess(
+      runAs,
+      webConfigFile ? webConfigFiles(webConfigFile) : [],
+      drop,
+    );
+    if (webConfigAcl)
+      cleanups.unshift(() =>
+        webConfigAcl
+          .release()
+          .catch((e) => log.warn({ err: (e as Error).message }, 'Removing the web config ACLs failed')),
+      );
+    dropPrivileges(runAs, drop);
     return {
       servers,
       addresses: bound,

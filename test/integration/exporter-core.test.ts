@@ -357,17 +357,23 @@ describe('ceems_exporter web config', () => {
     }
   });
 
-  it('picks up a changed password without a restart', async () => {
-    const cfg = write('rotate.yml', `basic_auth_users:\n  alice: ${HASH}\n`);
-    // stays root: the temp directory is not readable by the default run-as user (nobody)
+  it('picks up a changed password without a restart, after switching to nobody', async () => {
+    // a root-only directory of its own (other tests' exporters grant and remove ACLs on the shared one):
+    // nobody reads the file through the ACLs granted before the switch
+    const own = mkdtempSync(join(tmpdir(), 'ceems-webcfg-rotate-'));
+    const cfg = join(own, 'rotate.yml');
+    writeFileSync(cfg, `basic_auth_users:\n  alice: ${HASH}\n`);
     const exp = await startProgram('ceems_exporter', [
       ...LOCAL,
       '--collector.disable-defaults',
       '--collector.cpu',
-      '--security.run-as-user=root',
       `--web.config.file=${cfg}`,
     ]);
     try {
+      for (let i = 0; i < 50 && !exp.stderr().includes('Dropped root privileges'); i++)
+        await new Promise((r) => setTimeout(r, 100));
+      assert.match(exp.stderr(), /msg="Run-as user can read these files through ACLs"/);
+      assert.match(exp.stderr(), /msg="Dropped root privileges" user=nobody/);
       assert.equal((await get(`${exp.url}/metrics`, auth('alice', 's3cret'))).status, 200);
       const bcrypt = (await import('bcryptjs')).default;
       writeFileSync(cfg, `basic_auth_users:\n  alice: ${bcrypt.hashSync('n3w', 4)}\n`);
