@@ -6,6 +6,8 @@ import type { ParsedFlags } from '../../common/flags.js';
 import { readFileFast } from '../../common/fsread.js';
 import type { Logger } from '../../common/logger.js';
 import { type CollectorContext, type Emitter, NoDataError } from '../collector.js';
+import { emitGpuRows } from '../gpu/emit.js';
+import type { GpuAssignment } from '../gpu/types.js';
 import { rdmaSubCollector } from '../rdma/collector.js';
 import { DURATION_FAMILY, DURATION_HELP } from '../scrape.js';
 import type { CgroupLayout } from './layout.js';
@@ -105,6 +107,31 @@ export class CgroupCollector {
       } catch (e) {
         this.o.logger.warn({ subcollector: name, err: (e as Error).message }, 'sub-collector stop failed');
       }
+    }
+  }
+
+  /**
+   * One scrape of a compute-unit collector: the cgroup metrics of `units`, the sub-collectors (concurrently)
+   * and the GPU rows `gpuRows` gives per unit uuid (absent on nodes without GPUs). A failed GPU mapping
+   * still waits for the sub-collectors, so that none writes after the scrape.
+   */
+  async scrape(
+    out: Emitter,
+    units: readonly CgroupUnit[],
+    signal: AbortSignal,
+    gpuRows?: (present: CgroupUnit[]) => Map<string, GpuAssignment[]> | Promise<Map<string, GpuAssignment[]>>,
+  ): Promise<void> {
+    const present = this.collect(out, units);
+    const subCollectors = this.runSubCollectors(out, present, signal);
+    try {
+      if (!gpuRows) return;
+      const byUuid = await gpuRows(present);
+      for (const u of present) {
+        const rows = byUuid.get(u.uuid);
+        if (rows) emitGpuRows(out, this.layout.manager, this.o.hostname, u, rows);
+      }
+    } finally {
+      await subCollectors;
     }
   }
 

@@ -5,7 +5,7 @@ import type { FlagSpec } from '../../common/flags.js';
 import { CgroupCollector } from '../cgroup/collector.js';
 import { layoutOptions, managerLayout } from '../cgroup/layout.js';
 import type { Collector, CollectorContext, CollectorDefinition, Emitter } from '../collector.js';
-import { createGpuInventory, emitGpuRows } from '../gpu/index.js';
+import { createGpuInventory } from '../gpu/index.js';
 import {
   K8S_FLAGS,
   loadKubeConfig,
@@ -35,7 +35,7 @@ export class K8sCollector implements Collector {
   private gpus: PodGpuSource | undefined;
   private readonly closers: (() => unknown)[] = [];
 
-  constructor(private readonly ctx: CollectorContext) {
+  constructor(ctx: CollectorContext) {
     const opts = layoutOptions(ctx.cgroupfs, ctx.flags);
     this.cgroups = new CgroupCollector({
       layout: managerLayout('k8s', { ...opts, warn: (msg) => ctx.logger.warn(msg) }),
@@ -59,22 +59,18 @@ export class K8sCollector implements Collector {
   }
 
   async update(out: Emitter, signal: AbortSignal): Promise<void> {
-    const pods = this.cgroups.collect(out, this.cgroups.discover());
-    const subCollectors = this.cgroups.runSubCollectors(out, pods, signal);
-    try {
-      if (!this.gpus) return;
-      const byPod = await this.gpus.update(
-        pods.map((p) => p.uuid),
-        signal,
-      );
-      for (const p of pods) {
-        const rows = byPod.get(p.uuid);
-        if (rows) emitGpuRows(out, 'k8s', this.ctx.hostname, p, rows);
-      }
-    } finally {
-      // a failed GPU mapping still waits for the sub-collectors, so that none writes after the scrape
-      await subCollectors;
-    }
+    const gpus = this.gpus;
+    await this.cgroups.scrape(
+      out,
+      this.cgroups.discover(),
+      signal,
+      gpus &&
+        ((pods) =>
+          gpus.update(
+            pods.map((p) => p.uuid),
+            signal,
+          )),
+    );
   }
 
   async stop(): Promise<void> {

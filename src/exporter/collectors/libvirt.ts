@@ -11,7 +11,6 @@ import type { Collector, CollectorContext, CollectorDefinition, Emitter } from '
 import {
   createGpuInventory,
   type DomainGpus,
-  emitGpuRows,
   type GpuAssignment,
   type GpuDevice,
   libvirtGpuAssignments,
@@ -115,16 +114,7 @@ export class LibvirtCollector implements Collector {
   }
 
   async update(out: Emitter, signal: AbortSignal): Promise<void> {
-    const vms = this.cgroups.collect(out, this.vms());
-    const subCollectors = this.cgroups.runSubCollectors(out, vms, signal);
-    if (this.gpus) {
-      const byUuid = this.gpuMapping(vms);
-      for (const vm of vms) {
-        const rows = byUuid.get(vm.uuid);
-        if (rows) emitGpuRows(out, 'libvirt', this.ctx.hostname, vm, rows);
-      }
-    }
-    await subCollectors;
+    await this.cgroups.scrape(out, this.vms(), signal, this.gpus && ((vms) => this.gpuMapping(vms)));
   }
 
   stop(): Promise<void> {

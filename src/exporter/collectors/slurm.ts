@@ -4,7 +4,7 @@ import { CgroupCollector } from '../cgroup/collector.js';
 import { CGROUP_FLAGS, layoutOptions, managerLayout } from '../cgroup/layout.js';
 import type { CgroupUnit } from '../cgroup/walk.js';
 import type { Collector, CollectorContext, CollectorDefinition, Emitter } from '../collector.js';
-import { createGpuInventory, emitGpuRows, GPU_FLAGS, SLURM_GPU_FLAGS, SlurmGpuMapper } from '../gpu/index.js';
+import { createGpuInventory, GPU_FLAGS, SLURM_GPU_FLAGS, SlurmGpuMapper } from '../gpu/index.js';
 import { RDMA_FLAGS } from '../rdma/collector.js';
 
 export const SLURM_FLAGS = [
@@ -66,16 +66,8 @@ export class SlurmCollector implements Collector {
   }
 
   async update(out: Emitter, signal: AbortSignal): Promise<void> {
-    const jobs = this.cgroups.collect(out, this.jobs());
-    const subCollectors = this.cgroups.runSubCollectors(out, jobs, signal);
-    if (this.gpus) {
-      const byJob = this.gpus.update(jobs);
-      for (const j of jobs) {
-        const rows = byJob.get(j.uuid);
-        if (rows) emitGpuRows(out, 'slurm', this.ctx.hostname, j, rows);
-      }
-    }
-    await subCollectors;
+    const gpus = this.gpus;
+    await this.cgroups.scrape(out, this.jobs(), signal, gpus && ((jobs) => gpus.update(jobs)));
   }
 
   stop(): Promise<void> {
