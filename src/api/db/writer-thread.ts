@@ -1,8 +1,14 @@
 // Worker thread of WindowWriter (writer.ts): owns one writer connection and stores the windows it is sent.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { CeemsDb, type CollectionWindow } from './index.js';
+import { CeemsDb, type CollectionWindow, type UnitRecord } from './index.js';
 
+/** Units of window `id`, sent ahead of it in chunks so that no single clone stalls the main thread. */
+export interface UnitsChunk {
+  id: number;
+  units: UnitRecord[];
+}
+/** Window `id` with its last units: store it with every chunk received before. */
 export interface StoreRequest {
   id: number;
   window: CollectionWindow;
@@ -14,15 +20,24 @@ export interface StoreReply {
 
 const port = parentPort!;
 const db = CeemsDb.open((workerData as { dataPath: string }).dataPath);
-port.on('message', (m: StoreRequest | 'close') => {
+const chunks = new Map<number, UnitRecord[]>();
+port.on('message', (m: UnitsChunk | StoreRequest | 'close') => {
   if (m === 'close') {
     db.close();
     port.close();
     return;
   }
+  if ('units' in m) {
+    const list = chunks.get(m.id) ?? [];
+    for (const u of m.units) list.push(u);
+    chunks.set(m.id, list);
+    return;
+  }
+  const earlier = chunks.get(m.id) ?? [];
+  chunks.delete(m.id);
   const reply: StoreReply = { id: m.id };
   try {
-    db.storeCollection(m.window);
+    db.storeCollection({ ...m.window, units: [...earlier, ...m.window.units] });
   } catch (e) {
     reply.error = (e as Error).message;
   }

@@ -5,10 +5,14 @@
 // writes left on the main connection (admin users, retention, backups).
 
 import { extname } from 'node:path';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { CollectionWindow } from './index.js';
-import type { StoreReply, StoreRequest } from './writer-thread.js';
+import type { StoreReply, StoreRequest, UnitsChunk } from './writer-thread.js';
+
+/** Units cloned per message (~10 ms of main-thread work each). */
+const UNITS_PER_MESSAGE = 2000;
 
 interface Pending {
   resolve(): void;
@@ -41,14 +45,23 @@ export class WindowWriter {
     if (this.closed) return Promise.reject(new Error('DB writer is closed'));
     const worker = this.ensureWorker();
     const id = this.nextId++;
-    const stored = new Promise<void>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, window } satisfies StoreRequest);
-    });
+    const stored = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     this.inflight.add(stored);
     const forget = () => this.inflight.delete(stored);
     stored.then(forget, forget);
+    void this.send(worker, id, window);
     return stored;
+  }
+
+  /** Posts the units in chunks, yielding between them: cloning 100k units at once blocks for ~0.75 s. */
+  private async send(worker: Worker, id: number, window: CollectionWindow): Promise<void> {
+    const { units } = window;
+    let i = 0;
+    for (; units.length - i > UNITS_PER_MESSAGE; i += UNITS_PER_MESSAGE) {
+      worker.postMessage({ id, units: units.slice(i, i + UNITS_PER_MESSAGE) } satisfies UnitsChunk);
+      await yieldToEventLoop();
+    }
+    worker.postMessage({ id, window: { ...window, units: units.slice(i) } } satisfies StoreRequest);
   }
 
   /** Waits for the windows being stored, then closes the worker's connection. */

@@ -59,7 +59,7 @@ function tables(dir: string): Record<string, unknown[]> {
 describe('DB writer thread', () => {
   test('stores exactly what CeemsDb.storeCollection stores on the main thread', async () => {
     const [threaded, direct] = [tmp(), tmp()];
-    const list = units(50);
+    const list = units(4500); // sent in three messages
     const db = CeemsDb.open(direct);
     db.storeCollection(window(list));
     db.storeCollection(window(list, T0 + H));
@@ -70,7 +70,7 @@ describe('DB writer thread', () => {
     await writer.store(window(list, T0 + H));
     await writer.close();
     const got = tables(threaded);
-    assert.equal(got.units!.length, 50);
+    assert.equal(got.units!.length, 4500);
     assert.deepEqual(got, tables(direct));
   });
 
