@@ -27,6 +27,7 @@ import { podResourcesSocketsInUse } from './k8s/podresources.js';
 import { rdmaCapabilities } from './rdma/collector.js';
 import { type NamedCollector, scrape } from './scrape.js';
 import { SelfMetrics } from './selfmetrics.js';
+import { refuseUnavailable, UNAVAILABLE_FLAGS } from './unavailable.js';
 
 const PROGRAM = 'ceems_exporter';
 const DESCRIPTION =
@@ -120,7 +121,13 @@ function collectorFlag(def: CollectorDefinition): FlagSpec {
 }
 
 export function allFlags(defs: readonly CollectorDefinition[] = COLLECTORS): FlagSpec[] {
-  return [...CORE_FLAGS, ...DISCOVERER_FLAGS, ...defs.map(collectorFlag), ...defs.flatMap((d) => d.flags)];
+  return [
+    ...CORE_FLAGS,
+    ...DISCOVERER_FLAGS,
+    ...defs.map(collectorFlag),
+    ...defs.flatMap((d) => d.flags),
+    ...UNAVAILABLE_FLAGS,
+  ];
 }
 
 /** Collectors switched on: defaults unless `--collector.disable-defaults`, then only explicit ones. */
@@ -217,6 +224,7 @@ const LANDING = (telemetry: string, targets: string | undefined) => `<!DOCTYPE h
 `;
 
 export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Exporter> {
+  refuseUnavailable(flags);
   const host = flags.bool('collector.empty-hostname-label') ? '' : process.env.NODE_NAME || osHostname();
   const ctx: CollectorContext = {
     hostname: host,

@@ -1,0 +1,49 @@
+// perf, ebpf and eBPF profiling flags of the original are understood and refused with the reason.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { FlagError, parseFlags } from '../../../src/common/flags.js';
+import { allFlags } from '../../../src/exporter/main.js';
+import { refuseUnavailable } from '../../../src/exporter/unavailable.js';
+import { runProgram } from '../../helpers/process.js';
+
+const check = (args: string[]) => refuseUnavailable(parseFlags(allFlags(), args, { env: {} }).flags);
+
+describe('flags of features that need kernel calls Node.js cannot make', () => {
+  it('names each given flag, grouped by feature, with the reason', () => {
+    assert.throws(
+      () =>
+        check([
+          '--collector.perf.hardware-events',
+          '--collector.perf.env-var=SLURM_',
+          '--collector.ebpf.io-metrics',
+        ]),
+      (e: Error) =>
+        e instanceof FlagError &&
+        e.message ===
+          '--collector.perf.hardware-events, --collector.perf.env-var: the perf sub-collector is not available in this build (Node.js cannot call perf_event_open); ' +
+            '--collector.ebpf.io-metrics: the ebpf sub-collector is not available in this build (Node.js cannot load BPF programs); remove these flags',
+    );
+    assert.throws(() => check(['--profiling.ebpf']), /--profiling\.ebpf: continuous profiling/);
+  });
+  it('accepts their absence, a --no- bool and the profiling config variable alone', () => {
+    check([]);
+    check(['--no-collector.perf.software-events', '--no-profiling.ebpf']);
+    refuseUnavailable(
+      parseFlags(allFlags(), [], {
+        env: { CEEMS_EXPORTER_PROFILING_CONFIG_FILE: '/etc/ceems/profiling.yml' },
+      }).flags,
+    );
+  });
+  it('stops the exporter at start-up with exit code 1', async () => {
+    const r = await runProgram('ceems_exporter', [
+      '--collector.ebpf.network-metrics',
+      '--web.listen-address=127.0.0.1:0',
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /ceems_exporter: error: --collector\.ebpf\.network-metrics: the ebpf sub-collector is not available/,
+    );
+  });
+});
