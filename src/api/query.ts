@@ -104,13 +104,20 @@ export function windowClause(
   return [`(${sql})`, [formatDatetime(w.from * 1000, timeZone), formatDatetime(w.to * 1000, timeZone)]];
 }
 
-/** Sub-select of the names of projects having any of `users` as member (all with members if empty). */
+/**
+ * Sub-select of `(cluster_id, name)` of the projects having any of `users` as member (all with members if
+ * empty). Callers compare the pair, e.g. `(cluster_id, project) IN (…)`: project names repeat across
+ * clusters (`default` namespaces, `acc1` accounts) and membership in one cluster grants nothing in another.
+ */
 export function projectsOfUsers(users: readonly string[]): [string, string[]] {
   if (users.length === 0) {
-    return ['SELECT name FROM projects WHERE EXISTS (SELECT 1 FROM json_each(projects.users))', []];
+    return [
+      'SELECT cluster_id, name FROM projects WHERE EXISTS (SELECT 1 FROM json_each(projects.users))',
+      [],
+    ];
   }
   return [
-    `SELECT name FROM projects WHERE EXISTS (SELECT 1 FROM json_each(projects.users) WHERE value IN (${users.map(() => '?').join(', ')}))`,
+    `SELECT cluster_id, name FROM projects WHERE EXISTS (SELECT 1 FROM json_each(projects.users) WHERE value IN (${users.map(() => '?').join(', ')}))`,
     [...users],
   ];
 }
@@ -126,7 +133,7 @@ export function userSet(db: Database, user: string, projectParams: readonly stri
     const member = new Set(
       (
         db
-          .prepare(sql)
+          .prepare(`SELECT name FROM (${sql})`)
           .pluck()
           .all(...params) as string[]
       ).filter((x) => x !== null),

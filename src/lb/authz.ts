@@ -38,7 +38,7 @@ export class DbAuthzSource implements AuthzSource {
       `SELECT COUNT(DISTINCT u.uuid) AS n FROM units u
        WHERE u.cluster_id = ? AND u.uuid IN (SELECT value FROM json_each(?))
          AND EXISTS (SELECT 1 FROM projects p, json_each(p.users) m
-                     WHERE p.name = u.project AND m.value = ?)`,
+                     WHERE p.cluster_id = u.cluster_id AND p.name = u.project AND m.value = ?)`,
     );
   }
 

@@ -18,7 +18,7 @@ function queryProjects(ctx: RouteContext, q: Query, users: readonly string[]) {
   const fields = selectFields(q, PROJECT_FIELDS);
   const [sub, subParams] = projectsOfUsers(users);
   const where = new Where()
-    .add(`name IN (${sub})`, ...subParams)
+    .add(`(cluster_id, name) IN (${sub})`, ...subParams)
     .inIfAny('name', values(q, 'project'))
     .inIfAny('cluster_id', values(q, 'cluster_id'));
   const rows = ctx

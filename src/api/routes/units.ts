@@ -120,7 +120,7 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
       if (ok) {
         const [projects, pparams] = projectsOfUsers([user]);
         const where = new Where()
-          .add(`project IN (${projects})`, ...pparams)
+          .add(`(cluster_id, project) IN (${projects})`, ...pparams)
           .in('cluster_id', clusters)
           .in('uuid', uuids);
         const found = new Set(

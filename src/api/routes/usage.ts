@@ -64,7 +64,7 @@ const keyPath = (k: string) => `$."${k}"`;
 function visibleProjects(q: Query, users: readonly string[]): Where {
   const [sub, params] = projectsOfUsers(users);
   return new Where()
-    .add(`project IN (${sub})`, ...params)
+    .add(`(cluster_id, project) IN (${sub})`, ...params)
     .inIfAny('project', values(q, 'project'))
     .inIfAny('cluster_id', values(q, 'cluster_id'));
 }
