@@ -123,6 +123,20 @@ export function projectsOfUsers(users: readonly string[]): [string, string[]] {
 }
 
 /**
+ * Units a non-admin user may list (§7.2 with D-API-6): their own, and the service-account pods
+ * (`<p>:unknown`) of each `project` parameter p they are a member of — in the cluster of that membership.
+ */
+export function ownUnitsClause(user: string, projectParams: readonly string[]): [string, unknown[]] {
+  const names = [...new Set(projectParams)];
+  if (names.length === 0) return ['username = ?', [user]];
+  return [
+    `(username = ? OR (cluster_id, project, username) IN (SELECT cluster_id, name, name || ':unknown' FROM projects
+       WHERE name IN (${names.map(() => '?').join(', ')}) AND EXISTS (SELECT 1 FROM json_each(projects.users) WHERE value = ?)))`,
+    [user, ...names, user],
+  ];
+}
+
+/**
  * User set of a non-admin request: `<p>:unknown` for each `project` parameter p the logged user is a
  * member of (D-API-6), then the logged user.
  */

@@ -4,12 +4,12 @@ import { ApiError, sendSuccess } from '../http.js';
 import { UNIT_STRUCT } from '../jsonenc.js';
 import { METRIC_FIELDS, UNIT_FIELDS } from '../models.js';
 import {
+  ownUnitsClause,
   present,
   projectsOfUsers,
   type Query,
   selectFields,
   timeWindow,
-  userSet,
   values,
   Where,
   windowClause,
@@ -32,11 +32,11 @@ const COMMON_PARAMS = {
   field: { description: 'Fields to return', repeatable: true },
 };
 
-/** Runs the unit query of §7.2 for a set of users (undefined = every user). */
-function queryUnits(ctx: RouteContext, q: Query, users: readonly string[] | undefined) {
+/** Runs the unit query of §7.2 restricted by `owner` (SQL and parameters; undefined = every user). */
+function queryUnits(ctx: RouteContext, q: Query, owner: [string, unknown[]] | undefined) {
   const fields = selectFields(q, UNIT_FIELDS);
   const where = new Where().add('ignore = 0');
-  if (users) where.in('username', users);
+  if (owner) where.add(owner[0], ...owner[1]);
   where.inIfAny('project', values(q, 'project'));
   where.inIfAny('cluster_id', values(q, 'cluster_id'));
   const uuids = values(q, 'uuid');
@@ -74,8 +74,7 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
     },
     async (req, reply) => {
       const q = req.query as Query;
-      const users = userSet(ctx.db(), req.ceemsUser, values(q, 'project'));
-      const { data, warnings } = queryUnits(ctx, q, users);
+      const { data, warnings } = queryUnits(ctx, q, ownUnitsClause(req.ceemsUser, values(q, 'project')));
       return sendSuccess(reply, UNIT_STRUCT, data, warnings);
     },
   );
@@ -92,7 +91,9 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
     async (req, reply) => {
       const q = req.query as Query;
       const users = values(q, 'user');
-      const { data, warnings } = queryUnits(ctx, q, users.length > 0 ? users : undefined);
+      const owner: [string, unknown[]] | undefined =
+        users.length > 0 ? [`username IN (${users.map(() => '?').join(', ')})`, users] : undefined;
+      const { data, warnings } = queryUnits(ctx, q, owner);
       return sendSuccess(reply, UNIT_STRUCT, data, warnings);
     },
   );

@@ -34,7 +34,13 @@ function twoClusters(): string {
     start: NOW - 10 * H,
     end: NOW - H,
     timeZone: TZ,
-    units: [unit('k8s-a', 'pod-a1', 'alice'), unit('k8s-b', 'pod-b1', 'mallory')],
+    units: [
+      unit('k8s-a', 'pod-a1', 'alice'),
+      unit('k8s-b', 'pod-b1', 'mallory'),
+      // service-account pods of the namespace in each cluster (D-API-6 pseudo-user)
+      unit('k8s-a', 'pod-a2', 'default:unknown'),
+      unit('k8s-b', 'pod-b2', 'default:unknown'),
+    ],
     users: [
       { cluster_id: 'k8s-a', resource_manager: 'k8s', name: 'alice', projects: ['default'] },
       { cluster_id: 'k8s-b', resource_manager: 'k8s', name: 'mallory', projects: ['default'] },
@@ -66,6 +72,16 @@ describe('a project name shared by two clusters', () => {
     assert.equal((await s.get('/api/v1/units/verify?uuid=pod-b1&cluster_id=k8s-b', 'mallory')).status, 200);
   });
 
+  test('/units?project= lists the service-account pods of the member cluster only', async () => {
+    const uuids = async (user: string) =>
+      ((await s.get('/api/v1/units?project=default', user)).json.data as { uuid: string }[]).map(
+        (u) => u.uuid,
+      );
+    assert.deepEqual(await uuids('alice'), ['pod-a1', 'pod-a2']);
+    assert.deepEqual(await uuids('mallory'), ['pod-b1', 'pod-b2']);
+    assert.deepEqual(await uuids('eve'), [], 'not a member anywhere');
+  });
+
   test('/projects and /usage show only the member cluster', async () => {
     const projects = (await s.get('/api/v1/projects', 'alice')).json.data as { cluster_id: string }[];
     assert.deepEqual(
@@ -78,7 +94,7 @@ describe('a project name shared by two clusters', () => {
     }[];
     assert.deepEqual(
       usage.map((u) => `${u.cluster_id}/${u.username}`),
-      ['k8s-a/alice'],
+      ['k8s-a/alice', 'k8s-a/default:unknown'],
     );
     const current = (
       await s.get(`/api/v1/usage/current?from=${(NOW - 20 * H) / 1000}&to=${NOW / 1000}`, 'alice')
