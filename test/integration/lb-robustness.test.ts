@@ -95,6 +95,9 @@ describe('ceems_lb robustness', { timeout: 120_000 }, () => {
       projects: [
         { cluster: 'hpc-0', name: 'acc1', users: ['alice'] },
         { cluster: 'hpc-0', name: 'acc2', users: ['bob'] },
+        // membership counts per cluster
+        { cluster: 'hpc-f', name: 'acc1', users: ['alice'] },
+        { cluster: 'hpc-down', name: 'acc1', users: ['alice'] },
       ],
       admins: ['boss'],
     });
