@@ -4,6 +4,9 @@
 
 import { closeSync, openSync, readSync } from 'node:fs';
 
+/** A whole-file reader; collectors take one so that tests can substitute sysfs/procfs reads. */
+export type ReadFile = (path: string) => string;
+
 let buf = Buffer.allocUnsafe(64 * 1024);
 
 /** Reads a whole file as UTF-8; throws the fs error (ENOENT, EACCES, ...) unchanged. */

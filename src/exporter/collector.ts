@@ -1,12 +1,23 @@
 // Collector contract of the exporter (modelled on node_exporter): each collector lives in its own file,
 // declares its flags and default state, and fails alone.
 
+import { isNotFound } from '../common/errno.js';
 import { type Labels, type MetricFamily, type MetricType, seriesKey } from '../common/exposition.js';
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import type { Logger } from '../common/logger.js';
 
 /** The data source does not exist on this node: success 0, logged at debug level only. */
 export class NoDataError extends Error {}
+
+/** `read(path)`, with a missing file or directory turned into NoDataError (the node has no such data). */
+export function readOrNoData<T>(path: string, read: (path: string) => T): T {
+  try {
+    return read(path);
+  } catch (e) {
+    if (isNotFound(e)) throw new NoDataError(`${path} does not exist`);
+    throw e;
+  }
+}
 
 export interface CollectorContext {
   readonly hostname: string;

@@ -3,16 +3,14 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isNotFound } from '../../common/errno.js';
-import { readFileFast } from '../../common/fsread.js';
+import { type ReadFile, readFileFast } from '../../common/fsread.js';
 import {
   type Collector,
   type CollectorContext,
   type CollectorDefinition,
   type Emitter,
-  NoDataError,
+  readOrNoData,
 } from '../collector.js';
-
-export type ReadFile = (path: string) => string;
 
 /** The original's domain pattern, unanchored: the first group is the domain prefix (empty = node). */
 const COUNTER_FILE = /((?:cpu|memory|accel)[0-9]*?)*?_*?(energy|power|temp)_*?(cap)*?/;
@@ -56,13 +54,7 @@ export class CrayPmCountersCollector implements Collector {
   }
 
   update(out: Emitter): void {
-    let files: string[];
-    try {
-      files = readdirSync(this.dir);
-    } catch (e) {
-      if (isNotFound(e)) throw new NoDataError(`${this.dir} does not exist`);
-      throw e;
-    }
+    const files = readOrNoData(this.dir, (d) => readdirSync(d));
     for (const domain of domains(files)) {
       const labels = { domain, hostname: this.ctx.hostname };
       for (const m of METRICS) {

@@ -3,15 +3,14 @@
 import { closeSync, openSync, readdirSync, readSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { isNotFound } from '../../common/errno.js';
+import type { ReadFile } from '../../common/fsread.js';
 import {
   type Collector,
   type CollectorContext,
   type CollectorDefinition,
   type Emitter,
-  NoDataError,
+  readOrNoData,
 } from '../collector.js';
-
-export type ReadFile = (path: string) => string;
 
 const SENSOR_FILE = /^(power|energy)([0-9]+)?(_(input_lowest|input_highest|average|input))?$/;
 
@@ -138,13 +137,7 @@ export class HwmonCollector implements Collector {
   }
 
   update(out: Emitter): void {
-    let dirs: string[];
-    try {
-      dirs = hwmonDirs(this.root);
-    } catch (e) {
-      if (isNotFound(e)) throw new NoDataError(`${this.root} does not exist`);
-      throw e;
-    }
+    const dirs = readOrNoData(this.root, hwmonDirs);
     for (const dir of dirs) {
       let sensors: Sensor[];
       let chip: string;

@@ -4,7 +4,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode, isNotFound } from '../../common/errno.js';
-import { readFileFast } from '../../common/fsread.js';
+import { type ReadFile, readFileFast } from '../../common/fsread.js';
 import type { Logger } from '../../common/logger.js';
 import {
   type Collector,
@@ -13,8 +13,6 @@ import {
   type Emitter,
   NoDataError,
 } from '../collector.js';
-
-export type ReadFile = (path: string) => string;
 
 export interface CounterSpec {
   /** Path relative to the port directory. */

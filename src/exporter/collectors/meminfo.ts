@@ -1,14 +1,13 @@
 // Node memory from /proc/meminfo (spec exporter.md §5.2).
 
 import { join } from 'node:path';
-import { isNotFound } from '../../common/errno.js';
 import { readFileFast } from '../../common/fsread.js';
 import {
   type Collector,
   type CollectorContext,
   type CollectorDefinition,
   type Emitter,
-  NoDataError,
+  readOrNoData,
 } from '../collector.js';
 
 const DEFAULT_KEYS = ['MemTotal_bytes', 'MemFree_bytes', 'MemAvailable_bytes'] as const;
@@ -47,13 +46,7 @@ export class MeminfoCollector implements Collector {
   }
 
   update(out: Emitter): void {
-    let text: string;
-    try {
-      text = readFileFast(this.path);
-    } catch (e) {
-      if (isNotFound(e)) throw new NoDataError(`${this.path} does not exist`);
-      throw e;
-    }
+    const text = readOrNoData(this.path, readFileFast);
     const info = parseMeminfo(text);
     const host = { hostname: this.ctx.hostname };
     // Dashboards expect the three default series to exist, so a missing key is exported as 0.

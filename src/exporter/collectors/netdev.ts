@@ -1,14 +1,13 @@
 // Network device counters from /proc/net/dev (spec exporter.md §5.9).
 
 import { join } from 'node:path';
-import { isNotFound } from '../../common/errno.js';
 import { readFileFast } from '../../common/fsread.js';
 import {
   type Collector,
   type CollectorContext,
   type CollectorDefinition,
   type Emitter,
-  NoDataError,
+  readOrNoData,
 } from '../collector.js';
 
 /** The 16 columns of /proc/net/dev in file order, with their HELP prefixes (typos kept byte-identical). */
@@ -85,13 +84,7 @@ export class NetdevCollector implements Collector {
   }
 
   update(out: Emitter): void {
-    let text: string;
-    try {
-      text = readFileFast(this.path);
-    } catch (e) {
-      if (isNotFound(e)) throw new NoDataError(`${this.path} does not exist`);
-      throw e;
-    }
+    const text = readOrNoData(this.path, readFileFast);
     for (const { device, values } of parseNetDev(text)) {
       if (this.exclude?.test(device) || (this.include && !this.include.test(device))) continue;
       const labels = { device, hostname: this.ctx.hostname };

@@ -3,7 +3,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode, isNotFound } from '../../common/errno.js';
-import { readFileFast } from '../../common/fsread.js';
+import { type ReadFile, readFileFast } from '../../common/fsread.js';
 import {
   type Collector,
   type CollectorContext,
@@ -11,8 +11,6 @@ import {
   type Emitter,
   NoDataError,
 } from '../collector.js';
-
-export type ReadFile = (path: string) => string;
 
 export interface RaplZone {
   /** Zone name without its `-N` suffix, e.g. `package`, `dram`. */

@@ -6,12 +6,12 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCommand } from '../../common/command.js';
 import type { FlagSpec, ParsedFlags } from '../../common/flags.js';
-import { readFileFast } from '../../common/fsread.js';
+import { type ReadFile, readFileFast } from '../../common/fsread.js';
 import type { Logger } from '../../common/logger.js';
 import type { UnitSubCollector, UnitSubCollectorDefinition } from '../cgroup/collector.js';
 import type { CgroupUnit } from '../cgroup/walk.js';
 import type { CollectorContext, Emitter } from '../collector.js';
-import { infinibandDevices, parseState, type ReadFile, readPortCounters } from '../collectors/infiniband.js';
+import { infinibandDevices, parseState, readPortCounters } from '../collectors/infiniband.js';
 import { lookPath } from '../gpu/command.js';
 import {
   type Parsed,
