@@ -203,3 +203,16 @@ export async function httpFetch(
   }
   return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') };
 }
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded by a proxy in either direction. */
+export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);

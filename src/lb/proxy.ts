@@ -5,23 +5,13 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import type { Dispatcher } from 'undici';
+import { HOP_BY_HOP_HEADERS } from '../common/httpclient.js';
 import type { Logger } from '../common/logger.js';
 import type { Backend, BackendPool } from './backend.js';
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 /** Request headers never forwarded: hop-by-hop, recomputed by the client, or credentials of the caller. */
 const DROPPED_REQUEST = new Set([
-  ...HOP_BY_HOP,
+  ...HOP_BY_HOP_HEADERS,
   'host',
   'content-length',
   'expect',
@@ -64,7 +54,7 @@ function requestHeaders(req: ForwardRequest, backend: Backend): Record<string, s
 
 function responseHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_BY_HOP_HEADERS.has(k)) out[k] = v;
   return out;
 }
 

@@ -7,7 +7,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { request } from 'undici';
 import { z } from 'zod';
 import { ConfigError, readYamlFile, validate } from '../common/config.js';
-import { createHttpClient, type HttpClient, httpClientConfigShape } from '../common/httpclient.js';
+import {
+  createHttpClient,
+  HOP_BY_HOP_HEADERS,
+  type HttpClient,
+  httpClientConfigShape,
+} from '../common/httpclient.js';
 import type { Logger } from '../common/logger.js';
 
 export const DEFAULT_ALLOWED_API_RESOURCES = [
@@ -83,20 +88,14 @@ export function loadProxyConfig(path: string, expandEnv: boolean): ProxyConfig {
   };
 }
 
-// Hop-by-hop headers (RFC 9110 §7.6.1) and those the proxy sets itself.
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
+// hop-by-hop headers and those the proxy sets itself
+const STRIPPED_REQUEST = new Set([
+  ...HOP_BY_HOP_HEADERS,
   'host',
+  'x-redfish-url',
+  'authorization',
+  'content-length',
 ]);
-const STRIPPED_REQUEST = new Set([...HOP_BY_HOP, 'x-redfish-url', 'authorization', 'content-length']);
 
 const plainIp = (a: string | undefined) => (a?.startsWith('::ffff:') ? a.slice(7) : a);
 
@@ -189,7 +188,7 @@ export class RedfishProxy {
       });
       reply.code(res.statusCode);
       for (const [k, v] of Object.entries(res.headers)) {
-        if (v !== undefined && !HOP_BY_HOP.has(k)) reply.header(k, v);
+        if (v !== undefined && !HOP_BY_HOP_HEADERS.has(k)) reply.header(k, v);
       }
       if (res.statusCode === 204 || res.statusCode === 304) {
         await res.body.dump();
