@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { createHttpClient, type HttpClient, type HttpClientConfig } from './httpclient.js';
+import { createHttpClient, type HttpClient, type HttpClientConfig, httpFetch } from './httpclient.js';
 
 export class KubeConfigError extends Error {
   override name = 'KubeConfigError';
@@ -151,5 +151,33 @@ export function kubeHttpClient(cfg: KubeConfig, timeoutMs = 10_000): HttpClient 
     return createHttpClient(cfg.client, process.cwd(), { timeoutMs });
   } catch (e) {
     throw new KubeConfigError(`invalid Kubernetes client configuration: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * GETs `path` (query string allowed) from the API server as JSON. Errors name the path and, for HTTP
+ * errors, the message of the API's Status object.
+ */
+export async function kubeGetJson<T>(
+  http: HttpClient,
+  server: string,
+  path: string,
+  opts: { timeoutMs: number; maxBytes?: number; signal?: AbortSignal },
+): Promise<T> {
+  const res = await httpFetch(http, `${server}${path}`, { headers: { accept: 'application/json' }, ...opts });
+  const what = `Kubernetes API ${path.split('?')[0]}`;
+  if (res.status !== 200) {
+    let msg = res.body.slice(0, 200);
+    try {
+      msg = (JSON.parse(res.body) as { message?: string }).message ?? msg;
+    } catch {
+      // not a Status object
+    }
+    throw new Error(`${what} returned HTTP ${res.status}: ${msg}`);
+  }
+  try {
+    return JSON.parse(res.body) as T;
+  } catch (e) {
+    throw new Error(`${what} returned invalid JSON: ${(e as Error).message}`);
   }
 }

@@ -11,8 +11,14 @@ import { request } from 'undici';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { validate } from '../../common/config.js';
-import { createHttpClient, type HttpClient, httpFetch } from '../../common/httpclient.js';
-import { type KubeConfig, KubeConfigError, kubeHttpClient, loadKubeConfig } from '../../common/kubeconfig.js';
+import { createHttpClient, type HttpClient } from '../../common/httpclient.js';
+import {
+  type KubeConfig,
+  KubeConfigError,
+  kubeGetJson,
+  kubeHttpClient,
+  loadKubeConfig,
+} from '../../common/kubeconfig.js';
 import type { Logger } from '../../common/logger.js';
 import type { ClusterConfig } from '../config.js';
 import type { Project, Unit, User } from '../models.js';
@@ -224,26 +230,8 @@ export class K8sManager implements ResourceManager {
     return m;
   }
 
-  private async getJson<T>(path: string, signal?: AbortSignal): Promise<T> {
-    const res = await httpFetch(this.client, `${this.kube.server}${path}`, {
-      headers: { accept: 'application/json' },
-      timeoutMs: 60_000,
-      signal,
-    });
-    if (res.status !== 200) {
-      let msg = res.body.slice(0, 200);
-      try {
-        msg = (JSON.parse(res.body) as { message?: string }).message ?? msg;
-      } catch {
-        // not a Status object
-      }
-      throw new Error(`Kubernetes API ${path} returned HTTP ${res.status}: ${msg}`);
-    }
-    try {
-      return JSON.parse(res.body) as T;
-    } catch {
-      throw new Error(`Kubernetes API ${path} returned invalid JSON`);
-    }
+  private getJson<T>(path: string, signal?: AbortSignal): Promise<T> {
+    return kubeGetJson<T>(this.client, this.kube.server, path, { timeoutMs: 60_000, signal });
   }
 
   private async listPods(signal?: AbortSignal): Promise<{ items: K8sPod[]; resourceVersion?: string }> {

@@ -1,7 +1,7 @@
 // Lists the pods of this node from the Kubernetes API (spec exporter.md §9.9).
 
-import { type HttpClient, httpFetch } from '../../common/httpclient.js';
-import { type KubeConfig, kubeHttpClient } from '../../common/kubeconfig.js';
+import type { HttpClient } from '../../common/httpclient.js';
+import { type KubeConfig, kubeGetJson, kubeHttpClient } from '../../common/kubeconfig.js';
 
 export interface PodInfo {
   namespace: string;
@@ -46,32 +46,16 @@ export class PodLister {
     labelSelector: string | undefined,
     signal?: AbortSignal,
   ): Promise<PodInfo[]> {
-    const url = new URL(`${this.cfg.server}/api/v1/pods`);
-    if (labelSelector) url.searchParams.set('labelSelector', labelSelector);
-    if (nodeName) url.searchParams.set('fieldSelector', `spec.nodeName=${nodeName}`);
-    const res = await httpFetch(this.http, url.toString(), {
-      headers: { accept: 'application/json' },
+    const query = new URLSearchParams();
+    if (labelSelector) query.set('labelSelector', labelSelector);
+    if (nodeName) query.set('fieldSelector', `spec.nodeName=${nodeName}`);
+    const path = `/api/v1/pods${query.size > 0 ? `?${query}` : ''}`;
+    const list = await kubeGetJson<PodList>(this.http, this.cfg.server, path, {
       timeoutMs: this.timeoutMs,
       maxBytes: 256 * 1024 * 1024,
       signal,
     });
-    if (res.status !== 200) {
-      let msg = res.body.slice(0, 200);
-      try {
-        msg = (JSON.parse(res.body) as { message?: string }).message ?? msg;
-      } catch {
-        // not a Status object
-      }
-      throw new Error(`Kubernetes API ${url.pathname} returned HTTP ${res.status}: ${msg}`);
-    }
-    let list: PodList;
-    try {
-      list = JSON.parse(res.body) as PodList;
-    } catch (e) {
-      throw new Error(`Kubernetes API ${url.pathname} returned invalid JSON: ${(e as Error).message}`);
-    }
-    if (!Array.isArray(list.items))
-      throw new Error(`Kubernetes API ${url.pathname} returned no PodList items`);
+    if (!Array.isArray(list.items)) throw new Error('Kubernetes API /api/v1/pods returned no PodList items');
     return list.items.flatMap((p) => {
       const m = p.metadata;
       return m?.name && m.namespace !== undefined && m.uid
