@@ -121,25 +121,37 @@ function amdSmiSeries(metric: string, job: string): string {
 }
 
 // One rule per provider, told apart by a static `provider` label (promtool rejects identical rules).
-function emissionRules(
-  record: string,
-  power: string,
-  job: string,
-  factors: EmissionFactor[],
-  what: string,
-): Rule[] {
-  return factors.map((f) => {
+/**
+ * Rules that follow a per-unit power rule `uuid:ceems_<part>_power_watts:pue` of one scrape job: per-unit
+ * emissions (one rule per emission factor), and the job's total power and emissions.
+ */
+function powerTotalRules(part: 'host' | 'gpu', what: string, job: string, factors: EmissionFactor[]): Rule[] {
+  const power = `uuid:ceems_${part}_power_watts:pue`;
+  const emissions = `uuid:ceems_${part}_emissions_g_s:pue`;
+  const rules: Rule[] = factors.map((f) => {
     const watts = `${power}${sel({ job })} / 3.6e+06`;
     const live = 'countryCode' in f;
     return {
       comment: `${what} emissions of each unit (g/s), factor from ${live ? `provider ${f.provider} (${f.countryCode})` : `static ${f.provider} value ${f.gramsPerKwh} gCO2e/kWh`}`,
-      record,
+      record: emissions,
       expr: live
         ? `${watts}\n  * on () group_left ()\nmax(ceems_emissions_gCo2_kWh${sel({ country_code: f.countryCode, provider: f.provider })})`
         : `${watts} * ${num(f.gramsPerKwh)}`,
       labels: { provider: f.provider },
     };
   });
+  rules.push({
+    comment: `${what} power of all units of the job (W)`,
+    record: `job:ceems_${part}_power_watts:pue`,
+    expr: `sum by (job) (${power}${sel({ job })})`,
+  });
+  if (factors.length > 0)
+    rules.push({
+      comment: `${what} emissions of all units of the job per provider (g/s)`,
+      record: `job:ceems_${part}_emissions_g_s:pue`,
+      expr: `sum by (job, provider) (${emissions}${sel({ job })})`,
+    });
+  return rules;
 }
 
 export function hostRules(p: HostPlan): string {
@@ -214,26 +226,8 @@ export function hostRules(p: HostPlan): string {
       record: 'uuid:ceems_host_power_watts:pue',
       expr: `sum without (power_part) (\n  ${terms.join('\n  or\n  ')}\n)`,
     },
-    ...emissionRules(
-      'uuid:ceems_host_emissions_g_s:pue',
-      'uuid:ceems_host_power_watts:pue',
-      p.job,
-      p.emissions,
-      'host',
-    ),
-    {
-      comment: 'host power of all units of the job (W)',
-      record: 'job:ceems_host_power_watts:pue',
-      expr: `sum by (job) (uuid:ceems_host_power_watts:pue${sel(J)})`,
-    },
+    ...powerTotalRules('host', 'host', p.job, p.emissions),
   );
-  if (p.emissions.length > 0) {
-    rules.push({
-      comment: 'host emissions of all units of the job per provider (g/s)',
-      record: 'job:ceems_host_emissions_g_s:pue',
-      expr: `sum by (job, provider) (uuid:ceems_host_emissions_g_s:pue${sel(J)})`,
-    });
-  }
   const what =
     p.source === 'rapl'
       ? `RAPL ${p.rapl.dram ? 'package + DRAM' : 'package'} counters`
@@ -420,27 +414,7 @@ export function gpuRules(p: GpuPlan): string {
       expr: perUnit(memory),
     });
   }
-  rules.push(
-    ...emissionRules(
-      'uuid:ceems_gpu_emissions_g_s:pue',
-      'uuid:ceems_gpu_power_watts:pue',
-      p.ceemsJob,
-      p.emissions,
-      'GPU',
-    ),
-    {
-      comment: 'GPU power of all units of the job (W)',
-      record: 'job:ceems_gpu_power_watts:pue',
-      expr: `sum by (job) (uuid:ceems_gpu_power_watts:pue${sel(C)})`,
-    },
-  );
-  if (p.emissions.length > 0) {
-    rules.push({
-      comment: 'GPU emissions of all units of the job per provider (g/s)',
-      record: 'job:ceems_gpu_emissions_g_s:pue',
-      expr: `sum by (job, provider) (uuid:ceems_gpu_emissions_g_s:pue${sel(C)})`,
-    });
-  }
+  rules.push(...powerTotalRules('gpu', 'GPU', p.ceemsJob, p.emissions));
   return render(
     `compute-unit-rules-${p.gpuJob}`,
     p.evalIntervalMs,
