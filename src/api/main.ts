@@ -6,7 +6,12 @@ import { join } from 'node:path';
 import type { AclLease } from '../common/acl.js';
 import { FlagError, type FlagSpec, type ParsedFlags } from '../common/flags.js';
 import type { Logger } from '../common/logger.js';
-import { dropPrivileges, grantRunAsReadAccess, resolveRunAsUser } from '../common/privileges.js';
+import {
+  dropPrivileges,
+  grantRunAsReadAccess,
+  releaseAccess,
+  resolveRunAsUser,
+} from '../common/privileges.js';
 import { DEBUG_SERVER_FLAG, PRIVILEGE_FLAGS, runServerProgram, SERVER_FLAGS } from '../common/program.js';
 import { webConfigFiles } from '../common/webconfig.js';
 import { AdminUsers } from './admins.js';
@@ -290,9 +295,7 @@ export async function startApiServer(
         const grace = new Promise<void>((r) => setTimeout(r, 5000).unref());
         await Promise.race([api!.close(), grace]);
         db.close();
-        await webConfigAcl
-          ?.release()
-          .catch((e) => log.warn({ err: (e as Error).message }, 'Removing the web config ACLs failed'));
+        await releaseAccess(webConfigAcl, 'web config', log);
       },
     };
     return running;
@@ -301,7 +304,7 @@ export async function startApiServer(
     await api?.close().catch(() => {});
     await writer.close();
     db.close();
-    await webConfigAcl?.release().catch(() => {});
+    await releaseAccess(webConfigAcl, 'web config', log);
     throw e;
   }
 }

@@ -97,3 +97,10 @@ export async function grantRunAsReadAccess(
     return undefined;
   }
 }
+
+/** Restores what a lease granted (at shutdown); a failure is logged, not thrown. */
+export async function releaseAccess(lease: AclLease | undefined, what: string, log: Logger): Promise<void> {
+  await lease
+    ?.release()
+    .catch((e) => log.warn({ err: (e as Error).message }, `Removing the ${what} ACLs failed`));
+}

@@ -14,6 +14,7 @@ import {
   dropTarget,
   grantRunAsReadAccess,
   type PasswdEntry,
+  releaseAccess,
   resolveRunAsUser,
 } from '../common/privileges.js';
 import { DEBUG_SERVER_FLAG, PRIVILEGE_FLAGS, runServerProgram, SERVER_FLAGS } from '../common/program.js';
@@ -388,12 +389,8 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
         }
       }
       // after the collectors: the gRPC connection to the kubelet is closed by then (§12.2)
-      await kubeletAcl
-        ?.release()
-        .catch((e) => log.warn({ err: (e as Error).message }, 'Removing the kubelet socket ACLs failed'));
-      await webConfigAcl
-        ?.release()
-        .catch((e) => log.warn({ err: (e as Error).message }, 'Removing the web config ACLs failed'));
+      await releaseAccess(kubeletAcl, 'kubelet socket', log);
+      await releaseAccess(webConfigAcl, 'web config', log);
     },
   };
 }

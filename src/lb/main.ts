@@ -5,7 +5,12 @@ import { ConfigError } from '../common/config.js';
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import { createHttpClient } from '../common/httpclient.js';
 import type { Logger } from '../common/logger.js';
-import { dropPrivileges, grantRunAsReadAccess, resolveRunAsUser } from '../common/privileges.js';
+import {
+  dropPrivileges,
+  grantRunAsReadAccess,
+  releaseAccess,
+  resolveRunAsUser,
+} from '../common/privileges.js';
 import { PRIVILEGE_FLAGS, runServerProgram, SERVER_FLAGS } from '../common/program.js';
 import { webConfigFiles } from '../common/webconfig.js';
 import { createWebServer, type WebServer } from '../common/webserver.js';
@@ -177,12 +182,7 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
       webConfigFile ? webConfigFiles(webConfigFile) : [],
       drop,
     );
-    if (webConfigAcl)
-      cleanups.unshift(() =>
-        webConfigAcl
-          .release()
-          .catch((e) => log.warn({ err: (e as Error).message }, 'Removing the web config ACLs failed')),
-      );
+    cleanups.unshift(() => releaseAccess(webConfigAcl, 'web config', log));
     dropPrivileges(runAs, drop);
     return {
       servers,
