@@ -67,7 +67,6 @@ async function ingest(n: number): Promise<void> {
         end: start + H,
         timeZone: 'Europe/Paris',
         units,
-        firstFill: start === T0 + H,
       });
     const [, tStore] = await time(() => store(T0 + H));
     // Second window: every row exists, so each upsert merges its metric maps (the steady state).
@@ -75,7 +74,7 @@ async function ingest(n: number): Promise<void> {
     db.close();
     // Third window through the API server's writer thread: how long HTTP handlers would wait meanwhile.
     const writer = new WindowWriter(dir);
-    const w = { start: T0 + 3 * H, end: T0 + 4 * H, timeZone: 'Europe/Paris', units, firstFill: false };
+    const w = { start: T0 + 3 * H, end: T0 + 4 * H, timeZone: 'Europe/Paris', units };
     await writer.store({ ...w, units: [] }); // thread start-up is not part of a window
     const [[, stallThread], tThread] = await time(() => stalls(() => writer.store(w)));
     await writer.close();
@@ -186,7 +185,7 @@ async function aggregates(n: number): Promise<void> {
     });
     const db = CeemsDb.open(dir);
     const store = (start: number, list: UnitRecord[]) =>
-      db.storeCollection({ start, end: start + H, timeZone: 'UTC', units: list, firstFill: false });
+      db.storeCollection({ start, end: start + H, timeZone: 'UTC', units: list });
     store(T0 - H, mkUnits());
     const [, tMerge] = await time(() => store(T0, units));
     db.close();

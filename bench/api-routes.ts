@@ -76,7 +76,6 @@ export async function run(small: boolean): Promise<void> {
         end: T0 + (start + BATCH) * 1000 + 3600_000,
         timeZone: TZ,
         units,
-        firstFill: start === 0,
         ...(start === 0
           ? {
               users: Array.from({ length: USERS }, (_, u) => ({

@@ -57,7 +57,6 @@ describe('ceems_lb started as root', { timeout: 60_000 }, () => {
         { cluster_id: 'hpc-0', resource_manager: 'slurm', name: 'acc1', users: ['alice'] },
         { cluster_id: 'hpc-0', resource_manager: 'slurm', name: 'acc2', users: ['bob'] },
       ],
-      firstFill: end === T0,
     });
   const auth = (password: string) => `Basic ${Buffer.from(`grafana:${password}`).toString('base64')}`;
   const query = (user: string, uuid: string, password = 'secret') =>

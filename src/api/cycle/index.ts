@@ -92,8 +92,6 @@ export class Collector implements BackgroundTask {
   private readonly opts: Required<Omit<CollectorOptions, 'retentionDays'>> & { retentionDays?: number };
   private readonly progress = new Map<string, number>();
   private readonly running = new Map<string, Promise<WindowResult[]>>();
-  /** Clusters whose first window on a DB that was empty at start-up is still to come (num_units rule). */
-  private readonly firstFill = new Set<string>();
   private readonly updateFromMs: number;
   private readonly abort = new AbortController();
   private timer: NodeJS.Timeout | undefined;
@@ -111,7 +109,6 @@ export class Collector implements BackgroundTask {
       ...opts,
     };
     this.updateFromMs = parseUpdateFrom(opts.updateFrom, opts.timeZone, this.now());
-    if (opts.db.isEmpty()) for (const c of opts.clusters) this.firstFill.add(c.manager.clusterId);
   }
 
   /** Current time truncated to whole seconds: stored times have second resolution (resume without overlap). */
@@ -173,7 +170,6 @@ export class Collector implements BackgroundTask {
         cluster_id: m.clusterId,
         resource_manager: m.manager,
       })),
-      firstFill: this.firstFill.has(m.clusterId),
     });
     return units.length;
   }
@@ -190,7 +186,6 @@ export class Collector implements BackgroundTask {
       try {
         const n = await this.collectWindow(c, start, end);
         this.progress.set(id, end);
-        this.firstFill.delete(id);
         results.push({ clusterId: id, start, end, units: n });
         this.opts.logger.info(
           {

@@ -6,14 +6,12 @@
  * How the collection cycle (src/api/cycle) writes one window `[start, end]`:
  *
  *   const db = CeemsDb.open(dataPath);               // creates <dataPath>/ceems.db, runs migrations
- *   const firstFill = db.isEmpty();                  // once, at start-up (num_units rule, §10.3)
  *   db.storeCollection({
  *     start, end,                                    // Unix ms
  *     timeZone,                                      // resolved `data.time_zone` (timefmt.resolveZone)
  *     units,                                         // UnitRecord[]: cluster_id + resource_manager set,
  *                                                    //   window metrics, `ignore: 1` for cut-off units
  *     users, projects,                               // UserRecord[] / ProjectRecord[] (cluster id + manager set)
- *     firstFill,
  *     retentionDays,                                 // ⌊retention hours ÷ 24⌋, or undefined to skip the purge
  *   });
  *
@@ -62,8 +60,6 @@ export interface CollectionWindow {
   units: readonly UnitRecord[];
   users?: readonly UserRecord[];
   projects?: readonly ProjectRecord[];
-  /** The DB had no usage rows at start-up: every unit counts in `num_units`. */
-  firstFill: boolean;
   /** Purge units/usage older than this many days first; undefined = no purge. */
   retentionDays?: number;
 }
@@ -92,7 +88,8 @@ ON CONFLICT (cluster_id, uuid, started_at) DO UPDATE SET
   ignore = excluded.ignore,
   last_updated_at = excluded.last_updated_at,
   ${metricSet('units')},
-  num_updates = units.num_updates + 1`;
+  num_updates = units.num_updates + 1
+RETURNING num_updates`;
 
 const USAGE_COLUMNS = [
   'resource_manager',
@@ -192,23 +189,22 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
     return new CeemsDb(db, path);
   }
 
-  /** True when the `usage` table has no rows (first collection: every unit counts in `num_units`). */
-  isEmpty(): boolean {
-    return this.db.prepare('SELECT 1 FROM usage LIMIT 1').get() === undefined;
-  }
-
   /** `MAX(last_updated_at) FROM usage` (`DatetimeLayout`), or undefined on an empty DB. */
   lastUpdatedAt(): string | undefined {
     const r = this.db.prepare('SELECT MAX(last_updated_at) AS t FROM usage').get() as { t: string | null };
     return r.t ?? undefined;
   }
 
-  /** Upserts units (conflict on cluster_id, uuid, started_at; metric maps merged, §9.4). */
-  upsertUnits(units: readonly UnitRecord[], lastUpdatedAt: string): void {
+  /**
+   * Upserts units (conflict on cluster_id, uuid, started_at; metric maps merged, §9.4). Returns the units
+   * whose rows this call created: the ones `num_units` counts.
+   */
+  upsertUnits(units: readonly UnitRecord[], lastUpdatedAt: string): Set<UnitRecord> {
+    const created = new Set<UnitRecord>();
     this.db.transaction(() => {
       for (const u of units) {
         if (!u.uuid) continue;
-        this.stmts.unit.run({
+        const row = this.stmts.unit.get({
           resource_manager: u.resource_manager ?? '',
           cluster_id: u.cluster_id ?? '',
           uuid: u.uuid,
@@ -230,18 +226,22 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
           ignore: u.ignore ?? 0,
           num_updates: 1,
           last_updated_at: lastUpdatedAt,
-        });
+        }) as { num_updates: number };
+        if (row.num_updates === 1) created.add(u);
       }
     })();
+    return created;
   }
 
   /**
-   * Merges the window metrics of `units` into `usage` and `daily_usage` (§10.3): `num_units` grows by 1
-   * for units started inside the window (or every unit on the first fill).
+   * Merges the window metrics of `units` into `usage` and `daily_usage` (§10.3). `num_units` grows by 1
+   * for each unit of `created` (first stored by this window), so every unit counts exactly once even when
+   * the resource manager reports it late, after a window its start time belongs to.
    */
   upsertUsage(
     units: readonly UnitRecord[],
-    w: { start: number; end: number; timeZone: string; firstFill: boolean },
+    w: { end: number; timeZone: string },
+    created: ReadonlySet<UnitRecord>,
   ): void {
     const lastUpdated = formatDatetime(w.end, w.timeZone);
     const day = midnightDatetime(w.end, w.timeZone);
@@ -251,7 +251,7 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
         const row = {
           resource_manager: u.resource_manager ?? '',
           cluster_id: u.cluster_id ?? '',
-          num_units: w.firstFill || (u.started_at_ts ?? 0) > w.start ? 1 : 0,
+          num_units: created.has(u) ? 1 : 0,
           project: u.project ?? '',
           groupname: u.groupname ?? '',
           username: u.username ?? '',
@@ -330,8 +330,7 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
     const lastUpdated = formatDatetime(w.end, w.timeZone);
     this.db.transaction(() => {
       if (w.retentionDays !== undefined) this.purgeExpired(w.retentionDays);
-      this.upsertUnits(w.units, lastUpdated);
-      this.upsertUsage(w.units, w);
+      this.upsertUsage(w.units, w, this.upsertUnits(w.units, lastUpdated));
       this.upsertUsers(w.users ?? [], lastUpdated);
       this.upsertProjects(w.projects ?? [], lastUpdated);
     })();

@@ -49,7 +49,6 @@ function twoClusters(): string {
       { cluster_id: 'k8s-a', resource_manager: 'k8s', name: 'default', users: ['alice'] },
       { cluster_id: 'k8s-b', resource_manager: 'k8s', name: 'default', users: ['mallory'] },
     ],
-    firstFill: true,
   });
   db.close();
   return dir;

@@ -36,7 +36,6 @@ const window = (list: UnitRecord[], end = T0): CollectionWindow => ({
   units: list,
   users: [{ cluster_id: 'hpc-0', resource_manager: 'slurm', name: 'usr1', projects: ['acc1'] }],
   projects: [{ cluster_id: 'hpc-0', resource_manager: 'slurm', name: 'acc1', users: ['usr1'] }],
-  firstFill: true,
 });
 
 function tables(dir: string): Record<string, unknown[]> {

@@ -179,18 +179,16 @@ describe('upserts', () => {
     assert.deepEqual(JSON.parse(r.total_cpu_energy_usage_kwh as string), { total: 2 });
   });
 
-  test('usage and daily usage: num_units counts units started in the window, daily bucket is local midnight', () => {
+  test('usage and daily usage: num_units counts each unit once, when first stored; daily bucket is local midnight', () => {
     const db = CeemsDb.open(tmp());
     const tz = 'Europe/Paris';
-    // window 1: unit started inside
-    db.upsertUsage([unit()], { start: T0 - H, end: T0 + H, timeZone: tz, firstFill: false });
-    // window 2: same unit, started before the window: metrics merged, not counted again
-    db.upsertUsage([unit({ avg_cpu_usage: { global: 100 } })], {
-      start: T0 + H,
-      end: T0 + 2 * H,
-      timeZone: tz,
-      firstFill: false,
-    });
+    const window = (start: number, units: UnitRecord[]) =>
+      db.storeCollection({ start, end: start + H, timeZone: tz, units });
+    const units = db.db.prepare('SELECT num_units, num_updates FROM usage WHERE username = ?');
+    // window 1: new unit
+    window(T0, [unit()]);
+    // window 2: same unit again: metrics merged, not counted again
+    window(T0 + H, [unit({ avg_cpu_usage: { global: 100 } })]);
     const u = db.db.prepare('SELECT * FROM usage').get() as Record<string, unknown>;
     assert.equal(u.num_units, 1);
     assert.equal(u.num_updates, 2);
@@ -200,16 +198,15 @@ describe('upserts', () => {
     const d = db.db.prepare('SELECT last_updated_at, num_units FROM daily_usage').all();
     assert.deepEqual(d, [{ last_updated_at: '2024-05-06T00:00:00', num_units: 1 }]);
     assert.equal(db.lastUpdatedAt(), '2024-05-06T14:00:00');
-    // first fill counts every unit
-    db.upsertUsage([unit({ uuid: '101', username: 'bob' })], {
-      start: T0 + 5 * H,
-      end: T0 + 6 * H,
-      timeZone: tz,
-      firstFill: true,
-    });
-    assert.deepEqual(db.db.prepare("SELECT num_units FROM usage WHERE username = 'bob'").get(), {
-      num_units: 1,
-    });
+    // window 3: a unit that started two windows ago but that the resource manager reports only now
+    // (accounting lag) still counts, once; listed twice in one window it counts once too.
+    const late = unit({ uuid: '101', started_at_ts: T0 - H });
+    window(T0 + 2 * H, [late, { ...late }]);
+    assert.deepEqual(units.get('alice'), { num_units: 2, num_updates: 4 });
+    // A requeued unit (same uuid, new start) is a new row of `units`, so a new unit.
+    window(T0 + 3 * H, [unit({ uuid: '101', started_at: '2024-05-06T12:30:00+0000' })]);
+    assert.deepEqual(units.get('alice'), { num_units: 3, num_updates: 5 });
+    assert.deepEqual(db.db.prepare('SELECT COUNT(*) AS n FROM units').get(), { n: 3 });
   });
 
   test('users/projects replaced on conflict; admin users re-synced per source (D-API-2)', () => {
@@ -240,9 +237,7 @@ describe('upserts', () => {
     const db = CeemsDb.open(dir);
     const good = unit();
     const bad = unit({ uuid: '200', allocation: { big: 1n } as never });
-    assert.throws(() =>
-      db.storeCollection({ start: T0 - H, end: T0, timeZone: 'UTC', units: [good, bad], firstFill: true }),
-    );
+    assert.throws(() => db.storeCollection({ start: T0 - H, end: T0, timeZone: 'UTC', units: [good, bad] }));
     const reader = openReader(dir);
     assert.deepEqual(reader.prepare('SELECT COUNT(*) AS n FROM units').get(), { n: 0 });
     assert.deepEqual(reader.prepare('SELECT COUNT(*) AS n FROM usage').get(), { n: 0 });
@@ -253,7 +248,6 @@ describe('upserts', () => {
       units: [good],
       users: [{ cluster_id: 'hpc-0', resource_manager: 'slurm', name: 'alice', projects: ['acc1'] }],
       projects: [{ cluster_id: 'hpc-0', resource_manager: 'slurm', name: 'acc1', users: ['alice'] }],
-      firstFill: true,
     });
     for (const t of ['units', 'usage', 'daily_usage', 'users', 'projects'])
       assert.deepEqual(reader.prepare(`SELECT COUNT(*) AS n FROM ${t}`).get(), { n: 1 }, t);
@@ -270,7 +264,7 @@ describe('upserts', () => {
       ],
       '2000-01-01T00:00:00',
     );
-    db.upsertUsage([unit()], { start: 0, end: 946684800000, timeZone: 'UTC', firstFill: true });
+    db.upsertUsage([unit()], { end: 946684800000, timeZone: 'UTC' }, new Set());
     assert.deepEqual(db.purgeExpired(30), { units: 1, usage: 1 });
     assert.deepEqual(db.db.prepare('SELECT uuid FROM units').all(), [{ uuid: 'run' }]);
     assert.deepEqual(db.db.prepare('SELECT COUNT(*) AS n FROM daily_usage').get(), { n: 1 });

@@ -62,7 +62,6 @@ test('the collector hook runs on the open DB and its final write completes befor
             end: 60_000,
             timeZone: 'UTC',
             units: units(5000),
-            firstFill: true,
           });
         },
       };
