@@ -3,17 +3,14 @@
 // directly and through the load balancer, in the same run. Needs `npm run build` (the LB runs from dist/)
 // and the testbed's Prometheus (started on port 9295 and stopped again).
 
-import { execFileSync } from 'node:child_process';
-import { resolve } from 'node:path';
 import Fastify from 'fastify';
 import { Pool } from 'undici';
 import { checkQueries } from '../src/lb/access.js';
 import { Authorizer, DbAuthzSource } from '../src/lb/authz.js';
 import { createOwnershipDb, listen, readCorpus, tempDir, writeYaml } from '../test/fixtures/lb/setup.js';
-import { startProgram } from '../test/helpers/process.js';
+import { ROOT, startProgram } from '../test/helpers/process.js';
+import { startTestbedPrometheus, type TestbedPrometheus } from '../test/helpers/prometheus.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const TESTBED = '/work/shared/testbed/prometheus';
 const PROM_PORT = 9295;
 const USERS = 50;
 const UNITS_PER_USER = 20;
@@ -117,18 +114,11 @@ export async function run(small: boolean): Promise<void> {
         .join('\n') + '\n',
   );
   const target = (await listen(exporter)).replace('http://', '');
-  let promUp = false;
+  let prometheus: TestbedPrometheus | undefined;
   let lb: Awaited<ReturnType<typeof startProgram>> | undefined;
   try {
-    execFileSync(
-      'bash',
-      [`${TESTBED}/up.sh`, '--port', String(PROM_PORT), '--interval', '1s', '--no-wait', `bench=${target}`],
-      {
-        stdio: 'ignore',
-      },
-    );
-    promUp = true;
-    const prom = `http://127.0.0.1:${PROM_PORT}`;
+    prometheus = startTestbedPrometheus(PROM_PORT, [`bench=${target}`]);
+    const prom = prometheus.url;
     const config = writeYaml(`${tmp.dir}/config.yml`, {
       ceems_api_server: { data: { path: tmp.dir } },
       ceems_lb: { backends: [{ id: 'hpc-0', tsdb: [{ web: { url: prom } }] }] },
@@ -159,10 +149,7 @@ export async function run(small: boolean): Promise<void> {
     }
   } finally {
     await lb?.stop();
-    if (promUp)
-      execFileSync('bash', [`${TESTBED}/down.sh`, '--port', String(PROM_PORT), '--purge'], {
-        stdio: 'ignore',
-      });
+    prometheus?.stop();
     await exporter.close();
     tmp.cleanup();
   }

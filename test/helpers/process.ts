@@ -1,4 +1,5 @@
-// Starts one of the project's programs on a free loopback port and stops it by pid.
+// Starts one of the project's programs on a free loopback port and stops it by pid; runs commands to
+// completion with a time limit.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -65,13 +66,19 @@ export async function startProgram(
   };
 }
 
-/** Runs `bin/<program>` to completion (for flag errors, --help, --version). */
-export async function runProgram(
-  program: string,
+export interface Finished {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion, collecting its output; SIGKILLed after `timeoutMs` (15 s). */
+export async function runCommand(
+  command: string,
   args: string[],
   opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, [resolve(ROOT, 'bin', program), ...args], {
+): Promise<Finished> {
+  const proc = spawn(command, args, {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -87,4 +94,13 @@ export async function runProgram(
   const [code] = await once(proc, 'exit');
   clearTimeout(timer);
   return { code: code as number | null, stdout, stderr };
+}
+
+/** Runs `bin/<program>` to completion (for flag errors, --help, --version). */
+export function runProgram(
+  program: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<Finished> {
+  return runCommand(process.execPath, [resolve(ROOT, 'bin', program), ...args], opts);
 }

@@ -14,6 +14,7 @@ import { SlurmManager } from '../../src/api/resource/slurm.js';
 import { formatDatetime, formatDatetimezone } from '../../src/api/timefmt.js';
 import { createLogger } from '../../src/common/logger.js';
 import { submitJob } from '../helpers/slurm.js';
+import { waitFor } from '../helpers/wait.js';
 
 const JOBDIR = process.env.CEEMS_TESTBED_SLURM_JOBDIR;
 const TZ = 'Europe/Paris';
@@ -97,16 +98,6 @@ function sacctView(ids: string[]): Map<string, SacctJob> {
   return jobs;
 }
 
-async function waitFor<T>(what: string, fn: () => T | undefined, timeoutMs = 150_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
 // Waits are long because other tests share the testbed's two CPUs (their jobs can hold both for a while).
 const FINAL = /^(COMPLETED|FAILED|CANCELLED|TIMEOUT)/;
 
@@ -157,19 +148,30 @@ describe('SLURM manager and collection cycle on the real testbed', { timeout: 30
     submitted.push(completed, failed, cancelled, array);
     await waitFor(
       'job to run',
-      () => sh('squeue', ['-h', '-j', cancelled, '-o', '%T']).trim() === 'RUNNING',
       150_000,
+      () => sh('squeue', ['-h', '-j', cancelled, '-o', '%T']).trim() === 'RUNNING',
+      500,
     );
     sh('scancel', [cancelled]);
     // Array tasks have their own raw job ids (the uuids), listed under the array id.
-    const tasks = await waitFor('array tasks in accounting', () => {
-      const ids = sh('sacct', ['-n', '-X', '-P', '-j', array, '--format', 'jobidraw']).trim().split('\n');
-      return ids.length === 2 && ids.every((id) => /^\d+$/.test(id)) ? ids : undefined;
-    });
-    await waitFor('jobs to be accounted as finished', () => {
-      const v = sacctView([completed, failed, cancelled, ...tasks]);
-      return [...v.values()].every((j) => FINAL.test(j.state)) && v.size === 5;
-    });
+    const tasks = await waitFor(
+      'array tasks in accounting',
+      150_000,
+      () => {
+        const ids = sh('sacct', ['-n', '-X', '-P', '-j', array, '--format', 'jobidraw']).trim().split('\n');
+        return ids.length === 2 && ids.every((id) => /^\d+$/.test(id)) ? ids : undefined;
+      },
+      500,
+    );
+    await waitFor(
+      'jobs to be accounted as finished',
+      150_000,
+      () => {
+        const v = sacctView([completed, failed, cancelled, ...tasks]);
+        return [...v.values()].every((j) => FINAL.test(j.state)) && v.size === 5;
+      },
+      500,
+    );
     // Other tests share the 2-CPU testbed: the pending job waits for its begin time, which no other job
     // can take away, and the running job gets time to be scheduled.
     const running = submit('usr3', 'acc2', 'sleep 8');
@@ -178,13 +180,19 @@ describe('SLURM manager and collection cycle on the real testbed', { timeout: 30
     runningJob = running;
     await waitFor(
       'job running and job pending',
+      150_000,
       () => {
         const st = sh('squeue', ['-h', '-j', [running, pending].join(','), '-o', '%i %T']);
         return st.includes(`${running} RUNNING`) && st.includes(`${pending} PENDING`);
       },
-      150_000,
+      500,
     );
-    await waitFor('running job in accounting', () => sacctView([running]).get(running)?.state === 'RUNNING');
+    await waitFor(
+      'running job in accounting',
+      150_000,
+      () => sacctView([running]).get(running)?.state === 'RUNNING',
+      500,
+    );
 
     const results = await collector.runOnce();
     assert.deepEqual(
@@ -265,7 +273,12 @@ describe('SLURM manager and collection cycle on the real testbed', { timeout: 30
 
   it('a second cycle turns the running job into completed without duplicates; usage stays consistent', async () => {
     const running = runningJob;
-    await waitFor('running job to complete', () => sacctView([running]).get(running)!.state === 'COMPLETED');
+    await waitFor(
+      'running job to complete',
+      150_000,
+      () => sacctView([running]).get(running)!.state === 'COMPLETED',
+      500,
+    );
     await new Promise((r) => setTimeout(r, 1000));
     const results = await collector.runOnce();
     assert.deepEqual(

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Collector } from '../../src/api/cycle/index.js';
 import { CeemsDb } from '../../src/api/db/index.js';
@@ -17,9 +17,10 @@ import { formatDatetime } from '../../src/api/timefmt.js';
 import { TsdbUpdater } from '../../src/api/updater/tsdb.js';
 import { createLogger } from '../../src/common/logger.js';
 import { type Started, startProgram } from '../helpers/process.js';
+import { startTestbedPrometheus, type TestbedPrometheus } from '../helpers/prometheus.js';
 import { submitJob } from '../helpers/slurm.js';
+import { waitFor } from '../helpers/wait.js';
 
-const TESTBED = process.env.CEEMS_TESTBED_DIR ?? resolve(import.meta.dirname, '../../../shared/testbed');
 const JOBDIR = process.env.CEEMS_TESTBED_SLURM_JOBDIR;
 const PORT = 9294;
 const PROM = `http://127.0.0.1:${PORT}`;
@@ -45,20 +46,6 @@ function sh(cmd: string, args: string[]): string {
 
 function submit(user: string, account: string, script: string): string {
   return submitJob(user, account, script);
-}
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 150_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 async function promQuery(
@@ -93,6 +80,7 @@ describe('TSDB updater on a real Prometheus scraping the exporter during real SL
   let db: CeemsDb;
   let collector: Collector;
   let t0: number;
+  let prometheus: TestbedPrometheus | undefined;
 
   before(async () => {
     assert.ok(JOBDIR, 'SLURM testbed env missing: eval "$(cat /tmp/ceems-testbed/slurm/env.sh)" first');
@@ -107,16 +95,7 @@ describe('TSDB updater on a real Prometheus scraping the exporter during real SL
       join(dir, 'scrape.yml'),
       `  - job_name: ceems\n    static_configs:\n      - targets: ['${exporter.address}']\nrule_files:\n  - '${join(dir, 'rules.yml')}'\n`,
     );
-    sh('bash', [
-      join(TESTBED, 'prometheus/up.sh'),
-      '--port',
-      String(PORT),
-      '--interval',
-      '1s',
-      '--no-wait',
-      '--scrape-config',
-      join(dir, 'scrape.yml'),
-    ]);
+    prometheus = startTestbedPrometheus(PORT, ['--scrape-config', join(dir, 'scrape.yml')]);
     t0 = Date.now();
     db = CeemsDb.open(dir);
     const logger = createLogger({ level: 'error' });
@@ -148,7 +127,7 @@ describe('TSDB updater on a real Prometheus scraping the exporter during real SL
     await collector?.stop();
     db?.close();
     try {
-      sh('bash', [join(TESTBED, 'prometheus/down.sh'), '--port', String(PORT)]);
+      prometheus?.stop();
     } finally {
       await exporter?.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -164,31 +143,41 @@ describe('TSDB updater on a real Prometheus scraping the exporter during real SL
     jobs.push(busy, idle, short);
     // Window 1 while both jobs run (as sacct sees them; accounting is asynchronous) and Prometheus has
     // recorded a few seconds of each.
-    await until('both jobs running, with recorded CPU usage', async () => {
-      const states = sh('sacct', ['-n', '-X', '-P', '-j', `${busy},${idle}`, '--format', 'state'])
-        .trim()
-        .split('\n');
-      if (!states.every((s) => s === 'RUNNING')) return undefined;
-      const r = await promQuery(
-        `count_over_time(uuid:ceems_cpu_usage:ratio_irate{uuid=~"${busy}|${idle}"}[1m])`,
-      );
-      return r.length === 2 && r.every((x) => Number(x.value![1]) >= 3) ? true : undefined;
-    });
+    await waitFor(
+      'both jobs running, with recorded CPU usage',
+      150_000,
+      async () => {
+        const states = sh('sacct', ['-n', '-X', '-P', '-j', `${busy},${idle}`, '--format', 'state'])
+          .trim()
+          .split('\n');
+        if (!states.every((s) => s === 'RUNNING')) return undefined;
+        const r = await promQuery(
+          `count_over_time(uuid:ceems_cpu_usage:ratio_irate{uuid=~"${busy}|${idle}"}[1m])`,
+        );
+        return r.length === 2 && r.every((x) => Number(x.value![1]) >= 3) ? true : undefined;
+      },
+      500,
+    );
     const w1 = await collector.runOnce();
     assert.deepEqual(
       w1.map((r) => r.error),
       [undefined],
     );
     // Window 2 after the jobs ended, are accounted, and their last samples are in Prometheus.
-    await until('jobs accounted as completed', () => {
-      const out = sh('sacct', ['-n', '-X', '-P', '-j', `${busy},${idle},${short}`, '--format', 'state']);
-      return out
-        .trim()
-        .split('\n')
-        .every((s) => s === 'COMPLETED')
-        ? true
-        : undefined;
-    });
+    await waitFor(
+      'jobs accounted as completed',
+      150_000,
+      () => {
+        const out = sh('sacct', ['-n', '-X', '-P', '-j', `${busy},${idle},${short}`, '--format', 'state']);
+        return out
+          .trim()
+          .split('\n')
+          .every((s) => s === 'COMPLETED')
+          ? true
+          : undefined;
+      },
+      500,
+    );
     await new Promise((r) => setTimeout(r, 3000));
     const w2 = await collector.runOnce();
     assert.deepEqual(

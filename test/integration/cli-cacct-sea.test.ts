@@ -3,13 +3,13 @@
 // read the file; the request carries usr1's login name; NODE_OPTIONS cannot inject code into it.
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildCacctExecutable } from '../../src/cli/cacct/build-sea.js';
+import { runCommand } from '../helpers/process.js';
 import { apiFixtures, type FakeServer, startFake } from '../unit/cli/fake-api.js';
 
 const USER = 'usr1';
@@ -53,8 +53,8 @@ describe('cacct as a setgid single executable', () => {
   });
 
   // async: the fake API server runs in this process and must keep answering
-  const runAsUser = async (env: Record<string, string> = {}) => {
-    const p = spawn(
+  const runAsUser = (env: Record<string, string> = {}) =>
+    runCommand(
       'runuser',
       [
         '-u',
@@ -69,28 +69,15 @@ describe('cacct as a setgid single executable', () => {
         '--csv',
         '--format=jobid,user',
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      { timeoutMs: 30_000 },
     );
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    p.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
-    const [status] = await once(p, 'exit');
-    clearTimeout(timer);
-    return { status: status as number | null, stdout, stderr };
-  };
 
   it('without setgid the user cannot read the config (and NODE_OPTIONS is honoured)', async () => {
     chownSync(bin(), 0, 0);
     chmodSync(bin(), 0o755);
     const r = await runAsUser({ NODE_OPTIONS: `--require=${evil()}` });
     assert.equal(existsSync(marker()), true, 'control: NODE_OPTIONS injection works on a normal executable');
-    assert.equal(r.status, 1);
+    assert.equal(r.code, 1);
     assert.match(r.stderr, /^cacct: error: cannot read config file '.*config\.yml': EACCES/);
   });
 
@@ -100,7 +87,7 @@ describe('cacct as a setgid single executable', () => {
     rmSync(marker(), { force: true });
     api.requests.length = 0;
     const r = await runAsUser({ NODE_OPTIONS: `--require=${evil()}` });
-    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^Job ID,User\n4242,usr1\n/);
     assert.equal(api.requests[0]!.headers['x-grafana-user'], USER);
     assert.equal(existsSync(marker()), false, 'NODE_OPTIONS code ran inside the setgid executable');

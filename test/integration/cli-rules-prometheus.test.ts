@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import YAML from 'yaml';
 import { main } from '../../src/cli/ceems_tool/main.js';
+import { waitFor } from '../helpers/wait.js';
 import { type FakeServer, startFake } from '../unit/cli/fake-api.js';
-import { poll, type RealPrometheus, startPrometheus } from '../unit/cli/prometheus-server.js';
+import { type RealPrometheus, startPrometheus } from '../unit/cli/prometheus-server.js';
 
 const T0 = Date.now() / 1000;
 const NODE = { hostname: 'cn01' };
@@ -99,7 +100,7 @@ describe('generated rules in a real Prometheus (exporter-like target)', () => {
 
   it('per-unit power, usage and emissions follow the attribution model', async () => {
     // steady state: rate() over 4 scrape intervals underestimates while fewer than 4 samples exist
-    await poll('unit series in Prometheus', 20_000, async () => {
+    await waitFor('unit series in Prometheus', 20_000, async () => {
       const r = await prom.query('count_over_time(ceems_compute_unit_cpu_user_seconds_total[10s])');
       return r.length === 2 && r.every((s) => s.value >= 6) ? true : undefined;
     });
@@ -115,7 +116,7 @@ describe('generated rules in a real Prometheus (exporter-like target)', () => {
     assert.deepEqual(readdirSync(out), ['ceems.rules']);
     await prom.loadRules(readdirSync(out).map((f) => join(out, f)));
 
-    const power = await poll('uuid:ceems_host_power_watts:pue', 30_000, async () => {
+    const power = await waitFor('uuid:ceems_host_power_watts:pue', 30_000, async () => {
       const r = await prom.query('uuid:ceems_host_power_watts:pue');
       return r.length === 2 ? r : undefined;
     });
@@ -137,7 +138,7 @@ describe('generated rules in a real Prometheus (exporter-like target)', () => {
     const mem = await prom.query('uuid:ceems_cpu_memory_usage:ratio{uuid="1001"}');
     assert.equal(mem[0]!.value, 50);
 
-    const co2 = await poll('uuid:ceems_host_emissions_g_s:pue', 10_000, async () => {
+    const co2 = await waitFor('uuid:ceems_host_emissions_g_s:pue', 10_000, async () => {
       const r = await prom.query('uuid:ceems_host_emissions_g_s:pue{uuid="1001"}');
       return r.length === 1 ? r[0]! : undefined;
     });

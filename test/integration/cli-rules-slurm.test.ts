@@ -10,7 +10,8 @@ import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/cli/ceems_tool/main.js';
 import { type Started, startProgram } from '../helpers/process.js';
 import { submitJob } from '../helpers/slurm.js';
-import { poll, type RealPrometheus, startPrometheus } from '../unit/cli/prometheus-server.js';
+import { waitFor } from '../helpers/wait.js';
+import { type RealPrometheus, startPrometheus } from '../unit/cli/prometheus-server.js';
 
 function testbedEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
@@ -61,7 +62,7 @@ describe('ceems_tool rules on the real SLURM testbed', () => {
     jobId = submitJob('usr1', 'acc1', 'stress-ng --cpu 1 --timeout 60s', { mem: '128M', minutes: 2 });
     const sel = `{uuid="${jobId}"}`;
     // the job runs (it may wait for other tests' jobs) and Prometheus has a few samples of it
-    await poll(`job ${jobId} in Prometheus`, 90_000, async () => {
+    await waitFor(`job ${jobId} in Prometheus`, 90_000, async () => {
       const r = await prom.query(`count_over_time(ceems_compute_unit_cpu_user_seconds_total${sel}[10s])`);
       return r.length === 1 && r[0]!.value >= 3 ? true : undefined;
     });
@@ -83,7 +84,7 @@ describe('ceems_tool rules on the real SLURM testbed', () => {
     assert.match(readFileSync(join(dir, 'ceems-slurm.rules'), 'utf8'), /ceems_estimated_power_watts/);
     await prom.loadRules([join(dir, 'ceems-slurm.rules')]);
 
-    const power = await poll('per-unit power of the job', 30_000, async () => {
+    const power = await waitFor('per-unit power of the job', 30_000, async () => {
       const r = await prom.query(`uuid:ceems_host_power_watts:pue${sel}`);
       return r.length === 1 && r[0]!.value > 0 ? r[0]! : undefined;
     });

@@ -4,18 +4,17 @@
 // updater) → ceems_lb in front of that Prometheus using the API server's DB → cacct run as usr1.
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { staticCountryFactor } from '../../src/cli/ceems_tool/discover.js';
-import { ROOT, runProgram, type Started, startProgram } from '../helpers/process.js';
+import { ROOT, runCommand, runProgram, type Started, startProgram } from '../helpers/process.js';
+import { startTestbedPrometheus, type TestbedPrometheus } from '../helpers/prometheus.js';
 import { submitJob } from '../helpers/slurm.js';
-import { poll } from '../unit/cli/prometheus-server.js';
+import { waitFor } from '../helpers/wait.js';
 
-const TESTBED = process.env.CEEMS_TESTBED_DIR ?? resolve(ROOT, '../shared/testbed');
 const JOBDIR = process.env.CEEMS_TESTBED_SLURM_JOBDIR;
 const PORT = 9296;
 const PROM = `http://127.0.0.1:${PORT}`;
@@ -85,23 +84,11 @@ async function units(api: string, path: string, user: string, uuids: string[] = 
 }
 
 /** Runs `bin/cacct` as `user` (runuser keeps the environment, so XDG_CONFIG_HOME points at the config). */
-async function cacctAs(user: string, args: string[], env: NodeJS.ProcessEnv) {
-  const proc = spawn('runuser', ['-u', user, '--', process.execPath, join(ROOT, 'bin/cacct'), ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+function cacctAs(user: string, args: string[], env: NodeJS.ProcessEnv) {
+  return runCommand('runuser', ['-u', user, '--', process.execPath, join(ROOT, 'bin/cacct'), ...args], {
+    env,
+    timeoutMs: 20_000,
   });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.on('data', (d) => {
-    stdout += d;
-  });
-  proc.stderr.on('data', (d) => {
-    stderr += d;
-  });
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
-  const [code] = await once(proc, 'exit');
-  clearTimeout(timer);
-  return { code: code as number | null, stdout, stderr };
 }
 
 describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, () => {
@@ -110,7 +97,7 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
   const dataDir = join(dir, 'data');
   const procs: Started[] = [];
   const jobs: string[] = [];
-  let promUp = false;
+  let prometheus: TestbedPrometheus | undefined;
   let api: Started;
   let config: string;
 
@@ -138,17 +125,7 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
       join(dir, 'scrape.yml'),
       `  - job_name: ceems\n    static_configs:\n      - targets: ['${exporter.address}']\nrule_files:\n  - '${rulesDir}/*.rules'\n`,
     );
-    sh('bash', [
-      join(TESTBED, 'prometheus/up.sh'),
-      '--port',
-      String(PORT),
-      '--interval',
-      '1s',
-      '--no-wait',
-      '--scrape-config',
-      join(dir, 'scrape.yml'),
-    ]);
-    promUp = true;
+    prometheus = startTestbedPrometheus(PORT, ['--scrape-config', join(dir, 'scrape.yml')]);
 
     config = join(dir, 'config.yml');
     writeFileSync(
@@ -194,7 +171,7 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
       }
     }
     for (const p of procs.reverse()) await p.stop();
-    if (promUp) sh('bash', [join(TESTBED, 'prometheus/down.sh'), '--port', String(PORT), '--purge']);
+    prometheus?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -206,7 +183,7 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
     const sel = (u: string) => `{uuid="${u}"}`;
 
     // Both jobs run and Prometheus scraped a few samples of each, plus the OWID factor of the country.
-    const early = await poll('both jobs scraped by Prometheus', 100_000, async () => {
+    const early = await waitFor('both jobs scraped by Prometheus', 100_000, async () => {
       // a job that fails at once (e.g. bad working directory) stops the wait with its state
       const states = sh('sacct', ['-n', '-X', '-P', '-j', `${mine},${theirs}`, '--format', 'jobid,state']);
       if (/FAILED|CANCELLED|TIMEOUT|OUT_OF_ME|COMPLETED/.test(states)) return states;
@@ -232,7 +209,7 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
     assert.equal(gen.code, 0, gen.stderr);
     const reload = await fetch(`${PROM}/-/reload`, { method: 'POST' });
     assert.equal(reload.status, 200, await reload.text());
-    await poll('per-unit power and emissions of both jobs', 30_000, async () => {
+    await waitFor('per-unit power and emissions of both jobs', 30_000, async () => {
       const p = await promQuery(`uuid:ceems_host_power_watts:pue{uuid=~"${mine}|${theirs}"} > 0`);
       const e = await promQuery(
         `uuid:ceems_host_emissions_g_s:pue{uuid=~"${mine}|${theirs}",provider="owid"} > 0`,
@@ -242,7 +219,7 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
 
     // The API server has both running jobs in its DB; the LB (which checks at start-up that its backend
     // IDs are clusters of that DB) decides ownership from it.
-    await poll('both jobs in the API DB', 30_000, async () => {
+    await waitFor('both jobs in the API DB', 30_000, async () => {
       const u = await units(api.url, '/api/v1/units/admin', ADMIN, [mine, theirs]);
       return u.length === 2 ? true : undefined;
     });
@@ -274,7 +251,7 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
     assert.equal((await lbQuery(`uuid:ceems_host_power_watts:pue${sel(mine)}`, 'usr2')).status, 403);
 
     // After the jobs end, a window covering their end is committed: final energy and emissions.
-    const done = await poll('both jobs completed in the API', 90_000, async () => {
+    const done = await waitFor('both jobs completed in the API', 90_000, async () => {
       const u = await units(api.url, '/api/v1/units/admin', ADMIN, [mine, theirs]);
       return u.length === 2 && u.every((x) => x.state === 'COMPLETED' && x.ended_at_ts > 0) ? u : undefined;
     });

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ROOT, type Started, startProgram } from '../helpers/process.js';
 import { makePki, type TestPki } from '../helpers/tls.js';
+import { waitFor } from '../helpers/wait.js';
 import {
   type FakeApiServer,
   type FakeKubelet,
@@ -83,7 +84,9 @@ async function startExporter(env: NodeJS.ProcessEnv = {}): Promise<Started> {
     { env: { FAKE_SMI_FIXTURE: join(FIX, 'gpu/nvidia/a100x2-mig'), NODE_NAME: 'gpu-k8s01', ...env } },
   );
   try {
-    await until('the privilege decision', () => /msg="(Dropped|Keeping) root privileges/.test(exp.stderr()));
+    await waitFor('the privilege decision', 5000, () =>
+      /msg="(Dropped|Keeping) root privileges/.test(exp.stderr()),
+    );
   } catch (e) {
     await exp.stop('SIGKILL');
     throw new Error(`${(e as Error).message}:\n${exp.stderr()}`);
@@ -97,14 +100,6 @@ const nobodyEntries = () =>
   [kubelet.socket, join(tmp, 'kubelet', 'pod-resources'), join(tmp, 'kubelet'), tmp].filter((p) =>
     /^user:nobody:/m.test(aclOf(p)),
   );
-
-async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function assertServesGpuRowsAsNobody(exp: Started): Promise<void> {
   assert.equal(uid(exp.pid), '65534', exp.stderr());
@@ -154,7 +149,7 @@ describe('exporter as nobody reaches the kubelet socket through ACLs (k8s with G
     } finally {
       await exp.stop('SIGKILL');
     }
-    await until('the ACL entries to be removed', () => nobodyEntries().length === 0);
+    await waitFor('the ACL entries to be removed', 5000, () => nobodyEntries().length === 0);
   });
 
   it('stays root with a warning when the acl tools are not installed', async () => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Started, startProgram } from '../helpers/process.js';
 import { submitJob, testbedEnv } from '../helpers/slurm.js';
+import { waitFor } from '../helpers/wait.js';
 
 const env = testbedEnv();
 const NODE = env.CEEMS_TESTBED_SLURM_NODE!;
@@ -33,21 +34,6 @@ function family(text: string, name: string): Map<string, UnitSample> {
     out.set(labels.uuid!, { labels, value: Number(line.slice(brace + 2)) });
   }
   return out;
-}
-
-async function poll<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 describe('slurm collector on the real SLURM testbed', () => {
@@ -87,13 +73,18 @@ describe('slurm collector on the real SLURM testbed', () => {
     jobs.push(memJob);
 
     // both jobs running (they may queue behind other tests' jobs first), the python one holding ~100 MB
-    const first = await poll('both jobs in the scrape', 60_000, async () => {
-      const text = await scrape();
-      const rss = family(text, 'ceems_compute_unit_memory_rss_bytes');
-      const user = family(text, 'ceems_compute_unit_cpu_user_seconds_total');
-      const cpuUser = user.get(cpuJob)?.value ?? 0;
-      return (rss.get(memJob)?.value ?? 0) >= 100 * 2 ** 20 && cpuUser > 0 ? { text, cpuUser } : undefined;
-    });
+    const first = await waitFor(
+      'both jobs in the scrape',
+      60_000,
+      async () => {
+        const text = await scrape();
+        const rss = family(text, 'ceems_compute_unit_memory_rss_bytes');
+        const user = family(text, 'ceems_compute_unit_cpu_user_seconds_total');
+        const cpuUser = user.get(cpuJob)?.value ?? 0;
+        return (rss.get(memJob)?.value ?? 0) >= 100 * 2 ** 20 && cpuUser > 0 ? { text, cpuUser } : undefined;
+      },
+      500,
+    );
     for (const id of [cpuJob, memJob]) {
       const used = family(first.text, 'ceems_compute_unit_memory_used_bytes').get(id);
       assert.ok(used, `job ${id} has no memory_used sample`);
@@ -113,16 +104,27 @@ describe('slurm collector on the real SLURM testbed', () => {
     assert.match(first.text, /^ceems_scrape_collector_success\{collector="slurm"\} 1$/m);
 
     // CPU seconds of the stress-ng job grow between scrapes
-    await poll('growing CPU user seconds', 10_000, async () => {
-      const now = family(await scrape(), 'ceems_compute_unit_cpu_user_seconds_total').get(cpuJob)?.value ?? 0;
-      return now > first.cpuUser ? now : undefined;
-    });
+    await waitFor(
+      'growing CPU user seconds',
+      10_000,
+      async () => {
+        const now =
+          family(await scrape(), 'ceems_compute_unit_cpu_user_seconds_total').get(cpuJob)?.value ?? 0;
+        return now > first.cpuUser ? now : undefined;
+      },
+      500,
+    );
 
     execFileSync('scancel', [cpuJob, memJob], { env });
-    await poll('cancelled jobs to leave the scrape', 20_000, async () => {
-      const text = await scrape();
-      return !text.includes(`uuid="${cpuJob}"`) && !text.includes(`uuid="${memJob}"`) ? true : undefined;
-    });
+    await waitFor(
+      'cancelled jobs to leave the scrape',
+      20_000,
+      async () => {
+        const text = await scrape();
+        return !text.includes(`uuid="${cpuJob}"`) && !text.includes(`uuid="${memJob}"`) ? true : undefined;
+      },
+      500,
+    );
   });
 });
 
@@ -161,25 +163,41 @@ describe('SLUID-named job directory on the real cgroup v1 tree', () => {
     await exporter?.stop();
     task?.kill('SIGKILL');
     // stress-ng workers are children of the spawned process: wait until the cgroups are empty
-    await poll('SLUID cgroup to empty', 10_000, async () => {
-      const procs = readFileSync(join(controllers[0]!, rel, 'cgroup.procs'), 'utf8').trim();
-      for (const pid of procs.split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
-      return procs === '' ? true : undefined;
-    });
+    await waitFor(
+      'SLUID cgroup to empty',
+      10_000,
+      async () => {
+        const procs = readFileSync(join(controllers[0]!, rel, 'cgroup.procs'), 'utf8').trim();
+        for (const pid of procs.split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
+        return procs === '' ? true : undefined;
+      },
+      500,
+    );
     for (const c of controllers) for (const d of [rel, join(rel, '..')]) rmdirSync(join(c, d));
   });
 
   it('reports the unit under the SLURM_JOB_ID of its processes, with growing CPU seconds', async () => {
     const scrape = async () => (await fetch(`${exporter.url}/metrics`)).text();
-    const first = await poll('the SLUID job in the scrape', 20_000, async () => {
-      const s = family(await scrape(), 'ceems_compute_unit_cpu_user_seconds_total').get(JOB_ID);
-      return s && s.value > 0 ? s : undefined;
-    });
+    const first = await waitFor(
+      'the SLUID job in the scrape',
+      20_000,
+      async () => {
+        const s = family(await scrape(), 'ceems_compute_unit_cpu_user_seconds_total').get(JOB_ID);
+        return s && s.value > 0 ? s : undefined;
+      },
+      500,
+    );
     assert.equal(first.labels.cgrouphostname, NODE);
-    await poll('growing CPU user seconds', 10_000, async () => {
-      const now = family(await scrape(), 'ceems_compute_unit_cpu_user_seconds_total').get(JOB_ID)?.value ?? 0;
-      return now > first.value ? now : undefined;
-    });
+    await waitFor(
+      'growing CPU user seconds',
+      10_000,
+      async () => {
+        const now =
+          family(await scrape(), 'ceems_compute_unit_cpu_user_seconds_total').get(JOB_ID)?.value ?? 0;
+        return now > first.value ? now : undefined;
+      },
+      500,
+    );
     const text = await scrape();
     assert.ok(!text.includes('s0X7JY4KQ2M8N'), 'the directory name never becomes a label');
     assert.ok((family(text, 'ceems_compute_unit_memory_used_bytes').get(JOB_ID)?.value ?? 0) > 0);

@@ -2,15 +2,15 @@
 // load balancer against a real Prometheus that scraped per-unit series of two users.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import Fastify from 'fastify';
 import { createOwnershipDb, listen, readCorpus, tempDir, writeYaml } from '../fixtures/lb/setup.js';
 import { ROOT, type Started, startProgram } from '../helpers/process.js';
+import { startTestbedPrometheus, type TestbedPrometheus } from '../helpers/prometheus.js';
+import { waitFor } from '../helpers/wait.js';
 
 const PROM_PORT = 9292;
 const PROM = `http://127.0.0.1:${PROM_PORT}`;
-const TESTBED = '/work/shared/testbed/prometheus';
 const ALICE_UNITS = ['1001', '1002', '1003', 'aaaaaaaa-1111-4111-8111-000000000001'];
 const FOREIGN = ['2001', '2002', 'bbbbbbbb-2222-4222-8222-000000000002', '3001'];
 
@@ -145,40 +145,18 @@ function uuidsOf(mode: string, text: string): { uuids: string[]; empty: boolean 
   };
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}: ${String(last)}`);
-}
-
 describe('ceems_lb access control against a real Prometheus', { timeout: 120_000 }, () => {
   const tmp = tempDir('ceems-lb-access-');
   const exporter = Fastify({ logger: false });
   let lb: Started;
-  let promUp = false;
+  let prometheus: TestbedPrometheus | undefined;
 
   before(async () => {
     exporter.get('/metrics', async (_req, reply) =>
       reply.type('text/plain; version=0.0.4').send(metricsText()),
     );
     const target = (await listen(exporter)).replace('http://', '');
-    execFileSync(
-      'bash',
-      [`${TESTBED}/up.sh`, '--port', String(PROM_PORT), '--interval', '1s', '--no-wait', `fake=${target}`],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
-    promUp = true;
+    prometheus = startTestbedPrometheus(PROM_PORT, [`fake=${target}`]);
     createOwnershipDb(tmp.dir, {
       units: [
         { cluster: 'hpc-0', uuid: '1001', project: 'acc1', user: 'alice' },
@@ -211,21 +189,19 @@ describe('ceems_lb access control against a real Prometheus', { timeout: 120_000
     const ready = encodeURIComponent('count(count_over_time(ceems_compute_unit_cpus[1m]) >= 5)');
     await waitFor(
       'Prometheus to hold 5 samples of every unit',
+      60_000,
       async () => {
         const r = await fetch(`${PROM}/api/v1/query?query=${ready}`);
         const j = (await r.json()) as { data: { result: Array<{ value: [number, string] }> } };
         return j.data.result[0]?.value[1] === String(UNITS.length) ? true : undefined;
       },
-      60_000,
+      250,
     );
   });
 
   after(async () => {
     await lb?.stop();
-    if (promUp)
-      execFileSync('bash', [`${TESTBED}/down.sh`, '--port', String(PROM_PORT), '--purge'], {
-        stdio: 'ignore',
-      });
+    prometheus?.stop();
     await exporter.close();
     tmp.cleanup();
   });

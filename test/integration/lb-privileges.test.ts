@@ -11,6 +11,7 @@ import bcrypt from 'bcryptjs';
 import { CeemsDb, type UnitRecord } from '../../src/api/db/index.js';
 import { listen, rawApp, tempDir, writeYaml } from '../fixtures/lb/setup.js';
 import { type Started, startProgram } from '../helpers/process.js';
+import { waitFor } from '../helpers/wait.js';
 
 const T0 = Date.UTC(2024, 4, 6);
 const NOBODY = 65534;
@@ -25,16 +26,6 @@ const unit = (uuid: string, project: string, user: string): UnitRecord => ({
   started_at_ts: T0 - 3600_000,
   ended_at: 'Unknown',
 });
-
-async function poll<T>(what: string, fn: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const uidOf = (pid: number) => Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 const getfacl = (path: string) => execFileSync('getfacl', ['-n', '-p', path], { encoding: 'utf8' });
@@ -91,7 +82,7 @@ describe('ceems_lb started as root', { timeout: 60_000 }, () => {
   });
 
   it('runs as nobody once listening', async () => {
-    await poll('the switch to nobody', () => (uidOf(lb.pid) === NOBODY ? true : undefined));
+    await waitFor('the switch to nobody', 10_000, () => (uidOf(lb.pid) === NOBODY ? true : undefined));
     assert.match(lb.stderr(), /msg="Dropped root privileges" user=nobody/);
   });
 
@@ -118,7 +109,7 @@ describe('ceems_lb started as root', { timeout: 60_000 }, () => {
 
   it('removes the ACL entries at shutdown', async () => {
     await lb.stop();
-    await poll('ACL removal', () =>
+    await waitFor('ACL removal', 10_000, () =>
       getfacl(webConfig).includes(`user:${NOBODY}`) || getfacl(tmp.dir).includes(`user:${NOBODY}`)
         ? undefined
         : true,

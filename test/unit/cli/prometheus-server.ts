@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitFor } from '../../helpers/wait.js';
 
 export interface RealPrometheus {
   url: string;
@@ -27,21 +28,6 @@ async function freePort(): Promise<number> {
   srv.close();
   await once(srv, 'close');
   return port;
-}
-
-export async function poll<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
 }
 
 /** Starts Prometheus scraping `targets` (job name → host:port) every second. */
@@ -98,7 +84,7 @@ export async function startPrometheus(targets: Record<string, string>): Promise<
   try {
     await Promise.race([
       spawnError,
-      poll('prometheus /-/ready', 30_000, async () =>
+      waitFor('prometheus /-/ready', 30_000, async () =>
         (await fetch(`${url}/-/ready`)).ok ? true : undefined,
       ),
     ]);

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -14,6 +13,8 @@ import {
   pathAccessTargets,
   revertAccess,
 } from '../../../src/common/acl.js';
+import { runCommand } from '../../helpers/process.js';
+import { waitFor } from '../../helpers/wait.js';
 
 // Real setfacl/getfacl on temp files; the tests act as root granting access to nobody (65534).
 const NOBODY = 65534;
@@ -36,14 +37,6 @@ function tree(name: string): { file: string; open: string; closed: string; top: 
   const file = join(closed, 'kubelet.sock');
   writeFileSync(file, '', { mode: 0o600 });
   return { file, open, closed, top };
-}
-
-async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('ACL access check (acl(5) algorithm)', () => {
@@ -141,30 +134,18 @@ describe('granting and removing ACLs with setfacl', () => {
   it('removes the entries when the holding process exits without releasing (and does not keep it alive)', async () => {
     const t = tree('exit');
     const acl = resolve(import.meta.dirname, '../../../src/common/acl.ts');
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        '--input-type=module',
-        '-e',
-        `const { AclLease, pathAccessTargets } = await import(${JSON.stringify(acl)});
+    const r = await runCommand(process.execPath, [
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      `const { AclLease, pathAccessTargets } = await import(${JSON.stringify(acl)});
          const lease = await AclLease.grant(${NOBODY}, [${NOGROUP}], pathAccessTargets(${JSON.stringify(t.file)}, 'rw'));
          process.stdout.write(String(lease.watchdogPid));`,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    const exited = once(child, 'exit');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    const [code] = await exited;
-    clearTimeout(timer);
-    assert.equal(code, 0, 'the lease does not keep the process alive');
-    assert.match(out, /^\d+$/);
-    await until('the restore process to remove the entries', () => entry(t.file) === undefined);
+    ]);
+    assert.equal(r.code, 0, `the lease does not keep the process alive\n${r.stderr}`);
+    assert.match(r.stdout, /^\d+$/);
+    await waitFor('the restore process to remove the entries', 5000, () => entry(t.file) === undefined);
     assert.equal(entry(t.closed), undefined);
   });
 

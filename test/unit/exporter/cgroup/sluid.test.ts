@@ -4,15 +4,15 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { encode } from '../../../../src/common/exposition.js';
 import { parseFlags } from '../../../../src/common/flags.js';
 import { FamilySet } from '../../../../src/exporter/collector.js';
 import { type SlurmCollector, slurm } from '../../../../src/exporter/collectors/slurm.js';
+import { ROOT } from '../../../helpers/process.js';
 
-const ROOT = resolve(import.meta.dirname, '../../../..');
 const FIX = join(ROOT, 'test/fixtures/cgroup');
 const V2_JOB = join(FIX, 'v2/system.slice/slurmstepd.scope/job_1009248');
 const SLUID_A = 's0X7JY4KQ2M8N';

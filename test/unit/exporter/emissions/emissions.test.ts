@@ -24,6 +24,7 @@ import {
   parseHistorical,
   wattTimeProvider,
 } from '../../../../src/exporter/emissions/watttime.js';
+import { waitFor } from '../../../helpers/wait.js';
 import {
   EMAPS_TOKEN,
   emapsRoutes,
@@ -51,14 +52,6 @@ function ctx(args: string[]): CollectorContext {
     flags: parseFlags(emissions.flags, args).flags,
     logger: quiet,
   };
-}
-
-async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe('owid (static data from @tgwf/co2)', () => {
@@ -133,11 +126,11 @@ describe('rte', () => {
     api.behaviour = 'ratelimit';
     api.retryAfter = '3600';
     api.seen = [];
-    await until(() => api.seen.length >= 2, 'two rate-limited attempts');
+    await waitFor('two rate-limited attempts', 3000, () => api.seen.length >= 2, 10);
     assert.equal(r.factors[0]!.value, 32, 'cache kept');
     assert.match(r.lastError ?? '', /HTTP 429/);
     const t = Date.now();
-    await until(() => api.seen.length >= 3, 'third attempt after the capped back-off', 2000);
+    await waitFor('third attempt after the capped back-off', 2000, () => api.seen.length >= 3, 10);
     assert.ok(Date.now() - t >= 100, 'waited for the back-off, not the 20 ms refresh');
     r.stop();
     api.behaviour = 'ok';
@@ -282,9 +275,9 @@ describe('provider runner: background refresh, cache, 429 back-off', () => {
     const p = scripted([10, new Error('boom'), new HttpStatusError(429, 'slow down', 30), 20]);
     const r = new ProviderRunner(p, quiet, { firstRetryMs: 5 });
     r.start();
-    await until(() => p.calls >= 3, 'three fetches');
+    await waitFor('three fetches', 3000, () => p.calls >= 3, 10);
     assert.equal(r.factors[0]!.value, 10, 'cache kept after an error and a 429');
-    await until(() => r.factors[0]?.value === 20, 'refreshed value');
+    await waitFor('refreshed value', 3000, () => r.factors[0]?.value === 20, 10);
     r.stop();
   });
 
@@ -293,7 +286,7 @@ describe('provider runner: background refresh, cache, 429 back-off', () => {
     const r = new ProviderRunner(p, quiet);
     const t0 = Date.now();
     r.start();
-    await until(() => p.calls >= 2, 'retry after back-off');
+    await waitFor('retry after back-off', 3000, () => p.calls >= 2, 10);
     assert.ok(Date.now() - t0 >= 55, 'waited about 2 × refresh');
     assert.equal(r.lastError, undefined, 'the error is cleared by the good fetch');
     assert.equal(r.factors[0]!.value, 5);
@@ -385,7 +378,7 @@ describe('emissions collector', () => {
         'emaps not fetched yet',
       );
       assert.equal(fam().help, 'Current emission factor in CO2eq grams per kWh');
-      await until(() => c.runners.every((r) => r.factors.length > 0), 'providers fetched');
+      await waitFor('providers fetched', 3000, () => c.runners.every((r) => r.factors.length > 0), 10);
       set = new FamilySet();
       c.update(set);
       const byProvider = (id: string) => fam().samples.filter((s) => s.labels.provider === id);
