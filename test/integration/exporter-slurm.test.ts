@@ -36,6 +36,19 @@ function family(text: string, name: string): Map<string, UnitSample> {
   return out;
 }
 
+/** Waits until a fresh scrape shows the unit's CPU user seconds above `before`. */
+function cpuUserSecondsGrow(scrape: () => Promise<string>, uuid: string, before: number): Promise<number> {
+  return waitFor(
+    'growing CPU user seconds',
+    10_000,
+    async () => {
+      const now = family(await scrape(), 'ceems_compute_unit_cpu_user_seconds_total').get(uuid)?.value ?? 0;
+      return now > before ? now : undefined;
+    },
+    500,
+  );
+}
+
 describe('slurm collector on the real SLURM testbed', () => {
   let exporter: Started;
   const jobs: string[] = [];
@@ -104,16 +117,7 @@ describe('slurm collector on the real SLURM testbed', () => {
     assert.match(first.text, /^ceems_scrape_collector_success\{collector="slurm"\} 1$/m);
 
     // CPU seconds of the stress-ng job grow between scrapes
-    await waitFor(
-      'growing CPU user seconds',
-      10_000,
-      async () => {
-        const now =
-          family(await scrape(), 'ceems_compute_unit_cpu_user_seconds_total').get(cpuJob)?.value ?? 0;
-        return now > first.cpuUser ? now : undefined;
-      },
-      500,
-    );
+    await cpuUserSecondsGrow(scrape, cpuJob, first.cpuUser);
 
     execFileSync('scancel', [cpuJob, memJob], { env });
     await waitFor(
@@ -188,16 +192,7 @@ describe('SLUID-named job directory on the real cgroup v1 tree', () => {
       500,
     );
     assert.equal(first.labels.cgrouphostname, NODE);
-    await waitFor(
-      'growing CPU user seconds',
-      10_000,
-      async () => {
-        const now =
-          family(await scrape(), 'ceems_compute_unit_cpu_user_seconds_total').get(JOB_ID)?.value ?? 0;
-        return now > first.value ? now : undefined;
-      },
-      500,
-    );
+    await cpuUserSecondsGrow(scrape, JOB_ID, first.value);
     const text = await scrape();
     assert.ok(!text.includes('s0X7JY4KQ2M8N'), 'the directory name never becomes a label');
     assert.ok((family(text, 'ceems_compute_unit_memory_used_bytes').get(JOB_ID)?.value ?? 0) > 0);
