@@ -15,8 +15,16 @@ export interface AccessPolicy {
 }
 
 export type AccessDecision =
-  /** Every selector is acceptable; `ids` must all be owned (empty = no series read at all). */
-  | { readonly kind: 'allow'; readonly ids: ReadonlySet<string>; readonly clusterOverride?: string }
+  /**
+   * Every selector is acceptable; `ids` must all be owned (empty = no series read at all). `queries` are
+   * the canonical texts of the checked queries, in order: what is forwarded instead of the raw text.
+   */
+  | {
+      readonly kind: 'allow';
+      readonly ids: ReadonlySet<string>;
+      readonly queries: readonly string[];
+      readonly clusterOverride?: string;
+    }
   | { readonly kind: 'deny'; readonly reason: string; readonly clusterOverride?: string }
   | { readonly kind: 'invalid'; readonly message: string };
 
@@ -74,6 +82,7 @@ export function checkQueries(
   policy: AccessPolicy,
 ): AccessDecision {
   const ids = new Set<string>();
+  const canonical: string[] = [];
   let clusterOverride: string | undefined;
   let denial: string | undefined;
   for (const q of queries) {
@@ -84,6 +93,7 @@ export function checkQueries(
       if (e instanceof PromQLParseError) return { kind: 'invalid', message: e.message };
       throw e;
     }
+    canonical.push(parsed.canonical);
     clusterOverride = clusterOverrideOf(parsed.selectors, clusterOverride);
     if (denial) continue;
     if (parsed.functions.has('info')) {
@@ -96,7 +106,7 @@ export function checkQueries(
     }
   }
   if (denial) return { kind: 'deny', reason: denial, clusterOverride };
-  return { kind: 'allow', ids, clusterOverride };
+  return { kind: 'allow', ids, queries: canonical, clusterOverride };
 }
 
 /** The `ceems_id` override of an admin's queries, which are not checked; malformed ones are skipped. */

@@ -1,9 +1,12 @@
 // PromQL parsing for access control: every vector selector of a query (inside range selectors,
 // subqueries, function arguments, aggregations, binary operands, offset/@ modifiers) with its matchers,
-// using the Prometheus project's lezer grammar. The parser runs in strict mode (no error recovery, which
-// is also what keeps garbage input cheap); error nodes, unterminated or badly escaped string literals and
-// stray tokens are refused as well. Lezer gives up on chains of more than ~300 left-associative binary
-// operators; such queries are refused like any other unparseable one.
+// using the Prometheus project's lezer grammar, and the canonical text printed from that same tree, which
+// is what the load balancer forwards: the backend runs exactly what was checked, whatever lexical corner
+// (comments, Unicode spaces, string escapes) the lezer grammar and Prometheus' Go lexer read differently.
+// The parser runs in strict mode (no error recovery, which is also what keeps garbage input cheap); text
+// that Prometheus' lexer would read differently or that cannot be printed back faithfully is refused.
+// Lezer gives up on chains of more than ~300 left-associative binary operators; such queries are refused
+// like any other unparseable one.
 
 import type { SyntaxNode } from '@lezer/common';
 import { parser } from '@prometheus-io/lezer-promql';
@@ -28,6 +31,8 @@ export interface ParsedQuery {
   readonly selectors: readonly Selector[];
   /** Names of the functions called (lower case), e.g. to refuse `info`. */
   readonly functions: ReadonlySet<string>;
+  /** The query printed from the parse tree: no comments, one space between tokens, strings re-quoted. */
+  readonly canonical: string;
 }
 
 export class PromQLParseError extends Error {}
@@ -47,18 +52,22 @@ const SIMPLE_ESCAPES: Record<string, string> = {
   '\\': '\\',
 };
 
+/** U+FFFD: Prometheus' lexer reads it as a decoding error (utf8.RuneError) and refuses the string. */
+const REPLACEMENT_CHAR = '\uFFFD';
+
 /**
- * Go `strconv.Unquote` semantics as used by the Prometheus parser (`"…"`, `'…'`, raw backquotes).
- * `\x`/octal escapes give bytes; they are kept as code units < 256, which can never form one of the
- * ASCII identifiers the access rules compare against unless the byte itself is ASCII.
+ * Prometheus' `strutil.Unquote` semantics (`"…"`, `'…'`, raw backquotes). `\x`/octal escapes give bytes
+ * in Go; only ASCII ones (< 0x80) are accepted, since a single byte ≥ 0x80 is not a character here and
+ * could not be printed back as the same bytes.
  */
 export function unquoteString(lit: string): string {
   const q = lit[0];
   if (lit.length < 2 || lit[lit.length - 1] !== q || (q !== '"' && q !== "'" && q !== '`')) {
     throw new PromQLParseError(`unterminated quoted string ${lit}`);
   }
+  if (lit.includes(REPLACEMENT_CHAR)) throw new PromQLParseError(`invalid UTF-8 rune in ${lit}`);
   const body = lit.slice(1, -1);
-  if (q === '`') return body.replaceAll('\r', '');
+  if (q === '`') return body;
   if (!body.includes('\\') && !body.includes(q) && !body.includes('\n')) return body;
   let out = '';
   for (let i = 0; i < body.length; i++) {
@@ -80,14 +89,16 @@ export function unquoteString(lit: string): string {
       if (!new RegExp(`^[0-9A-Fa-f]{${n}}$`).test(hex))
         throw new PromQLParseError(`invalid escape \\${e}${hex} in ${lit}`);
       const v = Number.parseInt(hex, 16);
-      if (e !== 'x' && (v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)))
+      if (e === 'x' && v >= 0x80) throw new PromQLParseError(`non-ASCII byte escape \\x${hex} in ${lit}`);
+      if (v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
         throw new PromQLParseError(`invalid Unicode code point \\${e}${hex} in ${lit}`);
       out += String.fromCodePoint(v);
       i += n;
     } else if (e >= '0' && e <= '7') {
       const oct = body.slice(i, i + 3);
-      if (!/^[0-7]{3}$/.test(oct) || Number.parseInt(oct, 8) > 255)
-        throw new PromQLParseError(`invalid octal escape \\${oct} in ${lit}`);
+      if (!/^[0-7]{3}$/.test(oct)) throw new PromQLParseError(`invalid octal escape \\${oct} in ${lit}`);
+      if (Number.parseInt(oct, 8) >= 0x80)
+        throw new PromQLParseError(`non-ASCII byte escape \\${oct} in ${lit}`);
       out += String.fromCharCode(Number.parseInt(oct, 8));
       i += 2;
     } else {
@@ -95,6 +106,24 @@ export function unquoteString(lit: string): string {
     }
   }
   return out;
+}
+
+/**
+ * A double-quoted literal that Prometheus unquotes back to `s`: `"` and `\` escaped, control characters,
+ * DEL and U+FFFD as `\u` escapes (raw, the lexer would refuse or the reader could not see them).
+ */
+export function quoteString(s: string): string {
+  let out = '"';
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '"' || ch === '\\') out += `\\${ch}`;
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\t') out += '\\t';
+    else if (c < 0x20 || c === 0x7f || ch === REPLACEMENT_CHAR)
+      out += `\\u${c.toString(16).padStart(4, '0')}`;
+    else out += ch;
+  }
+  return `${out}"`;
 }
 
 function position(query: string, offset: number): string {
@@ -114,44 +143,338 @@ function unexpected(query: string, from: number, to: number): PromQLParseError {
   return parseError(query, from, `unexpected ${JSON.stringify(text)}`);
 }
 
-function stringValue(query: string, node: SyntaxNode): string {
-  try {
-    return unquoteString(query.slice(node.from, node.to));
-  } catch (e) {
-    throw parseError(query, node.from, (e as Error).message);
-  }
-}
+/** Outside strings and comments Prometheus knows printable ASCII and these four spaces only. */
+const CODE_CHARS = /^[\x20-\x7e\t\n\r]*$/;
+/** Number tokens of the grammar (decimal, hex, exponent, `_` separators, durations, Inf, NaN). */
+const NUMBER_TOKEN = /^[0-9A-Za-z_.]+(?:[+-][0-9_]+)?$/;
+/** One-token keywords, operators and names printed as written. */
+const WORD_TOKEN = /^[A-Za-z_:][A-Za-z0-9_:]*$/;
+const OPERATOR_TOKEN = /^(?:[-+*/%^<>]|==|!=|<=|>=|<\/|>\/|=~|!~|=)$/;
+/**
+ * Words Prometheus' lexer always reads as keywords outside braces (case-insensitive): as a metric name
+ * they are a syntax error there while the lezer grammar reads a selector, so they are refused here.
+ */
+const PROMETHEUS_KEYWORDS = new Set([
+  'and',
+  'or',
+  'unless',
+  'atan2',
+  'sum',
+  'avg',
+  'count',
+  'min',
+  'max',
+  'group',
+  'stddev',
+  'stdvar',
+  'topk',
+  'bottomk',
+  'count_values',
+  'quantile',
+  'limitk',
+  'limit_ratio',
+  'offset',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'start',
+  'end',
+  'step',
+  'range',
+  'inf',
+  'nan',
+]);
 
-function readSelector(query: string, node: SyntaxNode): Selector {
-  const matchers: LabelMatcher[] = [];
-  for (let c = node.firstChild; c; c = c.nextSibling) {
-    if (c.name === 'Identifier') {
-      matchers.push({ name: '__name__', op: '=', value: query.slice(c.from, c.to) });
-      continue;
-    }
-    // LabelMatchers: `{` (UnquotedLabelMatcher | QuotedLabelMatcher | QuotedLabelName)* `}`
-    for (let m = c.firstChild; m; m = m.nextSibling) {
-      if (m.name === 'QuotedLabelName') {
-        matchers.push({ name: '__name__', op: '=', value: stringValue(query, m.firstChild!) });
+/**
+ * One walk over a lezer tree: prints the canonical query, collects selectors and function names, and
+ * refuses every node it does not know (fail closed when the grammar grows).
+ */
+class Printer {
+  readonly selectors: Selector[] = [];
+  readonly functions = new Set<string>();
+  /** Source ranges of string literals and comments, whose characters are not PromQL code. */
+  private readonly opaque: Array<[number, number]> = [];
+
+  constructor(private readonly query: string) {}
+
+  private text(n: SyntaxNode): string {
+    return this.query.slice(n.from, n.to);
+  }
+
+  private fail(n: SyntaxNode, what?: string): PromQLParseError {
+    return what ? parseError(this.query, n.from, what) : unexpected(this.query, n.from, n.to);
+  }
+
+  /** Children of a node without comments; a comment that Prometheus would end early is refused. */
+  kids(n: SyntaxNode): SyntaxNode[] {
+    const out: SyntaxNode[] = [];
+    for (let c = n.firstChild; c; c = c.nextSibling) {
+      if (c.type.isError) throw this.fail(c);
+      if (c.name === 'LineComment') {
+        // Prometheus ends a comment at `\r` or `\n`, the grammar at `\n` only: a `\r` is harmless only
+        // as the comment's last character (a CRLF line end).
+        const cr = this.text(c).indexOf('\r');
+        if (cr >= 0 && cr !== c.to - c.from - 1)
+          throw this.fail(c, 'carriage return inside a comment (Prometheus ends the comment there)');
+        this.opaque.push([c.from, c.to]);
         continue;
       }
-      if (m.name !== 'UnquotedLabelMatcher' && m.name !== 'QuotedLabelMatcher') continue;
-      const nameNode = m.firstChild!;
-      const opNode = nameNode.nextSibling!;
-      const valueNode = opNode.nextSibling!;
-      const name =
-        nameNode.name === 'LabelName'
-          ? query.slice(nameNode.from, nameNode.to)
-          : stringValue(query, nameNode.firstChild!);
-      const op = OPS[opNode.firstChild!.name];
-      if (!op) throw unexpected(query, opNode.from, opNode.to);
-      matchers.push({ name, op, value: stringValue(query, valueNode) });
+      out.push(c);
+    }
+    return out;
+  }
+
+  /** A token node's own text (keyword, operator, name), checked against the token's shape. */
+  private token(n: SyntaxNode, shape: RegExp): string {
+    const own = n.firstChild ? this.kids(n) : [];
+    const text = own.length === 1 && !own[0]!.firstChild ? this.text(own[0]!) : this.text(n);
+    if (own.length > 1 || !shape.test(text)) throw this.fail(n);
+    return text;
+  }
+
+  /** A literal made of anonymous tokens (sign and number): its text without comments and spaces. */
+  private compact(n: SyntaxNode): string {
+    this.kids(n); // records and checks comments
+    let text = '';
+    let at = n.from;
+    for (let c = n.firstChild; c; c = c.nextSibling) {
+      text += this.query.slice(at, c.from);
+      at = c.to;
+    }
+    return (text + this.query.slice(at, n.to)).replace(/\s+/g, '');
+  }
+
+  private number(n: SyntaxNode, signed: boolean): string {
+    const text = this.compact(n);
+    const sign = signed && (text[0] === '-' || text[0] === '+') ? text[0] : '';
+    if (!NUMBER_TOKEN.test(text.slice(sign.length))) throw this.fail(n);
+    return text;
+  }
+
+  private string(n: SyntaxNode): string {
+    if (n.name !== 'StringLiteral') throw this.fail(n);
+    this.opaque.push([n.from, n.to]);
+    try {
+      return unquoteString(this.text(n));
+    } catch (e) {
+      throw this.fail(n, (e as Error).message);
     }
   }
-  return { matchers };
+
+  private labelName(n: SyntaxNode): string {
+    if (n.name === 'LabelName') return this.token(n, WORD_TOKEN);
+    if (n.name === 'QuotedLabelName') return quoteString(this.string(this.only(n)));
+    throw this.fail(n);
+  }
+
+  private only(n: SyntaxNode): SyntaxNode {
+    const k = this.kids(n);
+    if (k.length !== 1) throw this.fail(n);
+    return k[0]!;
+  }
+
+  private groupingLabels(n: SyntaxNode): string {
+    if (n.name !== 'GroupingLabels') throw this.fail(n);
+    return `(${this.kids(n)
+      .map((c) => this.labelName(c))
+      .join(', ')})`;
+  }
+
+  private selector(n: SyntaxNode): string {
+    const matchers: LabelMatcher[] = [];
+    let out = '';
+    for (const c of this.kids(n)) {
+      if (c.name === 'Identifier') {
+        const name = this.token(c, WORD_TOKEN);
+        if (PROMETHEUS_KEYWORDS.has(name.toLowerCase()))
+          throw this.fail(c, `keyword ${JSON.stringify(name)} used as a metric name`);
+        matchers.push({ name: '__name__', op: '=', value: name });
+        out += name;
+        continue;
+      }
+      if (c.name !== 'LabelMatchers') throw this.fail(c);
+      const parts: string[] = [];
+      for (const m of this.kids(c)) {
+        if (m.name === 'QuotedLabelName') {
+          const value = this.string(this.only(m));
+          matchers.push({ name: '__name__', op: '=', value });
+          parts.push(quoteString(value));
+          continue;
+        }
+        if (m.name !== 'UnquotedLabelMatcher' && m.name !== 'QuotedLabelMatcher') throw this.fail(m);
+        const [nameNode, opNode, valueNode, extra] = this.kids(m);
+        if (!nameNode || !opNode || !valueNode || extra || opNode.name !== 'MatchOp') throw this.fail(m);
+        const name =
+          nameNode.name === 'LabelName' ? this.token(nameNode, WORD_TOKEN) : this.string(this.only(nameNode));
+        const opText = this.token(opNode, OPERATOR_TOKEN);
+        const op = OPS[this.only(opNode).name];
+        if (!op || op !== opText) throw this.fail(opNode);
+        const value = this.string(valueNode);
+        matchers.push({ name, op, value });
+        parts.push(`${nameNode.name === 'LabelName' ? name : quoteString(name)}${op}${quoteString(value)}`);
+      }
+      out += `{${parts.join(', ')}}`;
+    }
+    if (out === '') throw this.fail(n);
+    this.selectors.push({ matchers });
+    return out;
+  }
+
+  /** Duration expressions inside `[…]` and after `offset`: no spaces, as Prometheus prints them. */
+  private duration(n: SyntaxNode): string {
+    const k = this.kids(n);
+    const [a, b, c] = k;
+    if (n.name === 'NumberDurationLiteralInDurationContext') return this.number(n, false);
+    if (n.name !== 'DurationExpr' && n.name !== 'OffsetDurationExpr') throw this.fail(n);
+    if (k.length === 1 && a!.name === 'NumberDurationLiteralInDurationContext') return this.duration(a!);
+    if (k.length === 1 && a!.name === 'DurationExpr') return `(${this.duration(a!)})`;
+    if (k.length === 1 && (a!.name === 'DurationStep' || a!.name === 'DurationRange'))
+      return `${this.token(a!, WORD_TOKEN)}()`;
+    if (k.length === 2 && a!.name === 'UnaryOp')
+      return `${this.token(a!, OPERATOR_TOKEN)}${this.duration(b!)}`;
+    if (k.length === 3 && (a!.name === 'DurationMinOf' || a!.name === 'DurationMaxOf'))
+      return `${this.token(a!, WORD_TOKEN)}(${this.duration(b!)}, ${this.duration(c!)})`;
+    if (k.length === 3 && b!.name !== 'DurationExpr')
+      return `${this.duration(a!)} ${this.token(b!, OPERATOR_TOKEN)} ${this.duration(c!)}`;
+    throw this.fail(n);
+  }
+
+  /** A `( … )` clause holding one number, e.g. `fill(0)`. */
+  private fillClause(n: SyntaxNode): string {
+    const [kw, value, extra] = this.kids(n);
+    if (!kw || !value || extra || value.name !== 'NumberDurationLiteral') throw this.fail(n);
+    return `${this.token(kw, WORD_TOKEN)}(${this.number(value, true)})`;
+  }
+
+  private binary(n: SyntaxNode): string {
+    const k = this.kids(n);
+    if (k.length < 3) throw this.fail(n);
+    const parts = [this.expr(k[0]!), this.token(k[1]!, /^(?:[A-Za-z0-9_]+|[-+*/%^<>=!~]{1,2})$/)];
+    for (const m of k.slice(2, -1)) {
+      if (m.name === 'BoolModifier') parts.push(this.token(this.only(m), WORD_TOKEN));
+      else if (m.name === 'MatchingModifierClause') {
+        for (const c of this.kids(m))
+          parts.push(c.name === 'GroupingLabels' ? this.groupingLabels(c) : this.token(c, WORD_TOKEN));
+      } else if (m.name === 'FillModifier') {
+        for (const c of this.kids(m)) parts.push(this.fillClause(c));
+      } else throw this.fail(m);
+    }
+    parts.push(this.expr(k[k.length - 1]!));
+    return parts.join(' ');
+  }
+
+  private callBody(n: SyntaxNode): string {
+    if (n.name !== 'FunctionCallBody') throw this.fail(n);
+    return `(${this.kids(n)
+      .map((c) => this.expr(c))
+      .join(', ')})`;
+  }
+
+  expr(n: SyntaxNode): string {
+    const k = n.name === 'VectorSelector' ? [] : this.kids(n);
+    switch (n.name) {
+      case 'VectorSelector':
+        return this.selector(n);
+      case 'StringLiteral':
+        return quoteString(this.string(n));
+      case 'NumberDurationLiteral':
+        return this.number(n, true);
+      case 'ParenExpr':
+        return `(${this.expr(this.only(n))})`;
+      case 'UnaryExpr': {
+        const [op, e, extra] = k;
+        if (!op || !e || extra || op.name !== 'UnaryOp') throw this.fail(n);
+        return `${this.token(op, /^[-+]$/)}${this.expr(e)}`;
+      }
+      case 'BinaryExpr':
+        return this.binary(n);
+      case 'FunctionCall': {
+        const [id, body, extra] = k;
+        if (!id || !body || extra || id.name !== 'FunctionIdentifier') throw this.fail(n);
+        const name = this.token(id, WORD_TOKEN);
+        this.functions.add(name.toLowerCase());
+        return `${name}${this.callBody(body)}`;
+      }
+      case 'AggregateExpr': {
+        const op = k[0];
+        if (!op || op.name !== 'AggregateOp' || k.length > 3) throw this.fail(n);
+        const parts = [this.token(op, WORD_TOKEN)];
+        for (const c of k.slice(1)) {
+          if (c.name === 'FunctionCallBody') {
+            parts.push(this.callBody(c));
+          } else if (c.name === 'AggregateModifier') {
+            const [kw, labels, extra] = this.kids(c);
+            if (!kw || !labels || extra) throw this.fail(c);
+            parts.push(
+              ` ${this.token(kw, WORD_TOKEN)} ${this.groupingLabels(labels)}${parts.length === 1 ? ' ' : ''}`,
+            );
+          } else throw this.fail(c);
+        }
+        return parts.join('');
+      }
+      case 'MatrixSelector': {
+        const [e, d, extra] = k;
+        if (!e || !d || extra) throw this.fail(n);
+        return `${this.expr(e)}[${this.duration(d)}]`;
+      }
+      case 'SubqueryExpr': {
+        const [e, range, step, extra] = k;
+        if (!e || !range || extra) throw this.fail(n);
+        return `${this.expr(e)}[${this.duration(range)}:${step ? this.duration(step) : ''}]`;
+      }
+      case 'OffsetExpr': {
+        const [e, kw, d, extra] = k;
+        if (!e || !kw || !d || extra || kw.name !== 'Offset') throw this.fail(n);
+        return `${this.expr(e)} ${this.token(kw, WORD_TOKEN)} ${this.duration(d)}`;
+      }
+      case 'StepInvariantExpr': {
+        const [e, at, t, extra] = k;
+        if (!e || !at || !t || extra || at.name !== 'At') throw this.fail(n);
+        const time =
+          t.name === 'NumberDurationLiteral'
+            ? this.number(t, true)
+            : t.name === 'AtModifierPreprocessors'
+              ? `${this.token(t, WORD_TOKEN)}()`
+              : undefined;
+        if (time === undefined) throw this.fail(t);
+        return `${this.expr(e)} @ ${time}`;
+      }
+      case 'AnchoredExpr':
+      case 'SmoothedExpr': {
+        const [e, kw, extra] = k;
+        if (!e || !kw || extra) throw this.fail(n);
+        return `${this.expr(e)} ${this.token(kw, WORD_TOKEN)}`;
+      }
+      default:
+        throw this.fail(n);
+    }
+  }
+
+  /** Refuses characters outside strings and comments that Prometheus' lexer does not know. */
+  checkCode(): void {
+    this.opaque.sort((a, b) => a[0] - b[0]);
+    let at = 0;
+    for (const [from, to] of [...this.opaque, [this.query.length, this.query.length] as [number, number]]) {
+      const code = this.query.slice(at, from);
+      if (!CODE_CHARS.test(code)) {
+        const bad = at + [...code].findIndex((ch) => !CODE_CHARS.test(ch));
+        const cp = this.query.codePointAt(bad)!;
+        throw parseError(
+          this.query,
+          bad,
+          `unexpected character U+${cp.toString(16).toUpperCase().padStart(4, '0')}`,
+        );
+      }
+      at = Math.max(at, to);
+    }
+  }
 }
 
-/** Parses a query and returns its selectors; throws PromQLParseError for anything malformed. */
+/** Parses a query, returns its selectors and canonical text; throws PromQLParseError for anything refused. */
 export function parseQuery(query: string, grammar: Grammar = 'expr'): ParsedQuery {
   if (query.trim() === '') throw new PromQLParseError('1:1: parse error: no expression found in input');
   let tree: ReturnType<typeof strictParser.parse>;
@@ -163,35 +486,16 @@ export function parseQuery(query: string, grammar: Grammar = 'expr'): ParsedQuer
     const pos = Number(at[1]);
     throw unexpected(query, pos, pos + 1);
   }
-  const selectors: Selector[] = [];
-  const functions = new Set<string>();
-  const cursor = tree.cursor();
-  let top: SyntaxNode | null = null;
-  do {
-    const n = cursor.node;
-    if (n.type.isError) throw unexpected(query, n.from, n.to);
-    switch (n.name) {
-      case 'PromQL':
-        top = n.firstChild;
-        break;
-      case 'MetricName':
-        // The grammar's second top rule never applies to `parser.parse`; refuse it defensively.
-        throw unexpected(query, n.from, n.to);
-      case 'VectorSelector':
-        selectors.push(readSelector(query, n));
-        break;
-      case 'FunctionIdentifier':
-        functions.add(query.slice(n.from, n.to).toLowerCase());
-        break;
-      case 'StringLiteral':
-        stringValue(query, n);
-        break;
-    }
-  } while (cursor.next());
-  if (!top) throw parseError(query, 0, 'no expression found in input');
-  if (top.nextSibling) throw unexpected(query, top.nextSibling.from, top.nextSibling.to);
-  if (grammar === 'selector' && top.name !== 'VectorSelector') {
-    throw parseError(query, top.from, 'expected a series selector such as {label="value"}');
+  const printer = new Printer(query);
+  const top = tree.topNode;
+  if (top.name !== 'PromQL') throw unexpected(query, top.from, top.to);
+  const [expr, extra] = printer.kids(top);
+  if (!expr) throw parseError(query, 0, 'no expression found in input');
+  if (extra) throw unexpected(query, extra.from, extra.to);
+  if (grammar === 'selector' && expr.name !== 'VectorSelector') {
+    throw parseError(query, expr.from, 'expected a series selector such as {label="value"}');
   }
-  return { selectors, functions };
+  const canonical = printer.expr(expr);
+  printer.checkCode();
+  return { selectors: printer.selectors, functions: printer.functions, canonical };
 }

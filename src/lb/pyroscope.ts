@@ -1,5 +1,6 @@
 // Selectors of Pyroscope querier requests (Connect unary calls), spec lb.md §8: protobuf or Connect JSON
-// bodies, optionally gzip-compressed. The original bytes are forwarded; this only reads them.
+// bodies, optionally gzip-compressed. The body is forwarded rebuilt (uncompressed) with the canonical
+// selectors that were checked in place of the received ones; every other field is kept as received.
 
 import { gunzipSync } from 'node:zlib';
 import { BadRequestError } from './form.js';
@@ -34,16 +35,31 @@ function readVarint(buf: Buffer, pos: number): [number, number] {
   throw new BadRequestError('malformed protobuf varint');
 }
 
-/** Every value of a length-delimited (string) field of a protobuf message; validates the framing. */
-export function protobufStrings(buf: Buffer, field: number): string[] {
-  const out: string[] = [];
+function writeVarint(n: number): Buffer {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n % 128) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+/**
+ * Walks a protobuf message, validating its framing: `onString` gets every value of the string field
+ * `field` and returns its replacement bytes (or undefined to keep them); other fields are copied.
+ */
+function walkProtobuf(buf: Buffer, field: number, onString: (value: string) => Buffer | undefined): Buffer {
+  const out: Buffer[] = [];
   let pos = 0;
   while (pos < buf.length) {
+    const fieldStart = pos;
     const [key, afterKey] = readVarint(buf, pos);
     const wire = key % 8;
     const num = Math.floor(key / 8);
     if (num === 0) throw new BadRequestError('invalid protobuf field number 0');
     pos = afterKey;
+    let replacement: Buffer | undefined;
     switch (wire) {
       case 0:
         pos = readVarint(buf, pos)[1];
@@ -59,11 +75,19 @@ export function protobufStrings(buf: Buffer, field: number): string[] {
         pos = start + len;
         if (pos > buf.length) break;
         if (num === field) {
+          let value: string;
           try {
-            out.push(utf8.decode(buf.subarray(start, pos)));
+            value = utf8.decode(buf.subarray(start, pos));
           } catch {
             throw new BadRequestError('invalid UTF-8 in protobuf string');
           }
+          const bytes = onString(value);
+          if (bytes)
+            replacement = Buffer.concat([
+              buf.subarray(fieldStart, afterKey),
+              writeVarint(bytes.length),
+              bytes,
+            ]);
         }
         break;
       }
@@ -71,11 +95,22 @@ export function protobufStrings(buf: Buffer, field: number): string[] {
         throw new BadRequestError(`unsupported protobuf wire type ${wire}`);
     }
     if (pos > buf.length) throw new BadRequestError('truncated protobuf message');
+    out.push(replacement ?? buf.subarray(fieldStart, pos));
   }
+  return Buffer.concat(out);
+}
+
+/** Every value of a length-delimited (string) field of a protobuf message; validates the framing. */
+export function protobufStrings(buf: Buffer, field: number): string[] {
+  const out: string[] = [];
+  walkProtobuf(buf, field, (value) => {
+    out.push(value);
+    return undefined;
+  });
   return out;
 }
 
-function jsonStrings(body: Buffer, rpc: PyroscopeRpc): string[] {
+function jsonMessage(body: Buffer): Record<string, unknown> {
   let msg: unknown;
   try {
     msg = JSON.parse(utf8.decode(body));
@@ -84,29 +119,38 @@ function jsonStrings(body: Buffer, rpc: PyroscopeRpc): string[] {
   }
   if (typeof msg !== 'object' || msg === null || Array.isArray(msg))
     throw new BadRequestError('JSON body is not an object');
-  const out: string[] = [];
+  return msg as Record<string, unknown>;
+}
+
+/** Walks the selector fields of a Connect JSON message: `map` returns each string's replacement. */
+function mapJsonSelectors(msg: Record<string, unknown>, rpc: PyroscopeRpc, map: (s: string) => string): void {
   for (const key of JSON_FIELDS[rpc]) {
-    const v = (msg as Record<string, unknown>)[key];
+    const v = msg[key];
     if (v === undefined || v === null) continue;
     const values = Array.isArray(v) ? v : [v];
-    for (const s of values) {
+    for (const s of values)
       if (typeof s !== 'string') throw new BadRequestError(`field ${key} must hold strings`);
-      out.push(s);
-    }
+    msg[key] = Array.isArray(v) ? values.map((s) => map(s as string)) : map(v as string);
   }
-  return out;
+}
+
+export interface PyroscopeRequest {
+  /** Selector strings in body order. */
+  readonly selectors: readonly string[];
+  /** The body (uncompressed, same content type) with `selectors[i]` replaced by `replacements[i]`. */
+  rebuild(replacements: readonly string[]): Buffer;
 }
 
 /**
- * Selector strings of a request body. Throws BadRequestError for unsupported content types or
- * encodings and for bodies that do not decode.
+ * Selectors of a request body, and how to write the body back with other selectors. Throws
+ * BadRequestError for unsupported content types or encodings and for bodies that do not decode.
  */
-export function pyroscopeSelectors(
+export function readPyroscopeRequest(
   rpc: PyroscopeRpc,
   body: Buffer,
   contentType: string | undefined,
   contentEncoding: string | undefined,
-): string[] {
+): PyroscopeRequest {
   const encoding = (contentEncoding ?? '').trim().toLowerCase();
   let raw = body;
   if (encoding === 'gzip') {
@@ -119,7 +163,38 @@ export function pyroscopeSelectors(
     throw new BadRequestError('unsupported request body');
   }
   const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type === 'application/proto') return protobufStrings(raw, SELECTOR_FIELD[rpc]);
-  if (type === 'application/json') return jsonStrings(raw, rpc);
+  const next = (replacements: readonly string[]) => {
+    let i = 0;
+    return () => {
+      const r = replacements[i++];
+      if (r === undefined) throw new Error('fewer replacements than selectors');
+      return r;
+    };
+  };
+  if (type === 'application/proto') {
+    return {
+      selectors: protobufStrings(raw, SELECTOR_FIELD[rpc]),
+      rebuild: (replacements) => {
+        const take = next(replacements);
+        return walkProtobuf(raw, SELECTOR_FIELD[rpc], () => Buffer.from(take(), 'utf8'));
+      },
+    };
+  }
+  if (type === 'application/json') {
+    const selectors: string[] = [];
+    mapJsonSelectors(jsonMessage(raw), rpc, (s) => {
+      selectors.push(s);
+      return s;
+    });
+    return {
+      selectors,
+      rebuild: (replacements) => {
+        const take = next(replacements);
+        const msg = jsonMessage(raw);
+        mapJsonSelectors(msg, rpc, take);
+        return Buffer.from(JSON.stringify(msg), 'utf8');
+      },
+    };
+  }
   throw new BadRequestError('unsupported request body');
 }

@@ -11,7 +11,7 @@ import { type Endpoint, type LbType, matchEndpoint } from './endpoints.js';
 import { MESSAGES, sendError } from './errors.js';
 import { BadRequestError, type Params, parseMultipart, parseUrlEncoded } from './form.js';
 import { forward } from './proxy.js';
-import { pyroscopeSelectors } from './pyroscope.js';
+import { readPyroscopeRequest } from './pyroscope.js';
 
 /** Largest request body read (and buffered for retries). */
 export const MAX_BODY_BYTES = 16 * 1024 * 1024;
@@ -46,40 +46,85 @@ function mediaType(req: IncomingMessage): string {
     .toLowerCase();
 }
 
-/** Query strings of a TSDB request, from the URL and a form body, exactly as the backend reads them. */
-function tsdbQueries(
+/**
+ * The checked parts of a request: its query strings exactly as the backend reads them, and how to write
+ * the request back with other (canonical) query strings in their place.
+ */
+interface CheckedRequest {
+  readonly queries: readonly string[];
+  /** The URL and body to forward with `replacements[i]` in place of `queries[i]`. */
+  rebuild(replacements: readonly string[]): { url: string; body: Buffer | undefined; contentType?: string };
+}
+
+/** Encodes parameters so that Go's `url.ParseQuery` reads back exactly the same pairs. */
+function encodeParams(params: Params): string {
+  return params.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+}
+
+/** A TSDB request's parameters, from the URL and a form body, exactly as the backend reads them. */
+function tsdbRequest(
   req: IncomingMessage,
   body: Buffer | undefined,
   param: string,
   strict: boolean,
-): string[] {
+): CheckedRequest {
   const url = req.url!;
   const q = url.indexOf('?');
-  const params: Params = q < 0 ? [] : parseUrlEncoded(url.slice(q + 1));
+  const path = q < 0 ? url : url.slice(0, q);
+  const urlParams: Params = q < 0 ? [] : parseUrlEncoded(url.slice(q + 1));
+  let bodyParams: Params | undefined;
   if (body && body.length > 0 && BODY_METHODS.has(req.method!)) {
     const encoding = String(req.headers['content-encoding'] ?? '').toLowerCase();
     const type = mediaType(req);
     if (encoding !== '' && encoding !== 'identity') {
       if (strict) throw new BadRequestError(MESSAGES.unsupportedBody);
     } else if (type === 'application/x-www-form-urlencoded') {
-      params.push(...parseUrlEncoded(body.toString('latin1')));
+      bodyParams = parseUrlEncoded(body.toString('latin1'));
     } else if (type === 'multipart/form-data') {
-      params.push(...parseMultipart(body, String(req.headers['content-type'])));
+      bodyParams = parseMultipart(body, String(req.headers['content-type']));
     } else if (strict) {
       throw new BadRequestError(MESSAGES.unsupportedBody);
     }
   }
-  return params.filter(([k]) => k === param).map(([, v]) => v);
+  const all = [...urlParams, ...(bodyParams ?? [])];
+  return {
+    queries: all.filter(([k]) => k === param).map(([, v]) => v),
+    rebuild(replacements) {
+      let i = 0;
+      const replace = (params: Params): Params =>
+        params.map(([k, v]) => [k, k === param ? (replacements[i++] ?? v) : v]);
+      const newUrl = replace(urlParams);
+      const newBody = bodyParams && replace(bodyParams);
+      return {
+        url: newUrl.length > 0 ? `${path}?${encodeParams(newUrl)}` : path,
+        body: newBody && Buffer.from(encodeParams(newBody), 'latin1'),
+        contentType: newBody && 'application/x-www-form-urlencoded',
+      };
+    },
+  };
 }
 
-function queriesOf(req: IncomingMessage, body: Buffer | undefined, ep: Endpoint, strict: boolean): string[] {
-  if (ep.type === 'tsdb') return tsdbQueries(req, body, ep.param, strict);
-  return pyroscopeSelectors(
+function checkedRequest(
+  req: IncomingMessage,
+  body: Buffer | undefined,
+  ep: Endpoint,
+  strict: boolean,
+): CheckedRequest {
+  if (ep.type === 'tsdb') return tsdbRequest(req, body, ep.param, strict);
+  const pyroscope = readPyroscopeRequest(
     ep.rpc,
     body ?? Buffer.alloc(0),
     req.headers['content-type'],
     req.headers['content-encoding'] as string | undefined,
   );
+  return {
+    queries: pyroscope.selectors,
+    rebuild: (replacements) => ({
+      url: req.url!,
+      body: pyroscope.rebuild(replacements),
+      contentType: req.headers['content-type'],
+    }),
+  };
 }
 
 async function handle(
@@ -102,6 +147,8 @@ async function handle(
   // Identity headers are never trusted from the client.
   delete req.headers['x-ceems-admin-user'];
   delete req.headers['x-ceems-logged-user'];
+  let forwardUrl = url;
+  let forwardBody = body;
 
   if (ctx.authz) {
     const user = singleHeader(req, 'x-grafana-user');
@@ -111,10 +158,10 @@ async function handle(
     const endpoint = matchEndpoint(ctx.type, path);
     if (!admin && !endpoint) return sendError(res, 'forbidden', MESSAGES.forbiddenResource);
 
-    let queries: string[] = [];
+    let checked: CheckedRequest | undefined;
     if (endpoint) {
       try {
-        queries = queriesOf(req, body, endpoint, !admin);
+        checked = checkedRequest(req, body, endpoint, !admin);
       } catch (e) {
         if (!(e instanceof BadRequestError)) throw e;
         if (!admin) {
@@ -123,6 +170,7 @@ async function handle(
         }
       }
     }
+    const queries = checked?.queries ?? [];
     let decision: AccessDecision | undefined;
     let override: string | undefined;
     if (admin) {
@@ -146,6 +194,14 @@ async function handle(
         ctx.log.debug({ user, cluster: clusterId, uuids: [...decision.ids] }, 'ownership check failed');
         return sendError(res, 'forbidden', MESSAGES.forbiddenMetrics);
       }
+      // What was checked is what runs: the backend gets the canonical queries printed from the parse
+      // trees the rule walked, never the raw text (which its own lexer might read differently).
+      const rebuilt = checked!.rebuild(decision.queries);
+      forwardUrl = rebuilt.url;
+      forwardBody = rebuilt.body;
+      delete req.headers['content-encoding'];
+      if (rebuilt.contentType === undefined) delete req.headers['content-type'];
+      else req.headers['content-type'] = rebuilt.contentType;
     }
   }
 
@@ -154,9 +210,9 @@ async function handle(
     clusterId,
     {
       method: req.method!,
-      url,
+      url: forwardUrl,
       headers: req.headers,
-      body: req.method === 'GET' || req.method === 'HEAD' ? undefined : body,
+      body: req.method === 'GET' || req.method === 'HEAD' ? undefined : forwardBody,
       clientIp: req.socket.remoteAddress ?? '',
       // Every endpoint a non-admin can reach is read-only; other requests retry only when safe by method.
       retryable:

@@ -11,7 +11,7 @@ import { clientBaseDir } from '../../../src/lb/config.js';
 import { isAmbiguousPath, matchEndpoint } from '../../../src/lb/endpoints.js';
 import { BadRequestError, parseMultipart, parseUrlEncoded, queryUnescape } from '../../../src/lb/form.js';
 import { filterResponse } from '../../../src/lb/proxy.js';
-import { protobufStrings, pyroscopeSelectors } from '../../../src/lb/pyroscope.js';
+import { protobufStrings, readPyroscopeRequest } from '../../../src/lb/pyroscope.js';
 
 const log = createLogger({ level: 'error' });
 const fakeClient = { dispatcher: undefined as never, headers: () => ({}), close: async () => {} };
@@ -178,7 +178,51 @@ describe('Pyroscope request bodies', () => {
     assert.throws(() => protobufStrings(Buffer.from([0x18, 0xff]), 2), /varint/);
   });
 
+  it('rebuilds a protobuf body with replaced selectors, every other field byte for byte', () => {
+    const other = Buffer.concat([pb(1, 'cpu'), Buffer.from([0x18, 0x96, 0x01])]);
+    const msg = Buffer.concat([
+      other,
+      pb(2, '{a="1"} # c'),
+      Buffer.from([0x25, 1, 2, 3, 4]),
+      pb(2, '{b="2"}'),
+    ]);
+    const req = readPyroscopeRequest('SelectMergeStacktraces', gzipSync(msg), 'application/proto', 'gzip');
+    assert.deepEqual(req.selectors, ['{a="1"} # c', '{b="2"}']);
+    const long = `{a="${'x'.repeat(200)}"}`; // a 2-byte length varint
+    const rebuilt = req.rebuild([long, '{b="2"}']);
+    assert.deepEqual(protobufStrings(rebuilt, 2), [long, '{b="2"}']);
+    assert.deepEqual(protobufStrings(rebuilt, 1), ['cpu']);
+    assert.deepEqual(
+      rebuilt,
+      Buffer.concat([
+        other,
+        Buffer.from([0x12, 0xce, 0x01]),
+        Buffer.from(long),
+        Buffer.from([0x25, 1, 2, 3, 4]),
+        pb(2, '{b="2"}'),
+      ]),
+    );
+    assert.throws(() => req.rebuild(['{a="1"}']), /fewer replacements/);
+  });
+
+  it('rebuilds a Connect JSON body with replaced selectors and keeps the other fields', () => {
+    const req = readPyroscopeRequest(
+      'LabelValues',
+      Buffer.from('{"name":"service_name","matchers":["{a=\\"1\\"}","{b=\\"2\\"}"],"start":"1"}'),
+      'application/json',
+      undefined,
+    );
+    assert.deepEqual(req.selectors, ['{a="1"}', '{b="2"}']);
+    assert.deepEqual(JSON.parse(req.rebuild(['{x="1"}', '{y="2"}']).toString()), {
+      name: 'service_name',
+      matchers: ['{x="1"}', '{y="2"}'],
+      start: '1',
+    });
+  });
+
   it('decodes Connect JSON (both field spellings) and gzip, and refuses other types', () => {
+    const pyroscopeSelectors = (...a: Parameters<typeof readPyroscopeRequest>) =>
+      readPyroscopeRequest(...a).selectors;
     assert.deepEqual(
       pyroscopeSelectors(
         'SelectMergeStacktraces',
