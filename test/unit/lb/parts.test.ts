@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { createLogger } from '../../../src/common/logger.js';
@@ -111,6 +111,69 @@ describe('allowed endpoints (spec §7.1)', () => {
     ])
       assert.equal(isAmbiguousPath(p), true, p);
     assert.equal(isAmbiguousPath('/api/v1/label/a.b/values'), false);
+  });
+
+  it('allows a path variant only when the backend serves the endpoint that was matched', () => {
+    // What Go's net/http + Prometheus' router would serve for a raw path: percent-decoded, then cleaned.
+    const backendRoute = (raw: string) => {
+      let p: string;
+      try {
+        p = decodeURIComponent(raw);
+      } catch {
+        return undefined;
+      }
+      return posix.normalize(p.startsWith('/') ? p : `/${p}`);
+    };
+    const variants = (path: string): string[] => {
+      const out = [
+        `${path}/`,
+        `/${path}`,
+        `${path};x`,
+        path.toUpperCase(),
+        `${path}%2F`,
+        `/x/..${path}`,
+        `/.${path}`,
+      ];
+      for (let i = 0; i < path.length; i++) {
+        const hex = path.charCodeAt(i).toString(16);
+        out.push(
+          `${path.slice(0, i)}%${hex}${path.slice(i + 1)}`,
+          `${path.slice(0, i)}%${hex.toUpperCase()}${path.slice(i + 1)}`,
+        );
+        if (path[i] === '/')
+          out.push(`${path.slice(0, i)}//${path.slice(i + 1)}`, `${path.slice(0, i)}/./${path.slice(i + 1)}`);
+        if (/[a-z]/.test(path[i]!))
+          out.push(`${path.slice(0, i)}${path[i]!.toUpperCase()}${path.slice(i + 1)}`);
+      }
+      return out;
+    };
+    let checked = 0;
+    for (const [type, path] of [
+      ['tsdb', '/api/v1/query'],
+      ['tsdb', '/api/v1/query_range'],
+      ['tsdb', '/api/v1/series'],
+      ['tsdb', '/api/v1/labels'],
+      ['tsdb', '/api/v1/label/uuid/values'],
+      ['tsdb', '/prom/api/v1/query'],
+      ['pyroscope', '/querier.v1.QuerierService/SelectMergeStacktraces'],
+      ['pyroscope', '/querier.v1.QuerierService/LabelValues'],
+    ] as const) {
+      assert.ok(matchEndpoint(type, path), path);
+      for (const v of variants(path)) {
+        const ep = matchEndpoint(type, v);
+        checked++;
+        if (ep === undefined) continue;
+        // Allowed: the backend must serve the endpoint that was checked (a label name may be encoded).
+        const served = backendRoute(v);
+        assert.deepEqual(
+          served && matchEndpoint(type, served),
+          ep,
+          `${v} is allowed but served as ${served}`,
+        );
+        if (!path.includes('/label/')) assert.equal(served, v);
+      }
+    }
+    assert.ok(checked > 500, `${checked} variants`);
   });
 });
 
