@@ -41,6 +41,14 @@ export class ApiError extends Error {
 
 const JSON_TYPE = 'application/json';
 
+/** An error of the HTTP layer (authentication, error handler): JSON body, no nosniff (D-API-14). */
+export function jsonError(reply: FastifyReply, status: number, type: string, message: string): FastifyReply {
+  return reply
+    .code(status)
+    .header('Content-Type', JSON_TYPE)
+    .send(Buffer.from(encodeError(type, message)));
+}
+
 export function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
   return reply
     .code(err.status)

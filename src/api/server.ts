@@ -1,14 +1,16 @@
 // HTTP layer of the API server (spec §5): web config (TLS, basic auth), per-IP rate limit, identity from
-// the user headers with anti-spoofing and admin checks, CORS, compression, routes and the API description.
+// the user headers with anti-spoofing and per-route access levels (auth.ts), CORS, compression, routes and
+// the API description.
 
 import compress from '@fastify/compress';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import type { Database, Statement } from 'better-sqlite3';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from '../common/logger.js';
 import { createWebServer, type WebServer } from '../common/webserver.js';
-import { encodeError } from './jsonenc.js';
+import { authHook, type RouteAccess, RouteAccessRegistry } from './auth.js';
+import { jsonError } from './http.js';
 import { clusterRoutes } from './routes/clusters.js';
 import type { RouteContext } from './routes/context.js';
 import { demoRoutes } from './routes/demo.js';
@@ -27,7 +29,7 @@ export interface ApiServerOptions {
   logger: Logger;
   /** `--web.route-prefix` (`/` by default). */
   routePrefix: string;
-  /** Headers carrying the user name; the first non-empty one wins. */
+  /** Headers carrying the user name; the first present and non-empty one wins (common/identity.ts). */
   userHeaders: string[];
   /** Requests per minute per client IP; 0 = unlimited. */
   maxRequests: number;
@@ -47,6 +49,8 @@ export interface ApiServerOptions {
 export interface ApiServer {
   server: WebServer;
   app: FastifyInstance;
+  /** Every route registered through the app, with its declared access level. */
+  routes: readonly RouteAccess[];
   close(): Promise<void>;
 }
 
@@ -55,8 +59,6 @@ const INTERNAL_HEADERS = ['x-ceems-admin-user', 'x-ceems-logged-user'];
 const COMPRESSIBLE =
   /^(?:text\/html|text\/css|text\/plain|text\/javascript|application\/javascript|application\/x-javascript|application\/json|application\/atom\+xml|application\/rss\+xml|image\/svg\+xml)(?:;.*)?$/;
 
-const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
 /** Client IP for the rate limiter: forwarded-IP headers first (kept quirk), else the peer. */
 export function clientIp(req: FastifyRequest): string {
   const first = (h: string) => {
@@ -64,13 +66,6 @@ export function clientIp(req: FastifyRequest): string {
     return (Array.isArray(v) ? v[0] : v)?.split(',')[0]?.trim();
   };
   return first('true-client-ip') || first('x-real-ip') || first('x-forwarded-for') || req.ip;
-}
-
-function jsonError(reply: FastifyReply, status: number, type: string, message: string) {
-  return reply
-    .code(status)
-    .header('Content-Type', 'application/json')
-    .send(Buffer.from(encodeError(type, message)));
 }
 
 export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer> {
@@ -82,6 +77,8 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
     logger: opts.logger,
   });
   const { app } = server;
+  // First of all: every route registered from here on must declare its access level.
+  const registry = new RouteAccessRegistry(app);
   let reader: Database | undefined;
   const ctx: RouteContext = {
     api,
@@ -94,8 +91,6 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
     now: opts.now ?? Date.now,
     log: opts.logger,
   };
-  const userHeaders = opts.userHeaders.map((h) => h.toLowerCase());
-  const publicPath = new RegExp(`^(?:(${escapeRegex(api)})?)/(swagger|debug|health|demo)(.*)`);
 
   app.decorateRequest('ceemsUser', '');
   app.decorateRequest('ceemsAdmin', false);
@@ -125,47 +120,21 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
     return adminQuery.stmt.get(user) !== undefined;
   };
 
-  app.addHook('onRequest', async (req, reply) => {
-    if (req.method === 'OPTIONS' || !req.routeOptions.url) return;
-    const path = req.url.split('?')[0]!;
-    if (path === '/' || publicPath.test(path)) return;
-    let user = '';
-    for (const h of userHeaders) {
-      const v = req.headers[h];
-      const s = Array.isArray(v) ? v.find((x) => x !== '') : v;
-      if (s) {
-        user = s;
-        break;
-      }
-    }
-    if (user === '') return jsonError(reply, 401, 'unauthorized', 'no user identified');
-    req.headers['x-ceems-logged-user'] = user;
-    req.ceemsUser = user;
-    let isAdmin: boolean;
-    try {
-      isAdmin = isAdminUser(user);
-    } catch (e) {
-      return jsonError(reply, 500, 'internal', (e as Error).message);
-    }
-    if (isAdmin) {
-      req.headers['x-ceems-admin-user'] = user;
-      req.ceemsAdmin = true;
-    } else if (path.endsWith('admin')) {
-      return jsonError(reply, 403, 'forbidden', 'current user does not have admin privileges');
-    }
-  });
+  app.addHook('onRequest', authHook({ userHeaders: opts.userHeaders, isAdminUser }));
 
   const origin = new RegExp(`^(?:${opts.corsOrigin})$`, 's');
   const allowHeaders = ['Accept', 'Authorization', 'Content-Type', 'Origin', ...opts.userHeaders].join(', ');
-  await app.register(cors, {
-    // No Origin header: no CORS headers at all.
-    origin: (o, cb) => cb(null, o === undefined ? false : origin),
-    methods: ['GET'],
-    allowedHeaders: allowHeaders,
-    exposedHeaders: ['Date'],
-    optionsSuccessStatus: 200,
-    strictPreflight: false,
-  });
+  await registry.thirdParty('public', () =>
+    app.register(cors, {
+      // No Origin header: no CORS headers at all.
+      origin: (o, cb) => cb(null, o === undefined ? false : origin),
+      methods: ['GET'],
+      allowedHeaders: allowHeaders,
+      exposedHeaders: ['Date'],
+      optionsSuccessStatus: 200,
+      strictPreflight: false,
+    }),
+  );
   // @fastify/cors sends these two on preflights only; the original sends them on every CORS response.
   app.addHook('onRequest', async (req, reply) => {
     if (req.headers.origin === undefined) return;
@@ -183,7 +152,7 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
     });
   }
 
-  await registerOpenApi(app, api, opts.externalUrl);
+  await registerOpenApi(app, api, opts.externalUrl, registry);
 
   landingRoutes(app, ctx);
   healthRoutes(app, ctx);
@@ -195,9 +164,13 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
   statsRoutes(app, ctx);
   demoRoutes(app, ctx);
 
+  // Wrong method on an API route → 405. A lookup in the registered GET paths, never `app.hasRoute`, which
+  // would parse the request path as a route pattern (`:name(regex)`, `*`).
+  let getPaths: Set<string> | undefined;
   app.setNotFoundHandler(async (req, reply) => {
     const path = req.url.split('?')[0]!;
-    if (path.startsWith(`${api}/`) && app.hasRoute({ method: 'GET', url: path })) {
+    getPaths ??= new Set(registry.routes.filter((r) => r.methods.includes('GET')).map((r) => r.url));
+    if (path.startsWith(`${api}/`) && getPaths.has(path)) {
       return reply.code(405).header('Allow', 'GET, OPTIONS').type('text/plain; charset=utf-8').send('');
     }
     return reply.code(404).type('text/plain; charset=utf-8').send('404 page not found\n');
@@ -222,6 +195,7 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
   return {
     server,
     app,
+    routes: registry.routes,
     async close() {
       await server.close();
       reader?.close();

@@ -8,7 +8,12 @@ export const clusterRoutes: RouteGroup = (app, ctx) => {
   apiRoute(
     app,
     `${ctx.api}/clusters/admin`,
-    { summary: 'Clusters and their resource managers (admin)', tags: ['clusters'], model: CLUSTER_STRUCT },
+    {
+      access: 'admin',
+      summary: 'Clusters and their resource managers (admin)',
+      tags: ['clusters'],
+      model: CLUSTER_STRUCT,
+    },
     async (_req, reply) => {
       const rows = ctx
         .db()

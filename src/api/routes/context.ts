@@ -4,6 +4,7 @@
 import type { Database } from 'better-sqlite3';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../../common/logger.js';
+import type { Access } from '../auth.js';
 import { ApiError, sendError } from '../http.js';
 import { type FieldSpec, structSchema } from '../jsonenc.js';
 
@@ -46,14 +47,16 @@ const API_ROUTE_METHODS: ('GET' | 'OPTIONS')[] = ['GET', 'OPTIONS'];
 type Handler = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 
 /**
- * Registers an API route for GET and OPTIONS: OPTIONS answers 200 with an empty body without running the
- * handler (§5.3); ApiErrors become the spec's error envelope; anything else goes to the server's error
- * handler (500 `internal` with the raw error text).
+ * Registers an API route for GET and OPTIONS with its access level (auth.ts): OPTIONS answers 200 with an
+ * empty body without running the handler (§5.3); ApiErrors become the spec's error envelope; anything else
+ * goes to the server's error handler (500 `internal` with the raw error text).
  */
 export function apiRoute(
   app: FastifyInstance,
   url: string,
   schema: {
+    /** Who may call it; the only thing the authentication hook looks at. */
+    access: Access;
     summary: string;
     description?: string;
     tags: string[];
@@ -63,7 +66,7 @@ export function apiRoute(
   },
   handler: Handler,
 ): void {
-  const { model, ...doc } = schema;
+  const { model, access, ...doc } = schema;
   const envelope = (data: object, description: string) => ({
     description,
     type: 'object',
@@ -86,6 +89,7 @@ export function apiRoute(
   app.route({
     method: API_ROUTE_METHODS,
     url,
+    config: { access },
     schema: {
       ...doc,
       response: {

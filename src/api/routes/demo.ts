@@ -143,14 +143,24 @@ export const demoRoutes: RouteGroup = (app, ctx) => {
   apiRoute(
     app,
     `${ctx.api}/demo/units`,
-    { summary: 'Random demonstration units (no user header)', tags: ['demo'], model: UNIT_STRUCT },
+    {
+      access: 'public',
+      summary: 'Random demonstration units (no user header)',
+      tags: ['demo'],
+      model: UNIT_STRUCT,
+    },
     async (_req, reply) =>
       sendSuccess(reply, UNIT_STRUCT, demoUnits() as unknown as Record<string, unknown>[]),
   );
   apiRoute(
     app,
     `${ctx.api}/demo/usage`,
-    { summary: 'Random demonstration usage (no user header)', tags: ['demo'], model: USAGE_STRUCT },
+    {
+      access: 'public',
+      summary: 'Random demonstration usage (no user header)',
+      tags: ['demo'],
+      model: USAGE_STRUCT,
+    },
     async (_req, reply) =>
       sendSuccess(reply, USAGE_STRUCT, demoUsage() as unknown as Record<string, unknown>[]),
   );

@@ -5,7 +5,7 @@ import type { RouteGroup } from './context.js';
 export const healthRoutes: RouteGroup = (app, ctx) => {
   app.all(
     '/health',
-    { schema: { summary: 'Health of the API server', tags: ['health'] } },
+    { schema: { summary: 'Health of the API server', tags: ['health'] }, config: { access: 'public' } },
     async (req, reply) => {
       // CORS preflight: answered without running the check (§5.3).
       if (req.method === 'OPTIONS') return reply.code(200).header('Content-Length', '0').send();

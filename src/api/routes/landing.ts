@@ -15,7 +15,7 @@ const PAGE = `<!DOCTYPE html>
 `;
 
 export const landingRoutes: RouteGroup = (app) => {
-  app.all('/', { schema: { hide: true } as never }, async (_req, reply) =>
+  app.all('/', { schema: { hide: true } as never, config: { access: 'public' } }, async (_req, reply) =>
     reply.type('text/html; charset=utf-8').send(PAGE),
   );
 };

@@ -5,9 +5,15 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import { buildInfo } from '../../common/buildinfo.js';
+import type { RouteAccessRegistry } from '../auth.js';
 
 /** Must be registered before the routes so that their schemas are collected. */
-export async function registerOpenApi(app: FastifyInstance, api: string, externalUrl: string): Promise<void> {
+export async function registerOpenApi(
+  app: FastifyInstance,
+  api: string,
+  externalUrl: string,
+  registry: RouteAccessRegistry,
+): Promise<void> {
   let host: string | undefined;
   let schemes: string[] | undefined;
   if (externalUrl !== '') {
@@ -34,11 +40,11 @@ export async function registerOpenApi(app: FastifyInstance, api: string, externa
     },
     stripBasePath: true,
   });
-  await app.register(swaggerUi, { routePrefix: '/swagger' });
-  app.get('/swagger/doc.json', { schema: { hide: true } as never }, async (_req, reply) =>
+  // Swagger UI's routes cannot declare their access level themselves: all public (§5.1).
+  await registry.thirdParty('public', () => app.register(swaggerUi, { routePrefix: '/swagger' }));
+  const opts = { schema: { hide: true } as never, config: { access: 'public' as const } };
+  app.get('/swagger/doc.json', opts, async (_req, reply) =>
     reply.type('application/json; charset=utf-8').send(JSON.stringify(app.swagger())),
   );
-  app.get('/swagger/index.html', { schema: { hide: true } as never }, async (_req, reply) =>
-    reply.redirect('./'),
-  );
+  app.get('/swagger/index.html', opts, async (_req, reply) => reply.redirect('./'));
 }

@@ -35,6 +35,7 @@ export const projectRoutes: RouteGroup = (app, ctx) => {
     app,
     `${ctx.api}/projects`,
     {
+      access: 'user',
       summary: 'Projects of the logged user',
       tags: ['projects'],
       model: PROJECT_STRUCT,
@@ -54,6 +55,7 @@ export const projectRoutes: RouteGroup = (app, ctx) => {
     app,
     `${ctx.api}/projects/admin`,
     {
+      access: 'admin',
       summary: 'Any projects having members (admin)',
       tags: ['projects'],
       model: PROJECT_STRUCT,

@@ -17,6 +17,7 @@ export const statsRoutes: RouteGroup = (app, ctx) => {
       app,
       `${ctx.api}/stats/${mode}/admin`,
       {
+        access: 'admin',
         summary: `Per-cluster statistics, ${mode === 'current' ? 'units ended in the window or running' : 'all units'} (admin)`,
         tags: ['stats'],
         model: STAT_STRUCT,

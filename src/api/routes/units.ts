@@ -65,6 +65,7 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
     app,
     `${ctx.api}/units`,
     {
+      access: 'user',
       summary: 'Units of the logged user',
       description:
         'Units owned by the logged user (and service-account pods of the projects given with `project` the user is a member of). The window applies to `ended_at`; `uuid` disables it.',
@@ -83,6 +84,7 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
     app,
     `${ctx.api}/units/admin`,
     {
+      access: 'admin',
       summary: 'Units of any user (admin)',
       tags: ['units'],
       model: UNIT_STRUCT,
@@ -102,6 +104,7 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
     app,
     `${ctx.api}/units/verify`,
     {
+      access: 'user',
       summary: 'Verify that the logged user may access units',
       description:
         'Passes when every requested uuid belongs to a project the logged user is a member of, in one of the given clusters.',

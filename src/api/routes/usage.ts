@@ -194,6 +194,7 @@ export function usageRoutes(cache: UsageCache): RouteGroup {
           app,
           url,
           {
+            access: admin ? 'admin' : 'user',
             summary: `${mode === 'current' ? 'Usage aggregated over a window' : 'Cumulative usage'} of ${admin ? 'any users (admin)' : "the logged user's projects"}`,
             tags: ['usage'],
             model: USAGE_STRUCT,

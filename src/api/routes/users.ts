@@ -28,6 +28,7 @@ export const userRoutes: RouteGroup = (app, ctx) => {
     app,
     `${ctx.api}/users`,
     {
+      access: 'user',
       summary: 'User records of the logged user',
       tags: ['users'],
       model: USER_STRUCT,
@@ -53,6 +54,7 @@ export const userRoutes: RouteGroup = (app, ctx) => {
     app,
     `${ctx.api}/users/admin`,
     {
+      access: 'admin',
       summary: 'Any users, or the admin users with role=admin (admin)',
       tags: ['users'],
       model: USER_STRUCT,

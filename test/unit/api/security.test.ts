@@ -112,13 +112,20 @@ describe('SQL injection', () => {
     db.close();
   });
 
-  test('injection in the user header is only a (non-existent) user name', async () => {
+  test('injection in the user header is refused as a user name (400), never run', async () => {
     for (const payload of INJECTIONS.slice(0, 7).filter((p) => p !== 'alice')) {
-      const r = await s.get('/api/v1/units?running', payload);
-      assert.equal(r.status, 200);
-      assert.deepEqual(r.json.data, []);
-      assert.equal((await s.get('/api/v1/units/admin', payload)).status, 403);
+      for (const route of ['/units?running', '/units/admin']) {
+        const r = await s.get(`/api/v1${route}`, payload);
+        assert.equal(r.status, 400, `${route} ${payload}`);
+        assert.equal(r.json.errorType, 'bad_data');
+        assert.match(r.json.error, /^invalid X-Grafana-User header: /);
+      }
     }
+    // a well-formed but unknown name is only a user without units
+    const r = await s.get('/api/v1/units?running', 'nobody-here');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json.data, []);
+    assert.equal((await s.get('/api/v1/units/admin', 'nobody-here')).status, 403);
   });
 
   test('a time zone cannot inject either: unknown zones fall back to the DB zone', async () => {
