@@ -3,6 +3,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
+import { readIdentityHeader } from '../common/identity.js';
 import type { Logger } from '../common/logger.js';
 import { type AccessDecision, type AccessPolicy, adminClusterOverride, checkQueries } from './access.js';
 import type { Authorizer } from './authz.js';
@@ -26,17 +27,6 @@ export interface LbContext {
   readonly policy: AccessPolicy;
   readonly timeoutMs: number;
   readonly log: Logger;
-}
-
-/** A header sent exactly once, or undefined (absent, empty or repeated). */
-function singleHeader(req: IncomingMessage, name: string): string | undefined {
-  let value: string | undefined;
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    if (req.rawHeaders[i]!.toLowerCase() !== name) continue;
-    if (value !== undefined) return undefined;
-    value = req.rawHeaders[i + 1]!;
-  }
-  return value === '' ? undefined : value;
 }
 
 function mediaType(req: IncomingMessage): string {
@@ -140,7 +130,13 @@ async function handle(
     res.end('CEEMS LB Server is healthy');
     return;
   }
-  let clusterId = singleHeader(req, 'x-ceems-cluster-id');
+  // Identity and cluster headers go through the same reader as in the API server (common/identity.ts):
+  // repeated, oversized or odd values are refused, never joined or trimmed into another name.
+  const cluster = readIdentityHeader(req.rawHeaders, 'x-ceems-cluster-id');
+  if (!cluster.ok && cluster.failure !== 'absent' && cluster.failure !== 'empty') {
+    return sendError(res, 'bad_request', `invalid X-Ceems-Cluster-Id header: ${cluster.reason}`);
+  }
+  let clusterId = cluster.ok ? cluster.value : undefined;
   if (clusterId === undefined || !ctx.pool.has(clusterId)) {
     return sendError(res, 'bad_request', MESSAGES.invalidCluster);
   }
@@ -151,8 +147,11 @@ async function handle(
   let forwardBody = body;
 
   if (ctx.authz) {
-    const user = singleHeader(req, 'x-grafana-user');
-    if (user === undefined) return sendError(res, 'unauthorized', MESSAGES.noUser);
+    const id = readIdentityHeader(req.rawHeaders, 'x-grafana-user');
+    if (!id.ok && (id.failure === 'absent' || id.failure === 'empty'))
+      return sendError(res, 'unauthorized', MESSAGES.noUser);
+    if (!id.ok) return sendError(res, 'bad_data', `invalid X-Grafana-User header: ${id.reason}`);
+    const user = id.value;
     req.headers['x-ceems-logged-user'] = user;
     const admin = await ctx.authz.isAdmin(user);
     const endpoint = matchEndpoint(ctx.type, path);

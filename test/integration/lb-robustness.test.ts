@@ -185,12 +185,31 @@ describe('ceems_lb robustness', { timeout: 120_000 }, () => {
     assert.equal(echo.headers['x-ceems-admin-user'], undefined);
     assert.equal(echo.headers.authorization, undefined);
     assert.equal(echo.headers['x-grafana-user'], 'alice');
-    // Two user headers could be read differently by another hop: refused.
-    const twice = await rawGet(lb.url, q('up'), {
-      'X-Grafana-User': ['boss', 'alice'],
-      'X-Ceems-Cluster-Id': 'hpc-0',
-    });
-    assert.equal(twice.status, 401);
+  });
+
+  it('refuses malformed identity and cluster headers like the API server (common/identity.ts)', async () => {
+    const own = q('x{uuid="1001"}');
+    const cases: Array<[string, Record<string, string | string[]>, number, RegExp]> = [
+      // Two user headers could be read differently by another hop: refused, even when equal.
+      ['two users', { 'X-Grafana-User': ['boss', 'alice'] }, 400, /header sent 2 times/],
+      ['same user twice', { 'X-Grafana-User': ['alice', 'alice'] }, 400, /header sent 2 times/],
+      ['empty user', { 'X-Grafana-User': '' }, 401, /no user header found/],
+      ['oversized user', { 'X-Grafana-User': 'a'.repeat(257) }, 400, /longer than 256 bytes/],
+      ['non-ASCII user', { 'X-Grafana-User': 'alic\u00e9' }, 400, /U\+00E9/],
+      ['comma-joined users', { 'X-Grafana-User': 'alice,boss' }, 400, /U\+002C/],
+      [
+        'two clusters',
+        { 'X-Grafana-User': 'alice', 'X-Ceems-Cluster-Id': ['hpc-0', 'hpc-0'] },
+        400,
+        /X-Ceems-Cluster-Id header: header sent 2 times/,
+      ],
+    ];
+    for (const [what, hdrs, status, body] of cases) {
+      const r = await rawGet(lb.url, own, { 'X-Ceems-Cluster-Id': 'hpc-0', ...hdrs });
+      assert.equal(r.status, status, what);
+      assert.match(r.text, body, what);
+    }
+    assert.equal((await rawGet(lb.url, own, headers('alice'))).status, 200, 'well-formed headers still pass');
   });
 
   it('lets admins through without the selector rule', async () => {
