@@ -228,6 +228,26 @@ class Printer {
     return out;
   }
 
+  /**
+   * Refuses comments directly inside a node from its first `[` after `from` on (or all of them): Prometheus
+   * lexes ranges and durations in a mode without comments.
+   */
+  private noComments(n: SyntaxNode, from?: number): void {
+    let start = n.from;
+    if (from !== undefined) {
+      start = from;
+      for (let c = n.firstChild; c; c = c.nextSibling) {
+        if (c.name !== 'LineComment' || c.to <= start) continue;
+        if (this.query.slice(start, c.from).includes('[')) break;
+        start = c.to;
+      }
+      start += this.query.slice(start).indexOf('[');
+    }
+    for (let c = n.firstChild; c; c = c.nextSibling)
+      if (c.name === 'LineComment' && c.from > start)
+        throw this.fail(c, 'comment inside a range or duration (Prometheus does not read comments there)');
+  }
+
   /** A token node's own text (keyword, operator, name), checked against the token's shape. */
   private token(n: SyntaxNode, shape: RegExp): string {
     const own = n.firstChild ? this.kids(n) : [];
@@ -327,6 +347,7 @@ class Printer {
   /** Duration expressions inside `[…]` and after `offset`: no spaces, as Prometheus prints them. */
   private duration(n: SyntaxNode): string {
     const k = this.kids(n);
+    this.noComments(n);
     const [a, b, c] = k;
     if (n.name === 'NumberDurationLiteralInDurationContext') return this.number(n, false);
     if (n.name !== 'DurationExpr' && n.name !== 'OffsetDurationExpr') throw this.fail(n);
@@ -419,11 +440,13 @@ class Printer {
       case 'MatrixSelector': {
         const [e, d, extra] = k;
         if (!e || !d || extra) throw this.fail(n);
+        this.noComments(n, e.to);
         return `${this.expr(e)}[${this.duration(d)}]`;
       }
       case 'SubqueryExpr': {
         const [e, range, step, extra] = k;
         if (!e || !range || extra) throw this.fail(n);
+        this.noComments(n, e.to);
         return `${this.expr(e)}[${this.duration(range)}:${step ? this.duration(step) : ''}]`;
       }
       case 'OffsetExpr': {

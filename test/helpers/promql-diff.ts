@@ -110,7 +110,11 @@ export function decide(items: readonly GeneratedQuery[], policy = POLICY): Decid
 }
 
 export type DisagreementKind =
-  /** (a) the LB allowed text Prometheus refuses. */
+  /**
+   * (a) the LB allowed text Prometheus refuses, and Prometheus accepts what the LB forwards: the LB would
+   * run a query Prometheus would not have run as written. (When Prometheus refuses both, nothing runs and
+   * the outcome is the same: counted in `refusedByBoth`.)
+   */
   | 'prometheus-rejects'
   /** (b) Prometheus reads the raw and the forwarded text differently (or refuses only the latter). */
   | 'forwarded-differs'
@@ -142,6 +146,8 @@ export interface DiffReport {
   readonly features: ReadonlyMap<string, { allowed: number; disagreements: number }>;
   /** Queries the LB refused as invalid that Prometheus parses (not disagreements: stricter is safe). */
   readonly refusedButParsed: readonly Decided[];
+  /** Allowed queries that Prometheus refuses both as written and as forwarded (syntax newer than it). */
+  readonly refusedByBoth: number;
   readonly prometheusRequests: number;
   readonly ms: number;
 }
@@ -164,14 +170,17 @@ export async function differential(
   const parsed = await formatter.formatAll(invalid.map((d) => d.item.query));
   const disagreements: Disagreement[] = [];
   const features = new Map<string, { allowed: number; disagreements: number }>();
+  let refusedByBoth = 0;
   allowed.forEach((d, i) => {
     const fq = raw[i]!;
     const ff = fwd[i]!;
     const lb = selectorSet(parseQuery(d.item.query, d.item.grammar).selectors);
     const kinds: DisagreementKind[] = [];
     let prometheus: string[] | string = 'Prometheus refused the query';
-    if (!fq.ok) kinds.push('prometheus-rejects');
-    else {
+    if (!fq.ok) {
+      if (ff.ok) kinds.push('prometheus-rejects');
+      else refusedByBoth++;
+    } else {
       if (!ff.ok || ff.text !== fq.text) kinds.push('forwarded-differs');
       prometheus = lezerSelectors(fq.text);
       if (!same(prometheus, lb)) kinds.push('selectors-differ');
@@ -206,6 +215,7 @@ export async function differential(
     disagreements,
     features,
     refusedButParsed: invalid.filter((_, i) => parsed[i]!.ok),
+    refusedByBoth,
     prometheusRequests: formatter.requests - before,
     ms: performance.now() - t0,
   };
@@ -250,7 +260,8 @@ export function formatReport(r: DiffReport, perGroup = 3): string {
   const lines = [
     `PromQL differential, seed ${r.seed}: ${r.total} queries in ${(r.ms / 1000).toFixed(1)} s ` +
       `(${r.prometheusRequests} format_query requests): allowed ${r.allowed}, denied ${r.denied}, ` +
-      `invalid ${r.invalid}, disagreements ${r.disagreements.length} (unsafe ${unsafe})`,
+      `invalid ${r.invalid}, disagreements ${r.disagreements.length} (unsafe ${unsafe}); ` +
+      `allowed but refused by Prometheus as written and as forwarded: ${r.refusedByBoth}`,
   ];
   if (r.disagreements.length > 0) {
     const kinds = new Map<string, number>();

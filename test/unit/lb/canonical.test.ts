@@ -91,6 +91,17 @@ describe('canonical query', () => {
     assert.equal(canonical('a{uuid="1", x="\\ufffd\\x7f"}'), 'a{uuid="1", x="\\ufffd\\u007f"}');
   });
 
+  it('refuses comments inside a range or subquery, where Prometheus reads durations only', () => {
+    for (const q of [
+      'a{uuid="1"}[ #c\n5m]',
+      'a{uuid="1"}[5m #c\n]',
+      'a{uuid="1"}[5m: #c\n1m]',
+      'a{uuid="1"}[5m:1m #c\n]',
+    ])
+      refused(q, /comment inside a range/);
+    assert.equal(canonical('a{uuid="1"} #c\n[5m]'), 'a{uuid="1"}[5m]');
+  });
+
   it('refuses Prometheus keywords as metric names (Prometheus reads a keyword there)', () => {
     for (const kw of ['sum', 'SUM', 'by', 'offset', 'start', 'inf', 'and', 'count_values', 'group_left']) {
       assert.throws(() => parseQuery(`${kw}{uuid="1"}`), PromQLParseError, kw);
