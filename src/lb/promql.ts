@@ -422,7 +422,7 @@ class Printer {
       }
       case 'AggregateExpr': {
         const op = k[0];
-        if (!op || op.name !== 'AggregateOp' || k.length > 3) throw this.fail(n);
+        if (op?.name !== 'AggregateOp' || k.length > 3) throw this.fail(n);
         const parts = [this.token(op, WORD_TOKEN)];
         for (const c of k.slice(1)) {
           if (c.name === 'FunctionCallBody') {
