@@ -1,28 +1,110 @@
-// Fast synchronous reads of small pseudo-files (/proc, /sys, cgroupfs). Measured on this machine:
-// 10,000 cgroup files take ~65 ms with readSync into a reused buffer, ~95 ms with readFileSync and
-// ~800 ms with fs.promises, so scrape paths read through here.
+// The one file reader of the exporter's scrape paths (/proc, /sys, cgroupfs, its few config files). It never
+// blocks on a special file and never reads without bound:
+// * open(2) with O_NONBLOCK: opening a FIFO never waits for a writer (a unix socket fails with ENXIO), and a
+//   regular file that would block a read (/proc/kmsg) answers EAGAIN instead;
+// * fstat(2) of the open descriptor: anything but a regular file (FIFO, socket, character or block device) is
+//   refused before its first read, with the path and the file type in the error;
+// * at most `maxBytes` per file, then the read is refused (EFBIG): a truncated pseudo-file would be misparsed.
+// Symbolic links are followed: sysfs reaches hwmon, powercap and infiniband files through them, and the type
+// check applies to the file reached.
+// Reads stay synchronous into one reused buffer. Measured on this machine: 10,000 cgroup files take ~65 ms
+// with readSync into a reused buffer, ~95 ms with readFileSync and ~800 ms with fs.promises; the fstat adds
+// ~1.2 µs a file (statx plus a Stats object: +20 ms CPU for the 17,000 files of a 1,000-job scrape).
+// While the main thread runs code that reads, SIGTERM and SIGINT keep their default action (signalguard.ts):
+// a read stuck in the kernel (a regular file on a hung filesystem) cannot hold back the stop of the process.
 
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats, statSync } from 'node:fs';
+import { enterFatalSignalSection } from './signalguard.js';
 
 /** A whole-file reader; collectors take one so that tests can substitute sysfs/procfs reads. */
 export type ReadFile = (path: string) => string;
 
+/**
+ * Default bound of one file. The largest files of a scrape are a few KiB (/proc/stat, /proc/meminfo,
+ * memory.stat: 1.1–1.5 KiB on this machine and in the fixtures; a sysfs attribute is at most one 4 KiB page),
+ * so 1 MiB leaves a wide margin and bounds the time and memory a huge or endless file can take (~1 ms).
+ */
+export const MAX_FILE_BYTES = 1 << 20;
+
+/** Bound of /proc/<pid>/{environ,cmdline}: execve(2) caps argv + envp at 3/4 of _STK_LIM (8 MiB) = 6 MiB. */
+export const MAX_PROC_ARGS_BYTES = 6 << 20;
+
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
+
+/** A path refused without reading it whole: not a regular file (EFTYPE) or longer than its bound (EFBIG). */
+export class RefusedFileError extends Error {
+  constructor(
+    readonly code: 'EFTYPE' | 'EFBIG',
+    readonly path: string,
+    reason: string,
+  ) {
+    super(`${reason}: ${path}`);
+    this.name = 'RefusedFileError';
+  }
+}
+
+function fileType(st: Stats): string {
+  if (st.isFIFO()) return 'FIFO';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice()) return 'character device';
+  if (st.isBlockDevice()) return 'block device';
+  if (st.isDirectory()) return 'directory';
+  return 'special file';
+}
+
+function notRegular(path: string, st: Stats): RefusedFileError {
+  return new RefusedFileError('EFTYPE', path, `not a regular file (${fileType(st)})`);
+}
+
+function tooLarge(path: string, maxBytes: number): RefusedFileError {
+  return new RefusedFileError('EFBIG', path, `larger than ${maxBytes} bytes, not read`);
+}
+
+function open(path: string): number {
+  try {
+    return openSync(path, OPEN_FLAGS);
+  } catch (e) {
+    // open(2) of a unix socket fails with ENXIO: name what the path is instead
+    if ((e as NodeJS.ErrnoException).code === 'ENXIO') {
+      let st: Stats | undefined;
+      try {
+        st = statSync(path);
+      } catch {
+        // gone meanwhile: report the open error
+      }
+      if (st && !st.isFile()) throw notRegular(path, st);
+    }
+    throw e;
+  }
+}
+
 let buf = Buffer.allocUnsafe(64 * 1024);
 
-/** Reads a whole file as UTF-8; throws the fs error (ENOENT, EACCES, ...) unchanged. */
-export function readFileFast(path: string): string {
-  const fd = openSync(path, 'r');
+/**
+ * Reads a whole regular file as UTF-8. Throws the fs error unchanged (ENOENT, EACCES, EAGAIN, ...) and
+ * RefusedFileError for a special file or a file longer than `maxBytes`.
+ */
+export function readFileFast(path: string, maxBytes = MAX_FILE_BYTES): string {
+  enterFatalSignalSection();
+  const fd = open(path);
   try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw notRegular(path, st);
+    // pseudo-files report size 0 or 4096 whatever they hold: only a larger size is conclusive
+    if (st.size > maxBytes) throw tooLarge(path, maxBytes);
+    // one byte more than the bound tells a file of exactly `maxBytes` from a longer one
+    const want = maxBytes + 1;
     let len = 0;
     for (;;) {
       if (len === buf.length) {
-        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        const bigger = Buffer.allocUnsafe(Math.min(buf.length * 2, want));
         buf.copy(bigger, 0, 0, len);
         buf = bigger;
       }
-      const n = readSync(fd, buf, len, buf.length - len, null);
+      const n = readSync(fd, buf, len, Math.min(buf.length, want) - len, null);
       if (n === 0) break;
       len += n;
+      if (len > maxBytes) throw tooLarge(path, maxBytes);
     }
     return buf.toString('utf8', 0, len);
   } finally {

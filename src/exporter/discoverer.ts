@@ -3,7 +3,7 @@
 
 import { join } from 'node:path';
 import type { FlagSpec } from '../common/flags.js';
-import { readFileFast } from '../common/fsread.js';
+import { MAX_PROC_ARGS_BYTES, readFileFast } from '../common/fsread.js';
 import type { Logger } from '../common/logger.js';
 import { type CgroupLayout, layoutOptions, managerLayout } from './cgroup/layout.js';
 import { discoverUnits } from './cgroup/walk.js';
@@ -79,10 +79,10 @@ export class TargetDiscoverer {
     const dir = join(this.o.procfs, String(pid));
     try {
       if (this.o.layout.manager === 'slurm') {
-        const cmdline = readFileFast(join(dir, 'cmdline')).replace(/\0/g, ' ').trim();
+        const cmdline = readFileFast(join(dir, 'cmdline'), MAX_PROC_ARGS_BYTES).replace(/\0/g, ' ').trim();
         if (SLURM_AUXILIARY.test(cmdline)) return false;
       }
-      for (const kv of readFileFast(join(dir, 'environ')).split('\0')) {
+      for (const kv of readFileFast(join(dir, 'environ'), MAX_PROC_ARGS_BYTES).split('\0')) {
         const name = kv.slice(0, Math.max(0, kv.indexOf('=')));
         if (name !== '' && this.o.envVars.some((p) => name.startsWith(p))) return true;
       }

@@ -1,9 +1,9 @@
 // Power and energy sensors of hwmon chips (spec exporter.md §5.4).
 
-import { closeSync, openSync, readdirSync, readSync, realpathSync, statSync } from 'node:fs';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { isNotFound } from '../../common/errno.js';
-import type { ReadFile } from '../../common/fsread.js';
+import { type ReadFile, readFileFast } from '../../common/fsread.js';
 import {
   type Collector,
   type CollectorContext,
@@ -23,17 +23,12 @@ const METRICS: Record<string, { name: string; help: string }> = {
   energy_input: { name: 'ceems_hwmon_energy_current_joules', help: 'Current Energy consumption in joules' },
 };
 
-const readBuf = Buffer.alloc(128);
+/** A sysfs attribute is at most one page (PAGE_SIZE, 4 KiB): a longer file is not an hwmon attribute. */
+const SYSFS_ATTRIBUTE_BYTES = 4096;
 
-/** One raw read(2) of at most 128 bytes: sysfs attributes are produced in one go and never longer. */
+/** One hwmon attribute through the exporter's reader (regular files only, at most one page). */
 export function readSysfsAttribute(path: string): string {
-  const fd = openSync(path, 'r');
-  try {
-    const n = readSync(fd, readBuf, 0, readBuf.length, null);
-    return readBuf.toString('utf8', 0, n);
-  } finally {
-    closeSync(fd);
-  }
+  return readFileFast(path, SYSFS_ATTRIBUTE_BYTES);
 }
 
 /** Lower-case; every character outside [a-z0-9:_] → `_`; leading/trailing `_` trimmed. */

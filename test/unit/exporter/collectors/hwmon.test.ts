@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -9,6 +10,8 @@ import {
   readSysfsAttribute,
 } from '../../../../src/exporter/collectors/hwmon.js';
 import { collect, context, copyFixture, failingRead, family, writeTree } from './node-context.js';
+
+const mkfifoSync = (path: string) => execFileSync('mkfifo', [path]);
 
 describe('hwmon collector', () => {
   const trees: { cleanup(): void }[] = [];
@@ -97,11 +100,17 @@ describe('hwmon collector', () => {
     assert.equal(family(text, 'ceems_hwmon_power_current_watts').length, 5);
   });
 
-  it('reads each attribute with one read of at most 128 bytes', () => {
-    const t = writeTree({ long: 'x'.repeat(300), short: '12500000\n' });
+  it('reads attributes whole, up to one 4 KiB page, and refuses anything longer or not a regular file', () => {
+    const t = writeTree({ long: 'x'.repeat(4096), short: '12500000\n', huge: 'x'.repeat(4097) });
     trees.push(t);
-    assert.equal(readSysfsAttribute(join(t.root, 'long')), 'x'.repeat(128));
+    assert.equal(readSysfsAttribute(join(t.root, 'long')), 'x'.repeat(4096));
     assert.equal(readSysfsAttribute(join(t.root, 'short')), '12500000\n');
+    assert.throws(() => readSysfsAttribute(join(t.root, 'huge')), { code: 'EFBIG' });
+    mkfifoSync(join(t.root, 'fifo'));
+    assert.throws(() => readSysfsAttribute(join(t.root, 'fifo')), {
+      code: 'EFTYPE',
+      message: `not a regular file (FIFO): ${join(t.root, 'fifo')}`,
+    });
   });
 
   it('cleans chip names: lower case, [a-z0-9:_] only, no outer underscores', () => {
