@@ -6,13 +6,14 @@ import type { ParsedFlags } from '../../common/flags.js';
 import { readFileFast } from '../../common/fsread.js';
 import type { Logger } from '../../common/logger.js';
 import { type CollectorContext, type Emitter, NoDataError } from '../collector.js';
+import { FaultLog } from '../faultlog.js';
 import { emitGpuRows } from '../gpu/emit.js';
 import type { GpuAssignment } from '../gpu/types.js';
 import { rdmaSubCollector } from '../rdma/collector.js';
 import { DURATION_FAMILY, DURATION_HELP } from '../scrape.js';
 import type { CgroupLayout } from './layout.js';
 import { parseDiskstats, parseMeminfoTotals } from './parse.js';
-import { readUnitStats, type StatsOptions, type UnitStats, VanishedError } from './stats.js';
+import { readUnitStats, type StatsOptions, UnitFileError, type UnitStats, VanishedError } from './stats.js';
 import { type CgroupUnit, discoverUnits } from './walk.js';
 
 export interface CgroupCollectorOptions {
@@ -51,9 +52,11 @@ export class CgroupCollector {
   readonly layout: CgroupLayout;
   private readonly stats: StatsOptions;
   private readonly subCollectors: { name: string; collector: UnitSubCollector }[] = [];
+  private readonly faults: FaultLog;
 
   constructor(private readonly o: CgroupCollectorOptions) {
     this.layout = o.layout;
+    this.faults = new FaultLog(o.logger, 'cannot read unit cgroup');
     let totals = { memTotal: 0, swapTotal: 0 };
     try {
       totals = parseMeminfoTotals(readFileFast(join(o.procfs, 'meminfo')));
@@ -135,9 +138,12 @@ export class CgroupCollector {
     }
   }
 
-  /** Units currently present in the cgroup tree. */
+  /** Units currently present in the cgroup tree; the first step of a scrape. */
   discover(): CgroupUnit[] {
-    return discoverUnits(this.layout, this.o.procfs);
+    this.faults.nextScrape();
+    return discoverUnits(this.layout, this.o.procfs, (unit, file, reason) =>
+      this.faults.report(unit, file, reason),
+    );
   }
 
   /** Per-unit label set of every compute-unit family. */
@@ -167,7 +173,8 @@ export class CgroupCollector {
           continue;
         }
         present.push(u);
-        this.o.logger.error({ uuid: u.uuid, err: (e as Error).message }, 'cannot read unit cgroup');
+        if (e instanceof UnitFileError) this.faults.report(u.uuid, e.file, e.reason);
+        else this.faults.report(u.uuid, '', (e as Error).message);
         out.emit(
           `${PREFIX}collect_error`,
           G,

@@ -1,5 +1,6 @@
 // Reads the statistics of one unit's cgroup (spec exporter.md §8.1). Files are small pseudo-files read
-// synchronously through readFileFast: no per-unit process spawns, linear in the number of units.
+// synchronously through readFileFast (bounded, regular files only): no per-unit process spawns, linear in the
+// number of units.
 
 import { existsSync } from 'node:fs';
 import { readFileFast } from '../../common/fsread.js';
@@ -52,6 +53,17 @@ export interface UnitStats {
 /** The unit's cgroup disappeared while it was read (the job/VM/pod ended): skip it. */
 export class VanishedError extends Error {}
 
+/** A file of the unit's cgroup exists but cannot be read or parsed; `reason` does not repeat the path. */
+export class UnitFileError extends Error {
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+  ) {
+    super(`cannot read ${file}: ${reason}`);
+    this.name = 'UnitFileError';
+  }
+}
+
 const UNLIMITED_V1 = '18446744073709551615';
 
 function isNotFound(e: unknown): boolean {
@@ -64,7 +76,7 @@ function required(path: string, unitDir: string): string {
     return readFileFast(path);
   } catch (e) {
     if (isNotFound(e) && !existsSync(unitDir)) throw new VanishedError(`${unitDir} vanished`);
-    throw new Error(`cannot read ${path}: ${(e as Error).message}`);
+    throw new UnitFileError(path, (e as Error).message);
   }
 }
 
@@ -74,7 +86,7 @@ function optional(path: string): string | undefined {
     return readFileFast(path);
   } catch (e) {
     if (isNotFound(e)) return undefined;
-    throw new Error(`cannot read ${path}: ${(e as Error).message}`);
+    throw new UnitFileError(path, (e as Error).message);
   }
 }
 
@@ -82,7 +94,7 @@ function num(text: string | undefined, path: string): number {
   if (text === undefined) return 0;
   const s = text.trim();
   const n = Number(s);
-  if (s === '' || !Number.isFinite(n)) throw new Error(`malformed value '${s}' in ${path}`);
+  if (s === '' || !Number.isFinite(n)) throw new UnitFileError(path, `malformed value '${s}'`);
   return n;
 }
 
@@ -91,7 +103,7 @@ function cpuPair(text: string, user: string, system: string, path: string): [num
   const m = parseFlatKeyed(text);
   const u = m.get(user);
   const s = m.get(system);
-  if (u === undefined || s === undefined) throw new Error(`no numeric ${user}/${system} in ${path}`);
+  if (u === undefined || s === undefined) throw new UnitFileError(path, `no numeric ${user}/${system}`);
   return [u, s];
 }
 

@@ -2,6 +2,7 @@
 
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { isNotFound } from '../../common/errno.js';
 import { readFileFast } from '../../common/fsread.js';
 import type { CgroupLayout } from './layout.js';
 import { parsePids, unescapePath } from './parse.js';
@@ -20,18 +21,27 @@ export interface CgroupUnit {
   readonly pids: number[];
 }
 
-function readPids(dir: string, procfs: string): number[] {
+/** Told about a unit file that exists but cannot be read (its unit is then walked without those PIDs). */
+export type UnreadableFile = (unit: string, file: string, reason: string) => void;
+
+function readPids(dir: string, procfs: string, unit: string, unreadable?: UnreadableFile): number[] {
+  const file = join(dir, 'cgroup.procs');
   let text: string;
   try {
-    text = readFileFast(join(dir, 'cgroup.procs'));
-  } catch {
-    return []; // directory removed while walking
+    text = readFileFast(file);
+  } catch (e) {
+    if (!isNotFound(e)) unreadable?.(unit, file, (e as Error).message);
+    return []; // directory removed while walking, or the file is refused
   }
   return parsePids(text).filter((pid) => existsSync(join(procfs, String(pid))));
 }
 
 /** Lists the units of a layout; directories vanishing during the walk are skipped. */
-export function discoverUnits(layout: CgroupLayout, procfs: string): CgroupUnit[] {
+export function discoverUnits(
+  layout: CgroupLayout,
+  procfs: string,
+  unreadable?: UnreadableFile,
+): CgroupUnit[] {
   const units = new Map<string, CgroupUnit>();
   // Pre-order walk: a unit directory is always visited before its children.
   const visit = (dir: string) => {
@@ -45,7 +55,7 @@ export function discoverUnits(layout: CgroupLayout, procfs: string): CgroupUnit[
         const u = units.get(id);
         if (u) {
           u.children.push(rel);
-          u.pids.push(...readPids(dir, procfs));
+          u.pids.push(...readPids(dir, procfs, id, unreadable));
         }
       } else if (!units.has(id)) {
         units.set(id, {
@@ -54,7 +64,7 @@ export function discoverUnits(layout: CgroupLayout, procfs: string): CgroupUnit[
           cgrouphostname: m.groups.host ?? '',
           rel,
           children: [],
-          pids: readPids(dir, procfs),
+          pids: readPids(dir, procfs, id, unreadable),
         });
       }
     }

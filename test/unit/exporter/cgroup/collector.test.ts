@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -343,5 +344,64 @@ describe('unit sub-collectors (perf, ebpf, rdma hook)', () => {
       err: 'cannot release',
       msg: 'sub-collector stop failed',
     });
+  });
+});
+
+describe('unit files that are not regular files', () => {
+  it('mark their unit with collect_error and are logged once per scrape, the other units unaffected', () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'cgfifo-'));
+    try {
+      cpSync(join(FIX, 'v2'), tmp, { recursive: true });
+      const job = join(tmp, 'system.slice/slurmstepd.scope/job_1009252');
+      rmSync(join(job, 'cpu.stat'));
+      execFileSync('mkfifo', [join(job, 'cpu.stat')]);
+      // a unit whose processes cannot be listed is walked without them (a stale job for slurm)
+      const procs = join(tmp, 'system.slice/slurmstepd.scope/job_1009248/step_batch/cgroup.procs');
+      rmSync(procs);
+      execFileSync('mkfifo', [procs]);
+      const records: { level: number; msg: string; uuid?: string; file?: string; err?: string }[] = [];
+      const logger = pino(
+        { level: 'info', base: undefined },
+        { write: (l: string) => records.push(JSON.parse(l)) },
+      );
+      const c = new CgroupCollector({
+        layout: managerLayout('slurm', { cgroupfs: tmp, version: 'v2', activeSubsystem: 'cpuacct' }),
+        hostname: 'node1',
+        procfs: PROC,
+        logger,
+        stats: { cpuCount: 'cpuset', swap: false, psi: false, blkio: false },
+      });
+      let text = '';
+      for (let scrape = 0; scrape < 3; scrape++) {
+        const out = new FamilySet();
+        c.collect(out, c.discover());
+        text = encode(out.families.values());
+      }
+      assert.deepEqual(grep(text, 'collect_error'), [
+        'ceems_compute_unit_collect_error{cgrouphostname="",hostname="node1",manager="slurm",uuid="1009250"} 1',
+        'ceems_compute_unit_collect_error{cgrouphostname="",hostname="node1",manager="slurm",uuid="1009252"} 1',
+      ]);
+      assert.equal(grep(text, 'cpu_user_seconds_total{').length, 3);
+      const fifo = records.filter((r) => r.file === join(job, 'cpu.stat'));
+      assert.deepEqual(
+        fifo.map((r) => [r.level, r.msg, r.uuid, r.err]),
+        Array(3).fill([
+          50,
+          'cannot read unit cgroup',
+          '1009252',
+          `not a regular file (FIFO): ${join(job, 'cpu.stat')}`,
+        ]),
+      );
+      assert.deepEqual(
+        records.filter((r) => r.file === procs).map((r) => [r.uuid, r.err]),
+        Array(3).fill(['1009248', `not a regular file (FIFO): ${procs}`]),
+      );
+      assert.deepEqual(
+        c.discover().find((u) => u.id === '1009248')!.pids,
+        [4202, 4203], // task_0's PIDs; step_batch's 4201 cannot be listed
+      );
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
