@@ -261,6 +261,8 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
   const timeoutMs = flags.number('collector.timeout');
   const telemetryPath = flags.string('web.telemetry-path');
   const targetsPath = discoverer ? flags.string('web.targets-path') : undefined;
+  // aborted at shutdown: scrapes in flight answer at once instead of holding back the server's close
+  const stopping = new AbortController();
   let inFlight = 0;
 
   const server = createWebServer({
@@ -287,7 +289,7 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
         Number.isFinite(header) && header > 0
           ? Math.min(timeoutMs, Math.max(100, header * 1000 - 500))
           : timeoutMs;
-      const families: MetricFamily[] = await scrape(collectors, budget, log);
+      const families: MetricFamily[] = await scrape(collectors, budget, log, stopping.signal);
       families.push({
         name: 'ceems_exporter_build_info',
         type: 'gauge',
@@ -380,6 +382,7 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
     server,
     addresses,
     async stop() {
+      stopping.abort();
       await server.close();
       for (const c of collectors) {
         try {

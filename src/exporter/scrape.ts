@@ -16,15 +16,20 @@ export const DURATION_HELP = 'ceems_exporter: Duration of a collector scrape.';
 
 class TimeoutError extends Error {}
 
+/** The exporter is stopping: a scrape in flight answers now instead of holding back the shutdown. */
+class StoppingError extends Error {}
+
 async function runOne(
   c: NamedCollector,
   timeoutMs: number,
   log: Logger,
+  stopping?: AbortSignal,
 ): Promise<{ set: FamilySet; ok: boolean; seconds: number }> {
   const set = new FamilySet();
   const controller = new AbortController();
   const start = process.hrtime.bigint();
   let timer: NodeJS.Timeout | undefined;
+  let onStop: (() => void) | undefined;
   let ok = true;
   try {
     await Promise.race([
@@ -34,6 +39,12 @@ async function runOne(
           controller.abort();
           reject(new TimeoutError(`timed out after ${timeoutMs} ms`));
         }, timeoutMs);
+        onStop = () => {
+          controller.abort();
+          reject(new StoppingError('exporter is stopping'));
+        };
+        if (stopping?.aborted) onStop();
+        else stopping?.addEventListener('abort', onStop, { once: true });
       }),
     ]);
   } catch (e) {
@@ -41,21 +52,26 @@ async function runOne(
     const err = e as Error;
     if (e instanceof NoDataError)
       log.debug({ collector: c.name, err: err.message }, 'collector returned no data');
+    else if (e instanceof StoppingError)
+      log.debug({ collector: c.name, err: err.message }, 'collector interrupted');
     else log.error({ collector: c.name, err: err.message }, 'collector failed');
   } finally {
     clearTimeout(timer);
+    if (onStop) stopping?.removeEventListener('abort', onStop);
   }
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   // A timed-out collector's partial samples are discarded: a scrape never mixes two points in time.
   return { set: ok ? set : new FamilySet(), ok, seconds };
 }
 
+/** One scrape; `stopping` (the exporter's shutdown) ends the collectors still running as failed. */
 export async function scrape(
   collectors: readonly NamedCollector[],
   timeoutMs: number,
   log: Logger,
+  stopping?: AbortSignal,
 ): Promise<MetricFamily[]> {
-  const results = await Promise.all(collectors.map((c) => runOne(c, timeoutMs, log)));
+  const results = await Promise.all(collectors.map((c) => runOne(c, timeoutMs, log, stopping)));
   const all = new FamilySet();
   results.forEach((r, i) => {
     const name = collectors[i]!.name;

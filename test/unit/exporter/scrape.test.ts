@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import pino from 'pino';
 import { encode } from '../../../src/common/exposition.js';
 import { createLogger } from '../../../src/common/logger.js';
 import { type Collector, NoDataError } from '../../../src/exporter/collector.js';
@@ -99,6 +100,52 @@ describe('scrape', () => {
     assert.deepEqual(lines(text, /^ok_metric/), ['ok_metric{hostname="n"} 5']);
     assert.deepEqual(lines(text, /^partial_metric/), [], 'samples of a failed collector are discarded');
     assert.ok(aborted, 'the timed-out collector saw its abort signal');
+  });
+
+  it('answers at once when the exporter stops: collectors still running fail and see their abort', async () => {
+    const records: { level: number; msg: string }[] = [];
+    const log = pino(
+      { level: 'debug', base: undefined },
+      { write: (l: string) => records.push(JSON.parse(l)) },
+    );
+    const stopping = new AbortController();
+    let aborted = false;
+    const hangs: Collector = {
+      update: (_out, signal) =>
+        new Promise<void>(() => {
+          signal.addEventListener('abort', () => {
+            aborted = true;
+          });
+        }),
+    };
+    const started = Date.now();
+    const pending = scrape(
+      [
+        { name: 'ok', collector: gauge('ok_metric', 5) },
+        { name: 'hangs', collector: hangs },
+      ],
+      60_000,
+      log,
+      stopping.signal,
+    );
+    setImmediate(() => stopping.abort());
+    const text = encode(await pending);
+    assert.ok(Date.now() - started < 5000, 'the scrape did not wait for its 60 s collector timeout');
+    assert.deepEqual(lines(text, /^ceems_scrape_collector_success/), [
+      'ceems_scrape_collector_success{collector="hangs"} 0',
+      'ceems_scrape_collector_success{collector="ok"} 1',
+    ]);
+    assert.ok(aborted);
+    // an interrupted collector has not failed: nothing at error level
+    assert.deepEqual(
+      records.map((r) => [r.level, r.msg]),
+      [[20, 'collector interrupted']],
+    );
+    // a scrape that starts while stopping does not run its collectors' waits either
+    const late = encode(await scrape([{ name: 'hangs', collector: hangs }], 60_000, log, stopping.signal));
+    assert.deepEqual(lines(late, /^ceems_scrape_collector_success/), [
+      'ceems_scrape_collector_success{collector="hangs"} 0',
+    ]);
   });
 
   it('drops duplicate series across collectors, keeping the first', async () => {
