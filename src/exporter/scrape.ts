@@ -3,6 +3,7 @@
 
 import type { MetricFamily } from '../common/exposition.js';
 import type { Logger } from '../common/logger.js';
+import { enterFatalSignalSection } from '../common/signalguard.js';
 import { type Collector, FamilySet, NoDataError } from './collector.js';
 
 export interface NamedCollector {
@@ -33,7 +34,11 @@ async function runOne(
   let ok = true;
   try {
     await Promise.race([
-      Promise.resolve().then(() => c.collector.update(set, controller.signal)),
+      Promise.resolve().then(() => {
+        // its synchronous fs calls (readdir, stat, reads) may block in the kernel: signals stay fatal meanwhile
+        enterFatalSignalSection();
+        return c.collector.update(set, controller.signal);
+      }),
       new Promise((_, reject) => {
         timer = setTimeout(() => {
           controller.abort();

@@ -148,6 +148,25 @@ describe('scrape', () => {
     ]);
   });
 
+  it('runs each collector with SIGTERM at its default action, given back to its listeners afterwards', async () => {
+    const listener = () => {};
+    process.on('SIGTERM', listener);
+    try {
+      const seen: number[] = [];
+      const counting: Collector = {
+        // e.g. a readdir on a hung filesystem before any file read: nothing else would keep SIGTERM working
+        update: () => {
+          seen.push(process.listenerCount('SIGTERM'));
+        },
+      };
+      await scrape([{ name: 'fs', collector: counting }], 1000, quiet);
+      assert.deepEqual(seen, [0]);
+      assert.ok(process.listeners('SIGTERM').includes(listener));
+    } finally {
+      process.off('SIGTERM', listener);
+    }
+  });
+
   it('drops duplicate series across collectors, keeping the first', async () => {
     const text = encode(
       await scrape(
