@@ -127,9 +127,19 @@ export async function runServerProgram<R extends Stoppable>(
     return 1;
   }
   await new Promise<void>((done) => {
-    const stop = (signal: string) => {
+    const stop = (signal: NodeJS.Signals) => {
       log.info({ signal }, 'Shutting down');
-      const force = setTimeout(done, program.shutdownGraceMs ?? 5000);
+      // A stop that outlives its grace period may be stuck in a thread blocked in the kernel (a worker or
+      // libuv's pool reading a hung file), which process.exit would wait for forever: die by the signal's
+      // default action instead, which no thread holds back.
+      const force = setTimeout(() => {
+        log.error(
+          { signal, graceMs: program.shutdownGraceMs ?? 5000 },
+          'Shutdown did not finish in time; exiting',
+        );
+        process.removeAllListeners(signal);
+        process.kill(process.pid, signal);
+      }, program.shutdownGraceMs ?? 5000);
       force.unref();
       running
         .stop()
