@@ -8,7 +8,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { buildCacctExecutable } from '../../src/cli/cacct/build-sea.js';
+import { buildExecutable, program } from '../../scripts/package.js';
 import { runCommand } from '../helpers/process.js';
 import { apiFixtures, type FakeServer, startFake } from '../unit/cli/fake-api.js';
 
@@ -44,7 +44,7 @@ describe('cacct as a setgid single executable', () => {
     chmodSync(cfg, 0o640);
     writeFileSync(evil(), `require('fs').writeFileSync(${JSON.stringify(marker())}, 'x');\n`);
     chmodSync(evil(), 0o644);
-    await buildCacctExecutable(bin());
+    await buildExecutable(program('cacct'), bin());
   });
 
   after(async () => {

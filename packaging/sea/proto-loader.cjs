@@ -1,0 +1,18 @@
+// @grpc/proto-loader for modules that load a .proto beside themselves (kubelet pod resources): an embedded
+// file is parsed from its text with the options loadSync would use, then defined like loadSync does.
+const loader = require('@grpc/proto-loader');
+const protobuf = require('protobufjs');
+const { embedded, embeddedPath, enoent } = require('./assets.cjs');
+
+function loadSync(file, options = {}) {
+  const path = embeddedPath(file);
+  if (path === undefined) return loader.loadSync(file, options);
+  const text = embedded(path);
+  if (!text) throw enoent(path);
+  const root = new protobuf.Root();
+  protobuf.parse(text.toString('utf8'), root, options);
+  root.resolveAll();
+  return loader.fromJSON(root.toJSON(), options);
+}
+
+module.exports = { ...loader, loadSync };

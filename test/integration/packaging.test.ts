@@ -1,0 +1,420 @@
+// The Debian packages of `npm run package`, installed on this machine with dpkg: files, users, conffiles and
+// modes; the units pass `systemd-analyze verify`; the executables run with no node and no node_modules;
+// each server runs from its installed unit's ExecStart line as its system user, with exactly the unit's
+// capabilities, bounding set and no_new_privs (setpriv; systemd is not PID 1 here), on 127.0.0.1 against
+// the SLURM testbed and a testbed Prometheus: exporter (deb) → Prometheus → API server (deb, sacct through
+// its capabilities) → load balancer (deb) answering usr1 on their own job only. Then everything is
+// stopped by pid and purged, and nothing of the packages may be left running or installed.
+
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import YAML from 'yaml';
+import { type Built, PROGRAMS, packageAll, ROOT } from '../../scripts/package.js';
+import { runCommand } from '../helpers/process.js';
+import { startTestbedPrometheus, type TestbedPrometheus } from '../helpers/prometheus.js';
+import { submitJob, testbedEnv } from '../helpers/slurm.js';
+import { waitFor } from '../helpers/wait.js';
+
+const PROM_PORT = 9299;
+const CLUSTER = 'slurm-0'; // the cluster id of the shipped example configs
+const SERVERS = PROGRAMS.filter((p) => p.user);
+
+function sh(cmd: string, args: string[], env = process.env): string {
+  return execFileSync(cmd, args, {
+    encoding: 'utf8',
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 120_000,
+  });
+}
+
+/** `${field}` in dpkg-query's format language. */
+const dpkgField = (field: string) => `-f=\${${field}}`;
+
+const installed = (pkg: string) => {
+  try {
+    return sh('dpkg-query', ['-W', dpkgField('db:Status-Status'), pkg]) === 'installed';
+  } catch {
+    return false;
+  }
+};
+const userExists = (name: string) => runCommand('getent', ['passwd', name]).then((r) => r.code === 0);
+const groupExists = (name: string) => runCommand('getent', ['group', name]).then((r) => r.code === 0);
+
+/** [Service] settings of an installed unit file, by key (repeated keys joined with spaces). */
+function unitSettings(name: string): Record<string, string> {
+  const text = readFileSync(`/lib/systemd/system/${name}.service`, 'utf8').replace(/\\\n/g, ' ');
+  const out: Record<string, string> = {};
+  for (const m of text.matchAll(/^(\w+)=(.*)$/gm)) out[m[1]!] = out[m[1]!] ? `${out[m[1]!]} ${m[2]}` : m[2]!;
+  return out;
+}
+
+/** ExecStart as argv, `$VAR` replaced by the words of `vars[VAR]` (systemd's unquoted expansion). */
+function execStart(unit: Record<string, string>, vars: Record<string, string>): string[] {
+  return unit
+    .ExecStart!.trim()
+    .split(/\s+/)
+    .flatMap((w) => {
+      const m = /^\$(\w+)$/.exec(w);
+      if (!m) return [w];
+      assert.ok(m[1]! in vars, `ExecStart uses $${m[1]}, which the test does not set`);
+      return vars[m[1]!]!.split(/\s+/).filter(Boolean);
+    });
+}
+
+/** setpriv arguments giving a process what the unit gives it: user, capabilities, bounding set, no_new_privs. */
+function asUnit(unit: Record<string, string>): string[] {
+  const caps = (unit.AmbientCapabilities ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((c) => c.replace(/^CAP_/, '').toLowerCase());
+  const bounding = (unit.CapabilityBoundingSet ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((c) => c.replace(/^CAP_/, '').toLowerCase());
+  assert.deepEqual(
+    caps.filter((c) => !bounding.includes(c)),
+    [],
+    'ambient capabilities outside the bounding set',
+  );
+  const set = (l: string[]) => ['-all', ...l.map((c) => `+${c}`)].join(',');
+  return [
+    `--reuid=${unit.User}`,
+    `--regid=${unit.Group}`,
+    '--init-groups',
+    ...(unit.NoNewPrivileges === 'yes' ? ['--no-new-privs'] : []),
+    `--inh-caps=${set(caps)}`,
+    `--ambient-caps=${set(caps)}`,
+    `--bounding-set=${set(bounding)}`,
+  ];
+}
+
+interface Server {
+  name: string;
+  pid: number;
+  url: string;
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/** Runs the unit of `name` as its user; resolves once the program logs its (first) listening address. */
+async function startUnit(name: string, vars: Record<string, string>, cwd = '/'): Promise<Server> {
+  const unit = unitSettings(name);
+  const argv = execStart(unit, vars);
+  const proc = spawn('setpriv', [...asUnit(unit), '--', ...argv], {
+    cwd,
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  proc.stderr!.setEncoding('utf8');
+  const address = await new Promise<string>((res, rej) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      rej(new Error(`${name} did not start in time:\n${log}`));
+    }, 20_000);
+    proc.stderr!.on('data', (d: string) => {
+      log += d;
+      const m = /msg="Listening on" address=(\S+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        res(m[1]!);
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`${name} exited with ${code} before listening:\n${log}`));
+    });
+  });
+  return {
+    name,
+    pid: proc.pid!, // setpriv execs the program: same pid
+    url: `http://${address}`,
+    log: () => log,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = once(proc, 'exit');
+      process.kill(proc.pid!, 'SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** User, effective capabilities and no_new_privs of a running process. */
+function processCreds(pid: number): { uid: number; capEff: bigint; noNewPrivs: boolean } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (k: string) => new RegExp(`^${k}:\\s*(\\S+)`, 'm').exec(status)![1]!;
+  return {
+    uid: Number(field('Uid')),
+    capEff: BigInt(`0x${field('CapEff')}`),
+    noNewPrivs: field('NoNewPrivs') === '1',
+  };
+}
+const CAP_BIT: Record<string, bigint> = {
+  CAP_SETGID: 6n,
+  CAP_SETUID: 7n,
+  CAP_DAC_READ_SEARCH: 2n,
+  CAP_SYS_PTRACE: 19n,
+};
+const capMask = (caps: string | undefined) =>
+  (caps ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .reduce((m, c) => m | (1n << CAP_BIT[c]!), 0n);
+
+/** Pids whose executable is one of the packaged programs (also when the file was deleted). */
+function packagedProcesses(): string[] {
+  const exes = new Set(PROGRAMS.map((p) => `/usr/bin/${p.name}`));
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const exe = readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, '');
+      if (exes.has(exe)) found.push(`${pid} ${exe}`);
+    } catch {
+      // gone, or a kernel thread
+    }
+  }
+  return found;
+}
+
+function purgeAll(): void {
+  const present = PROGRAMS.map((p) => p.pkg).filter(installed);
+  if (present.length > 0) sh('dpkg', ['--purge', ...present]);
+}
+
+describe('Debian packages installed, run from their units and purged', { timeout: 300_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ceems-packaging-'));
+  const servers: Server[] = [];
+  const jobs: string[] = [];
+  let built: Built[] = [];
+  let prometheus: TestbedPrometheus | undefined;
+  const env = testbedEnv();
+
+  before(async () => {
+    assert.equal(process.getuid?.(), 0, 'installing packages needs root');
+    chmodSync(dir, 0o755);
+    purgeAll(); // leftovers of an interrupted run
+    built = await packageAll(join(dir, 'out'));
+    sh('dpkg', ['-i', ...built.map((b) => b.deb)]);
+  });
+
+  after(async () => {
+    for (const s of servers) await s.stop().catch(() => undefined);
+    if (jobs.length > 0) await runCommand('scancel', jobs, { env });
+    prometheus?.stop();
+    purgeAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('installs each program, its example configs as conffiles and its unit, with users and modes', async () => {
+    for (const p of PROGRAMS) {
+      assert.ok(installed(p.pkg), p.pkg);
+      const exe = statSync(`/usr/bin/${p.name}`);
+      assert.equal(exe.uid, 0);
+      const conffiles = sh('dpkg-query', ['-W', dpkgField('Conffiles'), p.pkg])
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.trim().split(' ')[0]);
+      assert.deepEqual(conffiles.sort(), p.etc.map((f) => `/etc/${f}`).sort(), `${p.pkg} conffiles`);
+      for (const f of p.etc)
+        assert.equal(readFileSync(`/etc/${f}`, 'utf8'), readFileSync(join(ROOT, 'etc', f), 'utf8'));
+      const group = p.user ?? p.setgidGroup;
+      for (const f of p.secret) {
+        const st = statSync(`/etc/${f}`);
+        assert.equal(st.mode & 0o777, 0o640, `/etc/${f}`);
+        assert.equal(st.gid, Number(sh('getent', ['group', group!]).split(':')[2]), `/etc/${f} group`);
+      }
+      assert.equal(existsSync(`/lib/systemd/system/${p.name}.service`), p.user !== undefined);
+      if (p.user) {
+        const [, , uid, , , home, shell] = sh('getent', ['passwd', p.user]).trim().split(':');
+        assert.ok(Number(uid) < 1000, `${p.user} is a system user`);
+        assert.equal(shell, '/usr/sbin/nologin');
+        assert.equal(home, p.dataDir ?? '/nonexistent');
+      }
+      if (p.setgidGroup) {
+        assert.equal(exe.mode & 0o7777, 0o2755, 'cacct is setgid');
+        assert.equal(exe.gid, Number(sh('getent', ['group', p.setgidGroup]).split(':')[2]));
+      } else assert.equal(exe.mode & 0o7777, 0o755);
+      if (p.dataDir) {
+        const st = statSync(p.dataDir);
+        assert.equal(st.mode & 0o777, 0o750);
+        assert.equal(st.uid, Number(sh('id', ['-u', p.user!]).trim()));
+      }
+    }
+  });
+
+  it('units pass systemd-analyze verify', async () => {
+    const units = SERVERS.map((p) => `/lib/systemd/system/${p.name}.service`);
+    const r = await runCommand('systemd-analyze', ['verify', '--man=no', ...units], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    for (const p of SERVERS) assert.doesNotMatch(r.stderr, new RegExp(`${p.name}\\.service`), r.stderr);
+  });
+
+  it('executables run without node and without node_modules', async () => {
+    // a private mount namespace where every node binary is /dev/null and the project folder is empty
+    const hide = [
+      ...sh('sh', ['-c', 'which -a node || true']).trim().split('\n').filter(Boolean),
+      ...['/usr/bin/node', '/usr/local/bin/node', process.execPath].filter(existsSync),
+    ];
+    const script = [
+      ...[...new Set(hide)].map((f) => `mount --bind /dev/null '${f}'`),
+      `mount -t tmpfs none '${ROOT}'`,
+      ...PROGRAMS.map((p) => `/usr/bin/${p.name} --version 2>&1 | head -1`),
+    ].join(' && ');
+    const r = await runCommand('unshare', ['--mount', 'sh', '-c', script], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string })
+      .version;
+    assert.deepEqual(
+      r.stdout.trim().split('\n'),
+      PROGRAMS.map(
+        (p) =>
+          `${p.name}, version ${version} (branch: ${sh('git', ['-C', ROOT, 'rev-parse', '--abbrev-ref', 'HEAD']).trim()}, revision: ${sh('git', ['-C', ROOT, 'rev-parse', 'HEAD']).trim()})`,
+      ),
+    );
+  });
+
+  it('servers run from their units as their users: SLURM job → exporter → Prometheus → API server → LB', async () => {
+    // exporter: default collectors plus slurm, reading the testbed's job cgroups
+    const exporter = await startUnit('ceems_exporter', {
+      CEEMS_EXPORTER_OPTIONS: '--web.listen-address=127.0.0.1:0 --collector.slurm',
+    });
+    servers.push(exporter);
+    const job = submitJob('usr1', 'acc1', 'stress-ng --cpu 1 --timeout 90s', { name: 'ceems-packaging' });
+    jobs.push(job);
+    const scrape = async () => (await fetch(`${exporter.url}/metrics`)).text();
+    await waitFor(`job ${job} in the packaged exporter's scrape`, 60_000, async () =>
+      (await scrape()).includes(`uuid="${job}"`),
+    );
+
+    writeFileSync(
+      join(dir, 'scrape.yml'),
+      `  - job_name: ceems\n    static_configs:\n      - targets: ['${exporter.url.replace('http://', '')}']\n`,
+    );
+    prometheus = startTestbedPrometheus(PROM_PORT, ['--scrape-config', join(dir, 'scrape.yml')]);
+
+    // API server: the shipped example config, with the testbed's Prometheus and a short update interval
+    const config = YAML.parse(readFileSync('/etc/ceems_api_server/config.yml', 'utf8'));
+    Object.assign(config.ceems_api_server.data, {
+      update_interval: '3s',
+      time_zone: 'UTC',
+      update_from: new Date(Date.now() - 600_000).toISOString().slice(0, 19),
+    });
+    config.clusters[0].cli.environment_variables.SLURM_CONF = env.SLURM_CONF ?? '/etc/slurm/slurm.conf';
+    config.updaters[0].web.url = prometheus.url;
+    config.updaters[0].extra_config.cutoff_duration = '3s';
+    const apiConfig = join(dir, 'api.yml');
+    writeFileSync(apiConfig, YAML.stringify(config));
+    chownSync(apiConfig, 0, Number(sh('getent', ['group', 'ceems-api']).split(':')[2]));
+    chmodSync(apiConfig, 0o640);
+    const apiUnit = unitSettings('ceems_api_server');
+    const api = await startUnit(
+      'ceems_api_server',
+      { CEEMS_API_SERVER_OPTIONS: `--web.listen-address=127.0.0.1:0 --config.file=${apiConfig}` },
+      apiUnit.WorkingDirectory,
+    );
+    servers.push(api);
+    assert.equal((await fetch(`${api.url}/health`)).status, 200);
+    // sacct ran as root through the unit's CAP_SETUID/CAP_SETGID: usr1's job, not only ceems-api's own
+    await waitFor(`job ${job} in the API server's DB`, 60_000, async () => {
+      const r = await fetch(`${api.url}/api/v1/units/admin?cluster_id=${CLUSTER}&uuid=${job}`, {
+        headers: { 'X-Grafana-User': 'ceems-int-svc' },
+      });
+      const units = ((await r.json()) as { data: Array<{ uuid: string; username: string }> }).data ?? [];
+      return units.some((u) => u.uuid === job && u.username === 'usr1');
+    });
+    assert.ok(existsSync('/var/lib/ceems/ceems.db'), 'the database is in the packaged data directory');
+
+    // LB: the shipped example with the testbed's Prometheus and this API server
+    const lbConf = YAML.parse(readFileSync('/etc/ceems_lb/config.yml', 'utf8'));
+    lbConf.ceems_lb.backends[0].tsdb[0].web.url = prometheus.url;
+    lbConf.ceems_api_server.web.url = api.url;
+    const lbConfig = join(dir, 'lb.yml');
+    writeFileSync(lbConfig, YAML.stringify(lbConf));
+    chownSync(lbConfig, 0, Number(sh('getent', ['group', 'ceems-lb']).split(':')[2]));
+    chmodSync(lbConfig, 0o640);
+    const lb = await startUnit('ceems_lb', {
+      CEEMS_LB_OPTIONS: `--web.listen-address=127.0.0.1:0 --config.file=${lbConfig}`,
+    });
+    servers.push(lb);
+    assert.equal((await fetch(`${lb.url}/health`)).status, 200);
+    const query = (user: string) =>
+      fetch(
+        `${lb.url}/api/v1/query?query=${encodeURIComponent(`ceems_compute_unit_cpu_user_seconds_total{uuid="${job}"}`)}`,
+        { headers: { 'X-Grafana-User': user, 'X-Ceems-Cluster-Id': CLUSTER } },
+      );
+    const own = await waitFor('usr1 reading their job through the packaged LB', 30_000, async () => {
+      const r = await query('usr1');
+      const body = (await r.json()) as { data?: { result: unknown[] } };
+      return r.status === 200 && (body.data?.result.length ?? 0) > 0 ? body : undefined;
+    });
+    assert.equal(own.data!.result.length, 1);
+    assert.equal((await query('usr2')).status, 403);
+    const tool = await runCommand('/usr/bin/ceems_tool', ['check', 'lb-healthy', `--url=${lb.url}`]);
+    assert.equal(tool.code, 0, tool.stderr);
+
+    // redfish_proxy with its shipped example config: refuses what it must refuse, sends nothing anywhere
+    const redfish = await startUnit('redfish_proxy', {
+      REDFISH_PROXY_OPTIONS: '--web.listen-address=127.0.0.1:0',
+    });
+    servers.push(redfish);
+    const denied = await fetch(`${redfish.url}/redfish/v1/Systems`);
+    assert.equal(denied.status, 401);
+    const untargeted = await fetch(`${redfish.url}/redfish/v1/Chassis`);
+    assert.equal(untargeted.status, 400, await untargeted.text());
+
+    // every server runs as its user with exactly its unit's capabilities and no_new_privs
+    for (const s of servers) {
+      const unit = unitSettings(s.name);
+      const creds = processCreds(s.pid);
+      assert.equal(creds.uid, Number(sh('id', ['-u', unit.User!]).trim()), `${s.name} user`);
+      assert.equal(creds.capEff, capMask(unit.AmbientCapabilities), `${s.name} capabilities`);
+      assert.equal(creds.noNewPrivs, true, `${s.name} no_new_privs`);
+      assert.equal(readlinkSync(`/proc/${s.pid}/exe`), `/usr/bin/${s.name}`);
+    }
+
+    // cacct as usr1: setgid, it reads the config usr1 cannot read (its API URL has no server: exit 1)
+    const cacct = await runCommand('runuser', ['-u', 'usr1', '--', '/usr/bin/cacct', '--csv'], {
+      timeoutMs: 20_000,
+    });
+    assert.equal(cacct.code, 1);
+    assert.doesNotMatch(cacct.stderr, /cannot read config file/);
+    const direct = await runCommand('runuser', ['-u', 'usr1', '--', 'cat', '/etc/ceems/config.yml']);
+    assert.notEqual(direct.code, 0, 'usr1 reads the cacct config directly');
+
+    for (const s of servers.splice(0)) await s.stop();
+  });
+
+  it('purge removes the packages, their users, data and configs; nothing is left running', async () => {
+    purgeAll();
+    assert.deepEqual(packagedProcesses(), []);
+    for (const p of PROGRAMS) {
+      assert.equal(installed(p.pkg), false, p.pkg);
+      assert.equal(existsSync(`/usr/bin/${p.name}`), false);
+      for (const f of p.etc) assert.equal(existsSync(`/etc/${f}`), false, `/etc/${f}`);
+      assert.equal(existsSync(`/lib/systemd/system/${p.name}.service`), false);
+      if (p.user) assert.equal(await userExists(p.user), false, p.user);
+      const group = p.user ?? p.setgidGroup;
+      if (group) assert.equal(await groupExists(group), false, group);
+      if (p.dataDir) assert.equal(existsSync(p.dataDir), false, p.dataDir);
+    }
+    assert.equal(sh('dpkg-statoverride', ['--list']).includes('ceems'), false);
+  });
+});
