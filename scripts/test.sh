@@ -28,6 +28,20 @@ eval "$(bash "$CEEMS_TESTBED_DIR/slurm/up.sh" 2> >(tail -n 3 >&2))"
 echo "== benchmarks, small mode (smoke test; figures only, no thresholds)"
 npm run --silent bench -- --small
 
+run_tests() { node --import tsx --test --test-concurrency=2 --test-timeout=300000 --test-reporter=spec "$@"; }
+
+echo "== security suite: LB attack corpus and canonical queries, PromQL differential against the testbed"
+echo "   Prometheus, API path-encoding matrix, identity headers, exporter blocking files"
+security=(
+  test/unit/lb/canonical.test.ts test/unit/lb/access.test.ts test/unit/lb/parts.test.ts
+  test/unit/common/identity.test.ts test/unit/api/security.test.ts test/unit/api/security-paths.test.ts
+  test/unit/exporter/fsread.test.ts test/unit/common/program.test.ts
+  test/integration/lb-access.test.ts test/integration/lb-differential.test.ts test/integration/lb-robustness.test.ts
+  test/integration/api-security-paths.test.ts test/integration/exporter-blocking.test.ts
+)
+for f in "${security[@]}"; do [[ -f $f ]] || { echo "ERROR: security test $f is missing" >&2; exit 1; }; done
+run_tests "${security[@]}"
+
 echo "== tests"
-mapfile -t files < <(find test -name '*.test.ts' | sort)
-node --import tsx --test --test-concurrency=2 --test-timeout=300000 --test-reporter=spec "${files[@]}"
+mapfile -t files < <(find test -name '*.test.ts' | sort | grep -vxF -f <(printf '%s\n' "${security[@]}"))
+run_tests "${files[@]}"
