@@ -157,11 +157,6 @@ export function program(name: string): Program {
   return p;
 }
 
-interface BuildInfo {
-  version: string;
-  revision: string;
-}
-
 // ---------------------------------------------------------------------------------------------- bundling
 
 /** Where a source file would be if compiled to dist/, under the embedded root (src/a/b.ts → /…/a/b.js). */
@@ -347,18 +342,23 @@ function hasCommand(cmd: string): boolean {
   }
 }
 
-/** The build stamp that `--version` prints (scripts/buildinfo.mjs, as `npm run build` writes it). */
-function buildStamp(): { file: string; info: BuildInfo } {
-  run(process.execPath, [join(ROOT, 'scripts/buildinfo.mjs')]);
-  const file = join(ROOT, 'dist/buildinfo.json');
-  return { file, info: JSON.parse(readFileSync(file, 'utf8')) as BuildInfo };
+/**
+ * The build stamp that `--version` prints, made by scripts/buildinfo.mjs (as `npm run build` makes it) in a
+ * copy under `work`, so that builds running at the same time never read each other's half-written file.
+ */
+function buildStamp(work: string): string {
+  mkdirSync(join(work, 'stamp/scripts'), { recursive: true });
+  copyFileSync(join(ROOT, 'package.json'), join(work, 'stamp/package.json'));
+  copyFileSync(join(ROOT, 'scripts/buildinfo.mjs'), join(work, 'stamp/scripts/buildinfo.mjs'));
+  execFileSync(process.execPath, [join(work, 'stamp/scripts/buildinfo.mjs')], { cwd: ROOT, stdio: 'pipe' });
+  return join(work, 'stamp/dist/buildinfo.json');
 }
 
 /** Builds `program` as one executable at `output`, with the node binary running this script. */
 export async function buildExecutable(program: Program, output: string): Promise<Executable> {
   const work = mkdtempSync(join(tmpdir(), `${program.name}-sea-`));
   try {
-    const { file: buildinfo } = buildStamp();
+    const buildinfo = buildStamp(work);
     const end =
       program.exit === 'exit'
         ? '.then((code) => process.exit(code))'

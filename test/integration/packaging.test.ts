@@ -297,10 +297,11 @@ describe('Debian packages installed, run from their units and purged', { timeout
       CEEMS_EXPORTER_OPTIONS: '--web.listen-address=127.0.0.1:0 --collector.slurm',
     });
     servers.push(exporter);
-    const job = submitJob('usr1', 'acc1', 'stress-ng --cpu 1 --timeout 90s', { name: 'ceems-packaging' });
+    // an idle job: its cgroup and series exist without taking a core from the other tests
+    const job = submitJob('usr1', 'acc1', 'sleep 240', { name: 'ceems-packaging' });
     jobs.push(job);
     const scrape = async () => (await fetch(`${exporter.url}/metrics`)).text();
-    await waitFor(`job ${job} in the packaged exporter's scrape`, 60_000, async () =>
+    await waitFor(`job ${job} in the packaged exporter's scrape`, 120_000, async () =>
       (await scrape()).includes(`uuid="${job}"`),
     );
 
@@ -327,12 +328,18 @@ describe('Debian packages installed, run from their units and purged', { timeout
     const apiUnit = unitSettings('ceems_api_server');
     const api = await startUnit(
       'ceems_api_server',
-      { CEEMS_API_SERVER_OPTIONS: `--web.listen-address=127.0.0.1:0 --config.file=${apiConfig}` },
+      {
+        CEEMS_API_SERVER_OPTIONS: `--web.listen-address=127.0.0.1:0 --config.file=${apiConfig} --log.level=debug`,
+      },
       apiUnit.WorkingDirectory,
     );
     servers.push(api);
     assert.equal((await fetch(`${api.url}/health`)).status, 200);
-    // sacct ran as root through the unit's CAP_SETUID/CAP_SETGID: usr1's job, not only ceems-api's own
+    // the SLURM tools run as root through the unit's CAP_SETUID/CAP_SETGID (the testbed shows every job to
+    // anyone, so the mode is what tells), and usr1's job is stored in the packaged data directory
+    await waitFor('the SLURM manager in root mode', 20_000, () =>
+      /msg="SLURM resource manager ready" cluster_id=slurm-0 mode=root /.test(api.log()),
+    );
     await waitFor(`job ${job} in the API server's DB`, 60_000, async () => {
       const r = await fetch(`${api.url}/api/v1/units/admin?cluster_id=${CLUSTER}&uuid=${job}`, {
         headers: { 'X-Grafana-User': 'ceems-int-svc' },
@@ -400,6 +407,7 @@ describe('Debian packages installed, run from their units and purged', { timeout
     assert.notEqual(direct.code, 0, 'usr1 reads the cacct config directly');
 
     for (const s of servers.splice(0)) await s.stop();
+    await runCommand('scancel', jobs.splice(0), { env });
   });
 
   it('purge removes the packages, their users, data and configs; nothing is left running', async () => {
