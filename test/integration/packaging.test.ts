@@ -222,6 +222,18 @@ describe('Debian packages installed, run from their units and purged', { timeout
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("the exporter's executable carries no API database code and no dev tools", () => {
+    const exporter = built.find((b) => b.exe.program.name === 'ceems_exporter')!;
+    const inputs = Object.keys(exporter.exe.metafile.inputs);
+    assert.ok(inputs.includes('src/exporter/main.ts'));
+    assert.deepEqual(
+      inputs.filter((f) =>
+        /^src\/(api|lb|cli)\/|node_modules\/(better-sqlite3|esbuild|typescript|tsx|postject)\//.test(f),
+      ),
+      [],
+    );
+  });
+
   it('installs each program, its example configs as conffiles and its unit, with users and modes', async () => {
     for (const p of PROGRAMS) {
       assert.ok(installed(p.pkg), p.pkg);
