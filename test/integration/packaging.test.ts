@@ -193,9 +193,26 @@ function packagedProcesses(): string[] {
   return found;
 }
 
-function purgeAll(): void {
+/**
+ * dpkg, waiting for its lock while another test's testbed script installs Debian packages (Prometheus on a
+ * fresh machine) instead of failing at once.
+ */
+async function dpkg(args: string[]): Promise<void> {
+  const r = await waitFor(
+    'the dpkg lock',
+    300_000,
+    async () => {
+      const run = await runCommand('dpkg', args, { timeoutMs: 120_000 });
+      return run.code !== 0 && /lock/i.test(run.stderr) ? undefined : run;
+    },
+    1000,
+  );
+  assert.equal(r.code, 0, `dpkg ${args.join(' ')}: ${r.stderr}`);
+}
+
+async function purgeAll(): Promise<void> {
   const present = PROGRAMS.map((p) => p.pkg).filter(installed);
-  if (present.length > 0) sh('dpkg', ['--purge', ...present]);
+  if (present.length > 0) await dpkg(['--purge', ...present]);
 }
 
 describe('Debian packages installed, run from their units and purged', { timeout: 300_000 }, () => {
@@ -209,16 +226,16 @@ describe('Debian packages installed, run from their units and purged', { timeout
   before(async () => {
     assert.equal(process.getuid?.(), 0, 'installing packages needs root');
     chmodSync(dir, 0o755);
-    purgeAll(); // leftovers of an interrupted run
+    await purgeAll(); // leftovers of an interrupted run
     built = await packageAll(join(dir, 'out'));
-    sh('dpkg', ['-i', ...built.map((b) => b.deb)]);
+    await dpkg(['-i', ...built.map((b) => b.deb)]);
   });
 
   after(async () => {
     for (const s of servers) await s.stop().catch(() => undefined);
     if (jobs.length > 0) await runCommand('scancel', jobs, { env });
     prometheus?.stop();
-    purgeAll();
+    await purgeAll();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -423,7 +440,7 @@ describe('Debian packages installed, run from their units and purged', { timeout
   });
 
   it('purge removes the packages, their users, data and configs; nothing is left running', async () => {
-    purgeAll();
+    await purgeAll();
     assert.deepEqual(packagedProcesses(), []);
     for (const p of PROGRAMS) {
       assert.equal(installed(p.pkg), false, p.pkg);
