@@ -25,3 +25,34 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/** The `ceems_` sample lines of a scrape (at most `max` characters): what a failed wait saw. */
+export function scrapeExcerpt(text: string, max = 3000): string {
+  const lines = text.split('\n').filter((l) => l.startsWith('ceems_'));
+  const out = lines.join('\n');
+  return out.length > max ? `${out.slice(0, max)}\n… (${lines.length} lines)` : out || '(no ceems_ samples)';
+}
+
+/**
+ * Scrapes `url` every `intervalMs` until `pick` returns something; on time-out the error holds the last
+ * scrape's `ceems_` lines, so that a failure says what the exporter did report.
+ */
+export async function waitForScrape<T>(
+  url: string,
+  what: string,
+  timeoutMs: number,
+  pick: (text: string) => T | undefined | false,
+  intervalMs = 500,
+): Promise<T> {
+  return waitFor(
+    what,
+    timeoutMs,
+    async () => {
+      const text = await (await fetch(url)).text();
+      const v = pick(text);
+      if (v === undefined || v === false) throw new Error(`last scrape of ${url}:\n${scrapeExcerpt(text)}`);
+      return v;
+    },
+    intervalMs,
+  );
+}

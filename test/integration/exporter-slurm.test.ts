@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Started, startProgram } from '../helpers/process.js';
 import { submitJob, testbedEnv } from '../helpers/slurm.js';
-import { waitFor } from '../helpers/wait.js';
+import { waitFor, waitForScrape } from '../helpers/wait.js';
 
 const env = testbedEnv();
 const NODE = env.CEEMS_TESTBED_SLURM_NODE!;
@@ -37,16 +37,11 @@ function family(text: string, name: string): Map<string, UnitSample> {
 }
 
 /** Waits until a fresh scrape shows the unit's CPU user seconds above `before`. */
-function cpuUserSecondsGrow(scrape: () => Promise<string>, uuid: string, before: number): Promise<number> {
-  return waitFor(
-    'growing CPU user seconds',
-    10_000,
-    async () => {
-      const now = family(await scrape(), 'ceems_compute_unit_cpu_user_seconds_total').get(uuid)?.value ?? 0;
-      return now > before ? now : undefined;
-    },
-    500,
-  );
+function cpuUserSecondsGrow(url: string, uuid: string, before: number): Promise<number> {
+  return waitForScrape(url, `CPU user seconds of ${uuid} above ${before}`, 10_000, (text) => {
+    const now = family(text, 'ceems_compute_unit_cpu_user_seconds_total').get(uuid)?.value ?? 0;
+    return now > before ? now : undefined;
+  });
 }
 
 describe('slurm collector on the real SLURM testbed', () => {
@@ -74,8 +69,9 @@ describe('slurm collector on the real SLURM testbed', () => {
     await exporter?.stop();
   });
 
+  const metricsUrl = () => `${exporter.url}/metrics`;
+
   it('reports running jobs of two users and drops them after they end', async () => {
-    const scrape = async () => (await fetch(`${exporter.url}/metrics`)).text();
     const cpuJob = submit('usr1', 'acc1', 'stress-ng --cpu 1 --timeout 40s');
     jobs.push(cpuJob);
     const memJob = submit(
@@ -86,17 +82,16 @@ describe('slurm collector on the real SLURM testbed', () => {
     jobs.push(memJob);
 
     // both jobs running (they may queue behind other tests' jobs first), the python one holding ~100 MB
-    const first = await waitFor(
-      'both jobs in the scrape',
+    const first = await waitForScrape(
+      metricsUrl(),
+      `jobs ${cpuJob} (CPU) and ${memJob} (100 MB)`,
       60_000,
-      async () => {
-        const text = await scrape();
+      (text) => {
         const rss = family(text, 'ceems_compute_unit_memory_rss_bytes');
         const user = family(text, 'ceems_compute_unit_cpu_user_seconds_total');
         const cpuUser = user.get(cpuJob)?.value ?? 0;
         return (rss.get(memJob)?.value ?? 0) >= 100 * 2 ** 20 && cpuUser > 0 ? { text, cpuUser } : undefined;
       },
-      500,
     );
     for (const id of [cpuJob, memJob]) {
       const used = family(first.text, 'ceems_compute_unit_memory_used_bytes').get(id);
@@ -117,17 +112,14 @@ describe('slurm collector on the real SLURM testbed', () => {
     assert.match(first.text, /^ceems_scrape_collector_success\{collector="slurm"\} 1$/m);
 
     // CPU seconds of the stress-ng job grow between scrapes
-    await cpuUserSecondsGrow(scrape, cpuJob, first.cpuUser);
+    await cpuUserSecondsGrow(metricsUrl(), cpuJob, first.cpuUser);
 
     execFileSync('scancel', [cpuJob, memJob], { env });
-    await waitFor(
+    await waitForScrape(
+      metricsUrl(),
       'cancelled jobs to leave the scrape',
       20_000,
-      async () => {
-        const text = await scrape();
-        return !text.includes(`uuid="${cpuJob}"`) && !text.includes(`uuid="${memJob}"`) ? true : undefined;
-      },
-      500,
+      (text) => !text.includes(`uuid="${cpuJob}"`) && !text.includes(`uuid="${memJob}"`),
     );
   });
 });
@@ -151,11 +143,13 @@ describe('SLUID-named job directory on the real cgroup v1 tree', () => {
             writeFileSync(join(c, d, f), readFileSync(join(c, env.CEEMS_TESTBED_SLURM_CGROUP_PREFIX!, f)));
         }
     }
-    task = spawn('stress-ng', ['--cpu', '1', '--timeout', '60s'], {
+    // The shell joins the job cgroups before it becomes stress-ng: moving stress-ng in after its start
+    // raced with the fork of its worker, which then burnt CPU outside the job (the test's one flake).
+    const enter = controllers.map((c) => `echo $$ > '${join(c, rel, 'cgroup.procs')}'`).join(' && ');
+    task = spawn('sh', ['-c', `${enter} && exec stress-ng --cpu 1 --timeout 60s`], {
       env: { PATH: process.env.PATH, SLURM_JOB_ID: JOB_ID },
       stdio: 'ignore',
     });
-    for (const c of controllers) writeFileSync(join(c, rel, 'cgroup.procs'), String(task.pid));
     exporter = await startProgram('ceems_exporter', [
       '--collector.disable-defaults',
       '--collector.slurm',
@@ -181,19 +175,14 @@ describe('SLUID-named job directory on the real cgroup v1 tree', () => {
   });
 
   it('reports the unit under the SLURM_JOB_ID of its processes, with growing CPU seconds', async () => {
-    const scrape = async () => (await fetch(`${exporter.url}/metrics`)).text();
-    const first = await waitFor(
-      'the SLUID job in the scrape',
-      20_000,
-      async () => {
-        const s = family(await scrape(), 'ceems_compute_unit_cpu_user_seconds_total').get(JOB_ID);
-        return s && s.value > 0 ? s : undefined;
-      },
-      500,
-    );
+    const url = `${exporter.url}/metrics`;
+    const first = await waitForScrape(url, `SLUID job ${JOB_ID} with CPU seconds`, 20_000, (text) => {
+      const s = family(text, 'ceems_compute_unit_cpu_user_seconds_total').get(JOB_ID);
+      return s && s.value > 0 ? s : undefined;
+    });
     assert.equal(first.labels.cgrouphostname, NODE);
-    await cpuUserSecondsGrow(scrape, JOB_ID, first.value);
-    const text = await scrape();
+    await cpuUserSecondsGrow(url, JOB_ID, first.value);
+    const text = await (await fetch(url)).text();
     assert.ok(!text.includes('s0X7JY4KQ2M8N'), 'the directory name never becomes a label');
     assert.ok((family(text, 'ceems_compute_unit_memory_used_bytes').get(JOB_ID)?.value ?? 0) > 0);
   });
