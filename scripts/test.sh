@@ -17,8 +17,9 @@ npx biome check .
 echo "== system tools"
 # setfacl/getfacl: the exporter grants the kubelet socket to its run-as user with POSIX ACLs
 if ! command -v setfacl >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q acl >/dev/null ||
-    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q acl >/dev/null; }
+  # wait for another apt/dpkg run (a testbed script, unattended upgrades) instead of failing at once
+  apt() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
+  apt install -y -q acl >/dev/null || { apt update -q >/dev/null && apt install -y -q acl >/dev/null; }
 fi
 
 echo "== testbed: SLURM"
