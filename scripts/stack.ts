@@ -1,16 +1,22 @@
 // `npm start`: the whole CEEMS stack on this machine, on loopback, with embedded defaults:
 // exporter → Prometheus (with generated recording rules) → API server (SQLite) → load balancer.
-// `npm start -- --with-testbed` first brings up the real SLURM testbed of ../shared/testbed and submits
-// demo jobs. Ctrl-C stops everything.
+// When no SLURM runs here, it first brings up the real SLURM testbed of ../shared/testbed and submits demo
+// jobs, so that units with energy and emissions show up within minutes (`--no-testbed`: node metrics
+// only). Ctrl-C stops everything it started, the testbed included.
 
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const args = process.argv.slice(2);
-const withTestbed = args.includes('--with-testbed');
+const noTestbed = args.includes('--no-testbed');
+for (const a of args)
+  if (a !== '--no-testbed' && a !== '--with-testbed') {
+    process.stderr.write(`[stack] error: unknown argument ${a} (known: --no-testbed)\n`);
+    process.exit(2);
+  }
 const DATA = resolve(ROOT, process.env.CEEMS_STACK_DIR ?? '.stack');
 const TESTBED = resolve(process.env.CEEMS_TESTBED_DIR ?? join(ROOT, '..', 'shared', 'testbed'));
 const PORTS = { exporter: 9010, api: 9020, lb: 9030, prometheus: 9090 };
@@ -18,6 +24,8 @@ const PORTS = { exporter: 9010, api: 9020, lb: 9030, prometheus: 9090 };
 const COUNTRY = process.env.CEEMS_STACK_COUNTRY_CODE ?? 'FR';
 const children: { name: string; proc: ChildProcess }[] = [];
 const demoJobs: string[] = [];
+/** Set when this run brought the SLURM testbed up: Ctrl-C takes it down again. */
+let testbedStarted = false;
 
 function say(msg: string): void {
   process.stdout.write(`[stack] ${msg}\n`);
@@ -27,12 +35,9 @@ function has(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
-function sourceEnv(script: string, scriptArgs: string[] = []): void {
-  const out = execFileSync('bash', [script, ...scriptArgs], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  for (const m of out.matchAll(/^export ([A-Z0-9_]+)=(.*)$/gm))
+/** Takes the `export NAME=value` lines of a testbed script's output (or its env.sh) into our environment. */
+function applyExports(text: string): void {
+  for (const m of text.matchAll(/^export ([A-Z0-9_]+)=(.*)$/gm))
     process.env[m[1]!] = m[2]!.replace(/^'(.*)'$/, '$1');
 }
 
@@ -75,6 +80,15 @@ async function stopAll(code: number): Promise<never> {
       proc.exitCode !== null ? undefined : new Promise((r) => proc.once('exit', r)),
     ),
   );
+  if (testbedStarted) {
+    say('stopping the SLURM testbed this run started');
+    const down = spawnSync('bash', [join(TESTBED, 'slurm', 'down.sh')], {
+      stdio: 'inherit',
+      timeout: 120_000,
+    });
+    if (down.status !== 0)
+      say(`the SLURM testbed did not stop cleanly: run 'bash ${join(TESTBED, 'slurm', 'down.sh')}'`);
+  }
   say('stopped');
   process.exit(code);
 }
@@ -140,9 +154,11 @@ function ensurePrometheus(): string {
     const policy = '/usr/sbin/policy-rc.d';
     const ownPolicy = !existsSync(policy);
     if (ownPolicy) writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+    // wait for another apt/dpkg run (unattended upgrades, a testbed script) instead of failing at once
+    const lock = ['-o', 'DPkg::Lock::Timeout=300'];
     try {
-      execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
-      execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'prometheus'], {
+      execFileSync('apt-get', [...lock, 'update', '-qq'], { stdio: 'inherit' });
+      execFileSync('apt-get', [...lock, 'install', '-y', '-qq', '--no-install-recommends', 'prometheus'], {
         stdio: 'inherit',
         env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
       });
@@ -160,13 +176,34 @@ async function main(): Promise<void> {
   if (!existsSync(join(ROOT, 'dist', 'exporter', 'main.js')))
     execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
 
-  if (withTestbed) {
-    if (!existsSync(join(TESTBED, 'slurm', 'up.sh')))
-      throw new Error(`--with-testbed: no testbed at ${TESTBED} (set CEEMS_TESTBED_DIR)`);
-    say('bringing up the SLURM testbed (real slurmctld/slurmd/slurmdbd)');
-    sourceEnv(join(TESTBED, 'slurm', 'up.sh'));
-    submitDemoJobs();
+  // The testbed's demo jobs are submitted only on the testbed, never on a site's real SLURM cluster.
+  let onTestbed = false;
+  const testbedEnv = join(process.env.CEEMS_TESTBED_ROOT ?? '/tmp/ceems-testbed', 'slurm', 'env.sh');
+  if (noTestbed) {
+    say('--no-testbed: the SLURM testbed is not started');
+  } else if (slurmPresent()) {
+    if (existsSync(testbedEnv)) {
+      applyExports(readFileSync(testbedEnv, 'utf8'));
+      onTestbed = true;
+      say('the SLURM testbed already runs here: using it (left running when this stops)');
+    }
+  } else if (!existsSync(join(TESTBED, 'slurm', 'up.sh'))) {
+    say(`no SLURM here and no testbed at ${TESTBED} (set CEEMS_TESTBED_DIR): node metrics only`);
+  } else if (userInfo().uid !== 0) {
+    say('no SLURM here; the SLURM testbed needs root (sudo npm start) or --no-testbed: node metrics only');
+  } else {
+    say('no SLURM on this machine: bringing up the SLURM testbed (real slurmctld, slurmd, slurmdbd; about');
+    say('a minute on a fresh machine; --no-testbed skips it). Ctrl-C takes it down again.');
+    testbedStarted = true;
+    applyExports(
+      execFileSync('bash', [join(TESTBED, 'slurm', 'up.sh')], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      }),
+    );
+    onTestbed = true;
   }
+  if (onTestbed) submitDemoJobs();
   const slurm = slurmPresent() && slurmCgroupsPresent();
   say(
     slurm
@@ -179,12 +216,19 @@ async function main(): Promise<void> {
   const collectors = [
     '--collector.cpu',
     '--collector.meminfo',
-    '--collector.rapl',
     '--collector.emissions',
     '--collector.emissions.provider=owid',
   ];
-  if (!existsSync('/sys/class/powercap') && !existsSync('/sys/class/hwmon'))
+  // Only collectors whose source exists: a missing one would fail every scrape.
+  const rapl = existsSync('/sys/class/powercap/intel-rapl');
+  if (rapl) collectors.push('--collector.rapl');
+  else if (!existsSync('/sys/class/hwmon'))
     collectors.push('--collector.estimated_power', '--collector.estimated_power.coefficients=aws');
+  say(
+    rapl
+      ? 'power from RAPL (/sys/class/powercap)'
+      : 'no RAPL here: the rapl collector is off and power is estimated from CPU usage (source="estimated")',
+  );
   if (slurm) collectors.push('--collector.slurm');
   start(
     'exporter',
@@ -215,7 +259,9 @@ async function main(): Promise<void> {
     join(DATA, 'logs', 'prometheus.log'),
   );
   await waitHttp(`http://127.0.0.1:${PORTS.prometheus}/-/ready`, 'Prometheus');
-  // Rules need per-unit series: until a first job runs there are none, so retry in the background.
+  // Rules need per-unit series: until a first job runs there are none, so retry in the background for a
+  // while; without a resource manager there never will be, so say so once and do not try.
+  const rulesDeadline = Date.now() + 15 * 60_000;
   const generateRules = async (): Promise<void> => {
     const r = spawnSync(
       process.execPath,
@@ -235,14 +281,22 @@ async function main(): Promise<void> {
       say(`recording rules generated in ${rulesDir} and loaded by Prometheus`);
       return;
     }
-    if (!rulesPending)
-      say(`recording rules not generated yet (retrying every 30 s): ${r.stderr.trim().split('\n').pop()}`);
+    const why = r.stderr.trim().split('\n').pop();
+    if (Date.now() > rulesDeadline) {
+      say(`recording rules still not generated after 15 min, giving up (${why}); run ceems_tool by hand`);
+      return;
+    }
+    if (!rulesPending) say(`recording rules not generated yet (retrying every 30 s): ${why}`);
     rulesPending = true;
     setTimeout(() => void generateRules(), 30_000).unref();
   };
   let rulesPending = false;
-  await new Promise((r) => setTimeout(r, 6000)); // one scrape, so the rule generator sees the series
-  await generateRules();
+  if (slurm) {
+    await new Promise((r) => setTimeout(r, 6000)); // one scrape, so the rule generator sees the series
+    await generateRules();
+  } else {
+    say('no resource manager, hence no per-unit series: recording rules are not generated');
+  }
 
   // API server and load balancer share one config file
   const cluster = slurm ? (process.env.CEEMS_TESTBED_SLURM_CLUSTER ?? 'slurm-0') : 'default';
@@ -335,21 +389,27 @@ async function main(): Promise<void> {
   );
 
   const u = (p: number) => `http://127.0.0.1:${p}`;
+  const graph = `${u(PORTS.prometheus)}/graph?g0.expr=${encodeURIComponent('uuid:ceems_host_power_watts:pue')}&g0.tab=0&g0.range_input=15m`;
+  const asUser = onTestbed ? 'usr1' : admin;
   say('the stack is up (logs and data in .stack/; Ctrl-C stops everything):');
+  say(`  exporter    ${u(PORTS.exporter)}/metrics`);
+  say(`              curl -s ${u(PORTS.exporter)}/metrics | grep ceems_compute_unit_cpu_user_seconds_total`);
+  say(`  Prometheus  per-unit power: ${graph}`);
+  say(`  API server  Swagger UI: ${u(PORTS.api)}/swagger/`);
   say(
-    `  exporter    ${u(PORTS.exporter)}/metrics      e.g. curl -s ${u(PORTS.exporter)}/metrics | grep ceems_cpu_seconds_total`,
+    `              running units: curl -s -H 'X-Grafana-User: ${admin}' '${u(PORTS.api)}/api/v1/units/admin?running=true'`,
   );
   say(
-    `  Prometheus  ${u(PORTS.prometheus)}              e.g. curl -s '${u(PORTS.prometheus)}/api/v1/query?query=ceems_emissions_gCo2_kWh'`,
-  );
-  say(
-    `  API server  ${u(PORTS.api)}/api/v1/units   e.g. curl -s -H 'X-Grafana-User: ${admin}' '${u(PORTS.api)}/api/v1/units/admin'`,
+    `              one user's units: curl -s -H 'X-Grafana-User: ${asUser}' '${u(PORTS.api)}/api/v1/units?running=true'`,
   );
   if (lbUp)
     say(
-      `  LB          ${u(PORTS.lb)}                  e.g. curl -s -H 'X-Grafana-User: ${admin}' -H 'X-Ceems-Cluster-Id: ${cluster}' '${u(PORTS.lb)}/api/v1/query?query=up'`,
+      `  LB          curl -s -H 'X-Grafana-User: ${admin}' -H 'X-Ceems-Cluster-Id: ${cluster}' '${u(PORTS.lb)}/api/v1/query?query=up'`,
     );
-  say(`  cacct       XDG_CONFIG_HOME=${join(DATA, 'cacct')} node bin/cacct --starttime=$(date +%F)`);
+  const cacct = `XDG_CONFIG_HOME=${join(DATA, 'cacct')} ${process.execPath} ${join(ROOT, 'bin', 'cacct')} --starttime=$(date +%F)`;
+  say(`  cacct       ${onTestbed ? `runuser -u usr1 -- env ${cacct}` : cacct}`);
+  if (onTestbed)
+    say("  (units get energy and emissions at the API server's first update, about a minute after start)");
   await new Promise(() => {}); // until Ctrl-C
 }
 
