@@ -8,6 +8,12 @@ SHARED=${CEEMS_SHARED_DIR:-$(cd .. && pwd)/shared}
 export CEEMS_TESTBED_DIR=${CEEMS_TESTBED_DIR:-$SHARED/testbed}
 [[ -d $CEEMS_TESTBED_DIR ]] || { echo "ERROR: testbed not found at $CEEMS_TESTBED_DIR (set CEEMS_TESTBED_DIR)" >&2; exit 1; }
 
+# The project's Node.js 24 (installed by npm ci into node_modules/.bin), also when not run through npm.
+export PATH=$PWD/node_modules/.bin:$PATH
+echo "== runtime: Node.js $(node --version) ($(command -v node))"
+[[ $(node -p 'process.versions.node.split(".")[0]') == 24 ]] ||
+  { echo "ERROR: Node.js 24 expected; run scripts/setup.sh (npm ci) first" >&2; exit 1; }
+
 echo "== build and type check"
 npm run --silent build
 npx tsc -p tsconfig.test.json

@@ -1,7 +1,7 @@
 // Query-parameter rules shared by the API routes (spec §7.1): repeatable parameters, presence flags,
 // `field` whitelisting, the `from`/`to` window and SQL `IN` lists with bound parameters only.
 
-import type { Database } from 'better-sqlite3';
+import { type Database, firstColumn, type SQLInputValue } from '../common/sqlite.js';
 import { ApiError } from './http.js';
 import { formatDatetime } from './timefmt.js';
 
@@ -65,9 +65,9 @@ export function timeWindow(q: Query, nowMs: number, maxPeriodMs: number): { from
 /** A WHERE clause built from fragments with `?` placeholders and their bound values. */
 export class Where {
   readonly parts: string[] = [];
-  readonly params: unknown[] = [];
+  readonly params: SQLInputValue[] = [];
 
-  add(sql: string, ...params: unknown[]): this {
+  add(sql: string, ...params: SQLInputValue[]): this {
     this.parts.push(sql);
     this.params.push(...params);
     return this;
@@ -126,7 +126,7 @@ export function projectsOfUsers(users: readonly string[]): [string, string[]] {
  * Units a non-admin user may list (§7.2 with D-API-6): their own, and the service-account pods
  * (`<p>:unknown`) of each `project` parameter p they are a member of — in the cluster of that membership.
  */
-export function ownUnitsClause(user: string, projectParams: readonly string[]): [string, unknown[]] {
+export function ownUnitsClause(user: string, projectParams: readonly string[]): [string, SQLInputValue[]] {
   const names = [...new Set(projectParams)];
   if (names.length === 0) return ['username = ?', [user]];
   return [
@@ -144,14 +144,7 @@ export function userSet(db: Database, user: string, projectParams: readonly stri
   const out: string[] = [];
   if (projectParams.length > 0) {
     const [sql, params] = projectsOfUsers([user]);
-    const member = new Set(
-      (
-        db
-          .prepare(`SELECT name FROM (${sql})`)
-          .pluck()
-          .all(...params) as string[]
-      ).filter((x) => x !== null),
-    );
+    const member = new Set(firstColumn<string>(db.prepare(`SELECT name FROM (${sql})`), ...params));
     for (const p of new Set(projectParams)) if (member.has(p)) out.push(`${p}:unknown`);
   }
   out.push(user);

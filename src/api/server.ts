@@ -5,9 +5,9 @@
 import compress from '@fastify/compress';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
-import type { Database, Statement } from 'better-sqlite3';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from '../common/logger.js';
+import type { Database, Statement } from '../common/sqlite.js';
 import { createWebServer, type WebServer } from '../common/webserver.js';
 import { authHook, type RouteAccess, RouteAccessRegistry } from './auth.js';
 import { jsonError } from './http.js';

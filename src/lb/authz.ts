@@ -2,8 +2,8 @@
 // server's SQLite DB opened read-only (preferred) or through its HTTP API. Positive ownership answers are
 // cached per (cluster, user, uuid) for a short time; admin status is read on every request.
 
-import Database from 'better-sqlite3';
 import { createHttpClient, type HttpClient, type HttpClientConfig, httpFetch } from '../common/httpclient.js';
+import { type Database, openDatabase, type Statement } from '../common/sqlite.js';
 
 /** The API server's service account, always admin there. */
 export const SERVICE_USER = 'ceems-int-svc';
@@ -26,12 +26,12 @@ export interface AuthzSource {
 
 export class DbAuthzSource implements AuthzSource {
   readonly kind = 'db';
-  private readonly db: Database.Database;
-  private readonly adminStmt: Database.Statement<[string], unknown>;
-  private readonly ownsStmt: Database.Statement<[string, string, string], { n: number }>;
+  private readonly db: Database;
+  private readonly adminStmt: Statement;
+  private readonly ownsStmt: Statement;
 
   constructor(file: string) {
-    this.db = new Database(file, { readonly: true, fileMustExist: true, timeout: ADMIN_TIMEOUT_MS });
+    this.db = openDatabase(file, { readOnly: true, busyTimeoutMs: ADMIN_TIMEOUT_MS });
     this.adminStmt = this.db.prepare('SELECT 1 FROM admin_users WHERE name = ? LIMIT 1');
     // Same rule as the API server's /units/verify [D-LB-13]: every uuid must match.
     this.ownsStmt = this.db.prepare(
@@ -49,14 +49,14 @@ export class DbAuthzSource implements AuthzSource {
   async owns(user: string, clusterId: string, ids: readonly string[]): Promise<boolean> {
     const unique = [...new Set(ids)];
     if (unique.length === 0 || user === '' || clusterId === '') return false;
-    const row = this.ownsStmt.get(clusterId, JSON.stringify(unique), user);
+    const row = this.ownsStmt.get(clusterId, JSON.stringify(unique), user) as { n: number } | undefined;
     return row?.n === unique.length;
   }
 
   async clusters(): Promise<Cluster[]> {
     return this.db
       .prepare('SELECT DISTINCT cluster_id AS id, resource_manager AS manager FROM units ORDER BY cluster_id')
-      .all() as Cluster[];
+      .all() as unknown as Cluster[];
   }
 
   async close(): Promise<void> {

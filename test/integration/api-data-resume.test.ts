@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
+import { openDatabase } from '../../src/common/sqlite.js';
 
 const CHILD = resolve(import.meta.dirname, '../fixtures/api-data/collect-child.ts');
 const T0 = Date.UTC(2024, 4, 6);
@@ -52,7 +52,7 @@ const withoutId = (row: unknown) => {
 
 /** Everything a collection writes, without the row ids. */
 function dump(dir: string): Record<string, unknown[]> {
-  const db = new Database(join(dir, 'ceems.db'), { readonly: true });
+  const db = openDatabase(join(dir, 'ceems.db'), { readOnly: true });
   try {
     const q = (sql: string) => db.prepare(sql).all();
     return {

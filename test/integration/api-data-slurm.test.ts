@@ -304,7 +304,7 @@ describe('SLURM manager and collection cycle on the real testbed', { timeout: 30
       .prepare('SELECT uuid, COUNT(*) AS n FROM units GROUP BY cluster_id, uuid HAVING n > 1')
       .all();
     assert.deepEqual(dup, []);
-    const usage = db.db.prepare('SELECT * FROM usage').all() as Array<Record<string, unknown>>;
+    const usage = db.db.prepare('SELECT * FROM usage').all();
     assert.ok(usage.length >= 3);
     for (const u of usage) {
       const units = db.db

@@ -7,8 +7,8 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
-import Database from 'better-sqlite3';
 import { CeemsDb } from '../../src/api/db/index.js';
+import { openDatabase, pragma } from '../../src/common/sqlite.js';
 import { ADMIN, seedDb } from '../fixtures/api/seed.js';
 import { ROOT, runProgram, startProgram } from '../helpers/process.js';
 
@@ -175,7 +175,7 @@ describe('backups', () => {
         files = readdirSync(backups).filter((f) => /^ceems-\d{12}\.db$/.test(f));
       }
       assert.ok(files.length > 0, `no backup in ${backups}: ${p.stderr()}`);
-      const copy = new Database(join(backups, files[0]!), { readonly: true });
+      const copy = openDatabase(join(backups, files[0]!), { readOnly: true });
       assert.ok((copy.prepare('SELECT COUNT(*) AS n FROM units').get() as { n: number }).n > 0);
       copy.close();
       assert.match(p.stderr(), /msg="DB backed up"/);
@@ -220,7 +220,7 @@ describe('crash safety of DB writes', () => {
 
     // Reopen through the normal path (migrations, WAL recovery).
     const db = CeemsDb.open(data);
-    assert.equal(db.db.pragma('integrity_check', { simple: true }), 'ok');
+    assert.equal(pragma(db.db, 'integrity_check'), 'ok');
     const perBatch = db.db
       .prepare(
         "SELECT json_extract(tags, '$.batch') AS batch, COUNT(*) AS n FROM units GROUP BY batch ORDER BY batch",
@@ -238,7 +238,7 @@ describe('crash safety of DB writes', () => {
     const usage = db.db.prepare('SELECT SUM(num_updates) AS n FROM usage').get() as { n: number };
     assert.equal(usage.n, perBatch.length * SIZE);
     db.close();
-    const ro = new Database(join(data, 'ceems.db'), { readonly: true });
+    const ro = openDatabase(join(data, 'ceems.db'), { readOnly: true });
     assert.equal(
       (ro.prepare('SELECT COUNT(*) AS n FROM units').get() as { n: number }).n,
       perBatch.length * SIZE,

@@ -62,7 +62,7 @@ describe('ceems_exporter with its defaults on this machine', () => {
     assert.equal(sample(text, 'ceems_scrape_collector_success{collector="meminfo"}'), 1);
     assert.match(
       text,
-      /^ceems_exporter_build_info\{branch="[^"]*",goarch="(amd64|arm64)",goos="linux",goversion="node20\.[0-9.]+",revision="[^"]*",tags="[^"]*",version="[^"]+"\} 1$/m,
+      /^ceems_exporter_build_info\{branch="[^"]*",goarch="(amd64|arm64)",goos="linux",goversion="node24\.[0-9.]+",revision="[^"]*",tags="[^"]*",version="[^"]+"\} 1$/m,
     );
     assert.match(text, /^process_resident_memory_bytes \d/m);
     assert.match(text, /^promhttp_metric_handler_requests_total\{code="200"\} \d+$/m);

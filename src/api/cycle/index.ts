@@ -121,12 +121,7 @@ export class Collector implements BackgroundTask {
     const known = this.progress.get(clusterId);
     if (known !== undefined) return known;
     const db = this.opts.db;
-    const row = db.db
-      .prepare('SELECT MAX(last_updated_at) AS t FROM usage WHERE cluster_id = ?')
-      .get(clusterId) as {
-      t: string | null;
-    };
-    const text = row.t ?? db.lastUpdatedAt();
+    const text = db.clusterLastUpdatedAt(clusterId) ?? db.lastUpdatedAt();
     const ms =
       (text === undefined ? undefined : parseDatetime(text, this.opts.timeZone)) ?? this.updateFromMs;
     // Pinned so that a failing first window is retried from here, not from where other clusters are.

@@ -1,7 +1,7 @@
 // SQL functions of spec §9.3, registered on every connection (writer and readers) because the upserts and
 // any ad-hoc query against an existing database may use them.
 
-import type { Database } from 'better-sqlite3';
+import { aggregate, type Database } from '../../common/sqlite.js';
 import type { MetricMap } from '../models.js';
 
 /** Decodes a stored metric map; anything that is not a JSON object of numbers counts as empty. */
@@ -68,28 +68,23 @@ export function registerFunctions(db: Database): void {
       return JSON.stringify(avgMetricMaps(parseMetricMap(a), parseMetricMap(b), num(wa), num(wb)));
     },
   );
-  db.aggregate('sum_metric_map_agg', {
-    deterministic: true,
-    start: () => ({}) as MetricMap,
-    step: (acc: MetricMap, m: unknown) => addMetricMaps(acc, parseMetricMap(m)),
-    result: (acc: MetricMap) => JSON.stringify(acc),
+  aggregate<MetricMap>(db, 'sum_metric_map_agg', {
+    start: () => ({}),
+    step: (acc, m) => addMetricMaps(acc, parseMetricMap(m)),
+    result: (acc) => JSON.stringify(acc),
   });
   // Running weighted sums per key, divided at the end.
-  type Acc = { sums: MetricMap; weights: MetricMap };
-  // The typings only know one-argument aggregates; SQLite passes every argument.
-  const step = ((acc: Acc, m: unknown, w: unknown) => {
-    const weight = num(w);
-    for (const [k, v] of Object.entries(parseMetricMap(m))) {
-      acc.sums[k] = (acc.sums[k] ?? 0) + v * weight;
-      acc.weights[k] = (acc.weights[k] ?? 0) + weight;
-    }
-    return acc;
-  }) as unknown as (acc: Acc, next: unknown) => Acc;
-  db.aggregate('avg_metric_map_agg', {
-    deterministic: true,
-    start: () => ({ sums: {}, weights: {} }) as Acc,
-    step,
-    result: (acc: Acc) => {
+  aggregate<{ sums: MetricMap; weights: MetricMap }>(db, 'avg_metric_map_agg', {
+    start: () => ({ sums: {}, weights: {} }),
+    step: (acc, m, w) => {
+      const weight = num(w);
+      for (const [k, v] of Object.entries(parseMetricMap(m))) {
+        acc.sums[k] = (acc.sums[k] ?? 0) + v * weight;
+        acc.weights[k] = (acc.weights[k] ?? 0) + weight;
+      }
+      return acc;
+    },
+    result: (acc) => {
       const out: MetricMap = {};
       for (const [k, s] of Object.entries(acc.sums)) {
         const w = acc.weights[k]!;

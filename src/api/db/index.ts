@@ -1,9 +1,10 @@
 /**
  * The API server's SQLite database (spec §9): one writer connection (this class), read-only connections
- * for HTTP handlers (`openReader`). better-sqlite3 is synchronous, so a write that has started always
+ * for HTTP handlers (`openReader`). `node:sqlite` is synchronous, so a write that has started always
  * finishes before the event loop can run a shutdown handler; every multi-row write is one transaction.
  *
- * How the collection cycle (src/api/cycle) writes one window `[start, end]`:
+ * How the collection cycle (src/api/cycle, through the writer thread of writer.ts) stores one window
+ * `[start, end]`:
  *
  *   const db = CeemsDb.open(dataPath);               // creates <dataPath>/ceems.db, runs migrations
  *   db.storeCollection({
@@ -12,20 +13,26 @@
  *     units,                                         // UnitRecord[]: cluster_id + resource_manager set,
  *                                                    //   window metrics, `ignore: 1` for cut-off units
  *     users, projects,                               // UserRecord[] / ProjectRecord[] (cluster id + manager set)
- *     retentionDays,                                 // ⌊retention hours ÷ 24⌋, or undefined to skip the purge
  *   });
  *
- * That single call runs the retention purge and the upserts of units, usage, daily_usage, users and
- * projects in ONE transaction. The single-table functions (`upsertUnits`, `upsertUsage`, `upsertUsers`,
- * `upsertProjects`, `syncAdminUsers`, `purgeExpired`) are also public and each is transactional on its
- * own (nested inside `storeCollection` they become savepoints). `lastUpdatedAt()` gives the start of the
- * next window (MAX(last_updated_at) FROM usage, `DatetimeLayout` in the DB zone). Admin users are synced
- * by the server itself (src/api/admins.ts), not by the cycle.
+ * That single call runs the upserts of units, usage, daily_usage, users and projects in ONE transaction.
+ * The single-table functions (`upsertUnits`, `upsertUsage`, `upsertUsers`, `upsertProjects`,
+ * `syncAdminUsers`, `purgeExpired`) are also public and each is transactional on its own (nested inside
+ * `storeCollection` they become savepoints). The cycle runs the retention purge (`purgeExpired`) itself
+ * before each collection, and resumes each cluster from `clusterLastUpdatedAt(id)`, else `lastUpdatedAt()`
+ * (`DatetimeLayout` in the DB zone). Admin users are synced by the server itself (src/api/admins.ts).
  */
 
 import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import Database, { type Database as Db } from 'better-sqlite3';
+import {
+  backupTo,
+  type Database,
+  openDatabase,
+  placeholders,
+  RecordStatement,
+  transaction,
+} from '../../common/sqlite.js';
 import {
   AVG_WEIGHTS,
   METRIC_FIELDS,
@@ -60,8 +67,6 @@ export interface CollectionWindow {
   units: readonly UnitRecord[];
   users?: readonly UserRecord[];
   projects?: readonly ProjectRecord[];
-  /** Purge units/usage older than this many days first; undefined = no purge. */
-  retentionDays?: number;
 }
 
 const json = (v: unknown, empty: string) => (v === undefined || v === null ? empty : JSON.stringify(v));
@@ -75,10 +80,10 @@ function metricSet(table: string): string {
 }
 
 /** Every wire field of a unit plus the internal bookkeeping columns of `units`. */
-const UNIT_COLUMNS = [...UNIT_FIELDS, 'ignore', 'num_updates', 'last_updated_at'];
+const UNIT_COLUMNS = [...UNIT_FIELDS, 'ignore', 'num_updates', 'last_updated_at'] as const;
 
 const UPSERT_UNIT = `INSERT INTO units (${UNIT_COLUMNS.join(', ')})
-VALUES (${UNIT_COLUMNS.map((c) => `@${c}`).join(', ')})
+VALUES (${placeholders(UNIT_COLUMNS)})
 ON CONFLICT (cluster_id, uuid, started_at) DO UPDATE SET
   ended_at = excluded.ended_at,
   ended_at_ts = excluded.ended_at_ts,
@@ -101,22 +106,25 @@ const USAGE_COLUMNS = [
   ...METRIC_FIELDS,
   'num_updates',
   'last_updated_at',
-];
+] as const;
 
 const upsertUsageSql = (
   table: 'usage' | 'daily_usage',
   key: string,
 ) => `INSERT INTO ${table} (${USAGE_COLUMNS.join(', ')})
-VALUES (${USAGE_COLUMNS.map((c) => `@${c}`).join(', ')})
+VALUES (${placeholders(USAGE_COLUMNS)})
 ON CONFLICT (${key}) DO UPDATE SET
   num_units = ${table}.num_units + excluded.num_units,
   ${metricSet(table)},
   num_updates = ${table}.num_updates + 1,
   last_updated_at = excluded.last_updated_at`;
 
+const memberColumns = <L extends string>(list: L) =>
+  ['uid', 'cluster_id', 'resource_manager', 'name', list, 'tags', 'last_updated_at'] as const;
+
 const upsertMembersSql = (table: 'users' | 'projects', list: 'projects' | 'users') => `INSERT INTO ${table}
-  (uid, cluster_id, resource_manager, name, ${list}, tags, last_updated_at)
-VALUES (@uid, @cluster_id, @resource_manager, @name, @${list}, @tags, @last_updated_at)
+  (${memberColumns(list).join(', ')})
+VALUES (${placeholders(memberColumns(list))})
 ON CONFLICT (cluster_id, name) DO UPDATE SET
   uid = excluded.uid,
   resource_manager = excluded.resource_manager,
@@ -132,48 +140,53 @@ function metricParams(u: Unit): Record<MetricField, string> {
 }
 
 /** Applies the connection settings of §9.1 and the SQL functions of §9.3. */
-function prepareConnection(db: Db, readonly: boolean): void {
-  db.pragma('busy_timeout = 5000');
-  if (!readonly) {
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = OFF');
-  }
+function prepareConnection(db: Database, readonly: boolean): void {
+  if (!readonly) db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF');
   registerFunctions(db);
 }
 
+const BUSY_TIMEOUT_MS = 5000;
+
 /** Opens a read-only connection (HTTP handlers); the file must exist. */
-export function openReader(dataPath: string): Db {
-  const db = new Database(join(dataPath, DB_FILE), { readonly: true, fileMustExist: true });
+export function openReader(dataPath: string): Database {
+  const db = openDatabase(join(dataPath, DB_FILE), { readOnly: true, busyTimeoutMs: BUSY_TIMEOUT_MS });
   prepareConnection(db, true);
   return db;
 }
 
 export class CeemsDb {
   private readonly stmts: {
-    unit: Database.Statement;
-    usage: Database.Statement;
-    dailyUsage: Database.Statement;
-    user: Database.Statement;
-    project: Database.Statement;
-    admin: Database.Statement;
+    unit: RecordStatement<(typeof UNIT_COLUMNS)[number]>;
+    usage: RecordStatement<(typeof USAGE_COLUMNS)[number]>;
+    dailyUsage: RecordStatement<(typeof USAGE_COLUMNS)[number]>;
+    user: RecordStatement<ReturnType<typeof memberColumns<'projects'>>[number]>;
+    project: RecordStatement<ReturnType<typeof memberColumns<'users'>>[number]>;
+    admin: RecordStatement<'name' | 'tags' | 'last_updated_at'>;
   };
 
   private constructor(
-    readonly db: Db,
+    readonly db: Database,
     readonly path: string,
   ) {
     this.stmts = {
-      unit: db.prepare(UPSERT_UNIT),
-      usage: db.prepare(upsertUsageSql('usage', 'cluster_id, username, project')),
-      dailyUsage: db.prepare(upsertUsageSql('daily_usage', 'cluster_id, username, project, last_updated_at')),
-      user: db.prepare(upsertMembersSql('users', 'projects')),
-      project: db.prepare(upsertMembersSql('projects', 'users')),
-      admin:
-        db.prepare(`INSERT INTO admin_users (uid, cluster_id, resource_manager, name, projects, tags, last_updated_at)
-VALUES ('', 'all', '', @name, '[]', @tags, @last_updated_at)
+      unit: new RecordStatement(db, UPSERT_UNIT, UNIT_COLUMNS),
+      usage: new RecordStatement(db, upsertUsageSql('usage', 'cluster_id, username, project'), USAGE_COLUMNS),
+      dailyUsage: new RecordStatement(
+        db,
+        upsertUsageSql('daily_usage', 'cluster_id, username, project, last_updated_at'),
+        USAGE_COLUMNS,
+      ),
+      user: new RecordStatement(db, upsertMembersSql('users', 'projects'), memberColumns('projects')),
+      project: new RecordStatement(db, upsertMembersSql('projects', 'users'), memberColumns('users')),
+      admin: new RecordStatement(
+        db,
+        `INSERT INTO admin_users (uid, cluster_id, resource_manager, name, projects, tags, last_updated_at)
+VALUES ('', 'all', '', ?, '[]', ?, ?)
 ON CONFLICT (cluster_id, name) DO UPDATE SET
   uid = excluded.uid, resource_manager = excluded.resource_manager, projects = excluded.projects,
-  tags = excluded.tags, last_updated_at = excluded.last_updated_at`),
+  tags = excluded.tags, last_updated_at = excluded.last_updated_at`,
+        ['name', 'tags', 'last_updated_at'],
+      ),
     };
   }
 
@@ -182,7 +195,7 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
     mkdirSync(dataPath, { recursive: true, mode: 0o750 });
     const path = join(dataPath, DB_FILE);
     const created = !existsSync(path);
-    const db = new Database(path);
+    const db = openDatabase(path, { busyTimeoutMs: BUSY_TIMEOUT_MS });
     if (created) chmodSync(path, 0o640);
     prepareConnection(db, false);
     migrate(db);
@@ -195,13 +208,23 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
     return r.t ?? undefined;
   }
 
+  /** `MAX(last_updated_at) FROM usage` of one cluster, or undefined when it has no usage yet. */
+  clusterLastUpdatedAt(clusterId: string): string | undefined {
+    const r = this.db
+      .prepare('SELECT MAX(last_updated_at) AS t FROM usage WHERE cluster_id = ?')
+      .get(clusterId) as {
+      t: string | null;
+    };
+    return r.t ?? undefined;
+  }
+
   /**
    * Upserts units (conflict on cluster_id, uuid, started_at; metric maps merged, §9.4). Returns the units
    * whose rows this call created: the ones `num_units` counts.
    */
   upsertUnits(units: readonly UnitRecord[], lastUpdatedAt: string): Set<UnitRecord> {
     const created = new Set<UnitRecord>();
-    this.db.transaction(() => {
+    transaction(this.db, () => {
       for (const u of units) {
         if (!u.uuid) continue;
         const row = this.stmts.unit.get({
@@ -229,7 +252,7 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
         }) as { num_updates: number };
         if (row.num_updates === 1) created.add(u);
       }
-    })();
+    });
     return created;
   }
 
@@ -245,7 +268,7 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
   ): void {
     const lastUpdated = formatDatetime(w.end, w.timeZone);
     const day = midnightDatetime(w.end, w.timeZone);
-    this.db.transaction(() => {
+    transaction(this.db, () => {
       for (const u of units) {
         if (!u.uuid) continue;
         const row = {
@@ -261,11 +284,11 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
         this.stmts.usage.run({ ...row, last_updated_at: lastUpdated });
         this.stmts.dailyUsage.run({ ...row, last_updated_at: day });
       }
-    })();
+    });
   }
 
   upsertUsers(users: readonly UserRecord[], defaultLastUpdatedAt: string): void {
-    this.db.transaction(() => {
+    transaction(this.db, () => {
       for (const u of users) {
         this.stmts.user.run({
           uid: u.uid ?? '',
@@ -277,11 +300,11 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
           last_updated_at: u.last_updated_at ?? defaultLastUpdatedAt,
         });
       }
-    })();
+    });
   }
 
   upsertProjects(projects: readonly ProjectRecord[], defaultLastUpdatedAt: string): void {
-    this.db.transaction(() => {
+    transaction(this.db, () => {
       for (const p of projects) {
         this.stmts.project.run({
           uid: p.uid ?? '',
@@ -293,7 +316,7 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
           last_updated_at: p.last_updated_at ?? defaultLastUpdatedAt,
         });
       }
-    })();
+    });
   }
 
   /**
@@ -302,7 +325,7 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
    */
   syncAdminUsers(source: string, names: readonly string[], lastUpdatedAt: string): void {
     const tags = JSON.stringify([source]);
-    this.db.transaction(() => {
+    transaction(this.db, () => {
       for (const name of new Set(names)) this.stmts.admin.run({ name, tags, last_updated_at: lastUpdatedAt });
       this.db
         .prepare(
@@ -310,30 +333,29 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
              AND name NOT IN (SELECT value FROM json_each(?))`,
         )
         .run(source, JSON.stringify([...new Set(names)]));
-    })();
+    });
   }
 
   /** Retention purge (§10.5); string comparison keeps running units (`Unknown`/`N/A`). */
   purgeExpired(retentionDays: number): { units: number; usage: number } {
-    return this.db.transaction(() => {
+    return transaction(this.db, () => {
       const cutoff = `-${retentionDays} day`;
       const units = this.db.prepare("DELETE FROM units WHERE ended_at <= date('now', ?)").run(cutoff).changes;
       const usage = this.db
         .prepare("DELETE FROM usage WHERE last_updated_at <= date('now', ?)")
         .run(cutoff).changes;
-      return { units, usage };
-    })();
+      return { units: Number(units), usage: Number(usage) };
+    });
   }
 
   /** Everything one collection window writes, in ONE transaction (§10.2 step 5). */
   storeCollection(w: CollectionWindow): void {
     const lastUpdated = formatDatetime(w.end, w.timeZone);
-    this.db.transaction(() => {
-      if (w.retentionDays !== undefined) this.purgeExpired(w.retentionDays);
+    transaction(this.db, () => {
       this.upsertUsage(w.units, w, this.upsertUnits(w.units, lastUpdated));
       this.upsertUsers(w.users ?? [], lastUpdated);
       this.upsertProjects(w.projects ?? [], lastUpdated);
-    })();
+    });
   }
 
   /**
@@ -349,7 +371,7 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
     const name = `ceems-${stamp}.db`;
     const tmp = join(this.path, '..', name);
     try {
-      await this.db.backup(tmp, { progress: () => 25 });
+      await backupTo(this.db, tmp, 25);
       const dest = join(backupDir, name);
       try {
         renameSync(tmp, dest);
@@ -367,6 +389,6 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (this.db.isOpen) this.db.close();
   }
 }

@@ -2,7 +2,7 @@
 // dirty)`, current version 9), so that an existing ceems.db is taken over as is. Version 1 creates the
 // schema as it stood before the original's migration 6; 6–9 replay the original's later changes.
 
-import type { Database } from 'better-sqlite3';
+import { type Database, transaction } from '../../common/sqlite.js';
 
 const METRIC_COLUMNS_V1 = [
   'total_time_seconds',
@@ -170,11 +170,11 @@ CREATE UNIQUE INDEX IF NOT EXISTS version_unique ON schema_migrations (version);
   }
   for (const m of MIGRATIONS) {
     if (m.version <= current) continue;
-    db.transaction(() => {
+    transaction(db, () => {
       db.exec(m.sql);
       db.exec('DELETE FROM schema_migrations');
       db.prepare('INSERT INTO schema_migrations (version, dirty) VALUES (?, 0)').run(m.version);
-    })();
+    });
   }
   return SCHEMA_VERSION;
 }

@@ -1,4 +1,4 @@
-// Collection windows are written from a worker thread. better-sqlite3 is synchronous and every running
+// Collection windows are written from a worker thread. node:sqlite is synchronous and every running
 // unit is upserted again on every window, so on a large cluster one window's transaction takes seconds
 // (bench/api-ingest.ts: ~20k units/s) during which the main thread — and every HTTP request — would
 // stall. The worker has its own writer connection; WAL mode and busy_timeout serialise it with the few
@@ -19,17 +19,9 @@ interface Pending {
   reject(e: Error): void;
 }
 
-// Same extension as this module: `.js` from dist/, `.ts` when run from source under tsx (tests), whose
-// loader hooks Node 20 does not carry into workers: there the thread loads through tsx's own API.
-const EXT = extname(fileURLToPath(import.meta.url));
-const THREAD = new URL(`./writer-thread${EXT}`, import.meta.url);
-
-function startThread(dataPath: string): Worker {
-  if (EXT !== '.ts') return new Worker(THREAD, { workerData: { dataPath } });
-  const api = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(api)}).then((m) => m.tsImport(${JSON.stringify(THREAD.href)}, ${JSON.stringify(THREAD.href)}))`;
-  return new Worker(boot, { eval: true, workerData: { dataPath } });
-}
+// Same extension as this module: `.js` from dist/, `.ts` when run from source under tsx (tests, benchmarks),
+// whose loader hooks Node.js 24 carries into worker threads.
+const THREAD = new URL(`./writer-thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
 export class WindowWriter {
   private worker: Worker | undefined;
@@ -77,7 +69,7 @@ export class WindowWriter {
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const w = startThread(this.dataPath);
+    const w = new Worker(THREAD, { workerData: { dataPath: this.dataPath } });
     w.on('message', (m: StoreReply) => {
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);

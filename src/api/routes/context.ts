@@ -1,9 +1,9 @@
 // What every route group gets from the server: the read-only DB, the API prefix, the DB time zone, the
 // query-window limit and the request's identity (set by the authentication hook, spec §5.2).
 
-import type { Database } from 'better-sqlite3';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../../common/logger.js';
+import type { Database } from '../../common/sqlite.js';
 import type { Access } from '../auth.js';
 import { ApiError, sendError } from '../http.js';
 import { type FieldSpec, structSchema } from '../jsonenc.js';

@@ -1,5 +1,6 @@
 // /units, /units/admin and /units/verify (spec §7.2, §7.3).
 
+import { firstColumn, type SQLInputValue } from '../../common/sqlite.js';
 import { ApiError, sendSuccess } from '../http.js';
 import { UNIT_STRUCT } from '../jsonenc.js';
 import { METRIC_FIELDS, UNIT_FIELDS } from '../models.js';
@@ -33,7 +34,7 @@ const COMMON_PARAMS = {
 };
 
 /** Runs the unit query of §7.2 restricted by `owner` (SQL and parameters; undefined = every user). */
-function queryUnits(ctx: RouteContext, q: Query, owner: [string, unknown[]] | undefined) {
+function queryUnits(ctx: RouteContext, q: Query, owner: [string, SQLInputValue[]] | undefined) {
   const fields = selectFields(q, UNIT_FIELDS);
   const where = new Where().add('ignore = 0');
   if (owner) where.add(owner[0], ...owner[1]);
@@ -93,7 +94,7 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
     async (req, reply) => {
       const q = req.query as Query;
       const users = values(q, 'user');
-      const owner: [string, unknown[]] | undefined =
+      const owner: [string, SQLInputValue[]] | undefined =
         users.length > 0 ? [`username IN (${users.map(() => '?').join(', ')})`, users] : undefined;
       const { data, warnings } = queryUnits(ctx, q, owner);
       return sendSuccess(reply, UNIT_STRUCT, data, warnings);
@@ -128,11 +129,10 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
           .in('cluster_id', clusters)
           .in('uuid', uuids);
         const found = new Set(
-          ctx
-            .db()
-            .prepare(`SELECT uuid FROM units WHERE ${where.sql()}`)
-            .pluck()
-            .all(...where.params) as string[],
+          firstColumn<string>(
+            ctx.db().prepare(`SELECT uuid FROM units WHERE ${where.sql()}`),
+            ...where.params,
+          ),
         );
         ok = uuids.every((u) => found.has(u));
       }

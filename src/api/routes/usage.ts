@@ -1,6 +1,7 @@
 // /usage/{current,global}[/admin] (spec §7.7): cumulative usage rows, or units aggregated over a window
 // with per-key sums and weighted averages built from the JSON metric maps.
 
+import { firstColumn, type SQLInputValue } from '../../common/sqlite.js';
 import { ApiError, sendSuccess } from '../http.js';
 import { USAGE_STRUCT } from '../jsonenc.js';
 import { AVG_WEIGHTS, METRIC_FIELDS, USAGE_FIELDS } from '../models.js';
@@ -104,18 +105,18 @@ function currentUsage(
       .inIfAny('project', values(q, 'project'))
       .inIfAny('cluster_id', values(q, 'cluster_id'))
       .add(windowSql, ...windowParams);
-    const keys = db
-      .prepare(`SELECT DISTINCT json_each.key FROM units, json_each(units.${metric}) WHERE ${where.sql()}`)
-      .pluck()
-      .all(...where.params) as string[];
+    const keys = firstColumn<string>(
+      db.prepare(`SELECT DISTINCT json_each.key FROM units, json_each(units.${metric}) WHERE ${where.sql()}`),
+      ...where.params,
+    );
     // Keys that cannot be quoted in a JSON path are left out rather than failing the query.
     return keys.filter((k) => typeof k === 'string' && !/["\\]/.test(k));
   };
 
   const selects: string[] = [];
-  const selectParams: unknown[] = [];
+  const selectParams: SQLInputValue[] = [];
   const joins: string[] = [];
-  const joinParams: unknown[] = [];
+  const joinParams: SQLInputValue[] = [];
   const joined = new Map<string, string>();
   const join = (column: string, key: string): string => {
     const id = `${column}\u0000${key}`;

@@ -10,6 +10,7 @@ import { CeemsDb } from '../../../src/api/db/index.js';
 import { createLogger } from '../../../src/common/logger.js';
 import { seedDb } from '../../fixtures/api/seed.js';
 import { type TestServer, testServer } from '../../fixtures/api/server.js';
+import { plain } from '../../helpers/rows.js';
 
 const log = createLogger({ level: 'error' });
 const members: Record<string, string[] | 'error'> = { '1': ['g1', 'g2'], '2': ['g3'] };
@@ -52,8 +53,7 @@ after(async () => {
   await grafana.close();
 });
 
-const adminRows = () =>
-  db.db.prepare('SELECT name, tags FROM admin_users ORDER BY name').all() as { name: string; tags: string }[];
+const adminRows = () => plain(db.db.prepare('SELECT name, tags FROM admin_users ORDER BY name').all());
 
 function admins(users: string[], teams: string[]) {
   return new AdminUsers(

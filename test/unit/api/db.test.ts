@@ -3,10 +3,11 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import Database from 'better-sqlite3';
 import { addMetricMaps, avgMetricMaps, registerFunctions } from '../../../src/api/db/functions.js';
 import { CeemsDb, openReader, type UnitRecord } from '../../../src/api/db/index.js';
 import { MIGRATIONS, migrate, SCHEMA_VERSION } from '../../../src/api/db/migrations.js';
+import { openDatabase, pragma } from '../../../src/common/sqlite.js';
+import { plain } from '../../helpers/rows.js';
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -56,7 +57,7 @@ describe('SQL functions', () => {
   });
 
   test('registered on a connection, aggregates included, bad JSON counts as empty', () => {
-    const db = new Database(':memory:');
+    const db = openDatabase(':memory:');
     registerFunctions(db);
     const r = db
       .prepare(
@@ -71,7 +72,7 @@ describe('SQL functions', () => {
                 avg_metric_map('{}', '{"b":2}', 0, 5) AS z, avg_metric_map('{"c":3}', '{}', 5, 0) AS w`,
       )
       .get();
-    assert.deepEqual(empty, { x: '{"a":1.5}', y: '{"b":2}', z: '{"b":2}', w: '{"c":3}' });
+    assert.deepEqual(plain(empty), { x: '{"a":1.5}', y: '{"b":2}', z: '{"b":2}', w: '{"c":3}' });
     db.exec('CREATE TABLE t (m text, w real); INSERT INTO t VALUES (\'{"x":1}\', 1), (\'{"x":4,"y":2}\', 3)');
     const agg = db
       .prepare('SELECT sum_metric_map_agg(m) AS s, avg_metric_map_agg(m, w) AS a FROM t')
@@ -87,7 +88,7 @@ describe('migrations', () => {
     const db = CeemsDb.open(dir);
     assert.equal(SCHEMA_VERSION, 9);
     const v = db.db.prepare('SELECT version, dirty FROM schema_migrations').all();
-    assert.deepEqual(v, [{ version: 9, dirty: 0 }]);
+    assert.deepEqual(plain(v), [{ version: 9, dirty: 0 }]);
     const names = (
       db.db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table','index')").all() as {
         name: string;
@@ -113,7 +114,7 @@ describe('migrations', () => {
       assert.ok(names.includes(n), n);
     const cols = (db.db.prepare('PRAGMA table_info(units)').all() as { name: string }[]).map((c) => c.name);
     assert.ok(cols.includes('total_egress_stats') && !cols.includes('total_outgress_stats'));
-    assert.equal(db.db.pragma('journal_mode', { simple: true }), 'wal');
+    assert.equal(pragma(db.db, 'journal_mode'), 'wal');
     assert.equal(statSync(join(dir, 'ceems.db')).mode & 0o777, 0o640);
     db.close();
     // Re-opening is a no-op.
@@ -121,7 +122,7 @@ describe('migrations', () => {
   });
 
   test('an old database at version 5 is upgraded, admin users carried over', () => {
-    const db = new Database(':memory:');
+    const db = openDatabase(':memory:');
     const v1 = MIGRATIONS.find((m) => m.version === 1)!;
     db.exec(v1.sql);
     db.exec(`CREATE TABLE schema_migrations (version uint64, dirty bool);
@@ -129,17 +130,20 @@ describe('migrations', () => {
       INSERT INTO admin_users (source, users, last_updated_at) VALUES ('grafana', '["g1","g2"]', 'x');
       INSERT INTO units (cluster_id, uuid, total_outgress_stats) VALUES ('c', 'u', '{"bytes_total":5}')`);
     migrate(db);
-    assert.deepEqual(db.prepare('SELECT cluster_id, name, tags FROM admin_users ORDER BY name').all(), [
-      { cluster_id: 'all', name: 'g1', tags: '["grafana"]' },
-      { cluster_id: 'all', name: 'g2', tags: '["grafana"]' },
-    ]);
-    assert.deepEqual(db.prepare('SELECT total_egress_stats AS e FROM units').get(), {
+    assert.deepEqual(
+      plain(db.prepare('SELECT cluster_id, name, tags FROM admin_users ORDER BY name').all()),
+      [
+        { cluster_id: 'all', name: 'g1', tags: '["grafana"]' },
+        { cluster_id: 'all', name: 'g2', tags: '["grafana"]' },
+      ],
+    );
+    assert.deepEqual(plain(db.prepare('SELECT total_egress_stats AS e FROM units').get()), {
       e: '{"bytes_total":5}',
     });
   });
 
   test('a dirty or newer schema is refused with a clear error', () => {
-    const db = new Database(':memory:');
+    const db = openDatabase(':memory:');
     db.exec(
       'CREATE TABLE schema_migrations (version uint64, dirty bool); INSERT INTO schema_migrations VALUES (7, 1)',
     );
@@ -196,28 +200,28 @@ describe('upserts', () => {
     assert.deepEqual(JSON.parse(u.avg_cpu_usage as string), { global: 75 });
     assert.deepEqual(JSON.parse(u.total_cpu_energy_usage_kwh as string), { total: 3 });
     const d = db.db.prepare('SELECT last_updated_at, num_units FROM daily_usage').all();
-    assert.deepEqual(d, [{ last_updated_at: '2024-05-06T00:00:00', num_units: 1 }]);
+    assert.deepEqual(plain(d), [{ last_updated_at: '2024-05-06T00:00:00', num_units: 1 }]);
     assert.equal(db.lastUpdatedAt(), '2024-05-06T14:00:00');
     // window 3: a unit that started two windows ago but that the resource manager reports only now
     // (accounting lag) still counts, once; listed twice in one window it counts once too.
     const late = unit({ uuid: '101', started_at_ts: T0 - H });
     window(T0 + 2 * H, [late, { ...late }]);
-    assert.deepEqual(units.get('alice'), { num_units: 2, num_updates: 4 });
+    assert.deepEqual(plain(units.get('alice')), { num_units: 2, num_updates: 4 });
     // A requeued unit (same uuid, new start) is a new row of `units`, so a new unit.
     window(T0 + 3 * H, [unit({ uuid: '101', started_at: '2024-05-06T12:30:00+0000' })]);
-    assert.deepEqual(units.get('alice'), { num_units: 3, num_updates: 5 });
-    assert.deepEqual(db.db.prepare('SELECT COUNT(*) AS n FROM units').get(), { n: 3 });
+    assert.deepEqual(plain(units.get('alice')), { num_units: 3, num_updates: 5 });
+    assert.deepEqual(plain(db.db.prepare('SELECT COUNT(*) AS n FROM units').get()), { n: 3 });
   });
 
   test('users/projects replaced on conflict; admin users re-synced per source (D-API-2)', () => {
     const db = CeemsDb.open(tmp());
     db.upsertUsers([{ cluster_id: 'c', resource_manager: 'slurm', name: 'alice', projects: ['p1'] }], 't1');
     db.upsertUsers([{ cluster_id: 'c', resource_manager: 'slurm', name: 'alice', projects: ['p2'] }], 't2');
-    assert.deepEqual(db.db.prepare('SELECT name, projects, last_updated_at FROM users').all(), [
+    assert.deepEqual(plain(db.db.prepare('SELECT name, projects, last_updated_at FROM users').all()), [
       { name: 'alice', projects: '["p2"]', last_updated_at: 't2' },
     ]);
     db.upsertProjects([{ cluster_id: 'c', resource_manager: 'slurm', name: 'p1', users: ['a', 'b'] }], 't');
-    assert.deepEqual(db.db.prepare('SELECT name, users FROM projects').all(), [
+    assert.deepEqual(plain(db.db.prepare('SELECT name, users FROM projects').all()), [
       { name: 'p1', users: '["a","b"]' },
     ]);
 
@@ -225,7 +229,7 @@ describe('upserts', () => {
     db.syncAdminUsers('grafana', ['g1', 'g2'], 't');
     db.syncAdminUsers('grafana', ['g2'], 't');
     const rows = db.db.prepare('SELECT cluster_id, name, tags FROM admin_users ORDER BY name').all();
-    assert.deepEqual(rows, [
+    assert.deepEqual(plain(rows), [
       { cluster_id: 'all', name: 'ceems-int-svc', tags: '["ceems"]' },
       { cluster_id: 'all', name: 'g2', tags: '["grafana"]' },
       { cluster_id: 'all', name: 'root', tags: '["ceems"]' },
@@ -239,8 +243,8 @@ describe('upserts', () => {
     const bad = unit({ uuid: '200', allocation: { big: 1n } as never });
     assert.throws(() => db.storeCollection({ start: T0 - H, end: T0, timeZone: 'UTC', units: [good, bad] }));
     const reader = openReader(dir);
-    assert.deepEqual(reader.prepare('SELECT COUNT(*) AS n FROM units').get(), { n: 0 });
-    assert.deepEqual(reader.prepare('SELECT COUNT(*) AS n FROM usage').get(), { n: 0 });
+    assert.deepEqual(plain(reader.prepare('SELECT COUNT(*) AS n FROM units').get()), { n: 0 });
+    assert.deepEqual(plain(reader.prepare('SELECT COUNT(*) AS n FROM usage').get()), { n: 0 });
     db.storeCollection({
       start: T0 - H,
       end: T0,
@@ -250,7 +254,7 @@ describe('upserts', () => {
       projects: [{ cluster_id: 'hpc-0', resource_manager: 'slurm', name: 'acc1', users: ['alice'] }],
     });
     for (const t of ['units', 'usage', 'daily_usage', 'users', 'projects'])
-      assert.deepEqual(reader.prepare(`SELECT COUNT(*) AS n FROM ${t}`).get(), { n: 1 }, t);
+      assert.deepEqual(plain(reader.prepare(`SELECT COUNT(*) AS n FROM ${t}`).get()), { n: 1 }, t);
     assert.throws(() => reader.exec('DELETE FROM units'), /readonly/);
     reader.close();
   });
@@ -266,8 +270,8 @@ describe('upserts', () => {
     );
     db.upsertUsage([unit()], { end: 946684800000, timeZone: 'UTC' }, new Set());
     assert.deepEqual(db.purgeExpired(30), { units: 1, usage: 1 });
-    assert.deepEqual(db.db.prepare('SELECT uuid FROM units').all(), [{ uuid: 'run' }]);
-    assert.deepEqual(db.db.prepare('SELECT COUNT(*) AS n FROM daily_usage').get(), { n: 1 });
+    assert.deepEqual(plain(db.db.prepare('SELECT uuid FROM units').all()), [{ uuid: 'run' }]);
+    assert.deepEqual(plain(db.db.prepare('SELECT COUNT(*) AS n FROM daily_usage').get()), { n: 1 });
   });
 
   test('online backup lands in the backup directory and is a readable copy', async () => {
@@ -277,8 +281,8 @@ describe('upserts', () => {
     db.upsertUnits([unit()], 't');
     const path = await db.backup(backups, '202405061200', () => {});
     assert.equal(path, join(backups, 'ceems-202405061200.db'));
-    const copy = new Database(path, { readonly: true });
-    assert.deepEqual(copy.prepare('SELECT uuid FROM units').all(), [{ uuid: '100' }]);
+    const copy = openDatabase(path, { readOnly: true });
+    assert.deepEqual(plain(copy.prepare('SELECT uuid FROM units').all()), [{ uuid: '100' }]);
     copy.close();
     db.close();
   });
@@ -291,8 +295,8 @@ describe('upserts', () => {
     const db = CeemsDb.open(dir);
     db.upsertUnits([unit()], 't');
     const path = await db.backup(other, '202405061300', () => {});
-    const copy = new Database(path, { readonly: true });
-    assert.deepEqual(copy.prepare('SELECT uuid FROM units').all(), [{ uuid: '100' }]);
+    const copy = openDatabase(path, { readOnly: true });
+    assert.deepEqual(plain(copy.prepare('SELECT uuid FROM units').all()), [{ uuid: '100' }]);
     copy.close();
     assert.ok(!existsSync(join(dir, 'ceems-202405061300.db')), 'temporary copy left behind');
     db.close();

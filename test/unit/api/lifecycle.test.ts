@@ -7,11 +7,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import Database from 'better-sqlite3';
 import type { CeemsDb, UnitRecord } from '../../../src/api/db/index.js';
 import { type CollectorContext, FLAGS, startApiServer } from '../../../src/api/main.js';
 import { parseFlags } from '../../../src/common/flags.js';
 import { createLogger } from '../../../src/common/logger.js';
+import { openDatabase } from '../../../src/common/sqlite.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ceems-life-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -56,7 +56,7 @@ test('the collector hook runs on the open DB and its final write completes befor
         async stop() {
           // a write still in progress when the signal arrives
           await new Promise((r) => setTimeout(r, 50));
-          seen.dbOpenAtStop = ctx.db.db.open;
+          seen.dbOpenAtStop = ctx.db.db.isOpen;
           ctx.db.storeCollection({
             start: 0,
             end: 60_000,
@@ -74,9 +74,9 @@ test('the collector hook runs on the open DB and its final write completes befor
   assert.equal(health.status, 200);
   await running.stop();
   assert.equal(seen.dbOpenAtStop, true);
-  assert.equal(db?.db.open, false, 'DB closed after the tasks stopped');
-  const check = new Database(join(dir, 'data', 'ceems.db'), { readonly: true });
-  assert.deepEqual(check.prepare('SELECT COUNT(*) AS n FROM units').get(), { n: 5000 });
+  assert.equal(db?.db.isOpen, false, 'DB closed after the tasks stopped');
+  const check = openDatabase(join(dir, 'data', 'ceems.db'), { readOnly: true });
+  assert.deepEqual({ ...check.prepare('SELECT COUNT(*) AS n FROM units').get() }, { n: 5000 });
   check.close();
 });
 

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import Database from 'better-sqlite3';
+import { openDatabase } from '../../../src/common/sqlite.js';
 import { ADMIN, NOW, seedDb } from '../../fixtures/api/seed.js';
 import { type TestServer, testServer } from '../../fixtures/api/server.js';
 
@@ -436,7 +436,7 @@ describe('demo, health, landing, API description, errors', () => {
 describe('partial failures', () => {
   test('rows whose JSON cannot be decoded are skipped and reported in warnings', async () => {
     const dir = seedDb();
-    const raw = new Database(`${dir}/ceems.db`);
+    const raw = openDatabase(`${dir}/ceems.db`);
     raw.prepare("UPDATE units SET tags = '{not json' WHERE uuid = '1002'").run();
     raw.close();
     const t = await testServer({}, dir);
@@ -454,7 +454,7 @@ describe('partial failures', () => {
 describe('odd metric keys', () => {
   test('keys that cannot be quoted in a JSON path are left out of current usage, not a 500', async () => {
     const dir = seedDb();
-    const raw = new Database(`${dir}/ceems.db`);
+    const raw = openDatabase(`${dir}/ceems.db`);
     raw
       .prepare('UPDATE units SET avg_cpu_usage = ? WHERE uuid = ?')
       .run(JSON.stringify({ 'glo"bal': 1, 'a\\b': 2, 'per node': 3, global: 50 }), '1002');

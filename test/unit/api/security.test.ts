@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import Database from 'better-sqlite3';
+import { openDatabase } from '../../../src/common/sqlite.js';
 import { ADMIN, NOW, UNITS } from '../../fixtures/api/seed.js';
 import { type TestServer, testServer } from '../../fixtures/api/server.js';
 
@@ -107,8 +107,8 @@ describe('SQL injection', () => {
       }
     }
     assert.ok(requests > 2000);
-    const db = new Database(`${s.dataDir}/ceems.db`, { readonly: true });
-    assert.deepEqual(db.prepare('SELECT COUNT(*) AS n FROM units').get(), { n: UNITS.length });
+    const db = openDatabase(`${s.dataDir}/ceems.db`, { readOnly: true });
+    assert.deepEqual({ ...db.prepare('SELECT COUNT(*) AS n FROM units').get() }, { n: UNITS.length });
     db.close();
   });
 

@@ -14,6 +14,7 @@ import type { Unit } from '../../../../src/api/models.js';
 import type { ResourceManager, UsersProjects } from '../../../../src/api/resource/types.js';
 import type { Updater } from '../../../../src/api/updater/types.js';
 import { createLogger } from '../../../../src/common/logger.js';
+import { plain } from '../../../helpers/rows.js';
 
 const logger = createLogger({ level: 'fatal' });
 const H = 3600_000;
@@ -148,14 +149,19 @@ describe('collector', () => {
     assert.deepEqual(walltime(db, 'units', 'a'), [10800]);
     assert.deepEqual(walltime(db, 'units', 'b'), [10800]);
     assert.deepEqual(walltime(db, 'usage', 'b'), [10800]);
-    assert.deepEqual(db.db.prepare("SELECT num_units, num_updates FROM usage WHERE cluster_id = 'b'").get(), {
-      num_units: 1,
-      num_updates: 3,
-    });
     assert.deepEqual(
-      db.db
-        .prepare('SELECT cluster_id, resource_manager, name, users FROM projects ORDER BY cluster_id')
-        .all(),
+      plain(db.db.prepare("SELECT num_units, num_updates FROM usage WHERE cluster_id = 'b'").get()),
+      {
+        num_units: 1,
+        num_updates: 3,
+      },
+    );
+    assert.deepEqual(
+      plain(
+        db.db
+          .prepare('SELECT cluster_id, resource_manager, name, users FROM projects ORDER BY cluster_id')
+          .all(),
+      ),
       [
         { cluster_id: 'a', resource_manager: 'slurm', name: 'acc', users: '["usr"]' },
         { cluster_id: 'b', resource_manager: 'slurm', name: 'acc', users: '["usr"]' },
@@ -175,7 +181,7 @@ describe('collector', () => {
     await collector(db, [{ manager: a2, updaters: [] }], clock).runOnce();
     assert.deepEqual(a2.calls, [[T0 + 2 * H, T0 + 3 * H]]);
     assert.deepEqual(walltime(db, 'units', 'a'), [10800]);
-    assert.deepEqual(db.db.prepare('SELECT num_units FROM usage').get(), { num_units: 1 });
+    assert.deepEqual(plain(db.db.prepare('SELECT num_units FROM usage').get()), { num_units: 1 });
   });
 
   it('a failing updater stores nothing for the window; it is redone next time', async () => {
@@ -194,7 +200,7 @@ describe('collector', () => {
     const c = collector(db, [{ manager: a, updaters: [up] }], clock);
     const r = await c.runOnce();
     assert.equal(r[0]!.error, 'Prometheus down');
-    assert.deepEqual(db.db.prepare('SELECT COUNT(*) AS n FROM units').get(), { n: 0 });
+    assert.deepEqual(plain(db.db.prepare('SELECT COUNT(*) AS n FROM units').get()), { n: 0 });
     fail = false;
     await c.runOnce();
     assert.deepEqual(
@@ -258,6 +264,6 @@ describe('collector', () => {
     await new Promise((r) => setTimeout(r, 50));
     await c.stop();
     assert.ok(closed);
-    assert.deepEqual(db.db.prepare('SELECT COUNT(*) AS n FROM usage').get(), { n: 0 });
+    assert.deepEqual(plain(db.db.prepare('SELECT COUNT(*) AS n FROM usage').get()), { n: 0 });
   });
 });
