@@ -292,7 +292,10 @@ async function main(): Promise<void> {
   };
   let rulesPending = false;
   if (slurm) {
-    await new Promise((r) => setTimeout(r, 6000)); // one scrape, so the rule generator sees the series
+    // The rule generator needs per-unit series: wait for a job in the exporter's scrape (the demo jobs start
+    // within seconds on the testbed), then for one Prometheus scrape of it.
+    if (onTestbed) await waitUnitSeries(90_000);
+    await new Promise((r) => setTimeout(r, 6000));
     await generateRules();
   } else {
     say('no resource manager, hence no per-unit series: recording rules are not generated');
@@ -308,7 +311,7 @@ async function main(): Promise<void> {
       'ceems_api_server:',
       '  data:',
       `    path: ${join(DATA, 'data')}`,
-      '    update_interval: 1m',
+      '    update_interval: 30s', // first energy figures within the demo's first minutes
       '    retention_period: 30d',
       '  admin:',
       `    users: [${admin}]`,
@@ -409,8 +412,23 @@ async function main(): Promise<void> {
   const cacct = `XDG_CONFIG_HOME=${join(DATA, 'cacct')} ${process.execPath} ${join(ROOT, 'bin', 'cacct')} --starttime=$(date +%F)`;
   say(`  cacct       ${onTestbed ? `runuser -u usr1 -- env ${cacct}` : cacct}`);
   if (onTestbed)
-    say("  (units get energy and emissions at the API server's first update, about a minute after start)");
+    say('  (energy and emissions appear at the API server updates, every 30 s, once a job has run a minute)');
   await new Promise(() => {}); // until Ctrl-C
+}
+
+/** Waits until the exporter reports at least one compute unit; says so when none shows up in time. */
+async function waitUnitSeries(timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const text = await (await fetch(`http://127.0.0.1:${PORTS.exporter}/metrics`)).text();
+      if (text.includes('ceems_compute_unit_cpu_user_seconds_total{')) return;
+    } catch {
+      // exporter busy
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  say(`no job in the exporter's scrape after ${timeoutMs / 1000} s (squeue shows whether the demo jobs run)`);
 }
 
 async function waitCluster(cluster: string, admin: string, timeoutMs = 120_000): Promise<boolean> {
