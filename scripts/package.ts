@@ -69,7 +69,7 @@ const DEV = [
 ];
 // Only the API server and the LB (ownership checks) open the API database. (node:sqlite itself is no mark:
 // undici names it for an HTTP cache store nothing here uses.)
-const NO_DB = [/^src\/api\/db\//, /(^|\/)node_modules\/better-sqlite3\//];
+const NO_DB = [/^src\/api\/db\//, /^src\/common\/sqlite\.ts$/];
 
 export const PROGRAMS: Program[] = [
   {
@@ -187,7 +187,6 @@ const SHIMMED: Record<string, string> = {
 /**
  * Gives each module that locates files relative to itself (`import.meta` in our sources, `__dirname` in
  * DIRNAME_READERS) its place under the embedded root, and its fs/worker/loader imports to the shims.
- * better-sqlite3's `bindings` goes to the transitional addon loader.
  */
 function seaPlugin(): Plugin {
   const located = new Set<string>();
@@ -224,7 +223,6 @@ function seaPlugin(): Plugin {
         { filter: /^(node:)?(fs|fs\/promises|worker_threads)$|^@grpc\/proto-loader$|^@fastify\/static$/ },
         (args) => (located.has(args.importer) ? { path: join(SHIMS, SHIMMED[args.path]!) } : undefined),
       );
-      build.onResolve({ filter: /^bindings$/ }, () => ({ path: join(SHIMS, 'bindings.cjs') }));
       // optional packages required inside try/catch and not installed: missing, as under node, without the
       // SEA's "require() only loads built-in modules" warning at every start
       build.onResolve({ filter: OPTIONAL_ABSENT }, (args) => ({ path: args.path, namespace: 'absent' }));
@@ -267,18 +265,6 @@ async function assetsOf(
     const dir = join(ROOT, 'node_modules/@fastify/swagger-ui/static');
     for (const f of readdirSync(dir))
       assets[`${SEA_ROOT}/node_modules/@fastify/swagger-ui/static/${f}`] = join(dir, f);
-  }
-  if (has(/node_modules\/better-sqlite3\/lib\/database\.js$/)) {
-    // transitional (node:sqlite replaces better-sqlite3): the addon must load in the node being embedded
-    const addon = join(ROOT, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node');
-    try {
-      process.dlopen({ exports: {} }, addon);
-    } catch (e) {
-      throw new Error(
-        `better-sqlite3's addon does not load in node ${process.version}: ${(e as Error).message}`,
-      );
-    }
-    assets[`${SEA_ROOT}/native/better_sqlite3.node`] = addon;
   }
   return assets;
 }

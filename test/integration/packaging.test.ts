@@ -245,7 +245,9 @@ describe('Debian packages installed, run from their units and purged', { timeout
     assert.ok(inputs.includes('src/exporter/main.ts'));
     assert.deepEqual(
       inputs.filter((f) =>
-        /^src\/(api|lb|cli)\/|node_modules\/(better-sqlite3|esbuild|typescript|tsx|postject)\//.test(f),
+        /^src\/(api|lb|cli)\/|^src\/common\/sqlite\.ts$|node_modules\/(esbuild|typescript|tsx|postject)\//.test(
+          f,
+        ),
       ),
       [],
     );
