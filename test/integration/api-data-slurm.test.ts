@@ -205,7 +205,10 @@ describe('SLURM manager and collection cycle on the real testbed', { timeout: 30
       .prepare(`SELECT * FROM units WHERE uuid IN (${ours.map(() => '?').join(',')}) ORDER BY uuid`)
       .all(...ours) as Array<Record<string, unknown>>;
     assert.deepEqual(rows.map((r) => r.uuid).sort(), [...ours].sort());
-    assert.deepEqual(db.db.prepare('SELECT COUNT(*) AS n FROM units WHERE uuid = ?').get(pending), { n: 0 });
+    assert.equal(
+      (db.db.prepare('SELECT COUNT(*) AS n FROM units WHERE uuid = ?').get(pending) as { n: number }).n,
+      0,
+    );
 
     const windowEnd = results[0]!.end;
     for (const r of rows) {
