@@ -13,6 +13,7 @@ import { CeemsDb } from '../../src/api/db/index.js';
 import { SlurmManager } from '../../src/api/resource/slurm.js';
 import { formatDatetime, formatDatetimezone } from '../../src/api/timefmt.js';
 import { createLogger } from '../../src/common/logger.js';
+import { plain } from '../helpers/rows.js';
 import { submitJob } from '../helpers/slurm.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -257,16 +258,16 @@ describe('SLURM manager and collection cycle on the real testbed', { timeout: 30
     assert.equal(view.get(failed)!.exitcode, '3:0');
 
     // Users and projects: the associations the testbed created.
-    const projects = db.db
-      .prepare("SELECT name, users FROM projects WHERE cluster_id = 'testbed' ORDER BY name")
-      .all();
+    const projects = plain(
+      db.db.prepare("SELECT name, users FROM projects WHERE cluster_id = 'testbed' ORDER BY name").all(),
+    );
     assert.deepEqual(projects, [
       { name: 'acc1', users: '["usr1","usr3"]' },
       { name: 'acc2', users: '["usr2","usr3"]' },
     ]);
-    const users = db.db
-      .prepare("SELECT name, projects FROM users WHERE cluster_id = 'testbed' ORDER BY name")
-      .all();
+    const users = plain(
+      db.db.prepare("SELECT name, projects FROM users WHERE cluster_id = 'testbed' ORDER BY name").all(),
+    );
     assert.deepEqual(users, [
       { name: 'usr1', projects: '["acc1"]' },
       { name: 'usr2', projects: '["acc2"]' },
