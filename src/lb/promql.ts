@@ -189,6 +189,8 @@ const PROMETHEUS_KEYWORDS = new Set([
   'nan',
 ]);
 
+const WALK_OWN_CHILDREN = new Set(['VectorSelector', 'StringLiteral', 'NumberDurationLiteral']);
+
 /**
  * One walk over a lezer tree: prints the canonical query, collects selectors and function names, and
  * refuses every node it does not know (fail closed when the grammar grows).
@@ -371,8 +373,7 @@ class Printer {
     return `${this.token(kw, WORD_TOKEN)}(${this.number(value, true)})`;
   }
 
-  private binary(n: SyntaxNode): string {
-    const k = this.kids(n);
+  private binary(n: SyntaxNode, k: SyntaxNode[]): string {
     if (k.length < 3) throw this.fail(n);
     const parts = [this.expr(k[0]!), this.token(k[1]!, /^(?:[A-Za-z0-9_]+|[-+*/%^<>=!~]{1,2})$/)];
     for (const m of k.slice(2, -1)) {
@@ -396,7 +397,8 @@ class Printer {
   }
 
   expr(n: SyntaxNode): string {
-    const k = n.name === 'VectorSelector' ? [] : this.kids(n);
+    // Nodes that read their own children walk them once, there.
+    const k = WALK_OWN_CHILDREN.has(n.name) ? [] : this.kids(n);
     switch (n.name) {
       case 'VectorSelector':
         return this.selector(n);
@@ -405,14 +407,15 @@ class Printer {
       case 'NumberDurationLiteral':
         return this.number(n, true);
       case 'ParenExpr':
-        return `(${this.expr(this.only(n))})`;
+        if (k.length !== 1) throw this.fail(n);
+        return `(${this.expr(k[0]!)})`;
       case 'UnaryExpr': {
         const [op, e, extra] = k;
         if (!op || !e || extra || op.name !== 'UnaryOp') throw this.fail(n);
         return `${this.token(op, /^[-+]$/)}${this.expr(e)}`;
       }
       case 'BinaryExpr':
-        return this.binary(n);
+        return this.binary(n, k);
       case 'FunctionCall': {
         const [id, body, extra] = k;
         if (!id || !body || extra || id.name !== 'FunctionIdentifier') throw this.fail(n);
