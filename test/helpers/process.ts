@@ -21,7 +21,7 @@ export interface Started {
  * Runs `bin/<program>` with the given args; waits until it logs `msg="Listening on" address=...`.
  * Pass `--web.listen-address=127.0.0.1:0` (or the program's equivalent) so the OS picks the port.
  */
-export async function startProgram(
+export function startProgram(
   program: string,
   args: string[],
   opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; scheme?: string } = {},
@@ -30,13 +30,25 @@ export async function startProgram(
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  return awaitListening(proc, program, opts);
+}
+
+/**
+ * Waits until a started server (`name` for errors) logs `msg="Listening on" address=...` on stderr; a
+ * server that exits or stays silent for `timeoutMs` (15 s) is killed and the error holds its log.
+ */
+export async function awaitListening(
+  proc: ChildProcess,
+  name: string,
+  opts: { timeoutMs?: number; scheme?: string } = {},
+): Promise<Started> {
   let err = '';
   proc.stderr!.setEncoding('utf8');
-  proc.stdout!.resume();
+  proc.stdout?.resume();
   const address = await new Promise<string>((res, rej) => {
     const timer = setTimeout(() => {
       proc.kill('SIGKILL'); // never leave a half-started server behind
-      rej(new Error(`${program} did not start in time:\n${err}`));
+      rej(new Error(`${name} did not start in time:\n${err}`));
     }, opts.timeoutMs ?? 15_000);
     proc.stderr!.on('data', (d: string) => {
       err += d;
@@ -48,7 +60,7 @@ export async function startProgram(
     });
     proc.once('exit', (code) => {
       clearTimeout(timer);
-      rej(new Error(`${program} exited with ${code} before listening:\n${err}`));
+      rej(new Error(`${name} exited with ${code} before listening:\n${err}`));
     });
   });
   return {

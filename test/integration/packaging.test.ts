@@ -8,7 +8,6 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import {
   chmodSync,
   chownSync,
@@ -26,7 +25,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import YAML from 'yaml';
 import { type Built, PROGRAMS, packageAll, ROOT } from '../../scripts/package.js';
-import { runCommand } from '../helpers/process.js';
+import { awaitListening, runCommand } from '../helpers/process.js';
 import { startTestbedPrometheus, type TestbedPrometheus } from '../helpers/prometheus.js';
 import { submitJob, testbedEnv } from '../helpers/slurm.js';
 import { waitFor } from '../helpers/wait.js';
@@ -122,36 +121,14 @@ async function startUnit(name: string, vars: Record<string, string>, cwd = '/'):
     env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  let log = '';
-  proc.stderr!.setEncoding('utf8');
-  const address = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      rej(new Error(`${name} did not start in time:\n${log}`));
-    }, 20_000);
-    proc.stderr!.on('data', (d: string) => {
-      log += d;
-      const m = /msg="Listening on" address=(\S+)/.exec(log);
-      if (m) {
-        clearTimeout(timer);
-        res(m[1]!);
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      rej(new Error(`${name} exited with ${code} before listening:\n${log}`));
-    });
-  });
+  const started = await awaitListening(proc, name, { timeoutMs: 20_000 });
   return {
     name,
-    pid: proc.pid!, // setpriv execs the program: same pid
-    url: `http://${address}`,
-    log: () => log,
+    pid: started.pid, // setpriv execs the program: same pid
+    url: started.url,
+    log: started.stderr,
     async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      const exited = once(proc, 'exit');
-      process.kill(proc.pid!, 'SIGTERM');
-      await exited;
+      await started.stop();
     },
   };
 }
