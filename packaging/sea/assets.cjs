@@ -38,4 +38,12 @@ function enoent(path, syscall = 'open') {
   });
 }
 
-module.exports = { embeddedPath, embedded, enoent };
+/** Content of an embedded file as fs would give it (`encoding`: a string or fs options); ENOENT if absent. */
+function readEmbedded(path, encoding) {
+  const data = embedded(path);
+  if (!data) throw enoent(path);
+  const enc = typeof encoding === 'string' ? encoding : encoding?.encoding;
+  return enc ? data.toString(enc) : data;
+}
+
+module.exports = { embeddedPath, embedded, readEmbedded };

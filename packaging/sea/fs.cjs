@@ -1,14 +1,10 @@
 // node:fs for modules that read files beside themselves: embedded paths come from the executable.
 const fs = require('node:fs');
-const { embedded, embeddedPath, enoent } = require('./assets.cjs');
+const { embedded, embeddedPath, readEmbedded } = require('./assets.cjs');
 
 function readFileSync(p, options) {
   const path = embeddedPath(p);
-  if (path === undefined) return fs.readFileSync(p, options);
-  const data = embedded(path);
-  if (!data) throw enoent(path);
-  const encoding = typeof options === 'string' ? options : options?.encoding;
-  return encoding ? data.toString(encoding) : data;
+  return path === undefined ? fs.readFileSync(p, options) : readEmbedded(path, options);
 }
 
 function existsSync(p) {

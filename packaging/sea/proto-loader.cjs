@@ -2,15 +2,13 @@
 // file is parsed from its text with the options loadSync would use, then defined like loadSync does.
 const loader = require('@grpc/proto-loader');
 const protobuf = require('protobufjs');
-const { embedded, embeddedPath, enoent } = require('./assets.cjs');
+const { embeddedPath, readEmbedded } = require('./assets.cjs');
 
 function loadSync(file, options = {}) {
   const path = embeddedPath(file);
   if (path === undefined) return loader.loadSync(file, options);
-  const text = embedded(path);
-  if (!text) throw enoent(path);
   const root = new protobuf.Root();
-  protobuf.parse(text.toString('utf8'), root, options);
+  protobuf.parse(readEmbedded(path, 'utf8'), root, options);
   root.resolveAll();
   return loader.fromJSON(root.toJSON(), options);
 }

@@ -1,7 +1,7 @@
 // node:worker_threads for modules that start a worker from a script beside themselves (the API server's DB
 // writer): the script is embedded, already bundled, and runs as an eval worker.
 const wt = require('node:worker_threads');
-const { embedded, embeddedPath, enoent } = require('./assets.cjs');
+const { embeddedPath, readEmbedded } = require('./assets.cjs');
 
 class Worker extends wt.Worker {
   constructor(file, options = {}) {
@@ -10,9 +10,7 @@ class Worker extends wt.Worker {
       super(file, options);
       return;
     }
-    const code = embedded(path);
-    if (!code) throw enoent(path);
-    super(code.toString('utf8'), { ...options, eval: true });
+    super(readEmbedded(path, 'utf8'), { ...options, eval: true });
   }
 }
 
