@@ -1,5 +1,6 @@
-// Dropping root after start-up (spec exporter.md §15, D-EXP-17). Node.js cannot keep Linux capabilities
-// across setuid (no prctl/capset), so a process whose features need capabilities stays root and says so.
+// Dropping root after start-up (spec exporter.md §15, D-EXP-17). Keeping Linux capabilities across the user
+// switch needs prctl(PR_SET_KEEPCAPS) and capset, which Node.js reaches only through an FFI library; until
+// that system-call module exists, a process whose features need capabilities stays root and says so.
 
 import { readFileSync } from 'node:fs';
 import { AclLease, type AclTarget, pathAccessTargets } from './acl.js';
@@ -55,7 +56,7 @@ export function dropPrivileges(entry: PasswdEntry | undefined, opts: DropOptions
         features: needing.map(([f]) => f).join(','),
         capabilities: [...new Set(needing.flatMap(([, c]) => c))].join(','),
       },
-      `Keeping root privileges: these features need Linux capabilities, which Node.js cannot retain after switching to user ${target.name}`,
+      `Keeping root privileges: these features need Linux capabilities, and keeping them across the switch to user ${target.name} (prctl/capset) is not implemented yet`,
     );
     return 'root';
   }

@@ -1,4 +1,4 @@
-// Features of the original exporter that need kernel interfaces Node.js cannot call (spec exporter.md §10.1
+// Features of the original exporter that need kernel interfaces not wired up yet (spec exporter.md §10.1
 // perf, §10.2 ebpf, §14 continuous profiling). Their flags are accepted so that an existing command line
 // is understood, and giving one stops start-up with the reason instead of silently exporting nothing.
 
@@ -21,7 +21,7 @@ const notAvailable = (name: string, type: 'bool' | 'string', repeatable = false)
 const FEATURES: readonly UnavailableFeature[] = [
   {
     what: 'the perf sub-collector',
-    why: 'Node.js cannot call perf_event_open',
+    why: 'perf_event_open is not implemented yet',
     flags: [
       notAvailable('collector.perf.hardware-events', 'bool'),
       notAvailable('collector.perf.software-events', 'bool'),
@@ -34,7 +34,7 @@ const FEATURES: readonly UnavailableFeature[] = [
   },
   {
     what: 'the ebpf sub-collector',
-    why: 'Node.js cannot load BPF programs',
+    why: 'loading BPF programs is not implemented yet',
     flags: [
       notAvailable('collector.ebpf.io-metrics', 'bool'),
       notAvailable('collector.ebpf.network-metrics', 'bool'),
@@ -43,7 +43,7 @@ const FEATURES: readonly UnavailableFeature[] = [
   },
   {
     what: 'continuous profiling (Pyroscope eBPF profiler)',
-    why: 'Node.js cannot load BPF programs',
+    why: 'loading BPF programs is not implemented yet',
     flags: [
       notAvailable('profiling.ebpf', 'bool'),
       {

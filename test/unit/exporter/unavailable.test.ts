@@ -9,7 +9,7 @@ import { runProgram } from '../../helpers/process.js';
 
 const check = (args: string[]) => refuseUnavailable(parseFlags(allFlags(), args, { env: {} }).flags);
 
-describe('flags of features that need kernel calls Node.js cannot make', () => {
+describe('flags of features whose kernel calls are not implemented yet', () => {
   it('names each given flag, grouped by feature, with the reason', () => {
     assert.throws(
       () =>
@@ -21,8 +21,8 @@ describe('flags of features that need kernel calls Node.js cannot make', () => {
       (e: Error) =>
         e instanceof FlagError &&
         e.message ===
-          '--collector.perf.hardware-events, --collector.perf.env-var: the perf sub-collector is not available in this build (Node.js cannot call perf_event_open); ' +
-            '--collector.ebpf.io-metrics: the ebpf sub-collector is not available in this build (Node.js cannot load BPF programs); remove these flags',
+          '--collector.perf.hardware-events, --collector.perf.env-var: the perf sub-collector is not available in this build (perf_event_open is not implemented yet); ' +
+            '--collector.ebpf.io-metrics: the ebpf sub-collector is not available in this build (loading BPF programs is not implemented yet); remove these flags',
     );
     assert.throws(() => check(['--profiling.ebpf']), /--profiling\.ebpf: continuous profiling/);
   });
