@@ -1,24 +1,80 @@
-// ceems_lb overhead: (1) parse + selector rule + ownership check per query, in process, over the test
-// corpora; (2) query latency (p50/p99, one client) and throughput (16 clients) of a real Prometheus queried
-// directly and through the load balancer, in the same run. Needs `npm run build` (the LB runs from dist/)
-// and the testbed's Prometheus (started on port 9295 and stopped again).
+// ceems_lb overhead against its floor, in the same run:
+// (1) in process: parse + selector rule per query over the test corpora, and the admin + ownership check;
+// (2) a real Prometheus (the testbed's, on 127.0.0.1:9281) queried directly (the floor) and through ceems_lb
+//     by the same closed-loop load generator with 1, 16 and 64 clients: throughput, p50/p99, added p50 and
+//     the CPU seconds per 1000 queries of Prometheus, the LB and the load generator (from /proc, so they
+//     do not depend on how many cores the machine has). Needs `npm run build` (the LB runs from dist/).
 
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import Fastify from 'fastify';
 import { Pool } from 'undici';
 import { checkQueries } from '../src/lb/access.js';
 import { Authorizer, DbAuthzSource } from '../src/lb/authz.js';
 import { createOwnershipDb, listen, readCorpus, tempDir, writeYaml } from '../test/fixtures/lb/setup.js';
-import { ROOT, startProgram } from '../test/helpers/process.js';
-import { startTestbedPrometheus, type TestbedPrometheus } from '../test/helpers/prometheus.js';
+import { ROOT, type Started, startProgram } from '../test/helpers/process.js';
 
-const PROM_PORT = 9295;
+const PROM_PORT = 9281;
 const USERS = 50;
 const UNITS_PER_USER = 20;
 const uuidOf = (user: number, unit: number) => String(100_000 + user * 100 + unit);
 
+/**
+ * The testbed folder, found like scripts/test.sh does: $CEEMS_TESTBED_DIR, else $CEEMS_SHARED_DIR/testbed,
+ * else `shared/testbed` next to the checkout or next to any folder above it (a worktree nested deeper).
+ */
+export function findTestbed(root: string, env: NodeJS.ProcessEnv = process.env): string {
+  const valid = (dir: string) => existsSync(join(dir, 'prometheus', 'up.sh'));
+  const explicit = env.CEEMS_TESTBED_DIR ?? (env.CEEMS_SHARED_DIR && join(env.CEEMS_SHARED_DIR, 'testbed'));
+  if (explicit) {
+    if (!valid(explicit))
+      throw new Error(`no testbed at ${explicit} (from CEEMS_TESTBED_DIR/CEEMS_SHARED_DIR)`);
+    return explicit;
+  }
+  const tried: string[] = [];
+  for (let dir = resolve(root, '..'); ; dir = dirname(dir)) {
+    const candidate = join(dir, 'shared', 'testbed');
+    if (valid(candidate)) return candidate;
+    tried.push(candidate);
+    if (dir === dirname(dir)) break;
+  }
+  throw new Error(`testbed not found (tried ${tried.join(', ')}); set CEEMS_TESTBED_DIR or CEEMS_SHARED_DIR`);
+}
+
+interface Prometheus {
+  url: string;
+  pid: number;
+  stop(): void;
+}
+
+/** The testbed's Prometheus on `port`, scraping `targets` every second; `pid` is Prometheus itself. */
+function startPrometheus(testbed: string, port: number, targets: string[]): Prometheus {
+  const script = (name: string, args: string[]) =>
+    execFileSync('bash', [join(testbed, 'prometheus', name), '--port', String(port), ...args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 300_000,
+    });
+  const env = script('up.sh', ['--interval', '1s', '--no-wait', ...targets]);
+  const data = /CEEMS_TESTBED_PROMETHEUS_DATA=(\S+)/.exec(env)?.[1];
+  if (!data) throw new Error(`prometheus/up.sh printed no data directory:\n${env}`);
+  const pid = Number(readFileSync(join(dirname(data), 'prometheus.pid'), 'utf8').trim());
+  return { url: `http://127.0.0.1:${port}`, pid, stop: () => script('down.sh', ['--purge']) };
+}
+
+/** CPU seconds (user + system, every thread) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100 on Linux)
+}
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function checkOverhead(small: boolean, dbFile: string): Promise<void> {
   const strip = (q: string) => q.replace(/^\[\w+\] /, '').split(' ‖ ');
@@ -57,19 +113,36 @@ async function checkOverhead(small: boolean, dbFile: string): Promise<void> {
   await source.close();
 }
 
+interface Run {
+  rps: number;
+  p50: number;
+  p99: number;
+  /** CPU milliseconds per query of Prometheus, the LB (0 for direct runs) and the load generator. */
+  prom: number;
+  lb: number;
+  gen: number;
+}
+
+/** `requests` GETs of `path` from `clients` closed-loop clients (each waits for its answer). */
 async function load(
   base: string,
   path: string,
   headers: Record<string, string>,
   requests: number,
-  concurrency: number,
-): Promise<{ p50: number; p99: number; rps: number }> {
-  const pool = new Pool(base, { connections: concurrency });
+  clients: number,
+  pids: { prom: number; lb?: number },
+): Promise<Run> {
+  const pool = new Pool(base, { connections: clients });
   const latencies: number[] = [];
   let next = 0;
+  const before = {
+    prom: cpuSeconds(pids.prom),
+    lb: pids.lb ? cpuSeconds(pids.lb) : 0,
+    gen: process.cpuUsage(),
+  };
   const t0 = performance.now();
   await Promise.all(
-    Array.from({ length: concurrency }, async () => {
+    Array.from({ length: clients }, async () => {
       while (next < requests) {
         next++;
         const s = performance.now();
@@ -81,12 +154,83 @@ async function load(
     }),
   );
   const elapsed = (performance.now() - t0) / 1000;
+  const gen = process.cpuUsage(before.gen);
+  const perQuery = (seconds: number) => (seconds * 1000) / requests;
+  const run: Run = {
+    rps: requests / elapsed,
+    p50: 0,
+    p99: 0,
+    prom: perQuery(cpuSeconds(pids.prom) - before.prom),
+    lb: pids.lb ? perQuery(cpuSeconds(pids.lb) - before.lb) : 0,
+    gen: perQuery((gen.user + gen.system) / 1e6),
+  };
   await pool.close();
   latencies.sort((a, b) => a - b);
-  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), rps: requests / elapsed };
+  run.p50 = percentile(latencies, 50);
+  run.p99 = percentile(latencies, 99);
+  return run;
+}
+
+/** Direct and via-LB runs, alternated `rounds` times so that load from other work hits both alike. */
+async function compare(
+  urls: { prom: string; lb: string },
+  pids: { prom: number; lb: number },
+  path: string,
+  headers: Record<string, string>,
+  requests: number,
+  clients: number,
+  rounds: number,
+): Promise<{ direct: Run; viaLb: Run; ratios: number[] }> {
+  const directs: Run[] = [];
+  const viaLbs: Run[] = [];
+  for (let i = 0; i < rounds; i++) {
+    directs.push(await load(urls.prom, path, headers, requests, clients, { prom: pids.prom }));
+    viaLbs.push(await load(urls.lb, path, headers, requests, clients, pids));
+  }
+  const mid = (runs: Run[]): Run => ({
+    rps: median(runs.map((r) => r.rps)),
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    prom: median(runs.map((r) => r.prom)),
+    lb: median(runs.map((r) => r.lb)),
+    gen: median(runs.map((r) => r.gen)),
+  });
+  return { direct: mid(directs), viaLb: mid(viaLbs), ratios: viaLbs.map((r, i) => r.rps / directs[i]!.rps) };
+}
+
+function report(
+  label: string,
+  { direct, viaLb, ratios }: Awaited<ReturnType<typeof compare>>,
+  cpuBound: boolean,
+): void {
+  const ms = (x: number) => `${x.toFixed(2)} ms`;
+  const range =
+    ratios.length > 1 ? ` (rounds ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})` : '';
+  console.log(
+    `${label}: direct ${direct.rps.toFixed(0)} req/s p50 ${ms(direct.p50)} p99 ${ms(direct.p99)} | ` +
+      `via LB ${viaLb.rps.toFixed(0)} req/s p50 ${ms(viaLb.p50)} p99 ${ms(viaLb.p99)} | ` +
+      `ratio ${median(ratios).toFixed(2)}${range}, added p50 ${(viaLb.p50 - direct.p50).toFixed(2)} ms`,
+  );
+  // What the three processes cost per query bounds what two shared cores can serve: direct (P + G) vs
+  // via LB (P' + L + G'); the ratio cannot exceed their quotient whatever the LB does with its time.
+  const directCpu = direct.prom + direct.gen;
+  const viaCpu = viaLb.prom + viaLb.lb + viaLb.gen;
+  console.log(
+    `  CPU s per 1000 queries: Prometheus ${direct.prom.toFixed(3)} direct / ${viaLb.prom.toFixed(3)} via LB, ` +
+      `LB ${viaLb.lb.toFixed(3)} (${(viaLb.lb / viaLb.prom).toFixed(2)}× Prometheus'), load generator ` +
+      `${direct.gen.toFixed(3)} / ${viaLb.gen.toFixed(3)}` +
+      (cpuBound ? `; CPU-bound ratio on shared cores ${(directCpu / viaCpu).toFixed(2)}` : ''),
+  );
+}
+
+/** Restricts every thread of `pid` to `cpus` (taskset list syntax); returns the previous list. */
+function pin(pid: number, cpus: string): string {
+  const out = execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { encoding: 'utf8' });
+  return /current affinity list: (\S+)/.exec(out)?.[1] ?? '0-1023';
 }
 
 export async function run(small: boolean): Promise<void> {
+  const testbed = findTestbed(ROOT);
   const tmp = tempDir('ceems-lb-bench-');
   const units: Array<{ cluster: string; uuid: string; project: string; user: string }> = [];
   for (let u = 0; u < USERS; u++)
@@ -114,10 +258,11 @@ export async function run(small: boolean): Promise<void> {
         .join('\n') + '\n',
   );
   const target = (await listen(exporter)).replace('http://', '');
-  let prometheus: TestbedPrometheus | undefined;
-  let lb: Awaited<ReturnType<typeof startProgram>> | undefined;
+  let prometheus: Prometheus | undefined;
+  let lb: Started | undefined;
+  const restore: Array<() => void> = [];
   try {
-    prometheus = startTestbedPrometheus(PROM_PORT, [`bench=${target}`]);
+    prometheus = startPrometheus(testbed, PROM_PORT, [`bench=${target}`]);
     const prom = prometheus.url;
     const config = writeYaml(`${tmp.dir}/config.yml`, {
       ceems_api_server: { data: { path: tmp.dir } },
@@ -133,21 +278,48 @@ export async function run(small: boolean): Promise<void> {
       if (((await r.json()) as { data: { result: unknown[] } }).data.result.length === 2) break;
       await new Promise((r) => setTimeout(r, 200));
     }
-    const requests = small ? 100 : 3000;
-    await load(lb.url, path, headers, Math.min(requests, 200), 4); // warm-up of both paths
-    for (const [label, concurrency] of [
-      ['latency, 1 client', 1],
-      ['throughput, 16 clients', 16],
-    ] as const) {
-      const direct = await load(prom, path, headers, requests, concurrency);
-      const viaLb = await load(lb.url, path, headers, requests, concurrency);
-      console.log(
-        `${label}: direct p50 ${direct.p50.toFixed(2)} ms p99 ${direct.p99.toFixed(2)} ms ${direct.rps.toFixed(0)} req/s | ` +
-          `via LB p50 ${viaLb.p50.toFixed(2)} ms p99 ${viaLb.p99.toFixed(2)} ms ${viaLb.rps.toFixed(0)} req/s | ` +
-          `added p50 ${(viaLb.p50 - direct.p50).toFixed(2)} ms, throughput ratio ${(viaLb.rps / direct.rps).toFixed(2)}`,
+    const urls = { prom, lb: lb.url };
+    const pids = { prom: prometheus.pid, lb: lb.pid };
+    const requests = small ? 200 : 5000;
+    const rounds = small ? 1 : 3;
+    await load(lb.url, path, headers, small ? 200 : 2000, 4, pids); // warm-up of both paths
+    await load(prom, path, headers, small ? 200 : 2000, 4, pids);
+    console.log(
+      `${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(2)} before the runs; median of ${rounds} alternated direct/LB round(s) of ${requests} queries`,
+    );
+    console.log(
+      'shared cores: load generator, LB and Prometheus all on every core, as on this machine (the LB takes CPU from Prometheus)',
+    );
+    for (const clients of [1, 16, 64]) {
+      const label = clients === 1 ? 'latency, 1 client' : `throughput, ${clients} clients`;
+      report(label, await compare(urls, pids, path, headers, requests, clients, rounds), clients > 1);
+    }
+    if (availableParallelism() >= 2) {
+      // The same runs with Prometheus alone on CPU 1 and the load generator (plus the LB) on CPU 0:
+      // Prometheus has the same CPU with and without the LB, whose own CPU comes out of the client's core.
+      restore.push(
+        ...[prometheus.pid, process.pid, lb.pid].map((pid, i) => {
+          const previous = pin(pid, i === 0 ? '1' : '0');
+          return () => pin(pid, previous);
+        }),
       );
+      console.log('pinned: Prometheus alone on CPU 1, load generator and LB on CPU 0');
+      for (const clients of [16, 64]) {
+        report(
+          `throughput, ${clients} clients`,
+          await compare(urls, pids, path, headers, requests, clients, rounds),
+          false,
+        );
+      }
     }
   } finally {
+    for (const r of restore) {
+      try {
+        r();
+      } catch {
+        // the process is gone already
+      }
+    }
     await lb?.stop();
     prometheus?.stop();
     await exporter.close();
