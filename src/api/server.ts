@@ -9,6 +9,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from '../common/logger.js';
 import type { Database, Statement } from '../common/sqlite.js';
 import { createWebServer, type WebServer } from '../common/webserver.js';
+import { webViewOptionsFromEnv } from '../web/options.js';
+import { webViewRoutes } from '../web/routes.js';
 import { authHook, type RouteAccess, RouteAccessRegistry } from './auth.js';
 import { jsonError } from './http.js';
 import { clusterRoutes } from './routes/clusters.js';
@@ -163,6 +165,7 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
   usageRoutes(new UsageCache())(app, ctx);
   statsRoutes(app, ctx);
   demoRoutes(app, ctx);
+  webViewRoutes(app, ctx, webViewOptionsFromEnv(opts.userHeaders), server.webConfig); // built-in web view, /ui/
 
   // Wrong method on an API route → 405. A lookup in the registered GET paths, never `app.hasRoute`, which
   // would parse the request path as a route pattern (`:name(regex)`, `*`).

@@ -1,0 +1,282 @@
+// What the web view reads from the API server's database: one page of units (sorted, filtered and
+// counted in SQL, so a user with 10,000 units costs one indexed scan, not 10,000 rows sent to the
+// browser), one unit, project totals and the cluster overview. Every query of a non-admin is bounded by
+// `username = ?` (units) or the user's project memberships (totals): the only ownership rules here.
+
+import { projectsOfUsers, Where } from '../api/query.js';
+import type { Database, SQLInputValue } from '../common/sqlite.js';
+
+/** Host + GPU energy of a unit (kWh); absent keys count as 0. */
+const ENERGY_SQL =
+  "(COALESCE(json_extract(total_cpu_energy_usage_kwh, '$.total'), 0) + COALESCE(json_extract(total_gpu_energy_usage_kwh, '$.total'), 0))";
+/** Emission providers in order of preference: real-time grids first, the static OWID table last. */
+export const PROVIDERS = ['emaps', 'rte', 'owid'] as const;
+const emissionsOf = (col: string) =>
+  `COALESCE(${PROVIDERS.map((p) => `json_extract(${col}, '$.${p}_total')`).join(', ')}, 0)`;
+const EMISSIONS_SQL = `(${emissionsOf('total_cpu_emissions_gms')} + ${emissionsOf('total_gpu_emissions_gms')})`;
+
+/** Sortable columns: the only text of a request that reaches SQL other than bound values. */
+const SORTS: Record<string, string> = {
+  uuid: 'length(uuid) {dir}, uuid {dir}',
+  name: 'name {dir}',
+  project: 'project {dir}',
+  user: 'username {dir}',
+  state: 'state {dir}',
+  start: 'started_at_ts {dir}',
+  end: 'CASE WHEN ended_at_ts = 0 THEN 1 ELSE 0 END {dir}, ended_at_ts {dir}',
+  energy: `${ENERGY_SQL} {dir}`,
+  emissions: `${EMISSIONS_SQL} {dir}`,
+  cpu: "COALESCE(json_extract(avg_cpu_usage, '$.global'), 0) {dir}",
+};
+export const SORT_KEYS = Object.keys(SORTS);
+
+export interface UnitRow {
+  cluster_id: string;
+  resource_manager: string;
+  uuid: string;
+  name: string;
+  project: string;
+  username: string;
+  state: string;
+  started_at: string;
+  ended_at: string;
+  started_at_ts: number;
+  ended_at_ts: number;
+  elapsed: string;
+  energy_kwh: number;
+  emissions_g: number;
+  /** Provider of `emissions_g` (`emaps`, `rte`, `owid`), '' when the unit has no emissions. */
+  emissions_provider: string;
+  avg_cpu_usage: number | null;
+  avg_cpu_mem_usage: number | null;
+  avg_gpu_usage: number | null;
+  /** Nodes of the unit (SLURM `nodelistexp`), for the measured/estimated flag. */
+  hosts: string[];
+}
+
+export interface UnitQuery {
+  /** Only this user's units; undefined = every user (admin). */
+  owner?: string;
+  /** Free text matched against uuid, name, project, user and state. */
+  text?: string;
+  project?: string;
+  cluster?: string;
+  sort: string;
+  desc: boolean;
+  page: number;
+  size: number;
+}
+
+export interface UnitPage {
+  total: number;
+  page: number;
+  size: number;
+  rows: UnitRow[];
+}
+
+const LIST_COLUMNS = `cluster_id, resource_manager, uuid, name, project, username, state, started_at, ended_at,
+  started_at_ts, ended_at_ts, elapsed, total_cpu_energy_usage_kwh, total_gpu_energy_usage_kwh,
+  total_cpu_emissions_gms, total_gpu_emissions_gms, avg_cpu_usage, avg_cpu_mem_usage, avg_gpu_usage, tags`;
+
+/** `%…%` LIKE pattern of a user's text with `%`, `_` and `\` taken literally. */
+const likePattern = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+function parseMap(text: unknown): Record<string, unknown> {
+  if (typeof text !== 'string' || text === '') return {};
+  try {
+    const v = JSON.parse(text) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+/** Energy, emissions (preferred provider) and averages of a stored row. */
+export function toUnitRow(r: Record<string, unknown>): UnitRow {
+  const cpuE = parseMap(r.total_cpu_energy_usage_kwh);
+  const gpuE = parseMap(r.total_gpu_energy_usage_kwh);
+  const cpuC = parseMap(r.total_cpu_emissions_gms);
+  const gpuC = parseMap(r.total_gpu_emissions_gms);
+  let provider = '';
+  let grams = 0;
+  for (const p of PROVIDERS) {
+    const a = num(cpuC[`${p}_total`]);
+    const b = num(gpuC[`${p}_total`]);
+    if (a === null && b === null) continue;
+    provider = p;
+    grams = (a ?? 0) + (b ?? 0);
+    break;
+  }
+  const tags = parseMap(r.tags);
+  const hostText = typeof tags.nodelistexp === 'string' ? tags.nodelistexp : '';
+  return {
+    cluster_id: String(r.cluster_id ?? ''),
+    resource_manager: String(r.resource_manager ?? ''),
+    uuid: String(r.uuid ?? ''),
+    name: String(r.name ?? ''),
+    project: String(r.project ?? ''),
+    username: String(r.username ?? ''),
+    state: String(r.state ?? ''),
+    started_at: String(r.started_at ?? ''),
+    ended_at: String(r.ended_at ?? ''),
+    started_at_ts: Number(r.started_at_ts ?? 0),
+    ended_at_ts: Number(r.ended_at_ts ?? 0),
+    elapsed: String(r.elapsed ?? ''),
+    energy_kwh: (num(cpuE.total) ?? 0) + (num(gpuE.total) ?? 0),
+    emissions_g: grams,
+    emissions_provider: provider,
+    avg_cpu_usage: num(parseMap(r.avg_cpu_usage).global),
+    avg_cpu_mem_usage: num(parseMap(r.avg_cpu_mem_usage).global),
+    avg_gpu_usage: num(parseMap(r.avg_gpu_usage).global),
+    hosts: hostText ? hostText.split('|').filter(Boolean) : [],
+  };
+}
+
+function unitWhere(q: Omit<UnitQuery, 'sort' | 'desc' | 'page' | 'size'>): Where {
+  const where = new Where().add('ignore = 0');
+  if (q.owner !== undefined) where.add('username = ?', q.owner);
+  if (q.project) where.add('project = ?', q.project);
+  if (q.cluster) where.add('cluster_id = ?', q.cluster);
+  if (q.text) {
+    const p = likePattern(q.text);
+    where.add(
+      "(uuid LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\' OR project LIKE ? ESCAPE '\\' OR username LIKE ? ESCAPE '\\' OR state LIKE ? ESCAPE '\\')",
+      p,
+      p,
+      p,
+      p,
+      p,
+    );
+  }
+  return where;
+}
+
+/** One page of units, sorted (ties broken by row id) and counted. */
+export function listUnits(db: Database, q: UnitQuery): UnitPage {
+  const where = unitWhere(q);
+  const order = (SORTS[q.sort] ?? SORTS.start!).replaceAll('{dir}', q.desc ? 'DESC' : 'ASC');
+  const total = Number(
+    (db.prepare(`SELECT COUNT(*) AS n FROM units WHERE ${where.sql()}`).get(...where.params) as { n: number })
+      .n,
+  );
+  const rows = db
+    .prepare(
+      `SELECT ${LIST_COLUMNS} FROM units WHERE ${where.sql()} ORDER BY ${order}, id ${q.desc ? 'DESC' : 'ASC'} LIMIT ? OFFSET ?`,
+    )
+    .all(...where.params, q.size, (q.page - 1) * q.size) as Record<string, unknown>[];
+  return { total, page: q.page, size: q.size, rows: rows.map(toUnitRow) };
+}
+
+/** The latest stored row of a unit (SLURM ids can repeat across start times), or undefined. */
+export function getUnit(db: Database, cluster: string, uuid: string): UnitRow | undefined {
+  const r = db
+    .prepare(
+      `SELECT ${LIST_COLUMNS} FROM units WHERE cluster_id = ? AND uuid = ? AND ignore = 0 ORDER BY started_at_ts DESC, id DESC LIMIT 1`,
+    )
+    .get(cluster, uuid) as Record<string, unknown> | undefined;
+  return r ? toUnitRow(r) : undefined;
+}
+
+export interface ProjectTotal {
+  cluster_id: string;
+  project: string;
+  units: number;
+  energy_kwh: number;
+  emissions_g: number;
+  /** The asking user's own share (equal to the totals for an admin's view of every user). */
+  own_units: number;
+  own_energy_kwh: number;
+  own_emissions_g: number;
+}
+
+/**
+ * Totals of every project the user is a member of (all members' units, as `/usage` shows a project's
+ * members to each other), with the user's own share; `user` undefined = every project (admin).
+ */
+export function projectTotals(db: Database, user: string | undefined): ProjectTotal[] {
+  const where = new Where().add('ignore = 0');
+  const own: SQLInputValue[] = [];
+  if (user !== undefined) {
+    const [sql, params] = projectsOfUsers([user]);
+    where.add(`(cluster_id, project) IN (${sql})`, ...params);
+    own.push(user, user, user);
+  }
+  const mine = user === undefined ? '1' : 'username = ?';
+  return db
+    .prepare(
+      `SELECT cluster_id, project, COUNT(*) AS units, SUM(${ENERGY_SQL}) AS energy_kwh, SUM(${EMISSIONS_SQL}) AS emissions_g,
+         SUM(CASE WHEN ${mine} THEN 1 ELSE 0 END) AS own_units,
+         SUM(CASE WHEN ${mine} THEN ${ENERGY_SQL} ELSE 0 END) AS own_energy_kwh,
+         SUM(CASE WHEN ${mine} THEN ${EMISSIONS_SQL} ELSE 0 END) AS own_emissions_g
+       FROM units WHERE ${where.sql()} GROUP BY cluster_id, project ORDER BY energy_kwh DESC, cluster_id, project`,
+    )
+    .all(...own, ...where.params)
+    .map((r) => {
+      const o = r as Record<string, unknown>;
+      return {
+        cluster_id: String(o.cluster_id),
+        project: String(o.project),
+        units: Number(o.units),
+        energy_kwh: Number(o.energy_kwh ?? 0),
+        emissions_g: Number(o.emissions_g ?? 0),
+        own_units: Number(o.own_units),
+        own_energy_kwh: Number(o.own_energy_kwh ?? 0),
+        own_emissions_g: Number(o.own_emissions_g ?? 0),
+      };
+    });
+}
+
+export interface ClusterOverview {
+  clusters: Array<{
+    cluster_id: string;
+    resource_manager: string;
+    units: number;
+    running: number;
+    users: number;
+    projects: number;
+    energy_kwh: number;
+    emissions_g: number;
+  }>;
+  topUsers: Array<{
+    cluster_id: string;
+    name: string;
+    units: number;
+    energy_kwh: number;
+    emissions_g: number;
+  }>;
+  topProjects: Array<{
+    cluster_id: string;
+    name: string;
+    units: number;
+    energy_kwh: number;
+    emissions_g: number;
+  }>;
+}
+
+/** Per-cluster counts and the ten users and projects with the most energy (admin page). */
+export function clusterOverview(db: Database): ClusterOverview {
+  const clusters = db
+    .prepare(
+      `SELECT cluster_id, resource_manager, COUNT(*) AS units, COUNT(CASE WHEN ended_at_ts = 0 THEN 1 END) AS running,
+         COUNT(DISTINCT username) AS users, COUNT(DISTINCT project) AS projects,
+         SUM(${ENERGY_SQL}) AS energy_kwh, SUM(${EMISSIONS_SQL}) AS emissions_g
+       FROM units WHERE ignore = 0 GROUP BY cluster_id ORDER BY cluster_id`,
+    )
+    .all() as ClusterOverview['clusters'];
+  const top = (col: 'username' | 'project') =>
+    db
+      .prepare(
+        `SELECT cluster_id, ${col} AS name, COUNT(*) AS units, SUM(${ENERGY_SQL}) AS energy_kwh, SUM(${EMISSIONS_SQL}) AS emissions_g
+         FROM units WHERE ignore = 0 GROUP BY cluster_id, ${col} ORDER BY energy_kwh DESC, emissions_g DESC, name LIMIT 10`,
+      )
+      .all() as ClusterOverview['topUsers'];
+  const plain = <T>(rows: T[]) => rows.map((r) => ({ ...r }));
+  return { clusters: plain(clusters), topUsers: plain(top('username')), topProjects: plain(top('project')) };
+}
+
+/** Whether `user` is listed in `admin_users` (read on every request, as the API server does). */
+export function isAdmin(db: Database, user: string): boolean {
+  return db.prepare('SELECT 1 FROM admin_users WHERE name = ? LIMIT 1').get(user) !== undefined;
+}
