@@ -270,6 +270,8 @@ export async function startApiServer(
       ])
         if (p && existsSync(p)) chownSync(p, runAs.uid, runAs.gid);
     }
+    // sacct/sacctmgr run as uid 0 through cap_setuid/cap_setgid (§4 step 2); nothing else needs one. The
+    // ports are bound already, so no cap_net_bind_service even below 1024.
     const drop = {
       dropPrivileges: flags.bool('security.drop-privileges'),
       needed: {
@@ -283,7 +285,7 @@ export async function startApiServer(
       webConfigFile ? webConfigFiles(webConfigFile) : [],
       drop,
     );
-    dropPrivileges(runAs, drop);
+    await dropPrivileges(runAs, drop);
     const running: Running = {
       api,
       addresses,

@@ -1,85 +1,232 @@
-// Dropping root after start-up (spec exporter.md §15, D-EXP-17). Keeping Linux capabilities across the user
-// switch needs prctl(PR_SET_KEEPCAPS) and capset, which Node.js reaches only through an FFI library; until
-// that system-call module exists, a process whose features need capabilities stays root and says so.
+// Least privilege for every server (spec exporter.md §15 and D-EXP-17, api-server.md §4, lb.md §2): a process
+// started as root switches to --security.run-as-user keeping exactly the capabilities its enabled features
+// need; one started unprivileged with capabilities already granted (systemd AmbientCapabilities=) keeps the
+// needed ones and drops the rest. Nothing stays root, and a failed switch stops start-up. Design and measured
+// sets per program: docs/privileges.md.
+//
+// Capabilities are per thread in Linux, and capset(2) only acts on the calling thread. The switch runs on the
+// main thread: glibc applies setgroups/setgid/setuid to every thread, but only the main thread set
+// PR_SET_KEEPCAPS, so the main thread ends with the kept capabilities and every other thread (V8 platform
+// workers, the libuv pool, worker_threads started before the switch) with none. That is on purpose and
+// stricter: every privileged action of these programs runs on the main thread (collectors read files
+// synchronously, see fsread.ts; child processes are forked from it; perf_event_open is called from it). The
+// libuv pool is started before the switch so that this holds on every run: an asynchronous fs call on a
+// root-only file fails with EACCES, always. A thread started after the switch would inherit the main
+// thread's set, so none of these programs starts one afterwards.
+//
+// Tools that need root (IPMI DCMI tools, rdma, sacct) are spawned from the main thread as uid 0 through
+// cap_setuid/cap_setgid (rootCommandOptions). A uid-0 program gets the whole bounding set at exec, so the
+// bounding set is limited to the union of what this process and those tools need. No child tool runs
+// unprivileged with capabilities, so the ambient and inheritable sets are always emptied.
 
-import { readFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { AclLease, type AclTarget, pathAccessTargets } from './acl.js';
 import type { Logger } from './logger.js';
+import {
+  capabilityMask,
+  capabilityNames,
+  getAmbientSet,
+  getBoundingSet,
+  getCapabilities,
+  groupList,
+  limitBoundingSet,
+  lookupUser,
+  setAmbientSet,
+  setCapabilities,
+  setGid,
+  setGroups,
+  setKeepCapabilities,
+  setUid,
+} from './syscall.js';
 
-export interface PasswdEntry {
+export interface RunAsUser {
   name: string;
   uid: number;
   gid: number;
 }
 
-/** Looks a user up by name or numeric uid in /etc/passwd. */
-export function lookupUser(nameOrUid: string, passwd = '/etc/passwd'): PasswdEntry | undefined {
-  for (const line of readFileSync(passwd, 'utf8').split('\n')) {
-    const f = line.split(':');
-    if (f.length < 4) continue;
-    if (f[0] === nameOrUid || f[2] === nameOrUid)
-      return { name: f[0]!, uid: Number(f[2]), gid: Number(f[3]) };
-  }
-  return undefined;
-}
+/** Capability names by feature (collector, sub-collector, resource manager…). */
+export type CapabilityNeeds = Readonly<Record<string, readonly string[]>>;
 
 export interface DropOptions {
   dropPrivileges: boolean;
-  /** Capabilities the enabled features need, by feature name. */
-  needed: Record<string, readonly string[]>;
+  /** Capabilities the enabled features need in this process, by feature name. */
+  needed: CapabilityNeeds;
+  /**
+   * Capabilities that tools run as uid 0 need beyond `needed`, by feature: kept in the bounding set only
+   * (e.g. cap_net_admin for `rdma statistic qp set`), never in this process.
+   */
+  children?: CapabilityNeeds;
   logger: Logger;
 }
 
+export class PrivilegeError extends Error {
+  override name = 'PrivilegeError';
+}
+
 /** The user to switch to, resolved before the server starts so that a typo fails start-up cleanly. */
-export function resolveRunAsUser(runAsUser: string): PasswdEntry | undefined {
-  if (process.getuid?.() !== 0) return undefined;
+export function resolveRunAsUser(runAsUser: string): RunAsUser | undefined {
+  if (process.geteuid?.() !== 0) return undefined;
   const target = runAsUser || 'nobody';
   const entry = lookupUser(target);
   if (!entry) throw new Error(`--security.run-as-user: user '${target}' not found`);
-  return entry;
+  return { name: entry.name, uid: entry.uid, gid: entry.gid };
 }
 
 /** The non-root user a root process will switch to, or undefined when it keeps its user. */
-export function dropTarget(entry: PasswdEntry | undefined, dropEnabled: boolean): PasswdEntry | undefined {
+export function dropTarget(entry: RunAsUser | undefined, dropEnabled: boolean): RunAsUser | undefined {
   return entry && dropEnabled && entry.uid !== 0 ? entry : undefined;
 }
 
-/** Switches to `entry` unless a feature needs capabilities; returns the user the process runs as. */
-export function dropPrivileges(entry: PasswdEntry | undefined, opts: DropOptions): string {
-  const log = opts.logger;
-  const target = dropTarget(entry, opts.dropPrivileges);
-  if (!target) return String(process.getuid?.());
-  const needing = Object.entries(opts.needed).filter(([, caps]) => caps.length > 0);
-  if (needing.length > 0) {
-    log.warn(
-      {
-        features: needing.map(([f]) => f).join(','),
-        capabilities: [...new Set(needing.flatMap(([, c]) => c))].join(','),
-      },
-      `Keeping root privileges: these features need Linux capabilities, and keeping them across the switch to user ${target.name} (prctl/capset) is not implemented yet`,
-    );
-    return 'root';
+const union = (needs: CapabilityNeeds | undefined) => capabilityMask(Object.values(needs ?? {}).flat());
+const list = (mask: bigint) => capabilityNames(mask).join(',') || 'none';
+
+/** Warns once per feature that needs capabilities this process cannot have. */
+function warnMissing(needs: CapabilityNeeds, available: bigint, how: string, log: Logger): void {
+  for (const [feature, caps] of Object.entries(needs)) {
+    const missing = capabilityNames(capabilityMask(caps) & ~available);
+    if (missing.length > 0)
+      log.warn(
+        { feature, missing: missing.join(',') },
+        `Feature ${feature} lacks capabilities it needs and will fail where it uses them; ${how}`,
+      );
   }
-  process.setgroups?.([target.gid]);
-  process.setgid?.(target.gid);
-  process.setuid?.(target.uid);
-  log.info({ user: target.name, uid: target.uid }, 'Dropped root privileges');
-  return target.name;
+}
+
+/** What the process runs with once privileges are settled. */
+export interface PrivilegeState {
+  user: string;
+  uid: number;
+  /** Effective = permitted set of the main thread. */
+  capabilities: bigint;
+}
+
+function current(): PrivilegeState {
+  return {
+    user: lookupUser(String(process.getuid?.()))?.name ?? String(process.getuid?.()),
+    uid: process.getuid?.() ?? -1,
+    capabilities: getCapabilities().effective,
+  };
+}
+
+/** Names the failing call and errno; start-up then stops instead of running with the wrong privileges. */
+function step<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw new PrivilegeError(`${what}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Root → `target`, keeping `keep` in the main thread and `keep | children` in the bounding set (see the
+ * header comment for why the other threads end with nothing).
+ */
+async function switchUser(target: RunAsUser, keep: bigint, children: bigint): Promise<void> {
+  await stat('/'); // starts the libuv pool now, so its threads never hold a capability
+  const what = `cannot switch to user ${target.name} (uid ${target.uid})`;
+  const groups = step(what, () => groupList(target.name, target.gid));
+  step(what, () => limitBoundingSet(keep | children));
+  step(what, () => setKeepCapabilities(true));
+  step(what, () => setGroups(groups));
+  step(what, () => setGid(target.gid));
+  step(what, () => setUid(target.uid));
+  step(what, () => setKeepCapabilities(false));
+  step(what, () => setCapabilities({ effective: keep, permitted: keep, inheritable: 0n }));
+  const now = getCapabilities();
+  if (process.getuid?.() !== target.uid || process.geteuid?.() !== target.uid || now.effective !== keep)
+    throw new PrivilegeError(
+      `${what}: running as uid ${process.geteuid?.()} with ${list(now.effective)} afterwards`,
+    );
+}
+
+/** Unprivileged start: keeps `keep` (already checked to be permitted) and drops every other capability. */
+function reduceCapabilities(keep: bigint, children: bigint): bigint {
+  const now = getCapabilities();
+  const what = 'cannot drop the capabilities no enabled feature needs';
+  if ((now.effective >> 8n) & 1n) step(what, () => limitBoundingSet(keep | children)); // cap_setpcap
+  if (getAmbientSet() !== 0n) step(what, () => setAmbientSet(0n));
+  if (now.effective !== keep || now.permitted !== keep || now.inheritable !== 0n)
+    step(what, () => setCapabilities({ effective: keep, permitted: keep, inheritable: 0n }));
+  return now.permitted & ~keep;
+}
+
+/**
+ * Settles the privileges of a server after start-up (ports bound, files read, ACLs granted): the one place
+ * where any program of the stack switches user or changes its capabilities. Throws a PrivilegeError naming
+ * the failed call and errno when the switch cannot be made as asked.
+ */
+export async function dropPrivileges(
+  entry: RunAsUser | undefined,
+  opts: DropOptions,
+): Promise<PrivilegeState> {
+  const log = opts.logger;
+  const want = union(opts.needed);
+  const children = union(opts.children);
+  const euid = process.geteuid?.();
+  if (euid === 0 && !dropTarget(entry, opts.dropPrivileges)) {
+    log.warn(
+      { user: 'root', capabilities: list(getCapabilities().effective) },
+      opts.dropPrivileges
+        ? 'Running as root: --security.run-as-user names root'
+        : 'Running as root: --no-security.drop-privileges',
+    );
+    return current();
+  }
+  const permitted = getCapabilities().permitted;
+  const keep = want & permitted;
+  if (euid === 0) {
+    const target = dropTarget(entry, opts.dropPrivileges)!;
+    warnMissing(opts.needed, permitted, 'root lacks them here (container or bounding set)', log);
+    await switchUser(target, keep, children & getBoundingSet());
+    const state = current();
+    log.info(
+      { user: state.user, uid: state.uid, capabilities: list(keep), bounding: list(getBoundingSet()) },
+      'Dropped root privileges',
+    );
+    return state;
+  }
+  warnMissing(
+    opts.needed,
+    permitted,
+    'grant them to the service (AmbientCapabilities=) or start it as root',
+    log,
+  );
+  const dropped = reduceCapabilities(keep, children);
+  const state = current();
+  if (entry === undefined && want !== 0n)
+    log.info(
+      { user: state.user, capabilities: list(keep), dropped: list(dropped) },
+      'Running with the capabilities the enabled features need',
+    );
+  return state;
+}
+
+/**
+ * How a child tool that needs root is run from this process: `{}` when this process is root, as uid 0
+ * (`{ uid: 0, gid: 0 }`) when it holds cap_setuid and cap_setgid, undefined when it can do neither (callers
+ * then fall back to `sudo -n` or run the tool unprivileged). Decided at each call: collectors are created
+ * before the switch.
+ */
+export function rootCommandOptions(): { uid?: number; gid?: number } | undefined {
+  if (process.geteuid?.() === 0) return {};
+  const setId = capabilityMask(['cap_setuid', 'cap_setgid']);
+  return (getCapabilities().effective & setId) === setId ? { uid: 0, gid: 0 } : undefined;
 }
 
 /**
  * Read access for the run-as user, through POSIX ACLs set while still root (spec exporter.md §15), to files
  * the process re-reads after switching: the web config and the TLS files it names are reloaded when they
- * change. Only when the switch will happen (no feature needs capabilities). Failures are logged, not fatal:
- * the files were read at start-up, only a later reload would fail. Release the lease at shutdown.
+ * change. Only when the switch will happen. Failures are logged, not fatal: the files were read at start-up,
+ * only a later reload would fail. Release the lease at shutdown.
  */
 export async function grantRunAsReadAccess(
-  entry: PasswdEntry | undefined,
+  entry: RunAsUser | undefined,
   files: readonly string[],
-  opts: DropOptions,
+  opts: Pick<DropOptions, 'dropPrivileges' | 'logger'>,
 ): Promise<AclLease | undefined> {
   const target = dropTarget(entry, opts.dropPrivileges);
-  if (!target || files.length === 0 || Object.values(opts.needed).some((caps) => caps.length > 0)) return;
+  if (!target || files.length === 0) return;
   try {
     const targets = new Map<string, AclTarget>();
     for (const t of files.flatMap((f) => pathAccessTargets(f, 'r'))) targets.set(`${t.path}\0${t.perms}`, t);

@@ -54,6 +54,7 @@ interface Libc {
   ioctl: Fn;
   getpwnam: (name: string) => unknown;
   getpwuid: (uid: number) => unknown;
+  getgrouplist: Fn;
   passwd: unknown;
 }
 
@@ -86,6 +87,7 @@ function load(): Libc {
     ioctl: lib.func('int ioctl(int, unsigned long, unsigned long)') as Fn,
     getpwnam: lib.func('getpwnam', passwdPtr, ['const char *']) as (name: string) => unknown,
     getpwuid: lib.func('getpwuid', passwdPtr, ['uint32_t']) as (uid: number) => unknown,
+    getgrouplist: lib.func('int getgrouplist(const char *, uint32_t, void *, void *)') as Fn,
     passwd,
   };
   return libc;
@@ -296,6 +298,21 @@ export function lookupUser(nameOrUid: string): UserEntry | undefined {
     pw_dir: string;
   };
   return { name: p.pw_name, uid: p.pw_uid, gid: p.pw_gid, home: p.pw_dir };
+}
+
+/**
+ * The groups of `user` with primary group `gid`, through NSS as initgroups(3) finds them (files, LDAP, SSSD…):
+ * what a login of that user, or systemd's User=, would run with.
+ */
+export function groupList(user: string, gid: number): number[] {
+  const l = load();
+  for (let size = 32; ; size *= 4) {
+    const groups = new Uint32Array(size);
+    const count = new Int32Array([size]);
+    // -1 only when `groups` is too small; `count` then holds the size needed
+    if (l.getgrouplist(user, gid, groups, count) >= 0) return [...groups.subarray(0, count[0])];
+    if (size > 65536) throw new SyscallError(`getgrouplist(${user})`, 22);
+  }
 }
 
 /** Sets the supplementary groups of every thread (glibc broadcasts set*id calls to all threads). */

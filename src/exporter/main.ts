@@ -10,10 +10,11 @@ import { CONTENT_TYPE, encode, type MetricFamily } from '../common/exposition.js
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import type { Logger } from '../common/logger.js';
 import {
+  type CapabilityNeeds,
   dropPrivileges,
   dropTarget,
   grantRunAsReadAccess,
-  type PasswdEntry,
+  type RunAsUser,
   releaseAccess,
   resolveRunAsUser,
 } from '../common/privileges.js';
@@ -168,7 +169,7 @@ export function neededCapabilities(
     rapl: raplRootOnly ? ['cap_dac_read_search'] : [],
     ipmi_dcmi: ['cap_setuid', 'cap_setgid'],
     // The root-only kubelet socket is reached through ACLs for the run-as user (§6); only when those could
-    // not be set does it take DAC override, i.e. the process stays root.
+    // not be set does the process keep DAC override.
     k8s: kubeletSocketInUse(ctx) && !kubeletAclGranted ? ['cap_dac_override'] : [],
   };
   const needs: Record<string, readonly string[]> = Object.fromEntries(names.map((n) => [n, table[n] ?? []]));
@@ -179,19 +180,24 @@ export function neededCapabilities(
 }
 
 /**
+ * What the tools run as uid 0 need beyond the exporter's own capabilities (bounding set only, see
+ * privileges.ts): `rdma statistic qp set` is a netlink admin command (RDMA_NL_ADMIN_PERM: cap_net_admin).
+ */
+export function childCapabilities(needed: CapabilityNeeds): CapabilityNeeds {
+  return (needed.rdma?.length ?? 0) > 0 ? { rdma: ['cap_net_admin'] } : {};
+}
+
+/**
  * Grants the run-as user access to the kubelet socket through ACLs (spec §6, §15) when root is about to be
- * dropped and that socket is all that would keep the process root. On failure it warns and returns
- * undefined: the process then stays root.
+ * dropped. On failure it warns and returns undefined: the process then keeps cap_dac_override instead.
  */
 export async function grantKubeletSocketAccess(
-  runAs: PasswdEntry | undefined,
-  needed: Record<string, readonly string[]>,
+  runAs: RunAsUser | undefined,
   ctx: CollectorContext,
 ): Promise<AclLease | undefined> {
   const target = dropTarget(runAs, ctx.flags.bool('security.drop-privileges'));
   const socket = kubeletSocketInUse(ctx);
   if (!target || !socket) return undefined;
-  if (Object.entries(needed).some(([f, caps]) => f !== 'k8s' && caps.length > 0)) return undefined;
   try {
     const lease = await AclLease.grant(target.uid, [target.gid], pathAccessTargets(socket, 'rw'));
     ctx.logger.info(
@@ -361,14 +367,13 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
   const otherNeeds: Record<string, readonly string[]> = discoverer
     ? { discoverer: discoverer.capabilities }
     : {};
-  const kubeletAcl = await grantKubeletSocketAccess(
-    runAs,
-    { ...neededCapabilities(names, ctx), ...otherNeeds },
-    ctx,
-  );
+  // ACLs while still root, then the switch (spec §15)
+  const kubeletAcl = await grantKubeletSocketAccess(runAs, ctx);
+  const needed = { ...neededCapabilities(names, ctx, kubeletAcl !== undefined), ...otherNeeds };
   const drop = {
     dropPrivileges: flags.bool('security.drop-privileges'),
-    needed: { ...neededCapabilities(names, ctx, kubeletAcl !== undefined), ...otherNeeds },
+    needed,
+    children: childCapabilities(needed),
     logger: log,
   };
   const webConfigFile = flags.string('web.config.file');
@@ -377,7 +382,14 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
     webConfigFile ? webConfigFiles(webConfigFile) : [],
     drop,
   );
-  dropPrivileges(runAs, drop);
+  try {
+    await dropPrivileges(runAs, drop);
+  } catch (e) {
+    await releaseAccess(kubeletAcl, 'kubelet socket', log);
+    await releaseAccess(webConfigAcl, 'web config', log);
+    await server.close();
+    throw e;
+  }
   return {
     server,
     addresses,

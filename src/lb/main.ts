@@ -174,8 +174,9 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
       bound.push(...(await server.listen()));
       tlog.info({ strategy: cfg.strategy, clusters: [...byCluster.keys()] }, 'Load balancer started');
     }
-    // The ports are bound, the config read and the DB connection open (its files stay open): nothing left
-    // needs root but re-reading the web config when it changes.
+    // The ports are bound (no cap_net_bind_service needed, even below 1024), the config read and the DB
+    // connection open (its files stay open): nothing left needs a capability; the web config is re-read
+    // when it changes through a read ACL.
     const drop = { dropPrivileges: flags.bool('security.drop-privileges'), needed: {}, logger: log };
     const webConfigAcl = await grantRunAsReadAccess(
       runAs,
@@ -183,7 +184,7 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
       drop,
     );
     cleanups.unshift(() => releaseAccess(webConfigAcl, 'web config', log));
-    dropPrivileges(runAs, drop);
+    await dropPrivileges(runAs, drop);
     return {
       servers,
       addresses: bound,

@@ -2,7 +2,20 @@
 
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import type { Logger } from '../common/logger.js';
-import { DEBUG_SERVER_FLAG, runServerProgram, SERVER_FLAGS, type Stoppable } from '../common/program.js';
+import {
+  dropPrivileges,
+  grantRunAsReadAccess,
+  releaseAccess,
+  resolveRunAsUser,
+} from '../common/privileges.js';
+import {
+  DEBUG_SERVER_FLAG,
+  PRIVILEGE_FLAGS,
+  runServerProgram,
+  SERVER_FLAGS,
+  type Stoppable,
+} from '../common/program.js';
+import { webConfigFiles } from '../common/webconfig.js';
 import { createWebServer } from '../common/webserver.js';
 import { loadProxyConfig, RedfishProxy } from './proxy.js';
 
@@ -36,11 +49,19 @@ export const FLAGS: readonly FlagSpec[] = [
     default: '',
     help: 'Path to configuration file that can enable TLS or authentication.',
   },
+  {
+    name: 'security.run-as-user',
+    type: 'string',
+    default: '',
+    help: 'User to switch to after start-up when started as root (default: nobody).',
+  },
   ...SERVER_FLAGS,
   DEBUG_SERVER_FLAG,
+  ...PRIVILEGE_FLAGS,
 ];
 
 async function startProxy(flags: ParsedFlags, log: Logger): Promise<Stoppable> {
+  const runAs = resolveRunAsUser(flags.string('security.run-as-user'));
   const cfg = loadProxyConfig(flags.string('config.file'), flags.bool('config.file.expand-env-vars'));
   if (cfg.deprecatedRoot) log.warn("config root key 'redfish_config' is deprecated; use 'redfish_proxy'");
   const proxy = new RedfishProxy(cfg, log);
@@ -50,15 +71,27 @@ async function startProxy(flags: ParsedFlags, log: Logger): Promise<Stoppable> {
     logger: log,
   });
   proxy.register(server.app);
+  const webConfigFile = flags.string('web.config.file');
+  const drop = { dropPrivileges: flags.bool('security.drop-privileges'), needed: {}, logger: log };
+  let webConfigAcl: Awaited<ReturnType<typeof grantRunAsReadAccess>>;
   try {
     await server.listen();
+    // bound and configured: it only relays HTTP from here on, with no capability
+    webConfigAcl = await grantRunAsReadAccess(
+      runAs,
+      webConfigFile ? webConfigFiles(webConfigFile) : [],
+      drop,
+    );
+    await dropPrivileges(runAs, drop);
   } catch (e) {
     await Promise.allSettled([server.close(), proxy.close()]);
+    await releaseAccess(webConfigAcl, 'web config', log);
     throw e;
   }
   return {
     async stop() {
       await Promise.allSettled([server.close(), proxy.close()]);
+      await releaseAccess(webConfigAcl, 'web config', log);
     },
   };
 }

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -55,6 +55,7 @@ describe('exporter: a unit file that would block a read', () => {
 
   before(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'ceems-blocking-'));
+    chmodSync(tmp, 0o755); // the test-mode BMC tool runs as the exporter's run-as user (nobody) and reads its mode file here
     const cgroupfs = join(tmp, 'cgroup');
     cpSync(join(FIX, 'v2'), cgroupfs, { recursive: true });
     fifo = join(cgroupfs, JOB, 'cpu.stat');

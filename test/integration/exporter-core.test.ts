@@ -104,6 +104,7 @@ describe('ceems_exporter concurrency limit', () => {
   it('answers 503 beyond --web.max-requests concurrent scrapes and serves again afterwards', async () => {
     // a BMC tool that hangs makes each scrape last about its 1 s call limit
     const dir = mkdtempSync(join(tmpdir(), 'ceems-ipmi-mode-'));
+    chmodSync(dir, 0o755); // the test-mode tool runs as the exporter's run-as user (nobody)
     const mode = join(dir, 'mode');
     writeFileSync(mode, 'hang');
     const exp = await startProgram(

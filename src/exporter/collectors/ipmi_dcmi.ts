@@ -5,6 +5,7 @@
 import { accessSync, constants } from 'node:fs';
 import { basename, delimiter, join } from 'node:path';
 import { runCommand } from '../../common/command.js';
+import { rootCommandOptions } from '../../common/privileges.js';
 import type { Collector, CollectorContext, CollectorDefinition, Emitter } from '../collector.js';
 import { NoDataError } from '../collector.js';
 
@@ -114,9 +115,26 @@ export function findIpmiCommand(
   return undefined;
 }
 
-/** How the command is started: directly in test mode or as root, else through non-interactive sudo. */
-export function invocation(cmd: readonly string[], opts: { testMode: boolean; uid: number }): string[] {
-  return opts.testMode || opts.uid === 0 ? [...cmd] : ['sudo', '-n', ...cmd];
+/** A command line and the uid/gid to start it with. */
+export interface Invocation {
+  argv: string[];
+  uid?: number;
+  gid?: number;
+}
+
+/**
+ * How the command is started (spec §5.6): directly in test mode, as uid 0 when this process is root or holds
+ * cap_setuid/cap_setgid (`root`: what rootCommandOptions found), else through non-interactive sudo. FreeIPMI
+ * refuses in-band access unless its uid is 0, so capabilities alone would not do; the tool then holds the
+ * bounding set, which the privilege switch limits to what the exporter and its tools need.
+ */
+export function invocation(
+  cmd: readonly string[],
+  opts: { testMode: boolean; root: { uid?: number; gid?: number } | undefined },
+): Invocation {
+  if (opts.testMode) return { argv: [...cmd] };
+  if (opts.root) return { argv: [...cmd], ...opts.root };
+  return { argv: ['sudo', '-n', ...cmd] };
 }
 
 const HELP = {
@@ -132,15 +150,25 @@ export class IpmiDcmiCollector implements Collector {
 
   constructor(
     private readonly ctx: CollectorContext,
-    private readonly argv: readonly string[],
+    private readonly cmd: readonly string[],
     tool: string,
+    private readonly testMode: boolean,
     private readonly timeoutMs = CALL_TIMEOUT_MS,
   ) {
     this.parse = tool === 'capmc' ? parseCapmc : parseDcmiText;
   }
 
+  /** Decided per call: the collector is created as root, before the switch to the run-as user. */
+  private get argv(): Invocation {
+    return invocation(this.cmd, {
+      testMode: this.testMode,
+      root: this.testMode ? undefined : rootCommandOptions(),
+    });
+  }
+
   private async read(signal: AbortSignal): Promise<PowerReading> {
-    const { stdout } = await runCommand(this.argv, { timeoutMs: this.timeoutMs, signal });
+    const { argv, ...ids } = this.argv;
+    const { stdout } = await runCommand(argv, { timeoutMs: this.timeoutMs, signal, ...ids });
     const r = this.parse(stdout);
     if (r.current <= 0) throw new ParseError('current power reading is 0');
     return r;
@@ -153,9 +181,9 @@ export class IpmiDcmiCollector implements Collector {
       this.cached = reading;
     } catch (e) {
       if (!this.cached)
-        throw new NoDataError(`no power reading from '${this.argv.join(' ')}' yet: ${(e as Error).message}`);
+        throw new NoDataError(`no power reading from '${this.cmd.join(' ')}' yet: ${(e as Error).message}`);
       this.ctx.logger.error(
-        { err: (e as Error).message, cmd: this.argv.join(' ') },
+        { err: (e as Error).message, cmd: this.cmd.join(' ') },
         'Failed to get power reading from IPMI DCMI; exporting the last good reading',
       );
       reading = this.cached;
@@ -177,7 +205,7 @@ const FLAG = 'collector.ipmi_dcmi';
 
 export function createIpmiDcmiCollector(
   ctx: CollectorContext,
-  opts: { pathEnv?: string; sbinDirs?: readonly string[]; uid?: number; timeoutMs?: number } = {},
+  opts: { pathEnv?: string; sbinDirs?: readonly string[]; timeoutMs?: number } = {},
 ): IpmiDcmiCollector {
   const f = ctx.flags;
   if (f.bool(`${FLAG}.force-native-mode`))
@@ -197,12 +225,12 @@ export function createIpmiDcmiCollector(
     cmd = found;
   }
   const tool = basename(cmd[0]!);
-  const argv = invocation(cmd, {
-    testMode: f.bool(`${FLAG}.test-mode`),
-    uid: opts.uid ?? process.getuid?.() ?? 0,
-  });
-  ctx.logger.info({ cmd: argv.join(' ') }, 'Using IPMI DCMI command');
-  return new IpmiDcmiCollector(ctx, argv, tool, opts.timeoutMs);
+  const testMode = f.bool(`${FLAG}.test-mode`);
+  ctx.logger.info(
+    { cmd: cmd.join(' '), as: testMode ? 'the exporter (test mode)' : 'uid 0, else sudo -n' },
+    'Using IPMI DCMI command',
+  );
+  return new IpmiDcmiCollector(ctx, cmd, tool, testMode, opts.timeoutMs);
 }
 
 export const ipmiDcmi: CollectorDefinition = {

@@ -8,6 +8,7 @@ import { runCommand } from '../../common/command.js';
 import type { FlagSpec, ParsedFlags } from '../../common/flags.js';
 import { type ReadFile, readFileFast } from '../../common/fsread.js';
 import type { Logger } from '../../common/logger.js';
+import { rootCommandOptions } from '../../common/privileges.js';
 import type { UnitSubCollector, UnitSubCollectorDefinition } from '../cgroup/collector.js';
 import type { CgroupUnit } from '../cgroup/walk.js';
 import type { CollectorContext, Emitter } from '../collector.js';
@@ -138,7 +139,7 @@ export class RdmaCollector implements UnitSubCollector {
   async stop(): Promise<void> {
     for (const link of this.enabledHere) {
       try {
-        await this.run(['statistic', 'qp', 'set', 'link', link, 'auto', 'off']);
+        await this.run(['statistic', 'qp', 'set', 'link', link, 'auto', 'off'], undefined, undefined, true);
         this.enabledHere.delete(link);
         this.o.logger.info({ link }, 'rdma: per-PID QP counters disabled');
       } catch (e) {
@@ -147,12 +148,21 @@ export class RdmaCollector implements UnitSubCollector {
     }
   }
 
-  /** Runs `rdma args`, killed at `deadline` (epoch ms) or when `signal` aborts. */
-  private async run(args: readonly string[], deadline?: number, signal?: AbortSignal): Promise<string> {
+  /**
+   * Runs `rdma args`, killed at `deadline` (epoch ms) or when `signal` aborts; `asRoot`: as uid 0 through
+   * cap_setuid/cap_setgid when the exporter runs as its run-as user (switching QP counters is root-only).
+   */
+  private async run(
+    args: readonly string[],
+    deadline?: number,
+    signal?: AbortSignal,
+    asRoot = false,
+  ): Promise<string> {
     const { stdout } = await runCommand([this.o.rdmaCmd!, ...args], {
       timeoutMs: deadline === undefined ? this.timeoutMs : Math.max(1, deadline - Date.now()),
       env: { ...process.env, LC_ALL: 'C' },
       ...(signal ? { signal } : {}),
+      ...(asRoot ? rootCommandOptions() : {}),
     });
     return stdout;
   }
@@ -179,7 +189,12 @@ export class RdmaCollector implements UnitSubCollector {
     for (const [link, on] of this.modes) {
       if (on) continue;
       try {
-        await this.run(['statistic', 'qp', 'set', 'link', link, 'auto', 'type,pid', 'on'], deadline, signal);
+        await this.run(
+          ['statistic', 'qp', 'set', 'link', link, 'auto', 'type,pid', 'on'],
+          deadline,
+          signal,
+          true,
+        );
         this.modes.set(link, true);
         this.enabledHere.add(link);
         this.o.logger.info({ link }, 'rdma: per-PID QP counters enabled');

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { Logger } from '../../../src/common/logger.js';
-import { grantRunAsReadAccess, lookupUser } from '../../../src/common/privileges.js';
+import { grantRunAsReadAccess } from '../../../src/common/privileges.js';
+import { lookupUser } from '../../../src/common/syscall.js';
 import { webConfigFiles } from '../../../src/common/webconfig.js';
 
 const nobody = lookupUser('nobody')!;
@@ -62,7 +63,7 @@ describe('grantRunAsReadAccess', () => {
   it('gives read on each file and search on the directories above, until released', async () => {
     const { dir, files } = tree();
     const { logger, lines } = logCapture();
-    const lease = await grantRunAsReadAccess(nobody, files, { dropPrivileges: true, needed: {}, logger });
+    const lease = await grantRunAsReadAccess(nobody, files, { dropPrivileges: true, logger });
     assert.ok(lease);
     for (const f of files) assert.match(getfacl(f), new RegExp(`^user:${nobody.uid}:r--`, 'm'));
     for (const d of [dir, join(dir, 'tls')])
@@ -72,19 +73,13 @@ describe('grantRunAsReadAccess', () => {
     for (const p of [...files, dir]) assert.doesNotMatch(getfacl(p), new RegExp(`user:${nobody.uid}`));
   });
 
-  it('grants nothing when the process keeps root or does not switch', async () => {
+  it('grants nothing when the process does not switch', async () => {
     const { files } = tree();
     const { logger } = logCapture();
-    const keeps = { dropPrivileges: true, needed: { slurm: ['cap_sys_ptrace'] }, logger };
-    assert.equal(await grantRunAsReadAccess(nobody, files, keeps), undefined);
-    assert.equal(
-      await grantRunAsReadAccess(nobody, files, { dropPrivileges: false, needed: {}, logger }),
-      undefined,
-    );
-    assert.equal(
-      await grantRunAsReadAccess(undefined, files, { dropPrivileges: true, needed: {}, logger }),
-      undefined,
-    );
+    assert.equal(await grantRunAsReadAccess(nobody, files, { dropPrivileges: false, logger }), undefined);
+    assert.equal(await grantRunAsReadAccess(undefined, files, { dropPrivileges: true, logger }), undefined);
+    const root = { name: 'root', uid: 0, gid: 0 };
+    assert.equal(await grantRunAsReadAccess(root, files, { dropPrivileges: true, logger }), undefined);
     for (const f of files) assert.doesNotMatch(getfacl(f), new RegExp(`user:${nobody.uid}`));
   });
 
@@ -92,7 +87,7 @@ describe('grantRunAsReadAccess', () => {
     const { files } = tree();
     const { logger, lines } = logCapture();
     const missing = join(files[0]!, '..', 'absent.yml');
-    const lease = await grantRunAsReadAccess(nobody, [missing], { dropPrivileges: true, needed: {}, logger });
+    const lease = await grantRunAsReadAccess(nobody, [missing], { dropPrivileges: true, logger });
     assert.equal(lease, undefined);
     assert.equal(lines.at(-1)?.level, 40);
     assert.match(String(lines.at(-1)?.err), /absent\.yml.*ENOENT/);

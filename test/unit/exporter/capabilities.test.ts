@@ -6,11 +6,12 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseFlags } from '../../../src/common/flags.js';
 import { createLogger } from '../../../src/common/logger.js';
-import { lookupUser } from '../../../src/common/privileges.js';
+import { lookupUser } from '../../../src/common/syscall.js';
 import type { CollectorContext } from '../../../src/exporter/collector.js';
 import { PodResourcesClient } from '../../../src/exporter/k8s/podresources.js';
 import {
   allFlags,
+  childCapabilities,
   grantKubeletSocketAccess,
   kubeletSocketInUse,
   neededCapabilities,
@@ -27,7 +28,7 @@ function ctx(args: string[], sysfs: string): CollectorContext {
   };
 }
 
-describe('capabilities that keep the exporter root (spec §15)', () => {
+describe('capabilities the exporter keeps after the switch (spec §15)', () => {
   const empty = mkdtempSync(join(tmpdir(), 'ceems-sysfs-'));
   it('lists what slurm and ipmi_dcmi need and nothing for cpu', () => {
     const caps = neededCapabilities(['cpu', 'slurm', 'ipmi_dcmi'], ctx([], empty));
@@ -48,6 +49,12 @@ describe('capabilities that keep the exporter root (spec §15)', () => {
     assert.deepEqual(neededCapabilities(['k8s'], ctx([], sysfs)).rdma, [], 'flag off');
     assert.deepEqual(neededCapabilities(['k8s'], ctx(['--collector.rdma.stats'], empty)).rdma, [], 'no HCA');
     assert.equal(neededCapabilities(['cpu'], ctx(['--collector.rdma.stats'], sysfs)).rdma, undefined);
+  });
+  it("tools run as uid 0 need cap_net_admin beyond the exporter's set only for rdma (bounding set)", () => {
+    assert.deepEqual(childCapabilities({ rdma: ['cap_setuid', 'cap_setgid'], ipmi_dcmi: ['cap_setuid'] }), {
+      rdma: ['cap_net_admin'],
+    });
+    assert.deepEqual(childCapabilities({ rdma: [], ipmi_dcmi: ['cap_setuid', 'cap_setgid'] }), {});
   });
   it('rapl needs nothing where there is no powercap', () => {
     assert.deepEqual(neededCapabilities(['rapl'], ctx([], empty)), { rapl: [] });
@@ -75,12 +82,12 @@ describe('capabilities that keep the exporter root (spec §15)', () => {
   });
 });
 
-describe('ACLs on the kubelet socket instead of keeping root (spec §6, §15)', () => {
+describe('ACLs on the kubelet socket instead of cap_dac_override (spec §6, §15)', () => {
   const nobody = lookupUser('nobody')!;
   const hasNobodyEntry = (p: string) =>
     /^user:nobody:/m.test(execFileSync('getfacl', ['-p', p], { encoding: 'utf8' }));
 
-  it('are granted only when root will be dropped and the socket is all that needs privileges', async () => {
+  it('are granted only when root will be dropped and a client uses the socket', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ceems-kubelet-')); // 0700
     const sock = join(dir, 'kubelet.sock');
     writeFileSync(sock, '', { mode: 0o600 });
@@ -88,15 +95,12 @@ describe('ACLs on the kubelet socket instead of keeping root (spec §6, §15)', 
     const c = ctx([flag], '/nonexistent');
     const client = new PodResourcesClient(sock);
     try {
-      const k8sOnly = neededCapabilities(['k8s'], c);
-      const withSlurm = { ...neededCapabilities(['k8s', 'slurm'], c) };
-      assert.equal(await grantKubeletSocketAccess(nobody, withSlurm, c), undefined, 'slurm keeps root');
-      assert.equal(await grantKubeletSocketAccess(undefined, k8sOnly, c), undefined, 'not started as root');
+      assert.equal(await grantKubeletSocketAccess(undefined, c), undefined, 'not started as root');
       const noDrop = ctx([flag, '--no-security.drop-privileges'], '/nonexistent');
-      assert.equal(await grantKubeletSocketAccess(nobody, k8sOnly, noDrop), undefined);
+      assert.equal(await grantKubeletSocketAccess(nobody, noDrop), undefined);
       assert.equal(hasNobodyEntry(sock), false);
 
-      const lease = await grantKubeletSocketAccess(nobody, k8sOnly, c);
+      const lease = await grantKubeletSocketAccess(nobody, c);
       assert.ok(lease);
       assert.deepEqual(
         lease.changes.map((x) => x.path),

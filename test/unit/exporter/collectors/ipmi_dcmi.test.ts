@@ -101,15 +101,18 @@ describe('ipmi_dcmi command selection', () => {
     assert.equal(findIpmiCommand('/nonexistent', []), undefined);
   });
 
-  it('runs through sudo -n unless root or in test mode', () => {
-    assert.deepEqual(invocation(['ipmitool', 'dcmi'], { testMode: false, uid: 1000 }), [
-      'sudo',
-      '-n',
-      'ipmitool',
-      'dcmi',
-    ]);
-    assert.deepEqual(invocation(['ipmitool', 'dcmi'], { testMode: false, uid: 0 }), ['ipmitool', 'dcmi']);
-    assert.deepEqual(invocation(['ipmitool', 'dcmi'], { testMode: true, uid: 1000 }), ['ipmitool', 'dcmi']);
+  it('runs as uid 0 when it can (root, or cap_setuid/cap_setgid), directly in test mode, else through sudo -n', () => {
+    const cmd = ['ipmitool', 'dcmi'];
+    assert.deepEqual(invocation(cmd, { testMode: false, root: undefined }), {
+      argv: ['sudo', '-n', 'ipmitool', 'dcmi'],
+    });
+    assert.deepEqual(invocation(cmd, { testMode: false, root: {} }), { argv: cmd });
+    assert.deepEqual(invocation(cmd, { testMode: false, root: { uid: 0, gid: 0 } }), {
+      argv: cmd,
+      uid: 0,
+      gid: 0,
+    });
+    assert.deepEqual(invocation(cmd, { testMode: true, root: { uid: 0, gid: 0 } }), { argv: cmd });
   });
 
   it('start-up errors: native mode forced, no tool found', () => {
