@@ -1,10 +1,10 @@
-// ceems_lb started as root switches to nobody once its ports are bound: access control keeps reading the
+// ceems_lb started as root switches to nobody once its ports are bound, keeping no capability: access control keeps reading the
 // API server's live (WAL) database, and the root-only web config stays reloadable through POSIX ACLs that
 // are removed at shutdown (spec lb.md §2, exporter.md §15).
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
@@ -81,9 +81,21 @@ describe('ceems_lb started as root', { timeout: 60_000 }, () => {
     tmp.cleanup();
   });
 
-  it('runs as nobody once listening', async () => {
+  it('runs as nobody once listening, with no capability in any thread and an empty bounding set', async () => {
     await waitFor('the switch to nobody', 10_000, () => (uidOf(lb.pid) === NOBODY ? true : undefined));
-    assert.match(lb.stderr(), /msg="Dropped root privileges" user=nobody/);
+    assert.match(
+      lb.stderr(),
+      /msg="Dropped root privileges" user=nobody uid=65534 capabilities=none bounding=none/,
+    );
+    assert.match(
+      readFileSync(`/proc/${lb.pid}/status`, 'utf8'),
+      /^CapPrm:\s+0+\nCapEff:\s+0+\nCapBnd:\s+0+$/m,
+    );
+    for (const tid of readdirSync(`/proc/${lb.pid}/task`)) {
+      const status = readFileSync(`/proc/${lb.pid}/task/${tid}/status`, 'utf8');
+      assert.match(status, new RegExp(`^Uid:\\s+${NOBODY}\\s`, 'm'), `thread ${tid}`);
+      assert.match(status, /^CapPrm:\s+0+\nCapEff:\s+0+$/m, `thread ${tid}`);
+    }
   });
 
   it('keeps deciding access from the live API server database, new units included', async () => {

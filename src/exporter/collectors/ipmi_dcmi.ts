@@ -158,16 +158,27 @@ export class IpmiDcmiCollector implements Collector {
     this.parse = tool === 'capmc' ? parseCapmc : parseDcmiText;
   }
 
+  private loggedAs: string | undefined;
+
   /** Decided per call: the collector is created as root, before the switch to the run-as user. */
-  private get argv(): Invocation {
-    return invocation(this.cmd, {
-      testMode: this.testMode,
-      root: this.testMode ? undefined : rootCommandOptions(),
-    });
+  private invocation(): Invocation {
+    const root = this.testMode ? undefined : rootCommandOptions();
+    const inv = invocation(this.cmd, { testMode: this.testMode, root });
+    const as = this.testMode
+      ? 'the exporter (test mode)'
+      : root === undefined
+        ? 'sudo -n'
+        : root.uid === 0
+          ? 'uid 0 (cap_setuid, cap_setgid)'
+          : 'root';
+    if (as !== this.loggedAs)
+      this.ctx.logger.info({ cmd: this.cmd.join(' '), as }, 'Running IPMI DCMI command');
+    this.loggedAs = as;
+    return inv;
   }
 
   private async read(signal: AbortSignal): Promise<PowerReading> {
-    const { argv, ...ids } = this.argv;
+    const { argv, ...ids } = this.invocation();
     const { stdout } = await runCommand(argv, { timeoutMs: this.timeoutMs, signal, ...ids });
     const r = this.parse(stdout);
     if (r.current <= 0) throw new ParseError('current power reading is 0');
@@ -226,10 +237,7 @@ export function createIpmiDcmiCollector(
   }
   const tool = basename(cmd[0]!);
   const testMode = f.bool(`${FLAG}.test-mode`);
-  ctx.logger.info(
-    { cmd: cmd.join(' '), as: testMode ? 'the exporter (test mode)' : 'uid 0, else sudo -n' },
-    'Using IPMI DCMI command',
-  );
+  ctx.logger.info({ cmd: cmd.join(' ') }, 'Using IPMI DCMI command');
   return new IpmiDcmiCollector(ctx, cmd, tool, testMode, opts.timeoutMs);
 }
 

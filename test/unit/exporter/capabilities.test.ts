@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -114,5 +114,37 @@ describe('ACLs on the kubelet socket instead of cap_dac_override (spec §6, §15
       client.close();
       rmSync(dir, { recursive: true });
     }
+  });
+});
+
+describe('privileged reads stay on the main thread (src/common/privileges.ts)', () => {
+  // After the switch only the main thread holds the capabilities (the libuv pool and worker threads hold
+  // none, test/unit/common/privileges.test.ts): a collector that read a root-only file asynchronously would
+  // get EACCES. So the exporter's code imports only the synchronous node:fs calls.
+  const ROOT_DIR = join(import.meta.dirname, '../../..');
+  const sources = [
+    ...readdirSync(join(ROOT_DIR, 'src/exporter'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => join('src/exporter', f)),
+    'src/common/fsread.ts',
+  ];
+  const ASYNC_MODULES = /from '(node:)?(fs\/promises|worker_threads)'|\bcreateReadStream\b|\bfs\.promises\b/;
+  const NOT_CALLS = new Set(['constants', 'Dirent', 'Stats', 'PathLike']);
+
+  it('imports no asynchronous fs call, fs/promises or worker_threads', () => {
+    assert.ok(sources.length > 50, `${sources.length} files`);
+    const offenders: string[] = [];
+    for (const file of sources) {
+      const text = readFileSync(join(ROOT_DIR, file), 'utf8')
+        .replace(/\/\*[\s\S]*?\*\//g, '')
+        .replace(/\/\/.*$/gm, ''); // comments may name what is avoided
+      if (ASYNC_MODULES.test(text)) offenders.push(`${file}: ${ASYNC_MODULES.exec(text)![0]}`);
+      if (/import\s+(\*\s+as\s+\w+|\w+)\s+from\s+'(node:)?fs'/.test(text))
+        offenders.push(`${file}: whole node:fs imported`);
+      for (const m of text.matchAll(/import\s+(?:type\s+)?\{([^}]*)\}\s+from\s+'(?:node:)?fs'/g))
+        for (const name of m[1]!.split(',').map((n) => n.replace(/^\s*type\s+/, '').trim()))
+          if (name && !name.endsWith('Sync') && !NOT_CALLS.has(name)) offenders.push(`${file}: ${name}`);
+    }
+    assert.deepEqual(offenders, []);
   });
 });
