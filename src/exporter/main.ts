@@ -26,6 +26,7 @@ import { COLLECTORS } from './collectors/index.js';
 import { createTargetDiscoverer, DISCOVERER_FLAGS } from './discoverer.js';
 import { podResourcesSocket } from './k8s/flags.js';
 import { podResourcesSocketsInUse } from './k8s/podresources.js';
+import { perfCapabilities } from './perf/collector.js';
 import { rdmaCapabilities } from './rdma/collector.js';
 import { type NamedCollector, scrape } from './scrape.js';
 import { SelfMetrics } from './selfmetrics.js';
@@ -174,8 +175,11 @@ export function neededCapabilities(
   };
   const needs: Record<string, readonly string[]> = Object.fromEntries(names.map((n) => [n, table[n] ?? []]));
   // the rdma sub-collector runs inside the compute-unit collectors (it switches Mellanox QP counters on)
-  if (names.some((n) => n === 'slurm' || n === 'libvirt' || n === 'k8s'))
+  if (names.some((n) => n === 'slurm' || n === 'libvirt' || n === 'k8s')) {
     needs.rdma = rdmaCapabilities(ctx.flags, ctx.sysfs);
+    const perf = perfCapabilities(ctx.flags); // listed only when on: perf is off unless asked for
+    if (perf.length > 0) needs.perf = perf;
+  }
   return needs;
 }
 

@@ -1,5 +1,5 @@
-// Features of the original exporter that need kernel interfaces not wired up yet (spec exporter.md §10.1
-// perf, §10.2 ebpf, §14 continuous profiling). Their flags are accepted so that an existing command line
+// Features of the original exporter that need kernel interfaces not wired up yet (spec exporter.md §10.2
+// ebpf, §14 continuous profiling). Their flags are accepted so that an existing command line
 // is understood, and giving one stops start-up with the reason instead of silently exporting nothing.
 
 import { FlagError, type FlagSpec, type ParsedFlags } from '../common/flags.js';
@@ -19,19 +19,6 @@ const notAvailable = (name: string, type: 'bool' | 'string', repeatable = false)
 });
 
 const FEATURES: readonly UnavailableFeature[] = [
-  {
-    what: 'the perf sub-collector',
-    why: 'perf_event_open is not implemented yet',
-    flags: [
-      notAvailable('collector.perf.hardware-events', 'bool'),
-      notAvailable('collector.perf.software-events', 'bool'),
-      notAvailable('collector.perf.hardware-cache-events', 'bool'),
-      notAvailable('collector.perf.hardware-profilers', 'string', true),
-      notAvailable('collector.perf.software-profilers', 'string', true),
-      notAvailable('collector.perf.cache-profilers', 'string', true),
-      notAvailable('collector.perf.env-var', 'string', true),
-    ],
-  },
   {
     what: 'the ebpf sub-collector',
     why: 'loading BPF programs is not implemented yet',

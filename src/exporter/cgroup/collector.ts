@@ -9,6 +9,7 @@ import { type CollectorContext, type Emitter, NoDataError } from '../collector.j
 import { FaultLog } from '../faultlog.js';
 import { emitGpuRows } from '../gpu/emit.js';
 import type { GpuAssignment } from '../gpu/types.js';
+import { perfSubCollector } from '../perf/collector.js';
 import { rdmaSubCollector } from '../rdma/collector.js';
 import { DURATION_FAMILY, DURATION_HELP } from '../scrape.js';
 import type { CgroupLayout } from './layout.js';
@@ -43,7 +44,10 @@ export interface UnitSubCollectorDefinition {
 }
 
 /** Every sub-collector the compute-unit collectors can run, in the order they are started. */
-export const UNIT_SUB_COLLECTORS: readonly UnitSubCollectorDefinition[] = [rdmaSubCollector];
+export const UNIT_SUB_COLLECTORS: readonly UnitSubCollectorDefinition[] = [
+  perfSubCollector,
+  rdmaSubCollector,
+];
 
 const G = 'gauge';
 const PREFIX = 'ceems_compute_unit_';

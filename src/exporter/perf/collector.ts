@@ -84,13 +84,18 @@ export function checkParanoid(procfs: string): void {
 }
 
 // events already reported unsupported, so that slurm, libvirt and k8s together log each once
-const reported = new Set<string>();
+const REPORTED = new Set<string>();
 
 /**
  * The events this node can count, found by opening each on the exporter itself once. The others (hardware
  * and cache events in a virtual machine without PMU) are logged in one line, here at start-up only.
  */
-export function supportedEvents(kernel: PerfKernel, events: readonly PerfEvent[], log: Logger): PerfEvent[] {
+export function supportedEvents(
+  kernel: PerfKernel,
+  events: readonly PerfEvent[],
+  log: Logger,
+  reported: Set<string> = REPORTED,
+): PerfEvent[] {
   const ok: PerfEvent[] = [];
   const failed = new Map<string, string[]>();
   for (const e of events) {

@@ -1,4 +1,5 @@
-// perf, ebpf and eBPF profiling flags of the original are understood and refused with the reason.
+// ebpf and eBPF profiling flags of the original are understood and refused with the reason; perf's are
+// real flags now.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -14,21 +15,22 @@ describe('flags of features whose kernel calls are not implemented yet', () => {
     assert.throws(
       () =>
         check([
-          '--collector.perf.hardware-events',
-          '--collector.perf.env-var=SLURM_',
           '--collector.ebpf.io-metrics',
+          '--collector.ebpf.fs-mount-point=/scratch',
+          '--profiling.ebpf.env-var=SLURM_',
         ]),
       (e: Error) =>
         e instanceof FlagError &&
         e.message ===
-          '--collector.perf.hardware-events, --collector.perf.env-var: the perf sub-collector is not available in this build (perf_event_open is not implemented yet); ' +
-            '--collector.ebpf.io-metrics: the ebpf sub-collector is not available in this build (loading BPF programs is not implemented yet); remove these flags',
+          '--collector.ebpf.io-metrics, --collector.ebpf.fs-mount-point: the ebpf sub-collector is not available in this build (loading BPF programs is not implemented yet); ' +
+            '--profiling.ebpf.env-var: continuous profiling (Pyroscope eBPF profiler) is not available in this build (loading BPF programs is not implemented yet); remove these flags',
     );
     assert.throws(() => check(['--profiling.ebpf']), /--profiling\.ebpf: continuous profiling/);
   });
   it('accepts their absence, a --no- bool and the profiling config variable alone', () => {
     check([]);
-    check(['--no-collector.perf.software-events', '--no-profiling.ebpf']);
+    check(['--no-collector.ebpf.io-metrics', '--no-profiling.ebpf']);
+    check(['--collector.perf.hardware-events', '--collector.perf.env-var=SLURM_']);
     refuseUnavailable(
       parseFlags(allFlags(), [], {
         env: { CEEMS_EXPORTER_PROFILING_CONFIG_FILE: '/etc/ceems/profiling.yml' },

@@ -11,10 +11,11 @@ import { FamilySet } from '../../../../src/exporter/collector.js';
 import { K8sCollector, k8s } from '../../../../src/exporter/collectors/k8s.js';
 import { GPU_FLAGS, type GpuDevice } from '../../../../src/exporter/gpu/index.js';
 import { PodGpuMapper, podResourcesSocket } from '../../../../src/exporter/k8s/index.js';
+import { PERF_FLAGS } from '../../../../src/exporter/perf/collector.js';
 import { RDMA_FLAGS } from '../../../../src/exporter/rdma/collector.js';
 
 const FIX = resolve(import.meta.dirname, '../../../fixtures/cgroup');
-const FLAGS = [...k8s.flags, ...CGROUP_FLAGS, ...GPU_FLAGS, ...RDMA_FLAGS];
+const FLAGS = [...k8s.flags, ...CGROUP_FLAGS, ...GPU_FLAGS, ...PERF_FLAGS, ...RDMA_FLAGS];
 const POD_A = '0f1e2d3c-aaaa-4bbb-8ccc-123456789abc';
 const POD_G = '7d6c5b4a-1111-4222-8333-444455556666';
 const POD_B = '99aa88bb-77cc-466d-955e-44ff33ee22dd';

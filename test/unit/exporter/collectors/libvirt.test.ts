@@ -10,6 +10,7 @@ import { CGROUP_FLAGS } from '../../../../src/exporter/cgroup/layout.js';
 import { FamilySet } from '../../../../src/exporter/collector.js';
 import { LibvirtCollector, libvirt } from '../../../../src/exporter/collectors/libvirt.js';
 import { GPU_FLAGS, type GpuDevice } from '../../../../src/exporter/gpu/index.js';
+import { PERF_FLAGS } from '../../../../src/exporter/perf/collector.js';
 import { RDMA_FLAGS } from '../../../../src/exporter/rdma/collector.js';
 
 const FIX = resolve(import.meta.dirname, '../../../fixtures');
@@ -19,7 +20,7 @@ const UUID_2B = '9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
 
 function makeCollector(tree: string, version: 'v1' | 'v2', args: string[] = [], now?: () => number) {
   const { flags } = parseFlags(
-    [...libvirt.flags, ...CGROUP_FLAGS, ...GPU_FLAGS, ...RDMA_FLAGS],
+    [...libvirt.flags, ...CGROUP_FLAGS, ...GPU_FLAGS, ...PERF_FLAGS, ...RDMA_FLAGS],
     [`--collector.cgroups.force-version=${version}`, `--collector.libvirt.xml-dir=${XML_DIR}`, ...args],
   );
   return new LibvirtCollector(
@@ -171,7 +172,7 @@ describe('libvirt collector', () => {
 
   it('creates through the definition with no GPUs and no VMs yet', async () => {
     const { flags } = parseFlags(
-      [...libvirt.flags, ...CGROUP_FLAGS, ...GPU_FLAGS, ...RDMA_FLAGS],
+      [...libvirt.flags, ...CGROUP_FLAGS, ...GPU_FLAGS, ...PERF_FLAGS, ...RDMA_FLAGS],
       ['--collector.cgroups.force-version=v2'],
     );
     const c = await libvirt.create({

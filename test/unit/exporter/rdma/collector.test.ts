@@ -14,6 +14,7 @@ import { type CollectorContext, FamilySet } from '../../../../src/exporter/colle
 import { K8sCollector, k8s } from '../../../../src/exporter/collectors/k8s.js';
 import { SlurmCollector, slurm } from '../../../../src/exporter/collectors/slurm.js';
 import { GPU_FLAGS } from '../../../../src/exporter/gpu/index.js';
+import { PERF_FLAGS } from '../../../../src/exporter/perf/collector.js';
 import { RDMA_FLAGS, RdmaCollector, rdmaCapabilities } from '../../../../src/exporter/rdma/collector.js';
 import { QP_HW_COUNTERS } from '../../../../src/exporter/rdma/parse.js';
 
@@ -340,7 +341,7 @@ describe('rdma sub-collector in the k8s collector', () => {
     });
     const ctx = context(['--collector.rdma.stats', `--collector.rdma.cmd=${tool.cmd}`], {
       cgroupfs: join(FIX, 'cgroup/k8s-v2'),
-      flags: [...k8s.flags, ...CGROUP_FLAGS, ...GPU_FLAGS, ...RDMA_FLAGS],
+      flags: [...k8s.flags, ...CGROUP_FLAGS, ...GPU_FLAGS, ...PERF_FLAGS, ...RDMA_FLAGS],
     });
     const c = new K8sCollector(ctx);
     c.cgroups.enableSubCollectors(ctx);
