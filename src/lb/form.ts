@@ -16,6 +16,7 @@ function hexValue(c: number): number {
 
 /** Go `url.QueryUnescape` into bytes, then strict UTF-8 decoding. */
 export function queryUnescape(s: string): string {
+  if (!/[%+\u0080-\uffff]/.test(s)) return s; // plain ASCII without escapes decodes to itself
   const src = Buffer.from(s, 'utf8');
   const out = Buffer.allocUnsafe(src.length);
   let n = 0;

@@ -5,6 +5,7 @@ import { ConfigError } from '../common/config.js';
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import { createHttpClient } from '../common/httpclient.js';
 import type { Logger } from '../common/logger.js';
+import { createPlainWebServer, type PlainWebServer } from '../common/plainserver.js';
 import {
   dropPrivileges,
   grantRunAsReadAccess,
@@ -13,11 +14,10 @@ import {
 } from '../common/privileges.js';
 import { PRIVILEGE_FLAGS, runServerProgram, SERVER_FLAGS } from '../common/program.js';
 import { webConfigFiles } from '../common/webconfig.js';
-import { createWebServer, type WebServer } from '../common/webserver.js';
 import { ApiAuthzSource, Authorizer, type AuthzSource, DbAuthzSource } from './authz.js';
 import { Backend, BackendPool } from './backend.js';
 import { clientBaseDir, type LbConfig, loadConfig } from './config.js';
-import { installLoadBalancer, MAX_BODY_BYTES } from './server.js';
+import { loadBalancerHandler } from './server.js';
 
 const PROGRAM = 'ceems_lb';
 const DESCRIPTION = 'Prometheus and Pyroscope load balancer with access control for CEEMS.';
@@ -75,7 +75,7 @@ export const FLAGS: readonly FlagSpec[] = [
 ];
 
 export interface LoadBalancer {
-  servers: WebServer[];
+  servers: PlainWebServer[];
   /** Bound addresses, one per load-balancer type, in type order. */
   addresses: string[];
   stop(): Promise<void>;
@@ -129,7 +129,7 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
       }
     }
     const authz = source ? new Authorizer(source) : undefined;
-    const servers: WebServer[] = [];
+    const servers: PlainWebServer[] = [];
     const bound: string[] = [];
     for (let i = 0; i < cfg.types.length; i++) {
       const { type, clusters } = cfg.types[i]!;
@@ -138,8 +138,10 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
         byCluster.set(
           id,
           list.map((b) => {
+            // A reverse proxy hands a backend's redirect to the client (as Go's httputil.ReverseProxy of the
+            // original does) instead of following it with the user's headers; `follow_redirects` is ignored.
             const client = createHttpClient(
-              b.client,
+              { ...b.client, follow_redirects: false },
               clientBaseDir(b.client, cfg.configDir, webConfigDir, (m) => log.warn(m)),
             );
             cleanups.push(() => client.close());
@@ -151,14 +153,7 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
       const pool = new BackendPool(byCluster, cfg.strategy, tlog);
       pool.startHealthChecks(flags.number('lb.health-check-interval'));
       cleanups.push(() => pool.stop());
-      const server = createWebServer({
-        listenAddresses: [addresses[i]!],
-        webConfigFile,
-        // Root logger: the "Listening on" line carries the address first, as for every server.
-        logger: log,
-        fastify: { bodyLimit: MAX_BODY_BYTES, return503OnClosing: true },
-      });
-      installLoadBalancer(server.app, {
+      const handler = loadBalancerHandler({
         type,
         pool,
         authz,
@@ -169,6 +164,11 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
         timeoutMs: flags.number('lb.backend-timeout'),
         log: tlog,
       });
+      // Root logger: the "Listening on" line carries the address first, as for every server.
+      const server = createPlainWebServer(
+        { listenAddresses: [addresses[i]!], webConfigFile, logger: log },
+        handler,
+      );
       servers.push(server);
       cleanups.push(() => server.close());
       bound.push(...(await server.listen()));

@@ -2,7 +2,6 @@
 // headers, admin check, allowed endpoints, query parsing and the selector rule, ownership, proxying.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { FastifyInstance } from 'fastify';
 import { readIdentityHeader } from '../common/identity.js';
 import type { Logger } from '../common/logger.js';
 import { type AccessDecision, type AccessPolicy, adminClusterOverride, checkQueries } from './access.js';
@@ -222,31 +221,66 @@ async function handle(
   );
 }
 
-/** Installs the pipeline as the only route of a fastify app (bodies kept raw for forwarding). */
-export function installLoadBalancer(app: FastifyInstance, ctx: LbContext): void {
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_BODY_BYTES }, (_req, payload, done) =>
-    done(null, payload),
-  );
-  app.route({
-    method: METHODS,
-    url: '*',
-    handler: async (request, reply) => {
-      reply.hijack();
-      const res = reply.raw;
-      // Headers from the web config (e.g. security headers) set by earlier hooks.
-      for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) res.setHeader(k, v);
-      try {
-        await handle(ctx, request.raw, res, request.body as Buffer | undefined);
-      } catch (e) {
-        ctx.log.error({ err: (e as Error).message, url: request.raw.url }, 'request failed');
-        if (!res.headersSent) {
-          res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-          res.end('Internal Server Error\n');
-        } else {
-          res.destroy();
-        }
+/**
+ * The request body, or undefined when there is none; 'too large' beyond `limit` bytes (announced or sent).
+ * Bodies are buffered because they are parsed for the check and may be sent twice (retry on another backend).
+ */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined | 'too large'> {
+  if (Number(req.headers['content-length'] ?? 0) > limit) return Promise.resolve('too large');
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size <= limit) chunks.push(c);
+      else {
+        req.off('data', onData);
+        resolve('too large');
       }
-    },
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(size === 0 ? undefined : Buffer.concat(chunks)));
+    req.once('error', reject);
   });
+}
+
+/**
+ * The pipeline as a plain node:http handler: methods outside the list get 405, request targets that are
+ * not paths (`*`, absolute URLs) 400, bodies of other methods than GET and HEAD are read (up to
+ * MAX_BODY_BYTES, else 413 and the connection is closed) and the request goes through `handle`.
+ */
+export function loadBalancerHandler(ctx: LbContext): (req: IncomingMessage, res: ServerResponse) => void {
+  const fail = (req: IncomingMessage, res: ServerResponse, e: unknown) => {
+    ctx.log.error({ err: (e as Error).message, url: req.url }, 'request failed');
+    if (!res.headersSent) {
+      res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end('Internal Server Error\n');
+    } else {
+      res.destroy();
+    }
+  };
+  const plain = (res: ServerResponse, status: number, text: string, headers: Record<string, string>) => {
+    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
+    res.end(text);
+  };
+  return (req, res) => {
+    const method = req.method ?? '';
+    if (!METHODS.includes(method))
+      return plain(res, 405, 'Method Not Allowed\n', { allow: METHODS.join(', ') });
+    if (!req.url?.startsWith('/')) return plain(res, 400, 'Bad Request\n', {});
+    if (method === 'GET' || method === 'HEAD') {
+      handle(ctx, req, res, undefined).catch((e) => fail(req, res, e));
+      return;
+    }
+    readBody(req, MAX_BODY_BYTES)
+      .then((body) => {
+        if (body === 'too large') {
+          // The rest of the body is not read: the connection cannot carry another request (HTTP/1 only).
+          const close: Record<string, string> = req.httpVersionMajor < 2 ? { connection: 'close' } : {};
+          return plain(res, 413, `request body larger than ${MAX_BODY_BYTES} bytes\n`, close);
+        }
+        return handle(ctx, req, res, body);
+      })
+      .catch((e) => fail(req, res, e));
+  };
 }
