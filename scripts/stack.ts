@@ -6,6 +6,7 @@
 
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, request } from 'node:http';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -19,7 +20,7 @@ for (const a of args)
   }
 const DATA = resolve(ROOT, process.env.CEEMS_STACK_DIR ?? '.stack');
 const TESTBED = resolve(process.env.CEEMS_TESTBED_DIR ?? join(ROOT, '..', 'shared', 'testbed'));
-const PORTS = { exporter: 9010, api: 9020, lb: 9030, prometheus: 9090 };
+const PORTS = { exporter: 9010, api: 9020, lb: 9030, prometheus: 9090, web: 9021 };
 // Grid whose emission factor (static OWID/Ember data) turns energy into emissions.
 const COUNTRY = process.env.CEEMS_STACK_COUNTRY_CODE ?? 'FR';
 const children: { name: string; proc: ChildProcess }[] = [];
@@ -343,6 +344,7 @@ async function main(): Promise<void> {
       '',
     ].join('\n'),
   );
+  process.env.CEEMS_API_SERVER_UI_LB_URL ??= `http://127.0.0.1:${PORTS.lb}`; // the web view's charts
   start(
     'api',
     process.execPath,
@@ -409,11 +411,40 @@ async function main(): Promise<void> {
     say(
       `  LB          curl -s -H 'X-Grafana-User: ${admin}' -H 'X-Ceems-Cluster-Id: ${cluster}' '${u(PORTS.lb)}/api/v1/query?query=up'`,
     );
+  // The web view identifies users as the API does (user header or basic auth): a local proxy per demo user
+  // plays the part of the login proxy, so that a browser here can open it as that user.
+  const viewers = [asUser, ...(onTestbed ? ['usr2'] : []), admin].filter((x, i, a) => a.indexOf(x) === i);
+  for (const [i, user] of viewers.entries()) identityProxy(PORTS.web + i, user);
+  say(`  web view    ${viewers.map((v, i) => `as ${v}: ${u(PORTS.web + i)}/ui/`).join('  ')}`);
+  say(`              (behind your own login proxy: ${u(PORTS.api)}/ui/ with the X-Grafana-User header)`);
+  say(`  Grafana     import dashboards/*.json (Dashboards > New > Import) or copy dashboards/provisioning/;`);
+  say(
+    '              needs the Infinity plugin, [dataproxy] send_user_header = true; see dashboards/README.md',
+  );
   const cacct = `XDG_CONFIG_HOME=${join(DATA, 'cacct')} ${process.execPath} ${join(ROOT, 'bin', 'cacct')} --starttime=$(date +%F)`;
   say(`  cacct       ${onTestbed ? `runuser -u usr1 -- env ${cacct}` : cacct}`);
   if (onTestbed)
     say('  (energy and emissions appear at the API server updates, every 30 s, once a job has run a minute)');
   await new Promise(() => {}); // until Ctrl-C
+}
+
+/** Forwards 127.0.0.1:`port` to the API server as `user` (the X-Grafana-User header a login proxy sets). */
+function identityProxy(port: number, user: string): void {
+  createServer((req, res) => {
+    const headers = { ...req.headers, 'x-grafana-user': user, host: `127.0.0.1:${PORTS.api}` };
+    const up = request(
+      { host: '127.0.0.1', port: PORTS.api, path: req.url, method: req.method, headers },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
+    up.on('error', () => res.writeHead(502).end());
+    req.pipe(up);
+  })
+    .on('error', (e) => say(`web view proxy for ${user} on port ${port}: ${e.message}`))
+    .listen(port, '127.0.0.1')
+    .unref();
 }
 
 /** Waits until the exporter reports at least one compute unit; says so when none shows up in time. */

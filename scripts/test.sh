@@ -27,6 +27,11 @@ if ! command -v setfacl >/dev/null; then
   apt() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
   apt install -y -q acl >/dev/null || { apt update -q >/dev/null && apt install -y -q acl >/dev/null; }
 fi
+# chromium: the web view's browser test (test/integration/web-dashboards-e2e.test.ts) drives Debian's build
+if ! command -v chromium >/dev/null; then
+  apt() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
+  apt install -y -q chromium >/dev/null || { apt update -q >/dev/null && apt install -y -q chromium >/dev/null; }
+fi
 
 echo "== testbed: SLURM"
 # shellcheck disable=SC1090

@@ -13,6 +13,8 @@ import { type Built, datasourceVariables, INFINITY_PLUGIN, type QueryLog as Log,
 const SINGLE_UNIT_UID = 'ceems-single-unit';
 const TAGS = ['ceems'];
 const U = '{uuid="$uuid"}';
+/** Grids compared by default: a low-carbon, two coal-heavy, a hydro and a mixed one. */
+const COUNTRIES = 'FR|DE|PL|SE|US';
 
 function base(uid: string, title: string, description: string): dashboard.DashboardBuilder {
   return new dashboard.DashboardBuilder(title)
@@ -159,6 +161,7 @@ export function singleUnit(): Built {
     .withVariable(datasourceVariables()[1]!)
     .withVariable(textVariable('cluster_id', 'Cluster ID', 'default'))
     .withVariable(textVariable('uuid', 'Unit', '0'))
+    .withVariable(textVariable('countries', 'Grids (country codes, regex)', COUNTRIES))
     .withRow(new dashboard.RowBuilder('Unit $uuid'))
     .withPanel(summary)
     .withRow(new dashboard.RowBuilder('Power, energy and emissions'))
@@ -170,7 +173,7 @@ export function singleUnit(): Built {
     )
     .withPanel(series(log, 'Emissions', 'massg', [[`sum by (provider) (uuid:ceems_host_emissions_g_s:pue${U}) * 3600`, '{{provider}} (g/h)']]))
     .withPanel(
-      series(log, 'Emission factor during the unit', 'none', [['max by (provider, country_code) (ceems_emissions_gCo2_kWh)', '{{provider}} {{country_code}} (g/kWh)']]),
+      series(log, 'Emission factor during the unit', 'none', [['max by (provider, country_code) (ceems_emissions_gCo2_kWh{country_code=~"$countries"})', '{{provider}} {{country_code}} (g/kWh)']]),
     )
     .withRow(new dashboard.RowBuilder('CPU, memory, IO'))
     .withPanel(series(log, 'CPU usage', 'percent', [[`avg(uuid:ceems_cpu_usage:ratio_irate${U})`, 'CPU']]))
@@ -181,21 +184,21 @@ export function singleUnit(): Built {
       ]),
     )
     .withPanel(
-      series(log, 'Block IO (cgroup)', 'Bps', [
-        [`sum(rate(ceems_compute_unit_blkio_read_total_bytes${U}[$__rate_interval]))`, 'read'],
-        [`sum(rate(ceems_compute_unit_blkio_write_total_bytes${U}[$__rate_interval]))`, 'write'],
-      ]),
-    )
-    .withPanel(
       series(
         log,
-        'File IO (eBPF)',
+        'IO',
         'Bps',
         [
-          [`sum(rate(ceems_ebpf_read_bytes_total${U}[$__rate_interval]))`, 'read'],
-          [`sum(rate(ceems_ebpf_write_bytes_total${U}[$__rate_interval]))`, 'write'],
+          [`sum(rate(ceems_ebpf_read_bytes_total${U}[$__rate_interval]))`, 'read (eBPF)'],
+          [`sum(rate(ceems_ebpf_write_bytes_total${U}[$__rate_interval]))`, 'write (eBPF)'],
+          [`sum(rate(ceems_compute_unit_blkio_read_total_bytes${U}[$__rate_interval]))`, 'read (cgroup)'],
+          [`sum(rate(ceems_compute_unit_blkio_write_total_bytes${U}[$__rate_interval]))`, 'write (cgroup)'],
         ],
-        { optional: 'ebpf' },
+        {
+          optional: 'ebpf',
+          description:
+            'File IO of SLURM jobs and pods comes from the eBPF collector; block IO of libvirt VMs from their cgroup (--collector.libvirt.blkio-metrics). The exporter never reads block IO of SLURM jobs.',
+        },
       ),
     )
     .withPanel(
@@ -335,15 +338,16 @@ export function emissions(): Built {
     .withVariable(datasourceVariables()[0]!)
     .withVariable(textVariable('uuid', 'Unit', '0'))
     .withVariable(textVariable('energy_kwh', 'Energy to compare (kWh)', '1'))
+    .withVariable(textVariable('countries', 'Grids (country codes, regex)', COUNTRIES))
     .withRow(new dashboard.RowBuilder('Emission factors'))
     .withPanel(
-      series(log, 'Emission factor per provider and country', 'none', [['max by (provider, country_code) (ceems_emissions_gCo2_kWh)', '{{provider}} {{country_code}}']], {
+      series(log, 'Emission factor per provider and country', 'none', [['max by (provider, country_code) (ceems_emissions_gCo2_kWh{country_code=~"$countries"})', '{{provider}} {{country_code}}']], {
         description: 'g CO₂e per kWh; live providers (RTE, Electricity Maps) move with the grid, OWID is a yearly average.',
       }).span(24),
     )
     .withRow(new dashboard.RowBuilder('Another time, another grid'))
     .withPanel(
-      series(log, 'The same energy at another time', 'massg', [['max by (provider, country_code) (ceems_emissions_gCo2_kWh) * $energy_kwh', '{{provider}} {{country_code}}']], {
+      series(log, 'The same energy at another time', 'massg', [['max by (provider, country_code) (ceems_emissions_gCo2_kWh{country_code=~"$countries"}) * $energy_kwh', '{{provider}} {{country_code}}']], {
         description: 'What $energy_kwh kWh (e.g. a unit’s total energy from My units) emits when drawn at each moment of the period, per grid.',
       }),
     )
@@ -352,7 +356,7 @@ export function emissions(): Built {
         log,
         'Unit $uuid on each grid',
         'massg',
-        [[`sum(uuid:ceems_host_power_watts:pue${U}) / 3.6e6 * 3600 * on () group_left (provider, country_code) max by (provider, country_code) (ceems_emissions_gCo2_kWh)`, '{{provider}} {{country_code}} (g/h)']],
+        [[`sum(uuid:ceems_host_power_watts:pue${U}) / 3.6e6 * 3600 * on () group_right () max by (provider, country_code) (ceems_emissions_gCo2_kWh{country_code=~"$countries"})`, '{{provider}} {{country_code}} (g/h)']],
         { description: 'The unit’s power as it ran, times the factor of each grid at that moment.' },
       ),
     );

@@ -170,7 +170,13 @@ describe('schema: the Grafana Foundation SDK types', () => {
 describe('PromQL: parsed and access-checked as ceems_lb does', () => {
   // the unit owner's dashboards as they would be sent for usr1 with units 101 and 102
   const subst = {
-    vars: { uuid: '101', uuids: ['101', '102'], cluster_id: 'slurm-0', energy_kwh: '1.5' },
+    vars: {
+      uuid: '101',
+      uuids: ['101', '102'],
+      cluster_id: 'slurm-0',
+      energy_kwh: '1.5',
+      countries: 'FR|DE',
+    },
     from: 1_700_000_000,
     to: 1_700_003_600,
     intervalS: 15,
