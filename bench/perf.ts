@@ -228,6 +228,59 @@ function readModes(pids: number[]) {
   };
 }
 
+/** Per-process against per-cgroup counters on the same processes grouped as `units`: open and read. */
+async function compare(mount: string, pids: number[], units: number[][], reps: number): Promise<void> {
+  const n = pids.length;
+  const perProcess = new CounterPlan(SOFTWARE);
+  const sets = pids.map((pid) => CounterSet.open(LINUX, perProcess, pid));
+  const totals = new Float64Array(SOFTWARE.length);
+  const cg = perCgroup(mount, units);
+  try {
+    const opens = await alternate(
+      {
+        process: () => {
+          for (const s of pids.map((pid) => CounterSet.open(LINUX, perProcess, pid))) s.close();
+        },
+        cgroup: () => {
+          cg.open();
+          cg.close();
+        },
+      },
+      Math.min(reps, 5),
+    );
+    cg.open();
+    const reads = await alternate(
+      {
+        process: () => {
+          for (const s of sets) s.addDeltas(totals);
+        },
+        cgroup: cg.read,
+      },
+      reps,
+    );
+    const cpus = availableParallelism();
+    const perSet = (reads.process! * 1000) / n;
+    const perGroup = (reads.cgroup! * 1000) / (units.length * cpus);
+    console.log(
+      `  per-process vs per-cgroup, ${units.length} units × ${n / units.length} processes, perf part only: ` +
+        `read ${reads.process!.toFixed(2)} vs ${reads.cgroup!.toFixed(2)} ms per scrape (${n} sets at ` +
+        `${perSet.toFixed(1)} µs vs ${units.length} units × ${cpus} CPUs at ${perGroup.toFixed(1)} µs: ` +
+        `${(reads.process! / reads.cgroup!).toFixed(1)}x); open ${opens.process!.toFixed(1)} vs ` +
+        `${opens.cgroup!.toFixed(1)} ms; descriptors ${n * SOFTWARE.length} vs ${cg.fds()}`,
+    );
+    // per-cgroup reads grow with units × CPUs, per-process reads with processes
+    const ms = (count: number, us: number) => `${((count * us) / 1000).toFixed(2)} ms`;
+    console.log(
+      `    per-cgroup reads cost less while a unit has more than ${((cpus * perGroup) / perSet).toFixed(1)} ` +
+        `processes (${cpus} CPUs × ${(perGroup / perSet).toFixed(2)}); extrapolated to 128 CPUs shared by 16 jobs ` +
+        `of 8 processes: per-process ${ms(128, perSet)}, per-cgroup ${ms(16 * 128, perGroup)}`,
+    );
+  } finally {
+    for (const s of sets) s.close();
+    cg.remove();
+  }
+}
+
 export async function run(small: boolean): Promise<void> {
   const nUnits = small ? 5 : 100;
   const perUnit = small ? 2 : 10;
@@ -266,53 +319,15 @@ export async function run(small: boolean): Promise<void> {
       console.log('  per-cgroup counters: no cgroup2 mount here, not measured');
       return;
     }
-    const perProcess = new CounterPlan(SOFTWARE);
-    const sets = pids.map((pid) => CounterSet.open(LINUX, perProcess, pid));
-    const totals = new Float64Array(SOFTWARE.length);
-    const cg = perCgroup(mount, units);
-    try {
-      const opens = await alternate(
-        {
-          process: () => {
-            for (const s of pids.map((pid) => CounterSet.open(LINUX, perProcess, pid))) s.close();
-          },
-          cgroup: () => {
-            cg.open();
-            cg.close();
-          },
-        },
-        small ? 3 : 5,
-      );
-      cg.open();
-      const reads = await alternate(
-        {
-          process: () => {
-            for (const s of sets) s.addDeltas(totals);
-          },
-          cgroup: cg.read,
-        },
-        reps,
-      );
-      const cpus = availableParallelism();
-      const perSet = (reads.process! * 1000) / n;
-      const perGroup = (reads.cgroup! * 1000) / (nUnits * cpus);
-      console.log(
-        `  per-process vs per-cgroup counters, perf part only (${cpus} CPUs): read per scrape ` +
-          `${reads.process!.toFixed(2)} ms (${n} sets, ${perSet.toFixed(1)} µs each) vs ${reads.cgroup!.toFixed(2)} ms ` +
-          `(${nUnits} units × ${cpus} CPUs, ${perGroup.toFixed(1)} µs each); open ${opens.process!.toFixed(1)} vs ` +
-          `${opens.cgroup!.toFixed(1)} ms; descriptors ${n * SOFTWARE.length} vs ${cg.fds()}`,
-      );
-      // per-cgroup reads grow with units × CPUs, per-process reads with processes
-      const ms = (sets: number, us: number) => `${((sets * us) / 1000).toFixed(2)} ms`;
-      console.log(
-        `  per-cgroup reads cost less while a unit has more than ${((cpus * perGroup) / perSet).toFixed(1)} ` +
-          `processes (${cpus} CPUs × ${(perGroup / perSet).toFixed(2)}); extrapolated to 128 CPUs shared by 16 jobs ` +
-          `of 8 processes: per-process ${ms(128, perSet)}, per-cgroup ${ms(16 * 128, perGroup)}`,
-      );
-    } finally {
-      for (const s of sets) s.close();
-      cg.remove();
-    }
+    await compare(mount, pids, units, reps);
+    // the issue's size: 100 processes per unit (the same processes in fewer units)
+    const big = small ? 5 : 100;
+    await compare(
+      mount,
+      pids,
+      Array.from({ length: n / big }, (_, j) => pids.slice(j * big, (j + 1) * big)),
+      reps,
+    );
   } finally {
     process.kill(-shell.pid!, 'SIGKILL');
     rmSync(tree.root, { recursive: true, force: true });
