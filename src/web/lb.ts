@@ -185,7 +185,18 @@ export class LbClient {
         series.push({ label, values });
       }
     });
-    return { unit, x, series };
+    // only the period that has data: a unit's first scrape, a cluster's first recording-rule evaluation
+    const has = (i: number) => series.some((s) => s.values[i] !== null);
+    let a = 0;
+    let b = x.length - 1;
+    while (a <= b && !has(a)) a++;
+    while (b >= a && !has(b)) b--;
+    if (a > b) return { unit, x: [], series: [] };
+    return {
+      unit,
+      x: x.slice(a, b + 1),
+      series: series.map((s) => ({ ...s, values: s.values.slice(a, b + 1) })),
+    };
   }
 
   /**
