@@ -119,7 +119,7 @@ export class UnitCounters {
     if (closed.size > 0)
       for (const [pid, p] of st.procs)
         if (p.mode === 'covered' && closed.has(p.coveredBy)) this.openOwn(pid, p);
-    for (const p of st.procs.values()) if (p.set) this.read(st, -1, p);
+    for (const [pid, p] of st.procs) if (p.set) this.read(st, pid, p);
     // new processes, oldest first so that ancestors are decided before their descendants
     const fresh: { pid: number; info: ProcessInfo }[] = [];
     for (const pid of pids) {
