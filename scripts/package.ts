@@ -10,8 +10,9 @@
 // exporter, the only program of the 1,400 compute nodes, would carry the API server's database code.
 //
 // Files the code reads beside its own modules (build stamp, kubelet .proto, the DB writer's worker script,
-// Swagger UI) are embedded as SEA assets under a directory that exists nowhere on disk; the shims in
-// packaging/sea/ serve them to the modules that read them (see packaging/sea/assets.cjs).
+// Swagger UI, koffi's native addon) are embedded as SEA assets under a directory that exists nowhere on disk;
+// the shims in packaging/sea/ serve them to the modules that read them (see packaging/sea/assets.cjs and, for
+// the addon, packaging/sea/module.cjs).
 
 import { execFileSync } from 'node:child_process';
 import {
@@ -169,6 +170,26 @@ function virtualPath(file: string): string {
 /** node_modules files that find their own data files through __dirname. */
 const DIRNAME_READERS = /node_modules\/@fastify\/swagger-ui\/(index|lib\/routes)\.js$/;
 
+/** The one module that loads koffi (FFI); inside the executable its node:module is packaging/sea/module.cjs. */
+const SYSCALL = join(ROOT, 'src/common/syscall.ts');
+
+/**
+ * koffi's native addon for this machine (glibc build), embedded in executables whose bundle carries the
+ * syscall module: an executable cannot load an addon from its own blob, so the shim copies it out at first
+ * use (packaging/sea/module.cjs). Shipping it in the .deb instead would make the executable need a second
+ * file at a fixed path; embedded, it stays one file and always matches the koffi JS it was bundled with.
+ */
+export function koffiAddon(): string {
+  const { platform, arch } = process;
+  return join(
+    ROOT,
+    'node_modules/@koromix',
+    `koffi-${platform}-${arch}`,
+    `${platform}_${arch}`,
+    'koffi.node',
+  );
+}
+
 /** Optional dependencies of dependencies (debug → supports-color) that this project does not install. */
 const OPTIONAL_ABSENT = /^supports-color$/;
 
@@ -219,6 +240,9 @@ function seaPlugin(): Plugin {
         const dir = `${SEA_ROOT}/${relative(ROOT, dirname(args.path))}`;
         return { contents: readFileSync(args.path, 'utf8').replaceAll('__dirname', JSON.stringify(dir)) };
       });
+      build.onResolve({ filter: /^(node:)?module$/ }, (args) =>
+        args.importer === SYSCALL ? { path: join(SHIMS, 'module.cjs') } : undefined,
+      );
       build.onResolve(
         { filter: /^(node:)?(fs|fs\/promises|worker_threads)$|^@grpc\/proto-loader$|^@fastify\/static$/ },
         (args) => (located.has(args.importer) ? { path: join(SHIMS, SHIMMED[args.path]!) } : undefined),
@@ -261,6 +285,7 @@ async function assetsOf(
     writeFileSync(file, thread.code);
     Object.assign(assets, thread.assets, { [virtualPath(entry)]: file });
   }
+  if (has(/^src\/common\/syscall\.ts$/)) assets[`${SEA_ROOT}/koffi.node`] = koffiAddon();
   if (has(/node_modules\/@fastify\/swagger-ui\/index\.js$/)) {
     const dir = join(ROOT, 'node_modules/@fastify/swagger-ui/static');
     for (const f of readdirSync(dir))

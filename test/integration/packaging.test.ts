@@ -3,14 +3,17 @@
 // each server runs from its installed unit's ExecStart line as its system user, with exactly the unit's
 // capabilities, bounding set and no_new_privs (setpriv; systemd is not PID 1 here), on 127.0.0.1 against
 // the SLURM testbed and a testbed Prometheus: exporter (deb) → Prometheus → API server (deb, sacct through
-// its capabilities) → load balancer (deb) answering usr1 on their own job only. Then everything is
-// stopped by pid and purged, and nothing of the packages may be left running or installed.
+// its capabilities) → load balancer (deb) answering usr1 on their own job only. The packaged exporter started
+// as root (its FFI addon loaded from the executable, node_modules hidden) switches to its user keeping its
+// collectors' capabilities. Then everything is stopped by pid and purged, and nothing of the packages may be
+// left running or installed.
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
+  cpSync,
   existsSync,
   mkdtempSync,
   readdirSync,
@@ -290,13 +293,88 @@ describe('Debian packages installed, run from their units and purged', { timeout
     assert.equal(r.code, 0, r.stderr);
     const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string })
       .version;
+    // each executable is stamped with the commit checked out when it was built; others may commit meanwhile
+    const branch = sh('git', ['-C', ROOT, 'rev-parse', '--abbrev-ref', 'HEAD']).trim();
+    const lines = r.stdout.trim().split('\n');
     assert.deepEqual(
-      r.stdout.trim().split('\n'),
-      PROGRAMS.map(
-        (p) =>
-          `${p.name}, version ${version} (branch: ${sh('git', ['-C', ROOT, 'rev-parse', '--abbrev-ref', 'HEAD']).trim()}, revision: ${sh('git', ['-C', ROOT, 'rev-parse', 'HEAD']).trim()})`,
-      ),
+      lines.map((l) => l.replace(/revision: [0-9a-f]{40}\)$/, 'revision: <commit>)')),
+      PROGRAMS.map((p) => `${p.name}, version ${version} (branch: ${branch}, revision: <commit>)`),
     );
+    for (const l of lines) {
+      const rev = /revision: ([0-9a-f]{40})\)$/.exec(l)![1]!;
+      const ancestor = await runCommand('git', ['-C', ROOT, 'merge-base', '--is-ancestor', rev, 'HEAD']);
+      assert.equal(ancestor.code, 0, `${l}: not a commit of this branch`);
+    }
+  });
+
+  it('the packaged exporter started as root switches to its user keeping exactly its capabilities', async () => {
+    // RAPL with energy_uj root-only (Linux ≥ 5.10), read through cap_dac_read_search after the switch
+    const sysfs = join(dir, 'sys');
+    cpSync(join(ROOT, 'test/fixtures/node/sys'), sysfs, { recursive: true, verbatimSymlinks: true });
+    const energy = join(sysfs, 'devices/virtual/powercap/intel-rapl/intel-rapl:0/energy_uj');
+    chmodSync(energy, 0o400);
+    const koffiCopies = () => readdirSync(tmpdir()).filter((f) => f.startsWith('ceems-koffi-'));
+    const before = koffiCopies();
+    // koffi (prctl, capset, setuid) must come from the executable: the project folder is hidden
+    const args = [
+      '--web.listen-address=127.0.0.1:0',
+      '--security.run-as-user=ceems-exporter',
+      '--collector.disable-defaults',
+      '--collector.slurm',
+      '--collector.rapl',
+      `--path.sysfs=${sysfs}`,
+    ];
+    const proc = spawn(
+      'unshare',
+      [
+        '--mount',
+        'sh',
+        '-c',
+        `mount -t tmpfs none '${ROOT}' && exec /usr/bin/ceems_exporter "$@"`,
+        'sh',
+        ...args,
+      ],
+      {
+        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    const exp = await awaitListening(proc, 'ceems_exporter as root');
+    try {
+      await waitFor('the switch to ceems-exporter', 10_000, () =>
+        /msg="Dropped root privileges"/.test(exp.stderr()),
+      );
+      assert.equal(readlinkSync(`/proc/${exp.pid}/exe`), '/usr/bin/ceems_exporter');
+      const status = readFileSync(`/proc/${exp.pid}/status`, 'utf8');
+      const field = (k: string) => new RegExp(`^${k}:\\s*(\\S+)`, 'm').exec(status)![1]!;
+      const want = (capMask('CAP_DAC_READ_SEARCH CAP_SYS_PTRACE') as bigint).toString(16).padStart(16, '0');
+      assert.deepEqual(
+        {
+          uid: Number(field('Uid')),
+          eff: field('CapEff'),
+          prm: field('CapPrm'),
+          bnd: field('CapBnd'),
+          amb: field('CapAmb'),
+        },
+        {
+          uid: Number(sh('id', ['-u', 'ceems-exporter']).trim()),
+          eff: want,
+          prm: want,
+          bnd: want,
+          amb: '0'.repeat(16),
+        },
+        exp.stderr(),
+      );
+      const joules = Number(readFileSync(energy, 'utf8')) / 1e6;
+      const text = await (await fetch(`${exp.url}/metrics`)).text();
+      assert.match(
+        text,
+        new RegExp(`^ceems_rapl_package\\w*_joules_total\\{[^}]*index="0"[^}]*\\} ${joules}$`, 'm'),
+      );
+      assert.deepEqual(koffiCopies(), before, 'the private copy of the FFI addon is deleted once loaded');
+    } finally {
+      await exp.stop();
+    }
   });
 
   it('servers run from their units as their users: SLURM job → exporter → Prometheus → API server → LB', async () => {
