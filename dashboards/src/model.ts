@@ -90,7 +90,12 @@ export class QueryLog {
   ) {}
 
   /** A PromQL target through ceems_lb. */
-  prom(panel: string, expr: string, legend: string, opts: { optional?: Optional; instant?: boolean; table?: boolean } = {}) {
+  prom(
+    panel: string,
+    expr: string,
+    legend: string,
+    opts: { optional?: Optional; instant?: boolean; table?: boolean } = {},
+  ) {
     this.records.push({
       kind: 'promql',
       dashboard: this.dashboard,
@@ -106,7 +111,13 @@ export class QueryLog {
   }
 
   /** An API server target through Infinity. */
-  api(panel: string, path: string, params: [string, string][], columns: InfinityQuery['columns'], opts: { optional?: Optional } = {}) {
+  api(
+    panel: string,
+    path: string,
+    params: [string, string][],
+    columns: InfinityQuery['columns'],
+    opts: { optional?: Optional } = {},
+  ) {
     this.records.push({
       kind: 'api',
       dashboard: this.dashboard,
@@ -129,7 +140,10 @@ export function datasourceVariables(): dashboard.DatasourceVariableBuilder[] {
 }
 
 export function textVariable(name: string, label: string, value: string): dashboard.TextBoxVariableBuilder {
-  return new dashboard.TextBoxVariableBuilder(name).label(label).defaultValue(value).current({ text: value, value });
+  return new dashboard.TextBoxVariableBuilder(name)
+    .label(label)
+    .defaultValue(value)
+    .current({ text: value, value });
 }
 
 /** The query parameters of the API's time window (Unix seconds, spec D-API-4). */

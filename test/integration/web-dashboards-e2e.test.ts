@@ -208,11 +208,14 @@ describe('dashboards and the web view on the SLURM testbed', { timeout: 420_000 
     assert.equal((await fetch(`${PROM}/-/reload`, { method: 'POST' })).status, 200);
     await waitFor('per-unit power of both jobs', 30_000, async () => {
       const p = await promQuery(`uuid:ceems_host_power_watts:pue{uuid=~"${mine}|${theirs}"} > 0`);
-      return p.length === 2 ? true : undefined;
+      if (p.length !== 2) throw new Error(`series with power > 0: ${JSON.stringify(p)}`);
+      return true;
     });
     await waitFor('both jobs in the API DB', 30_000, async () => {
       const r = await apiGet(`/api/v1/units/admin?uuid=${mine}&uuid=${theirs}`, ADMIN);
-      return r.json?.data?.length === 2 ? true : undefined;
+      if (r.json?.data?.length !== 2)
+        throw new Error(`last answer: HTTP ${r.status} ${r.text.slice(0, 400)}`);
+      return true;
     });
     const port = new URL(lbUrl).port;
     procs.push(
@@ -340,6 +343,8 @@ describe('dashboards and the web view on the SLURM testbed', { timeout: 420_000 
     assert.deepEqual(failures, []);
   });
 
+  /** Script errors of every page: none is expected. */
+  const pageErrors: string[] = [];
   /** A logged-in page (basic auth, as a person of a standalone setup). */
   async function login(user: string): Promise<Page> {
     const context = await browser!.newContext({
@@ -347,11 +352,20 @@ describe('dashboards and the web view on the SLURM testbed', { timeout: 420_000 
       viewport: { width: 1400, height: 1000 },
     });
     const page = await context.newPage();
-    page.on('pageerror', (e) => {
-      throw new Error(`page error as ${user}: ${e.message}`);
-    });
+    page.on('pageerror', (e) => pageErrors.push(`${user}: ${e.message}`));
     return page;
   }
+  /** Waits for a page's script to finish; on time-out the error holds what the page showed. */
+  const loaded = async (page: Page, what: string) => {
+    try {
+      await page.waitForSelector(`body[data-loaded="${what}"]`, { timeout: 30_000 });
+    } catch (e) {
+      const text = (await page.textContent('body')) ?? '';
+      throw new Error(
+        `${what} page not loaded (${(e as Error).message.split('\n')[0]}); it showed:\n${text.slice(0, 1500)}`,
+      );
+    }
+  };
   const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, name), fullPage: true });
   const rowsOf = (page: Page) =>
     page.$$eval('#units tbody tr[data-uuid]', (trs) =>
@@ -367,7 +381,7 @@ describe('dashboards and the web view on the SLURM testbed', { timeout: 420_000 
     const page = await login('usr1');
     const res = await page.goto(`${api.url}/ui/`);
     assert.equal(res?.status(), 200);
-    await page.waitForSelector('body[data-loaded="units"]', { timeout: 20_000 });
+    await loaded(page, 'units');
     const rows = await rowsOf(page);
     assert.ok(rows.length > 0, 'no rows');
     assert.ok(
@@ -383,7 +397,7 @@ describe('dashboards and the web view on the SLURM testbed', { timeout: 420_000 
     await shot(page, 'units-usr1.png');
 
     await page.click(`#units tr[data-uuid="${mine}"] a`);
-    await page.waitForSelector('body[data-loaded="unit"]', { timeout: 30_000 });
+    await loaded(page, 'unit');
     const state = await page.$eval('#chart-power', (e) => e.getAttribute('data-state'));
     const status = await page.$eval('#status-power', (e) => e.textContent);
     assert.equal(state, 'drawn', `power chart: ${status}`);
@@ -413,6 +427,7 @@ describe('dashboards and the web view on the SLURM testbed', { timeout: 420_000 
     assert.match(await page.$eval('#summary', (e) => e.textContent ?? ''), /estimated/);
     await shot(page, 'unit-usr1.png');
     await page.context().close();
+    assert.deepEqual(pageErrors, []);
   });
 
   it('browser: usr2 opening usr1’s job gets the 403 page; usr2’s list has only usr2’s job', async () => {
@@ -430,19 +445,20 @@ describe('dashboards and the web view on the SLURM testbed', { timeout: 420_000 
     );
     assert.equal(series, 403);
     await page.goto(`${api.url}/ui/`);
-    await page.waitForSelector('body[data-loaded="units"]', { timeout: 20_000 });
+    await loaded(page, 'units');
     const rows = await rowsOf(page);
     assert.ok(
       rows.some((r) => r.uuid === theirs) && rows.every((r) => r.user === 'usr2'),
       JSON.stringify(rows),
     );
     await page.context().close();
+    assert.deepEqual(pageErrors, []);
   });
 
   it('browser: an admin sees both jobs, opens usr1’s, and has the cluster overview', async () => {
     const page = await login(ADMIN);
     await page.goto(`${api.url}/ui/`);
-    await page.waitForSelector('body[data-loaded="units"]', { timeout: 20_000 });
+    await loaded(page, 'units');
     const rows = await rowsOf(page);
     for (const [uuid, user] of [
       [mine, 'usr1'],
@@ -455,10 +471,10 @@ describe('dashboards and the web view on the SLURM testbed', { timeout: 420_000 
     await shot(page, 'units-admin.png');
     const res = await page.goto(`${api.url}/ui/unit?cluster_id=${CLUSTER}&uuid=${mine}`);
     assert.equal(res?.status(), 200);
-    await page.waitForSelector('body[data-loaded="unit"]', { timeout: 30_000 });
+    await loaded(page, 'unit');
     assert.equal(await page.$eval('#chart-power', (e) => e.getAttribute('data-state')), 'drawn');
     await page.goto(`${api.url}/ui/cluster`);
-    await page.waitForSelector('body[data-loaded="cluster"]', { timeout: 30_000 });
+    await loaded(page, 'cluster');
     assert.ok(await page.$(`#clusters tr[data-cluster="${CLUSTER}"]`));
     assert.equal(
       await page.$eval('#chart-cluster-power', (e) => e.getAttribute('data-state')),
@@ -467,5 +483,6 @@ describe('dashboards and the web view on the SLURM testbed', { timeout: 420_000 
     );
     await shot(page, 'cluster-admin.png');
     await page.context().close();
+    assert.deepEqual(pageErrors, []);
   });
 });
