@@ -287,12 +287,29 @@ export async function run(small: boolean): Promise<void> {
     console.log(
       `${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(2)} before the runs; median of ${rounds} alternated direct/LB round(s) of ${requests} queries`,
     );
-    console.log(
-      'shared cores: load generator, LB and Prometheus all on every core, as on this machine (the LB takes CPU from Prometheus)',
-    );
+    for (const line of [
+      'How to read the ratios: the load generator is the same for both paths (closed loop, keep-alive).',
+      '- shared cores: generator, LB and Prometheus on every core. Each CPU second the LB spends is taken',
+      '  from Prometheus or the generator, so via LB / direct cannot exceed (P + G) / (P + L + G) with the',
+      "  CPU per query of Prometheus, LB and generator (printed as 'CPU-bound ratio'), however fast the LB is.",
+      "- CPU s per 1000 queries do not depend on the number of cores: 'LB n× Prometheus'' is how much CPU the",
+      "  LB needs per unit of Prometheus' CPU for this query (2 series, 25 steps: about the cheapest range",
+      '  query, so the LB weighs most here; heavier queries cost Prometheus more and the LB the same).',
+      "- pinned: Prometheus alone on CPU 1 in both runs, the LB on the generator's CPU 0: Prometheus keeps the",
+      '  same CPU with and without the LB, as when the LB runs next to Grafana.',
+    ])
+      console.log(line);
+    console.log('shared cores:');
+    const summary: string[] = [];
     for (const clients of [1, 16, 64]) {
       const label = clients === 1 ? 'latency, 1 client' : `throughput, ${clients} clients`;
-      report(label, await compare(urls, pids, path, headers, requests, clients, rounds), clients > 1);
+      const result = await compare(urls, pids, path, headers, requests, clients, rounds);
+      report(label, result, clients > 1);
+      summary.push(
+        clients === 1
+          ? `added p50 ${(result.viaLb.p50 - result.direct.p50).toFixed(2)} ms (target ≤ 0.3)`
+          : `${clients} clients ${median(result.ratios).toFixed(2)}`,
+      );
     }
     if (availableParallelism() >= 2) {
       // The same runs with Prometheus alone on CPU 1 and the load generator (plus the LB) on CPU 0:
@@ -305,13 +322,12 @@ export async function run(small: boolean): Promise<void> {
       );
       console.log('pinned: Prometheus alone on CPU 1, load generator and LB on CPU 0');
       for (const clients of [16, 64]) {
-        report(
-          `throughput, ${clients} clients`,
-          await compare(urls, pids, path, headers, requests, clients, rounds),
-          false,
-        );
+        const result = await compare(urls, pids, path, headers, requests, clients, rounds);
+        report(`throughput, ${clients} clients`, result, false);
+        summary.push(`pinned ${clients} clients ${median(result.ratios).toFixed(2)}`);
       }
     }
+    console.log(`targets of issue 15 (not asserted): ${summary.join(', ')} (ratio target ≥ 0.8)`);
   } finally {
     for (const r of restore) {
       try {
