@@ -1,7 +1,7 @@
 // The real exporter binary with the power and emission sources of this area: each one fails alone.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +14,7 @@ const IPMI_BIN = resolve(import.meta.dirname, '../../../fixtures/ipmi/bin');
 
 describe('ceems_exporter with ipmi_dcmi, redfish, emissions and estimated_power', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ceems-power-e2e-'));
+  chmodSync(dir, 0o755); // --path.procfs: read by the exporter after it switched to nobody
   let bmc: FakeBmc;
   let exporter: Started | undefined;
   before(async () => {

@@ -2,7 +2,7 @@
 // per-PID counters switched off again when the exporter shuts down.
 
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -22,6 +22,10 @@ describe('ceems_exporter --collector.rdma.stats', () => {
 
   it('serves the per-job and port samples and switches per-PID counters off at shutdown', async () => {
     cpSync(join(FIX, 'rdma'), tmp, { recursive: true, filter: (src) => !src.includes('/sys') });
+    // the exporter runs the tool as nobody (uid 0 for `set`): it must reach it and append to its log
+    chmodSync(tmp, 0o755);
+    writeFileSync(join(tmp, 'calls.log'), '', { mode: 0o666 });
+    chmodSync(join(tmp, 'calls.log'), 0o666);
     const exporter = await startProgram('ceems_exporter', [
       '--web.listen-address=127.0.0.1:0',
       '--web.disable-exporter-metrics',
