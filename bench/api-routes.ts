@@ -1,30 +1,65 @@
-// API server read path (issue 9): `/units` and `/usage` latency for one user owning 10k units in a DB of
-// 1M units (small mode: 1k of 100k), through the real fastify routes (inject, no socket), against the floor
-// of the same rows read straight from SQLite and serialised with JSON.stringify.
+// API server read path (issues 9, 15), in a DB of 1M units (small mode: 100k) where one user (u0) owns 1 %
+// and 990 others 0.1 % each (~86 units per day):
+//   1. `/units`, a light user's 1-day window, without and with `cluster_id`;
+//   2. `/units`, u0's whole history (10k units; small: 1k);
+//   3. `/usage/current` (cache missed: each request asks for another window) and `/usage/global` for u0;
+//   4. 200 concurrent clients (real sockets, server in a worker thread) each asking for its user's window.
+// Cases 1–3 go through the real fastify routes (inject, no socket). Their floor is the SQL each route
+// actually issued (captured through src/api/db/trace.ts, so same WHERE, ORDER and columns), prepared once
+// and run with the same parameters, its rows encoded with JSON.stringify: the faster of rows as objects
+// and rows as arrays. `CEEMS_BENCH_DB=<dir>` keeps the filled DB there and reuses it on the next run.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CeemsDb, openReader, type UnitRecord } from '../src/api/db/index.js';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { Pool } from 'undici';
+import { CeemsDb, DB_FILE, openReader, type UnitRecord } from '../src/api/db/index.js';
+import { type IssuedQuery, traceQueries } from '../src/api/db/trace.js';
+import { createApiServer } from '../src/api/server.js';
 import { formatDatetimezone } from '../src/api/timefmt.js';
-import { testServer } from '../test/fixtures/api/server.js';
+import { createLogger } from '../src/common/logger.js';
+import type { Database } from '../src/common/sqlite.js';
 
 const TZ = 'UTC';
 const T0 = Date.UTC(2024, 4, 1);
-const USERS = 100; // user uN is the only member of project pN, so u0 owns 1 % of the units
+const DAY_S = 86_400;
 const BATCH = 50_000;
+const CLIENTS = 200;
+
+/** Owner of unit i: u0 every 100th unit, else one of 990 light users v<n>. */
+const userOf = (i: number) => (i % 100 === 0 ? 'u0' : `v${i % 1000}`);
+const LIGHT_USERS = Array.from({ length: 999 }, (_, k) => k + 1)
+  .filter((n) => n % 100 !== 0)
+  .map((n) => `v${n}`);
+
+/** Deterministic pseudo-random floats in [0, 1) (mulberry32): metric values that do not repeat. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 function unit(i: number): UnitRecord {
+  const r = random(i + 1);
   const started = T0 + i * 1000;
   const ended = started + 3600_000;
+  const user = userOf(i);
+  const wall = 3600;
+  const cpus = 1 + Math.floor(r() * 64);
   return {
-    cluster_id: 'slurm-0',
+    cluster_id: `slurm-${(i >> 10) & 1}`,
     resource_manager: 'slurm',
     uuid: String(1_000_000 + i),
     name: `job-${i}`,
-    project: `p${i % USERS}`,
-    groupname: `u${i % USERS}`,
-    username: `u${i % USERS}`,
+    project: `p${user}`,
+    groupname: `g${user}`,
+    username: user,
     created_at: formatDatetimezone(started - 60_000, TZ),
     started_at: formatDatetimezone(started, TZ),
     ended_at: formatDatetimezone(ended, TZ),
@@ -33,105 +68,329 @@ function unit(i: number): UnitRecord {
     ended_at_ts: ended,
     elapsed: '01:00:00',
     state: 'COMPLETED',
-    allocation: { cpus: 4, mem: 8589934592 },
-    tags: { qos: 'normal' },
-    total_time_seconds: { walltime: 3600, alloc_cputime: 14400, alloc_gputime: 0 },
-    avg_cpu_usage: { global: (i % 100) + 0.5 },
-    avg_cpu_mem_usage: { global: 25 },
-    total_cpu_energy_usage_kwh: { total: 0.1 + (i % 10) / 100 },
-    total_cpu_emissions_gms: { owid_total: 5.5 },
+    allocation: { cpus, mem: cpus * 4294967296, nodes: 1 },
+    tags: { qos: 'normal', partition: 'cpu' },
+    total_time_seconds: {
+      walltime: wall,
+      alloc_cputime: wall * cpus,
+      alloc_cpumemtime: wall * cpus * 4096,
+      alloc_gputime: 0,
+    },
+    avg_cpu_usage: { global: r() * 100 },
+    avg_cpu_mem_usage: { global: r() * 100 },
+    total_cpu_energy_usage_kwh: { total: r() },
+    total_cpu_emissions_gms: { owid_total: r() * 50, rte_total: r() * 10 },
+    total_io_read_stats: { bytes: Math.floor(r() * 1e10), requests: Math.floor(r() * 1e6) },
+    total_io_write_stats: { bytes: Math.floor(r() * 1e10), requests: Math.floor(r() * 1e6) },
   };
+}
+
+function fill(dir: string, total: number): void {
+  const db = CeemsDb.open(dir);
+  const users = ['u0', ...LIGHT_USERS];
+  const t = performance.now();
+  for (let start = 0; start < total; start += BATCH) {
+    const units = Array.from({ length: Math.min(BATCH, total - start) }, (_, k) => unit(start + k));
+    db.storeCollection({
+      start: T0 + start * 1000,
+      end: T0 + (start + BATCH) * 1000 + 3600_000,
+      timeZone: TZ,
+      units,
+      ...(start === 0
+        ? {
+            users: users.map((u) => ({
+              cluster_id: 'slurm-0',
+              resource_manager: 'slurm',
+              name: u,
+              projects: [`p${u}`],
+            })),
+            projects: users.map((u) => ({
+              cluster_id: 'slurm-0',
+              resource_manager: 'slurm',
+              name: `p${u}`,
+              users: [u],
+            })),
+          }
+        : {}),
+    });
+  }
+  db.close();
+  console.log(
+    `DB: ${total.toLocaleString('en-US')} units filled in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+  );
+}
+
+/** A filled DB: `CEEMS_BENCH_DB` when it holds one of this size, else a new one. */
+function database(total: number): { dir: string; cleanup(): void } {
+  const keep = process.env.CEEMS_BENCH_DB;
+  if (keep) {
+    const dir = join(keep, String(total));
+    if (existsSync(join(dir, DB_FILE))) {
+      const t = performance.now();
+      CeemsDb.open(dir).close(); // migrations of an older DB
+      console.log(`DB: reused ${dir} (opened in ${((performance.now() - t) / 1000).toFixed(1)} s)`);
+    } else {
+      mkdirSync(dir, { recursive: true });
+      fill(dir, total);
+    }
+    return { dir, cleanup() {} };
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'ceems-bench-routes-'));
+  fill(dir, total);
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function measure(
-  fn: () => Promise<unknown> | unknown,
-  reps: number,
-): Promise<{ p50: number; p99: number }> {
-  await fn(); // warm-up: statement cache, JIT
+interface Figure {
+  p50: number;
+  p99: number;
+}
+
+async function measure(fn: (rep: number) => Promise<unknown> | unknown, reps: number): Promise<Figure> {
+  await fn(-1); // warm-up: statement cache, JIT
   const times: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t = performance.now();
-    await fn();
+    await fn(i);
     times.push(performance.now() - t);
   }
   times.sort((a, b) => a - b);
   return { p50: percentile(times, 50), p99: percentile(times, 99) };
 }
 
+const ms = (x: number) => `${x < 10 ? x.toFixed(2) : x.toFixed(1)} ms`;
+const fig = (m: Figure) => `p50 ${ms(m.p50)}, p99 ${ms(m.p99)}`;
+
+/** Floor of a request: the queries it issued, each prepared once, run again and JSON.stringify'd. */
+async function floorOf(db: Database, queries: IssuedQuery[], reps: number) {
+  const stmts = (arrays: boolean) =>
+    queries.map((q) => {
+      const s = db.prepare(q.sql);
+      s.setReturnArrays(arrays);
+      return { s, params: q.params };
+    });
+  const run = (list: ReturnType<typeof stmts>) => () => {
+    let bytes = 0;
+    for (const { s, params } of list) bytes += JSON.stringify(s.all(...params)).length;
+    return bytes;
+  };
+  const objects = await measure(run(stmts(false)), reps);
+  const arrays = await measure(run(stmts(true)), reps);
+  return { objects, arrays, best: objects.p50 <= arrays.p50 ? objects : arrays };
+}
+
+/** `EXPLAIN QUERY PLAN` of a query, one line (`SCAN units` / `SEARCH units USING INDEX …`). */
+function plan(db: Database, q: IssuedQuery): string {
+  return (db.prepare(`EXPLAIN QUERY PLAN ${q.sql}`).all(...q.params) as { detail: string }[])
+    .map((r) => r.detail)
+    .join('; ');
+}
+
+// ---- 200 clients: the server runs in a worker thread so that the clients do not share its event loop.
+
+interface ServerData {
+  apiRoutesServer: { dir: string; now: number };
+}
+
+if (!isMainThread && (workerData as ServerData | undefined)?.apiRoutesServer) {
+  const { dir, now } = (workerData as ServerData).apiRoutesServer;
+  const api = await createApiServer({
+    listenAddresses: ['127.0.0.1:0'],
+    logger: createLogger({ level: 'error' }),
+    routePrefix: '/',
+    userHeaders: ['X-Grafana-User'],
+    maxRequests: 0,
+    corsOrigin: '.*',
+    compression: false,
+    compressionLevel: 5,
+    maxPeriodMs: 0,
+    timeZone: TZ,
+    externalUrl: '',
+    openDb: () => openReader(dir),
+    now: () => now,
+  });
+  const [address] = await api.server.listen();
+  parentPort!.postMessage(address);
+  parentPort!.once('message', () => {
+    void api.close().then(() => parentPort!.close());
+  });
+}
+
+async function concurrentClients(
+  dir: string,
+  now: number,
+  urlOf: (client: number, rep: number) => string,
+  reps: number,
+) {
+  const worker = new Worker(new URL(import.meta.url), {
+    workerData: { apiRoutesServer: { dir, now } } satisfies ServerData,
+  });
+  const address = await new Promise<string>((res, rej) => {
+    worker.once('message', res);
+    worker.once('error', rej);
+  });
+  const pool = new Pool(`http://${address}`, { connections: CLIENTS });
+  const latencies: number[] = [];
+  const errors = new Map<string, number>();
+  let bytes = 0;
+  const t0 = performance.now();
+  try {
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async (_, c) => {
+        const user = LIGHT_USERS[c % LIGHT_USERS.length]!;
+        // Rep -1 opens the connection and is not counted.
+        for (let rep = -1; rep < reps; rep++) {
+          const s = performance.now();
+          try {
+            const r = await pool.request({
+              path: urlOf(c, rep),
+              method: 'GET',
+              headers: { 'x-grafana-user': user },
+            });
+            const body = await r.body.text();
+            if (r.statusCode !== 200) throw new Error(`HTTP ${r.statusCode}: ${body.slice(0, 200)}`);
+            if (rep >= 0) {
+              latencies.push(performance.now() - s);
+              bytes += body.length;
+            }
+          } catch (e) {
+            // E.g. a connection the server dropped (keep-alive timeout while it was busy): counted, not timed.
+            const m = (e as Error).message;
+            errors.set(m, (errors.get(m) ?? 0) + 1);
+          }
+        }
+      }),
+    );
+  } finally {
+    await pool.close();
+    const exited = new Promise((r) => worker.once('exit', r));
+    worker.postMessage('close');
+    await exited;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  latencies.sort((a, b) => a - b);
+  if (latencies.length === 0) throw new Error(`every request failed: ${[...errors.keys()].join('; ')}`);
+  return {
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    max: latencies[latencies.length - 1]!,
+    requests: latencies.length,
+    rps: (latencies.length + CLIENTS) / seconds,
+    avgBytes: bytes / latencies.length,
+    errors,
+  };
+}
+
 export async function run(small: boolean): Promise<void> {
   const total = small ? 100_000 : 1_000_000;
-  const reps = small ? 5 : 20;
-  const dir = mkdtempSync(join(tmpdir(), 'ceems-bench-routes-'));
+  const reps = small ? 5 : 30;
+  const { dir, cleanup } = database(total);
   try {
-    const db = CeemsDb.open(dir);
-    const tFill = performance.now();
-    for (let start = 0; start < total; start += BATCH) {
-      const units = Array.from({ length: Math.min(BATCH, total - start) }, (_, k) => unit(start + k));
-      db.storeCollection({
-        start: T0 + start * 1000,
-        end: T0 + (start + BATCH) * 1000 + 3600_000,
-        timeZone: TZ,
-        units,
-        ...(start === 0
-          ? {
-              users: Array.from({ length: USERS }, (_, u) => ({
-                cluster_id: 'slurm-0',
-                resource_manager: 'slurm',
-                name: `u${u}`,
-                projects: [`p${u}`],
-              })),
-              projects: Array.from({ length: USERS }, (_, u) => ({
-                cluster_id: 'slurm-0',
-                resource_manager: 'slurm',
-                name: `p${u}`,
-                users: [`u${u}`],
-              })),
-            }
-          : {}),
-      });
-    }
-    db.close();
-    console.log(
-      `DB: ${total.toLocaleString('en-US')} units filled in ${((performance.now() - tFill) / 1000).toFixed(1)} s; user u0 owns ${(total / USERS).toLocaleString('en-US')}`,
-    );
-
     const end = T0 + total * 1000 + 7200_000;
-    const server = await testServer({ timeZone: TZ, now: () => end }, dir);
-    const window = `from=${Math.floor(T0 / 1000) - 3600}&to=${Math.floor(end / 1000)}`;
-    const get = async (url: string) => {
-      const r = await server.get(url, 'u0');
-      if (r.status !== 200) throw new Error(`${url}: ${r.status} ${r.body.slice(0, 200)}`);
+    const now = end;
+    // A light user's day in the middle of the DB's span; u0's whole history.
+    const mid = Math.floor(T0 / 1000 + total / 2);
+    const day = (shiftS = 0) => `from=${mid - DAY_S / 2 + shiftS}&to=${mid + DAY_S / 2 + shiftS}`;
+    const all = `from=${Math.floor(T0 / 1000) - 3600}&to=${Math.floor(end / 1000)}`;
+
+    const issued: IssuedQuery[] = [];
+    const traced = await createApiServer({
+      listenAddresses: [],
+      logger: createLogger({ level: 'error' }),
+      routePrefix: '/',
+      userHeaders: ['X-Grafana-User'],
+      maxRequests: 0,
+      corsOrigin: '.*',
+      compression: false,
+      compressionLevel: 5,
+      maxPeriodMs: 0,
+      timeZone: TZ,
+      externalUrl: '',
+      openDb: () => traceQueries(openReader(dir), (q) => issued.push(q)),
+      now: () => now,
+    });
+    const plainApi = await createApiServer({
+      listenAddresses: [],
+      logger: createLogger({ level: 'error' }),
+      routePrefix: '/',
+      userHeaders: ['X-Grafana-User'],
+      maxRequests: 0,
+      corsOrigin: '.*',
+      compression: false,
+      compressionLevel: 5,
+      maxPeriodMs: 0,
+      timeZone: TZ,
+      externalUrl: '',
+      openDb: () => openReader(dir),
+      now: () => now,
+    });
+    const inject = async (app: typeof plainApi.app, url: string, user: string) => {
+      const r = await app.inject({ method: 'GET', url, headers: { 'x-grafana-user': user } });
+      if (r.statusCode !== 200) throw new Error(`${url}: ${r.statusCode} ${r.body.slice(0, 200)}`);
       return r.body;
     };
-    const unitsBody = await get(`/api/v1/units?${window}`);
-    const count = (JSON.parse(unitsBody) as { data: unknown[] }).data.length;
-    if (count !== total / USERS) throw new Error(`expected ${total / USERS} units for u0, got ${count}`);
-
     const reader = openReader(dir);
-    const floorStmt = reader.prepare(
-      'SELECT * FROM units WHERE project = ? AND started_at_ts <= ? AND (ended_at_ts = 0 OR ended_at_ts >= ?)',
-    );
-    const floor = await measure(() => JSON.stringify(floorStmt.all('p0', end, T0 - 3600_000)), reps);
-    const units = await measure(() => get(`/api/v1/units?${window}`), reps);
-    const current = await measure(() => get(`/api/v1/usage/current?${window}`), reps);
-    const global = await measure(() => get('/api/v1/usage/global'), reps);
-    reader.close();
-    await server.close();
 
-    const f = (m: { p50: number; p99: number }) => `p50 ${m.p50.toFixed(1)} ms, p99 ${m.p99.toFixed(1)} ms`;
-    console.log(
-      `floor: SELECT the user's ${count.toLocaleString('en-US')} rows + JSON.stringify: ${f(floor)}`,
+    const cases: Array<{ label: string; user: string; url: (rep: number) => string; reps: number }> = [
+      { label: "/units, a light user's 1-day window", user: 'v1', url: () => `/api/v1/units?${day()}`, reps },
+      {
+        label: "/units?cluster_id, a light user's 1-day window",
+        user: 'v1',
+        url: () => `/api/v1/units?cluster_id=slurm-0&${day()}`,
+        reps,
+      },
+      {
+        label: "/units, u0's whole history",
+        user: 'u0',
+        url: () => `/api/v1/units?${all}`,
+        reps: small ? 5 : 20,
+      },
+      {
+        label: "/usage/current, u0's 1-day window (cache missed)",
+        user: 'u0',
+        // A new 15-min-rounded window on every request: never answered from the usage cache.
+        url: (rep) => `/api/v1/usage/current?${day((rep + 1) * 900)}`,
+        reps: small ? 5 : 10,
+      },
+      { label: '/usage/global, u0', user: 'u0', url: () => '/api/v1/usage/global', reps: small ? 5 : 20 },
+    ];
+    const lines: string[] = [];
+    for (const c of cases) {
+      issued.length = 0;
+      const body = await inject(traced.app, c.url(0), c.user);
+      const queries = [...issued];
+      const data = (JSON.parse(body) as { data: unknown[] | null }).data;
+      const route = await measure((rep) => inject(plainApi.app, c.url(rep), c.user), c.reps);
+      const floor = await floorOf(reader, queries, c.reps);
+      const main = queries.filter((q) => /\bFROM\s+\(?\s*(units|usage|daily_usage)\b/i.test(q.sql));
+      lines.push(
+        `${c.label}: ${data?.length ?? 0} rows, ${(body.length / 1e3).toFixed(0)} kB`,
+        `  route ${fig(route)} | floor (same ${queries.length} queries + JSON.stringify) p50 ${ms(floor.best.p50)} (objects ${ms(floor.objects.p50)}, arrays ${ms(floor.arrays.p50)}) | ratio ${(route.p50 / floor.best.p50).toFixed(2)}x`,
+        ...main.slice(-1).map((q) => `  plan: ${plan(reader, q)}`),
+      );
+    }
+    reader.close();
+    await traced.close();
+    await plainApi.close();
+    for (const l of lines) console.log(l);
+
+    const cc = await concurrentClients(
+      dir,
+      now,
+      (c, rep) => `/api/v1/units?${day(((c + rep) % 12) * 3600)}`,
+      small ? 2 : 5,
     );
     console.log(
-      `GET /units (${(unitsBody.length / 1e6).toFixed(1)} MB): ${f(units)}  ratio ${(units.p50 / floor.p50).toFixed(1)}x floor`,
+      `${CLIENTS} concurrent clients on /units (each its user's 1-day window, ${(cc.avgBytes / 1e3).toFixed(0)} kB): ${cc.requests} requests, ${cc.rps.toFixed(0)} req/s`,
     );
-    console.log(`GET /usage/current: ${f(current)}  ratio ${(current.p50 / floor.p50).toFixed(2)}x floor`);
-    console.log(`GET /usage/global: ${f(global)}  ratio ${(global.p50 / floor.p50).toFixed(2)}x floor`);
+    console.log(
+      `  p50 ${ms(cc.p50)}, p99 ${ms(cc.p99)}, max ${ms(cc.max)} | p99/p50 ${(cc.p99 / cc.p50).toFixed(2)}`,
+    );
+    for (const [message, n] of cc.errors) console.log(`  FAILED: ${n} requests: ${message}`);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    cleanup();
   }
 }

@@ -214,9 +214,9 @@ export async function startApiServer(
   mkdirSync(dataPath, { recursive: true, mode: 0o750 });
   if (backupPath) mkdirSync(backupPath, { recursive: true, mode: 0o750 });
   const db = CeemsDb.open(dataPath);
-  const writer = new WindowWriter(dataPath);
-  const tasks: BackgroundTask[] = [];
   let api: ApiServer | undefined;
+  const writer = new WindowWriter(dataPath, () => api?.reopenReader());
+  const tasks: BackgroundTask[] = [];
   let webConfigAcl: AclLease | undefined;
   try {
     const admins = new AdminUsers(db, config.ceems_api_server.admin, loaded.configDir, timeZone, log);

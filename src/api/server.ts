@@ -53,6 +53,11 @@ export interface ApiServer {
   app: FastifyInstance;
   /** Every route registered through the app, with its declared access level. */
   routes: readonly RouteAccess[];
+  /**
+   * The planner statistics changed (CeemsDb.optimize on another connection): the next request opens a new
+   * read connection, since SQLite loads them when a connection opens and never again.
+   */
+  reopenReader(): void;
   close(): Promise<void>;
 }
 
@@ -82,9 +87,16 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
   // First of all: every route registered from here on must declare its access level.
   const registry = new RouteAccessRegistry(app);
   let reader: Database | undefined;
+  let stale = false;
   const ctx: RouteContext = {
     api,
+    // Handlers use the connection synchronously, so none holds it when a stale one is replaced.
     db: () => {
+      if (stale) {
+        stale = false;
+        reader?.close();
+        reader = undefined;
+      }
       reader ??= opts.openDb();
       return reader;
     },
@@ -199,6 +211,9 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
     server,
     app,
     routes: registry.routes,
+    reopenReader() {
+      stale = reader !== undefined;
+    },
     async close() {
       await server.close();
       reader?.close();

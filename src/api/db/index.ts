@@ -198,8 +198,25 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
     const db = openDatabase(path, { busyTimeoutMs: BUSY_TIMEOUT_MS });
     if (created) chmodSync(path, 0o640);
     prepareConnection(db, false);
-    migrate(db);
-    return new CeemsDb(db, path);
+    // New indexes get their statistics at once (1M units: migration 10 takes 2.6 s, ANALYZE 0.65 s), so
+    // that the planner can choose between them and the old ones; otherwise only stale tables are analyzed.
+    if (migrate(db).analyze) db.exec('ANALYZE');
+    const ceems = new CeemsDb(db, path);
+    ceems.optimize();
+    return ceems;
+  }
+
+  /**
+   * Refreshes the planner statistics of the tables that need it by SQLite's own measure (`PRAGMA
+   * optimize`, every table checked: never analyzed, or grown or shrunk about 10-fold since): nothing to do
+   * costs nothing, a 1M-unit table 0.7 s. Returns whether a table was analyzed: connections opened before
+   * keep the statistics they loaded at open (SQLite does not reload them), so readers should be reopened.
+   */
+  optimize(): boolean {
+    // 0x10003 lists what 0x10002 would do without doing it.
+    if (this.db.prepare('PRAGMA optimize = 0x10003').all().length === 0) return false;
+    this.db.exec('PRAGMA optimize = 0x10002');
+    return true;
   }
 
   /** `MAX(last_updated_at) FROM usage` (`DatetimeLayout`), or undefined on an empty DB. */
@@ -388,7 +405,14 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
     }
   }
 
+  /** Closes the connection after a last `optimize` (SQLite's advice for every connection it closes). */
   close(): void {
-    if (this.db.isOpen) this.db.close();
+    if (!this.db.isOpen) return;
+    try {
+      this.optimize();
+    } catch {
+      // Statistics are an optimisation: a busy or read-only file must not stop the shutdown.
+    }
+    this.db.close();
   }
 }

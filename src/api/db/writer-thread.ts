@@ -16,6 +16,8 @@ export interface StoreRequest {
 export interface StoreReply {
   id: number;
   error?: string;
+  /** The window changed the planner statistics (CeemsDb.optimize): readers should be reopened. */
+  analyzed?: boolean;
 }
 
 const port = parentPort!;
@@ -40,6 +42,13 @@ port.on('message', (m: UnitsChunk | StoreRequest | 'close') => {
     db.storeCollection({ ...m.window, units: [...earlier, ...m.window.units] });
   } catch (e) {
     reply.error = (e as Error).message;
+  }
+  // Here, off the main thread, a table that grew 10-fold since its last ANALYZE is analyzed again. The
+  // window is committed whatever happens: a failure must not make the cycle store it twice.
+  try {
+    if (reply.error === undefined && db.optimize()) reply.analyzed = true;
+  } catch {
+    // Statistics are an optimisation; the next window tries again.
   }
   port.postMessage(reply);
 });

@@ -30,7 +30,11 @@ export class WindowWriter {
   private readonly inflight = new Set<Promise<void>>();
   private closed = false;
 
-  constructor(private readonly dataPath: string) {}
+  /** `onAnalyzed`: a stored window refreshed the planner statistics (read connections should be reopened). */
+  constructor(
+    private readonly dataPath: string,
+    private readonly onAnalyzed: () => void = () => {},
+  ) {}
 
   /** Stores one window in ONE transaction (CeemsDb.storeCollection); rejects when it was not stored. */
   store(window: CollectionWindow): Promise<void> {
@@ -73,6 +77,7 @@ export class WindowWriter {
     w.on('message', (m: StoreReply) => {
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);
+      if (m.analyzed) this.onAnalyzed();
       if (m.error === undefined) p?.resolve();
       else p?.reject(new Error(m.error));
     });

@@ -112,6 +112,25 @@ describe('DB writer thread', () => {
     await assert.rejects(writer.store(window(units(1))), /DB writer is closed/);
   });
 
+  test('a window that grows a table 10-fold refreshes its planner statistics and says so', async () => {
+    const dir = tmp();
+    let analyzed = 0;
+    const writer = new WindowWriter(dir, () => analyzed++);
+    await writer.store(window(units(30)));
+    assert.equal(analyzed, 1, 'the first rows: never analyzed before');
+    await writer.store(window(units(60), T0 + H));
+    assert.equal(analyzed, 1, 'twice as many units: statistics kept');
+    await writer.store(window(units(3000), T0 + 2 * H));
+    assert.equal(analyzed, 2, '100-fold');
+    await writer.close();
+    const r = openReader(dir);
+    const stat = r.prepare("SELECT stat FROM sqlite_stat1 WHERE idx = 'idx_units_username_ended'").get() as {
+      stat: string;
+    };
+    r.close();
+    assert.match(stat.stat, /^3000 /);
+  });
+
   test('a writer thread that cannot open the DB fails the window with a clear error, then recovers', async () => {
     const dir = tmp();
     const notDir = join(dir, 'file');

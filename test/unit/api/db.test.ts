@@ -83,12 +83,12 @@ describe('SQL functions', () => {
 });
 
 describe('migrations', () => {
-  test('fresh DB reaches version 9 with the §9.2 tables and indexes, WAL, mode 0640', () => {
+  test('fresh DB reaches version 10 with the §9.2 tables and indexes, WAL, mode 0640', () => {
     const dir = tmp();
     const db = CeemsDb.open(dir);
-    assert.equal(SCHEMA_VERSION, 9);
+    assert.equal(SCHEMA_VERSION, 10);
     const v = db.db.prepare('SELECT version, dirty FROM schema_migrations').all();
-    assert.deepEqual(plain(v), [{ version: 9, dirty: 0 }]);
+    assert.deepEqual(plain(v), [{ version: 10, dirty: 0 }]);
     const names = (
       db.db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table','index')").all() as {
         name: string;
@@ -110,6 +110,11 @@ describe('migrations', () => {
       'uq_cluster_id_project',
       'uq_cluster_id_admin_user',
       'version_unique',
+      'idx_units_username_ended',
+      'idx_units_last_updated',
+      'idx_units_cluster_project_updated',
+      'idx_usage_cluster_project',
+      'idx_daily_usage_cluster_project_updated',
     ])
       assert.ok(names.includes(n), n);
     const cols = (db.db.prepare('PRAGMA table_info(units)').all() as { name: string }[]).map((c) => c.name);
@@ -140,6 +145,67 @@ describe('migrations', () => {
     assert.deepEqual(plain(db.prepare('SELECT total_egress_stats AS e FROM units').get()), {
       e: '{"bytes_total":5}',
     });
+  });
+
+  test('a version 9 database with data gets the indexes of migration 10 and their statistics at once', () => {
+    const dir = tmp();
+    const db = CeemsDb.open(dir);
+    db.upsertUnits(
+      Array.from({ length: 50 }, (_, i) => unit({ uuid: String(i), username: `u${i % 5}` })),
+      '2024-05-06T11:00:00',
+    );
+    db.close();
+    // The same file as version 9 left it: no index of migration 10, never analyzed.
+    const v9 = openDatabase(join(dir, 'ceems.db'));
+    v9.exec(`DROP INDEX idx_units_username_ended; DROP INDEX idx_units_last_updated;
+      DROP INDEX idx_units_cluster_project_updated; DROP INDEX idx_usage_cluster_project;
+      DROP INDEX idx_daily_usage_cluster_project_updated; DROP TABLE sqlite_stat1;
+      UPDATE schema_migrations SET version = 9`);
+    v9.close();
+    const migrated = CeemsDb.open(dir);
+    assert.deepEqual(plain(migrated.db.prepare('SELECT version FROM schema_migrations').all()), [
+      { version: 10 },
+    ]);
+    const stat = migrated.db
+      .prepare("SELECT stat FROM sqlite_stat1 WHERE idx = 'idx_units_username_ended'")
+      .get() as { stat: string };
+    assert.equal(stat.stat, '50 10 10', '50 rows, 10 per user (all running: one ended_at)');
+    assert.equal(migrated.optimize(), false, 'nothing left to analyze');
+    migrated.close();
+  });
+
+  test('optimize analyzes a table again after it grew 10-fold, and says so; close runs it', () => {
+    const db = CeemsDb.open(tmp());
+    const many = (n: number, from: number) =>
+      Array.from({ length: n }, (_, i) => unit({ uuid: String(from + i), username: `u${i % 7}` }));
+    db.upsertUnits(many(20, 0), '2024-05-06T11:00:00');
+    assert.equal(db.optimize(), true, 'never analyzed');
+    assert.equal(db.optimize(), false);
+    db.upsertUnits(many(20, 100), '2024-05-06T12:00:00');
+    assert.equal(db.optimize(), false, 'twice as many rows: the statistics still hold');
+    db.upsertUnits(many(400, 1000), '2024-05-06T13:00:00');
+    const rows = () =>
+      (
+        db.db.prepare("SELECT stat FROM sqlite_stat1 WHERE idx = 'idx_units_username_ended'").get() as {
+          stat: string;
+        }
+      ).stat;
+    assert.match(rows(), /^20 /);
+    assert.equal(db.optimize(), true, '22-fold');
+    assert.match(rows(), /^440 /);
+    db.upsertUnits(many(5000, 10_000), '2024-05-06T14:00:00');
+    db.close();
+    const reopened = openDatabase(join(db.path, '..', 'ceems.db'));
+    assert.match(
+      (
+        reopened.prepare("SELECT stat FROM sqlite_stat1 WHERE idx = 'idx_units_username_ended'").get() as {
+          stat: string;
+        }
+      ).stat,
+      /^5440 /,
+      'analyzed by close',
+    );
+    reopened.close();
   });
 
   test('a dirty or newer schema is refused with a clear error', () => {

@@ -17,11 +17,11 @@ const dir = mkdtempSync(join(tmpdir(), 'ceems-life-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const log = createLogger({ level: 'error' });
 
-function flags(extra: string[] = []) {
+function flags(extra: string[] = [], data = 'data') {
   const cfg = join(dir, 'config.yml');
   writeFileSync(
     cfg,
-    `ceems_api_server:\n  data:\n    path: ${join(dir, 'data')}\n    retention_period: 10d\n    time_zone: UTC\n`,
+    `ceems_api_server:\n  data:\n    path: ${join(dir, data)}\n    retention_period: 10d\n    time_zone: UTC\n`,
   );
   // never drop privileges inside the test runner
   return parseFlags(FLAGS, [
@@ -78,6 +78,36 @@ test('the collector hook runs on the open DB and its final write completes befor
   const check = openDatabase(join(dir, 'data', 'ceems.db'), { readOnly: true });
   assert.deepEqual({ ...check.prepare('SELECT COUNT(*) AS n FROM units').get() }, { n: 5000 });
   check.close();
+});
+
+test('a window that refreshes the planner statistics makes the HTTP server reopen its reader', async () => {
+  let store: CollectorContext['store'] | undefined;
+  const running = await startApiServer(flags([], 'data-stats'), log, {
+    collector: async (_l, ctx) => {
+      store = ctx.store;
+      return { start() {}, async stop() {} };
+    },
+  });
+  try {
+    let reopened = 0;
+    const reopen = running.api.reopenReader.bind(running.api);
+    running.api.reopenReader = () => {
+      reopened++;
+      reopen();
+    };
+    const window = (n: number, end: number) => ({
+      start: end - 60_000,
+      end,
+      timeZone: 'UTC',
+      units: units(n),
+    });
+    await store!(window(50, 60_000));
+    assert.equal(reopened, 1, 'units analyzed for the first time');
+    await store!(window(60, 120_000));
+    assert.equal(reopened, 1, 'statistics still hold');
+  } finally {
+    await running.stop();
+  }
 });
 
 test('--storage.data.skip.delete.old.units disables the retention purge of the cycle', async () => {

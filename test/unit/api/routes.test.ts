@@ -3,7 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { openDatabase } from '../../../src/common/sqlite.js';
+import { openReader } from '../../../src/api/db/index.js';
+import { type Database, openDatabase } from '../../../src/common/sqlite.js';
 import { ADMIN, NOW, seedDb } from '../../fixtures/api/seed.js';
 import { type TestServer, testServer } from '../../fixtures/api/server.js';
 
@@ -490,5 +491,37 @@ describe('API description host', () => {
     } finally {
       await t.close();
     }
+  });
+});
+
+describe('read connection', () => {
+  test('opened on first use and kept; reopenReader makes the next request open a new one', async () => {
+    const dir = seedDb();
+    const opened: Database[] = [];
+    const t = await testServer(
+      {
+        openDb: () => {
+          opened.push(openReader(dir));
+          return opened.at(-1)!;
+        },
+      },
+      dir,
+    );
+    try {
+      t.api.reopenReader();
+      assert.equal(opened.length, 0, 'nothing to reopen before the first request');
+      assert.equal((await t.get('/api/v1/units', 'alice')).status, 200);
+      assert.equal((await t.get('/api/v1/users', 'alice')).status, 200);
+      assert.equal(opened.length, 1);
+      t.api.reopenReader();
+      assert.equal(opened.length, 1, 'reopened when next needed, not at once');
+      assert.deepEqual(uuids((await t.get('/api/v1/units', 'alice')).json), ['1001']);
+      assert.equal(opened.length, 2);
+      assert.equal(opened[0]!.isOpen, false, 'the stale connection is closed');
+      assert.equal(opened[1]!.isOpen, true);
+    } finally {
+      await t.close();
+    }
+    assert.equal(opened[1]!.isOpen, false);
   });
 });
