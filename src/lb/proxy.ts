@@ -163,6 +163,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     statusCode: number,
     headers: IncomingHttpHeaders,
   ): void {
+    if (statusCode < 200) return; // informational (103 Early Hints): the final response follows
     this.started = true;
     const labels = this.backend.filterLabels;
     if (labels.length > 0 && statusCode === 200 && /json/i.test(String(headers['content-type'] ?? ''))) {

@@ -272,15 +272,16 @@ export function loadBalancerHandler(ctx: LbContext): (req: IncomingMessage, res:
       handle(ctx, req, res, undefined).catch((e) => fail(req, res, e));
       return;
     }
-    readBody(req, MAX_BODY_BYTES)
-      .then((body) => {
+    readBody(req, MAX_BODY_BYTES).then(
+      (body) => {
         if (body === 'too large') {
           // The rest of the body is not read: the connection cannot carry another request (HTTP/1 only).
           const close: Record<string, string> = req.httpVersionMajor < 2 ? { connection: 'close' } : {};
           return plain(res, 413, `request body larger than ${MAX_BODY_BYTES} bytes\n`, close);
         }
-        return handle(ctx, req, res, body);
-      })
-      .catch((e) => fail(req, res, e));
+        handle(ctx, req, res, body).catch((e) => fail(req, res, e));
+      },
+      () => res.destroy(), // the client went away while sending its body: nobody to answer
+    );
   };
 }

@@ -26,6 +26,10 @@ function scriptedBackend() {
       req.once('close', () => {
         state.hangingClosed = true;
       });
+    } else if (path === 'hints') {
+      res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"status":"success","data":"after hints"}');
     } else if (path === 'redirect') {
       res.writeHead(302, { location: '/api/v1/query?query=elsewhere' });
       res.end();
@@ -103,6 +107,12 @@ describe('ceems_lb proxying', { timeout: 60_000 }, () => {
     assert.equal(res.headers.get('location'), '/api/v1/query?query=elsewhere');
   });
 
+  it('answers with the final response after informational (1xx) ones', async () => {
+    const res = await fetch(`${lb.url}${q('hints')}`, { headers });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { status: 'success', data: 'after hints' });
+  });
+
   it('forwards a checked POST form body rewritten to its canonical query', async () => {
     const res = await fetch(`${lb.url}/api/v1/query`, {
       method: 'POST',
@@ -115,6 +125,20 @@ describe('ceems_lb proxying', { timeout: 60_000 }, () => {
       url: '/api/v1/query',
     });
     assert.equal(backend.state.lastBody, 'query=x%7Buuid%3D%221001%22%7D');
+  });
+
+  it('drops a client that leaves in the middle of its body without an error', async () => {
+    const sock = connect(Number(lb.address.split(':')[1]), '127.0.0.1');
+    await once(sock, 'connect');
+    sock.write(
+      'POST /api/v1/query HTTP/1.1\r\nHost: x\r\nX-Grafana-User: alice\r\nX-Ceems-Cluster-Id: hpc-0\r\n' +
+        'Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nquery=x',
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    sock.destroy();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.doesNotMatch(lb.stderr(), /request failed|level=ERROR/);
+    assert.equal((await fetch(`${lb.url}/health`)).status, 200);
   });
 
   it('refuses unknown methods and request targets that are not paths', async () => {
