@@ -10,6 +10,7 @@ import type { Dispatcher } from 'undici';
 import { HOP_BY_HOP_HEADERS } from '../common/httpclient.js';
 import type { Logger } from '../common/logger.js';
 import type { Backend, BackendPool } from './backend.js';
+import { sendError } from './errors.js';
 
 /** Request headers never forwarded: hop-by-hop, recomputed by the client, or credentials of the caller. */
 const DROPPED_REQUEST = new Set([
@@ -49,7 +50,8 @@ function requestHeaders(req: ForwardRequest, backend: Backend): Record<string, s
     : undefined;
   for (const k in req.headers) {
     const v = req.headers[k];
-    if (v === undefined || DROPPED_REQUEST.has(k) || tokens?.includes(k)) continue;
+    // HTTP/2 pseudo-headers (`:path`, `:authority`, …) describe the client's request, not the backend's.
+    if (v === undefined || DROPPED_REQUEST.has(k) || k.startsWith(':') || tokens?.includes(k)) continue;
     out[k] = v;
   }
   const prior = req.headers['x-forwarded-for'];
@@ -126,8 +128,11 @@ export function filteredResponse(
   return { headers, body };
 }
 
-/** How one attempt ended: answered (or given up on), or failed before any response byte (retry). */
-type Outcome = { kind: 'done' } | { kind: 'failed'; err: Error };
+/**
+ * How one attempt ended: answered (or given up on), failed before any response byte (retry elsewhere), or
+ * refused by the HTTP client before it was sent (the request's fault: no backend is to blame).
+ */
+type Outcome = { kind: 'done' } | { kind: 'failed'; err: Error } | { kind: 'refused'; err: Error };
 
 /**
  * One attempt on one backend as an undici dispatch handler: the status line and headers are written as
@@ -206,7 +211,8 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (!this.started && !this.cancelled) {
-      this.settle({ kind: 'failed', err });
+      const refused = (err as { code?: string }).code === 'UND_ERR_INVALID_ARG';
+      this.settle({ kind: refused ? 'refused' : 'failed', err });
       return;
     }
     // The response has started (or the client left): nothing can be retried, end the connection.
@@ -262,6 +268,10 @@ export async function forward(
           );
         });
         if (outcome.kind === 'done') return;
+        if (outcome.kind === 'refused') {
+          opts.log.debug({ err: outcome.err.message }, 'request cannot be forwarded');
+          return sendError(res, 'bad_request', `request cannot be forwarded: ${outcome.err.message}`);
+        }
         opts.log.debug({ backend: backend.toString(), err: outcome.err.message }, 'proxy error');
         pool.markDead(backend, outcome.err.message);
       } finally {

@@ -4,12 +4,15 @@
 
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
+import { connect as http2Connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createOwnershipDb, tempDir, writeYaml } from '../fixtures/lb/setup.js';
 import { type Started, startProgram } from '../helpers/process.js';
+import { makePki } from '../helpers/tls.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** A backend whose answers the tests drive: a held stream, a request that never ends, a redirect. */
@@ -53,6 +56,7 @@ describe('ceems_lb proxying', { timeout: 60_000 }, () => {
   const tmp = tempDir('ceems-lb-proxy-');
   const backend = scriptedBackend();
   let lb: Started;
+  let config = '';
   const headers = { 'X-Grafana-User': 'alice', 'X-Ceems-Cluster-Id': 'hpc-0' };
   const q = (what: string) => `/api/v1/query?query=${encodeURIComponent('x{uuid="1001"}')}&do=${what}`;
 
@@ -65,7 +69,7 @@ describe('ceems_lb proxying', { timeout: 60_000 }, () => {
       projects: [{ cluster: 'hpc-0', name: 'acc1', users: ['alice'] }],
       admins: ['boss'],
     });
-    const config = writeYaml(`${tmp.dir}/config.yml`, {
+    config = writeYaml(`${tmp.dir}/config.yml`, {
       ceems_api_server: { data: { path: tmp.dir } },
       ceems_lb: { backends: [{ id: 'hpc-0', tsdb: [{ web: { url } }] }] },
     });
@@ -139,6 +143,48 @@ describe('ceems_lb proxying', { timeout: 60_000 }, () => {
     await new Promise((r) => setTimeout(r, 300));
     assert.doesNotMatch(lb.stderr(), /request failed|level=ERROR/);
     assert.equal((await fetch(`${lb.url}/health`)).status, 200);
+  });
+
+  it('serves HTTP/2 clients over TLS through the same pipeline', async () => {
+    const pki = makePki();
+    writeFileSync(
+      `${tmp.dir}/web.yml`,
+      `tls_server_config:\n  cert_file: ${pki.serverCert}\n  key_file: ${pki.serverKey}\n`,
+    );
+    const tls = await startProgram(
+      'ceems_lb',
+      [`--config.file=${config}`, `--web.config.file=${tmp.dir}/web.yml`, '--web.listen-address=127.0.0.1:0'],
+      { scheme: 'https' },
+    );
+    const session = http2Connect(tls.url, { ca: pki.caPem });
+    try {
+      const ask = (path: string, user: string) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const stream = session.request({
+            ':path': path,
+            'x-grafana-user': user,
+            'x-ceems-cluster-id': 'hpc-0',
+          });
+          let status = 0;
+          let body = '';
+          stream.on('response', (h) => {
+            status = Number(h[':status']);
+          });
+          stream.setEncoding('utf8');
+          stream.on('data', (d) => {
+            body += d;
+          });
+          stream.on('end', () => resolve({ status, body }));
+          stream.on('error', reject);
+        });
+      const ok = await ask(q('plain'), 'alice');
+      assert.equal(ok.status, 200);
+      assert.match(ok.body, /"method":"GET"/);
+      assert.equal((await ask(q('plain'), 'mallory')).status, 403);
+    } finally {
+      session.close();
+      await tls.stop();
+    }
   });
 
   it('refuses unknown methods and request targets that are not paths', async () => {
