@@ -16,6 +16,7 @@ import { readPyroscopeRequest } from './pyroscope.js';
 /** Largest request body read (and buffered for retries). */
 export const MAX_BODY_BYTES = 16 * 1024 * 1024;
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
 export interface LbContext {
@@ -144,6 +145,7 @@ async function handle(
   delete req.headers['x-ceems-logged-user'];
   let forwardUrl = url;
   let forwardBody = body;
+  const endpoint = matchEndpoint(ctx.type, path);
 
   if (ctx.authz) {
     const id = readIdentityHeader(req.rawHeaders, 'x-grafana-user');
@@ -153,7 +155,6 @@ async function handle(
     const user = id.value;
     req.headers['x-ceems-logged-user'] = user;
     const admin = await ctx.authz.isAdmin(user);
-    const endpoint = matchEndpoint(ctx.type, path);
     if (!admin && !endpoint) return sendError(res, 'forbidden', MESSAGES.forbiddenResource);
 
     let checked: CheckedRequest | undefined;
@@ -213,8 +214,7 @@ async function handle(
       body: req.method === 'GET' || req.method === 'HEAD' ? undefined : forwardBody,
       clientIp: req.socket.remoteAddress ?? '',
       // Every endpoint a non-admin can reach is read-only; other requests retry only when safe by method.
-      retryable:
-        ['GET', 'HEAD', 'OPTIONS'].includes(req.method!) || matchEndpoint(ctx.type, path) !== undefined,
+      retryable: SAFE_METHODS.has(req.method!) || endpoint !== undefined,
     },
     res,
     { timeoutMs: ctx.timeoutMs, log: ctx.log },
