@@ -1,5 +1,6 @@
 // A node:http server without a framework, for a hot path that needs neither routing nor body parsing (the
-// load balancer's proxy; fastify cost it about 35 µs of CPU per request, bench/lb.ts). It applies the
+// load balancer's proxy: the same handler used a median 235 µs of CPU per query behind fastify, 196 µs
+// without, 6 alternated rounds against one fake backend; commit e0ed84c). It applies the
 // exporter-toolkit web config like webserver.ts does for fastify apps — TLS with client certificate rules,
 // HTTP/2, extra headers, basic auth — with the same Go http.Server-like timeouts, several listen
 // addresses, and 503 with `Connection: close` for requests that arrive while it closes.
