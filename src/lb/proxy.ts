@@ -2,7 +2,8 @@
 // dispatch callbacks as it arrives, with back-pressure, and never read by the LB unless `filter_labels`
 // must rewrite it; per-request timeouts, one retry on another backend after a connection error.
 // Why dispatch and not `request()` + `pipeline()`: per query the stream pair, the AbortController and the
-// pipeline's own abort (a DOMException with a stack trace) cost more CPU than the access check did.
+// pipeline's own abort (a DOMException with a stack trace) add up; a bare node:http proxy in front of the
+// testbed Prometheus used 146–150 µs of CPU per query with request() and 112–114 µs with dispatch.
 
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { gunzipSync, inflateSync } from 'node:zlib';
