@@ -59,7 +59,7 @@ export function unitsPage(v: Viewer): string {
     `<h1>${v.admin ? 'Units of every user' : `Units of ${escapeHtml(v.user)}`}</h1>
 <section>
 <h2>Project totals</h2>
-<table id="projects" class="data"><thead><tr><th>Cluster</th><th>Project</th><th class="num">Units</th><th class="num">Energy</th><th class="num">Emissions</th><th class="num">${v.admin ? 'Users' : 'Mine'}</th></tr></thead><tbody></tbody></table>
+<table id="projects" class="data"><thead><tr><th>Cluster</th><th>Project</th><th class="num">Units</th><th class="num">Energy</th><th class="num">Emissions</th><th class="num">${v.admin ? '' : 'Mine'}</th></tr></thead><tbody></tbody></table>
 </section>
 <section>
 <h2>Units</h2>
