@@ -56,9 +56,11 @@ function byteCompare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Label names of a sample in wire order. */
+/** Label names of a sample in wire order (already in order when the object was built that way). */
 function sortedNames(labels: Labels): string[] {
-  return Object.keys(labels).sort(byteCompare);
+  const names = Object.keys(labels);
+  for (let i = 1; i < names.length; i++) if (names[i - 1]! > names[i]!) return names.sort(byteCompare);
+  return names;
 }
 
 /** Key identifying a series (name + sorted labels), used for duplicate detection. */
@@ -68,48 +70,104 @@ export function seriesKey(name: string, labels: Labels): string {
   return key;
 }
 
+/** Sorted label names (and, for encoding, the rendered `{…}`) of one labels object. */
 interface Prepared {
-  sample: Sample;
-  names: string[];
+  readonly names: string[];
+  rendered?: string;
 }
 
-function compareValues(a: Prepared, b: Prepared): number {
-  const n = Math.min(a.names.length, b.names.length);
-  for (let i = 0; i < n; i++) {
-    const an = a.names[i]!;
-    const bn = b.names[i]!;
-    if (an !== bn) return byteCompare(an, bn);
-    const av = a.sample.labels[an]!;
-    const bv = b.sample.labels[bn]!;
-    if (av !== bv) return byteCompare(av, bv);
-  }
-  return a.names.length - b.names.length;
-}
+/**
+ * Per-pass cache of prepared label sets: a unit's labels object is shared by its dozen families, so its
+ * names are sorted and rendered once per pass instead of once per sample. Not kept across passes, so that
+ * a labels object reused by a collector with other values is never served stale.
+ */
+export class LabelCache {
+  private readonly map = new Map<Labels, Prepared>();
 
-function writeSample(out: string[], name: string, p: Prepared): void {
-  const { names, sample } = p;
-  let line = name;
-  if (names.length > 0) {
-    line += '{';
-    for (let i = 0; i < names.length; i++) {
-      if (i > 0) line += ',';
-      line += `${names[i]}="${escapeLabelValue(sample.labels[names[i]!]!)}"`;
+  get(labels: Labels): Prepared {
+    let p = this.map.get(labels);
+    if (!p) {
+      p = { names: sortedNames(labels) };
+      this.map.set(labels, p);
     }
-    line += '}';
+    return p;
   }
-  out.push(`${line} ${formatFloat(sample.value)}\n`);
+
+  rendered(labels: Labels): string {
+    const p = this.get(labels);
+    if (p.rendered === undefined) {
+      const { names } = p;
+      let s = '';
+      if (names.length > 0) {
+        s = '{';
+        for (let i = 0; i < names.length; i++) {
+          if (i > 0) s += ',';
+          s += `${names[i]}="${escapeLabelValue(labels[names[i]!]!)}"`;
+        }
+        s += '}';
+      }
+      p.rendered = s;
+    }
+    return p.rendered;
+  }
+
+  /** Wire order of two samples of a family: label by label in name order (names, then values). */
+  compare(a: Sample, b: Sample): number {
+    if (a.labels === b.labels) return 0;
+    const an = this.get(a.labels).names;
+    const bn = this.get(b.labels).names;
+    const n = Math.min(an.length, bn.length);
+    for (let i = 0; i < n; i++) {
+      const x = an[i]!;
+      const y = bn[i]!;
+      if (x !== y) return byteCompare(x, y);
+      const av = a.labels[x]!;
+      const bv = b.labels[y]!;
+      if (av !== bv) return byteCompare(av, bv);
+    }
+    return an.length - bn.length;
+  }
 }
 
-/** Renders families; empty families are omitted. Families must have unique names. */
-export function encode(families: Iterable<MetricFamily>): string {
+/** Whether a family's samples keep their given order (histogram/summary parts: buckets, _sum, _count). */
+export function keepsOrder(type: MetricType): boolean {
+  return type === 'histogram' || type === 'summary';
+}
+
+/** The samples of a family in wire order (a sorted copy; stable, so equal series keep emission order). */
+export function wireOrder(f: MetricFamily, cache: LabelCache): Sample[] {
+  const samples = f.samples.slice();
+  if (!keepsOrder(f.type)) samples.sort((a, b) => cache.compare(a, b));
+  return samples;
+}
+
+/** Size at which encodeChunks hands over what it rendered. */
+const CHUNK_CHARS = 64 * 1024;
+
+/**
+ * Renders families in pieces of about 64 KiB, so that a scrape of thousands of units is streamed instead of
+ * built as one string; empty families are omitted. Families must have unique names.
+ */
+export function* encodeChunks(families: Iterable<MetricFamily>): Generator<string> {
   const list = [...families].filter((f) => f.samples.length > 0).sort((a, b) => byteCompare(a.name, b.name));
-  const out: string[] = [];
+  const cache = new LabelCache();
+  let out = '';
   for (const f of list) {
-    out.push(`# HELP ${f.name} ${escapeHelp(f.help)}\n# TYPE ${f.name} ${f.type}\n`);
-    // histogram/summary parts keep their given order (buckets ascending, then _sum, _count)
-    const prepared = f.samples.map((sample) => ({ sample, names: sortedNames(sample.labels) }));
-    if (f.type !== 'histogram' && f.type !== 'summary') prepared.sort(compareValues);
-    for (const p of prepared) writeSample(out, p.sample.name ?? f.name, p);
+    out += `# HELP ${f.name} ${escapeHelp(f.help)}\n# TYPE ${f.name} ${f.type}\n`;
+    for (const s of wireOrder(f, cache)) {
+      out += `${s.name ?? f.name}${cache.rendered(s.labels)} ${formatFloat(s.value)}\n`;
+      if (out.length >= CHUNK_CHARS) {
+        yield out;
+        out = '';
+      }
+    }
   }
-  return out.join('');
+  if (out !== '') yield out;
+}
+
+/** Renders families as one string; empty families are omitted. Families must have unique names. */
+export function encode(families: Iterable<MetricFamily>): string {
+  let out = '';
+  for (const chunk of encodeChunks(families)) out += chunk;
+  return out;
 }

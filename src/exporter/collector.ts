@@ -2,7 +2,16 @@
 // declares its flags and default state, and fails alone.
 
 import { isNotFound } from '../common/errno.js';
-import { type Labels, type MetricFamily, type MetricType, seriesKey } from '../common/exposition.js';
+import {
+  keepsOrder,
+  LabelCache,
+  type Labels,
+  type MetricFamily,
+  type MetricType,
+  type Sample,
+  seriesKey,
+  wireOrder,
+} from '../common/exposition.js';
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import type { Logger } from '../common/logger.js';
 
@@ -48,11 +57,15 @@ export interface CollectorDefinition {
   create(ctx: CollectorContext): Collector | Promise<Collector>;
 }
 
-/** Accumulates samples into families; keeps the first of duplicate series. */
+/**
+ * Accumulates samples into families. Repeated series (same name and labels) are found in one sorted pass
+ * when `duplicates` is read, not per sample: the first emitted is kept, later ones are dropped and listed.
+ */
 export class FamilySet implements Emitter {
   readonly families = new Map<string, MetricFamily>();
-  private readonly keys = new Set<string>();
-  duplicates: string[] = [];
+  private readonly dropped: string[] = [];
+  /** Families that received samples since the last duplicate check. */
+  private readonly unchecked = new Set<MetricFamily>();
 
   emit(name: string, type: MetricType, help: string, labels: Labels, value: number): void {
     let f = this.families.get(name);
@@ -60,18 +73,61 @@ export class FamilySet implements Emitter {
       f = { name, type, help, samples: [] };
       this.families.set(name, f);
     }
-    const key = seriesKey(name, labels);
-    if (this.keys.has(key)) {
-      this.duplicates.push(key.replace(/\xff/g, ' ').replace(/\xfe/g, '='));
-      return;
-    }
-    this.keys.add(key);
     f.samples.push({ labels, value });
+    this.unchecked.add(f);
   }
 
-  /** Moves the samples of `other` in; series already present are dropped and reported. */
+  /** Moves the samples of `other` in (after those already here); repeated series are dropped on check. */
   merge(other: FamilySet): void {
-    for (const f of other.families.values())
-      for (const s of f.samples) this.emit(f.name, f.type, f.help, s.labels, s.value);
+    for (const f of other.families.values()) {
+      const mine = this.families.get(f.name);
+      if (!mine) this.families.set(f.name, f);
+      else for (const s of f.samples) mine.samples.push(s);
+      this.unchecked.add(mine ?? f);
+    }
   }
+
+  /** Series dropped as repeated (`name k=v ...`), checking the families that changed since the last read. */
+  get duplicates(): string[] {
+    if (this.unchecked.size > 0) {
+      const cache = new LabelCache();
+      for (const f of this.unchecked) this.dedupe(f, cache);
+      this.unchecked.clear();
+    }
+    return this.dropped;
+  }
+
+  /** Puts `f` in wire order without repeated series; the first of equal series (in emission order) stays. */
+  private dedupe(f: MetricFamily, cache: LabelCache): void {
+    const samples = f.samples;
+    const kept: Sample[] = [];
+    if (keepsOrder(f.type)) {
+      const seen = new Set<string>();
+      for (const s of samples) {
+        const key = seriesKey(s.name ?? f.name, s.labels);
+        if (seen.has(key)) this.dropped.push(label(key));
+        else {
+          seen.add(key);
+          kept.push(s);
+        }
+      }
+    } else {
+      const sorted = wireOrder(f, cache);
+      let prev: Sample | undefined;
+      for (const s of sorted) {
+        if (prev !== undefined && cache.compare(prev, s) === 0) {
+          this.dropped.push(label(seriesKey(f.name, s.labels)));
+          continue;
+        }
+        kept.push(s);
+        prev = s;
+      }
+    }
+    samples.length = 0;
+    for (const s of kept) samples.push(s);
+  }
+}
+
+function label(key: string): string {
+  return key.replace(/\xff/g, ' ').replace(/\xfe/g, '=');
 }

@@ -3,11 +3,11 @@
 import { existsSync } from 'node:fs';
 import { hostname as osHostname, release } from 'node:os';
 import { join, resolve } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { AclLease, pathAccessTargets } from '../common/acl.js';
 import { buildInfo } from '../common/buildinfo.js';
-import { CONTENT_TYPE, encode, type MetricFamily } from '../common/exposition.js';
+import type { MetricFamily } from '../common/exposition.js';
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
+import type { PlainServer } from '../common/httpserver.js';
 import type { Logger } from '../common/logger.js';
 import {
   type CapabilityNeeds,
@@ -19,13 +19,11 @@ import {
   resolveRunAsUser,
 } from '../common/privileges.js';
 import { DEBUG_SERVER_FLAG, PRIVILEGE_FLAGS, runServerProgram, SERVER_FLAGS } from '../common/program.js';
-import { webConfigFiles } from '../common/webconfig.js';
-import { createWebServer, type WebServer } from '../common/webserver.js';
 import type { CollectorContext, CollectorDefinition } from './collector.js';
 import { COLLECTORS } from './collectors/index.js';
 import { createTargetDiscoverer, DISCOVERER_FLAGS } from './discoverer.js';
-import { podResourcesSocket } from './k8s/flags.js';
-import { podResourcesSocketsInUse } from './k8s/podresources.js';
+import { serveExporter } from './http.js';
+import { podResourcesSocket, podResourcesSocketsInUse } from './k8s/flags.js';
 import { perfCapabilities } from './perf/collector.js';
 import { rdmaCapabilities } from './rdma/collector.js';
 import { type NamedCollector, scrape } from './scrape.js';
@@ -219,7 +217,7 @@ export async function grantKubeletSocketAccess(
 }
 
 export interface Exporter {
-  server: WebServer;
+  server: PlainServer;
   addresses: string[];
   stop(): Promise<void>;
 }
@@ -233,6 +231,28 @@ const LANDING = (telemetry: string, targets: string | undefined) => `<!DOCTYPE h
 <ul><li><a href="${telemetry}">Metrics</a></li>${targets ? `<li><a href="${targets}">Grafana Alloy Targets</a></li>` : ''}</ul>
 </main></body></html>
 `;
+
+function buildInfoFamily(): MetricFamily {
+  return {
+    name: 'ceems_exporter_build_info',
+    type: 'gauge',
+    help: "A metric with a constant '1' value labeled by version, revision, branch, goversion from which ceems_exporter was built, and the goos and goarch for the build.",
+    samples: [
+      {
+        labels: {
+          branch: buildInfo.branch,
+          goarch: buildInfo.goarch,
+          goos: buildInfo.goos,
+          goversion: buildInfo.goversion,
+          revision: buildInfo.revision,
+          tags: buildInfo.tags,
+          version: buildInfo.version,
+        },
+        value: 1,
+      },
+    ],
+  };
+}
 
 export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Exporter> {
   refuseUnavailable(flags);
@@ -266,105 +286,27 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
   );
 
   const self = new SelfMetrics(!flags.bool('web.disable-exporter-metrics'));
-  const withSelf = !flags.bool('web.disable-exporter-metrics');
-  const maxRequests = flags.number('web.max-requests');
-  const timeoutMs = flags.number('collector.timeout');
   const telemetryPath = flags.string('web.telemetry-path');
   const targetsPath = discoverer ? flags.string('web.targets-path') : undefined;
   // aborted at shutdown: scrapes in flight answer at once instead of holding back the server's close
   const stopping = new AbortController();
-  let inFlight = 0;
-
-  const server = createWebServer({
+  const server = await serveExporter({
     listenAddresses: flags.strings('web.listen-address'),
     webConfigFile: flags.string('web.config.file') || undefined,
     logger: log,
+    telemetryPath,
+    targetsPath,
+    maxRequests: flags.number('web.max-requests'),
+    timeoutMs: flags.number('collector.timeout'),
+    landing: telemetryPath === '/' ? undefined : LANDING(telemetryPath, targetsPath),
+    self,
+    async collect(budgetMs) {
+      const families: MetricFamily[] = await scrape(collectors, budgetMs, log, stopping.signal);
+      families.push(buildInfoFamily());
+      return families;
+    },
+    ...(discoverer ? { targets: () => discoverer.respond() } : {}),
   });
-  const { app } = server;
-
-  app.get(telemetryPath, async (req, reply) => {
-    if (maxRequests > 0 && inFlight >= maxRequests) {
-      if (withSelf) self.requests.inc({ code: '503' });
-      return reply
-        .code(503)
-        .type('text/plain; charset=utf-8')
-        .send(`Limit of concurrent requests reached (${maxRequests}), try again later.\n`);
-    }
-    inFlight++;
-    self.inFlight.inc();
-    try {
-      // Stay inside the scraper's own timeout so it gets a partial answer instead of none.
-      const header = Number(req.headers['x-prometheus-scrape-timeout-seconds']);
-      const budget =
-        Number.isFinite(header) && header > 0
-          ? Math.min(timeoutMs, Math.max(100, header * 1000 - 500))
-          : timeoutMs;
-      const families: MetricFamily[] = await scrape(collectors, budget, log, stopping.signal);
-      families.push({
-        name: 'ceems_exporter_build_info',
-        type: 'gauge',
-        help: "A metric with a constant '1' value labeled by version, revision, branch, goversion from which ceems_exporter was built, and the goos and goarch for the build.",
-        samples: [
-          {
-            labels: {
-              branch: buildInfo.branch,
-              goarch: buildInfo.goarch,
-              goos: buildInfo.goos,
-              goversion: buildInfo.goversion,
-              revision: buildInfo.revision,
-              tags: buildInfo.tags,
-              version: buildInfo.version,
-            },
-            value: 1,
-          },
-        ],
-      });
-      if (withSelf) families.push(...(await self.families()));
-      const body = encode(families);
-      reply.type(CONTENT_TYPE);
-      if (/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
-        reply.header('Content-Encoding', 'gzip');
-        if (withSelf) self.requests.inc({ code: '200' });
-        return reply.send(gzipSync(body));
-      }
-      if (withSelf) self.requests.inc({ code: '200' });
-      return reply.send(body);
-    } finally {
-      inFlight--;
-      self.inFlight.dec();
-    }
-  });
-  app.get('/health', async (_req, reply) =>
-    reply
-      .header('X-Content-Type-Options', 'nosniff')
-      .type('text/plain; charset=utf-8')
-      .send('CEEMS Exporter is healthy'),
-  );
-  if (discoverer && targetsPath) {
-    app.get(targetsPath, async (_req, reply) => {
-      if (maxRequests > 0 && inFlight >= maxRequests)
-        return reply
-          .code(503)
-          .type('text/plain; charset=utf-8')
-          .send(`Limit of concurrent requests reached (${maxRequests}), try again later.\n`);
-      inFlight++;
-      try {
-        const r = discoverer.respond();
-        // a Buffer keeps Fastify from appending a charset to the JSON content type
-        return reply.code(r.status).header('content-type', r.type).send(Buffer.from(r.body));
-      } finally {
-        inFlight--;
-      }
-    });
-  }
-  if (telemetryPath !== '/') {
-    app.get('/', async (_req, reply) =>
-      reply.type('text/html; charset=utf-8').send(LANDING(telemetryPath, targetsPath)),
-    );
-  }
-  app.setNotFoundHandler(async (_req, reply) =>
-    reply.code(404).type('text/plain; charset=utf-8').send('404 page not found\n'),
-  );
 
   const addresses = await server.listen();
   const names = collectors.map((c) => c.name);
@@ -383,7 +325,8 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
   const webConfigFile = flags.string('web.config.file');
   const webConfigAcl = await grantRunAsReadAccess(
     runAs,
-    webConfigFile ? webConfigFiles(webConfigFile) : [],
+    // the web config reader (yaml, zod, bcrypt) loads only with a web config file
+    webConfigFile ? (await import('../common/webconfig.js')).webConfigFiles(webConfigFile) : [],
     drop,
   );
   try {
@@ -400,6 +343,7 @@ export async function startExporter(flags: ParsedFlags, log: Logger): Promise<Ex
     async stop() {
       stopping.abort();
       await server.close();
+      self.stop();
       for (const c of collectors) {
         try {
           await c.collector.stop?.();

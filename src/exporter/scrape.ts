@@ -90,7 +90,7 @@ export async function scrape(
     );
   });
   for (const r of results) all.merge(r.set);
-  const dups = [...results.flatMap((r) => r.set.duplicates), ...all.duplicates];
+  const dups = all.duplicates;
   if (dups.length > 0)
     log.error({ series: dups.slice(0, 5).join(', '), count: dups.length }, 'duplicate series dropped');
   return [...all.families.values()];

@@ -1,11 +1,10 @@
 // Grid emission factors (spec exporter.md §5.10 and §11). Providers refresh in the background; a scrape
 // exports whatever each one has cached, so a slow or dead provider never delays or fails the scrape.
 
-import { createHttpClient, type HttpClient } from '../../common/httpclient.js';
+import type { HttpClient } from '../../common/httpclient.js';
 import type { Collector, CollectorContext, CollectorDefinition, Emitter } from '../collector.js';
 import { EMAPS_BASE_URL, emapsProvider } from '../emissions/emaps.js';
 import { globalProvider } from '../emissions/global.js';
-import { owidProvider } from '../emissions/owid.js';
 import type { EmissionProvider } from '../emissions/provider.js';
 import { RTE_BASE_URL, rteProvider } from '../emissions/rte.js';
 import { ProviderRunner, type RunnerTiming } from '../emissions/runner.js';
@@ -55,11 +54,11 @@ export class EmissionsCollector implements Collector {
  * abort start-up); without any, the default set is owid, rte, global plus emaps/wt when their credentials
  * are set [DIFF D-EXP-8].
  */
-export function selectProviders(
+export async function selectProviders(
   ctx: CollectorContext,
   http: HttpClient,
   env: NodeJS.ProcessEnv = process.env,
-): EmissionProvider[] {
+): Promise<EmissionProvider[]> {
   const explicit = ctx.flags.strings(PROVIDER_FLAG);
   const wanted = new Set<string>(explicit.length > 0 ? explicit : ['owid', 'rte', 'emaps', 'wt', 'global']);
   const providers: EmissionProvider[] = [];
@@ -67,7 +66,8 @@ export function selectProviders(
     if (explicit.length > 0) throw new Error(`--${PROVIDER_FLAG}=${what} needs ${vars} in the environment`);
     ctx.logger.warn({ provider: what }, `${vars} not set; provider '${what}' disabled`);
   };
-  if (wanted.has('owid')) providers.push(owidProvider());
+  // its country tables (i18n-iso-countries, @tgwf/co2) load only when it is used
+  if (wanted.has('owid')) providers.push((await import('../emissions/owid.js')).owidProvider());
   if (wanted.has('rte')) providers.push(rteProvider(http, env.__RTE_BASE_URL || RTE_BASE_URL));
   if (wanted.has('emaps')) {
     const token = env.EMAPS_API_TOKEN ?? '';
@@ -87,12 +87,12 @@ export function selectProviders(
   return providers;
 }
 
-export function createEmissionsCollector(
+export async function createEmissionsCollector(
   ctx: CollectorContext,
   opts: { env?: NodeJS.ProcessEnv; timing?: RunnerTiming } = {},
-): EmissionsCollector {
-  const http = createHttpClient({});
-  const providers = selectProviders(ctx, http, opts.env);
+): Promise<EmissionsCollector> {
+  const http = (await import('../../common/httpclient.js')).createHttpClient({});
+  const providers = await selectProviders(ctx, http, opts.env);
   ctx.logger.info({ providers: providers.map((p) => p.id).join(',') }, 'Emission factor providers');
   return new EmissionsCollector(
     providers.map((p) => new ProviderRunner(p, ctx.logger, opts.timing)),

@@ -6,14 +6,8 @@ import { CgroupCollector } from '../cgroup/collector.js';
 import { layoutOptions, managerLayout } from '../cgroup/layout.js';
 import type { Collector, CollectorContext, CollectorDefinition, Emitter } from '../collector.js';
 import { createGpuInventory } from '../gpu/index.js';
-import {
-  K8S_FLAGS,
-  loadKubeConfig,
-  PodGpuMapper,
-  PodLister,
-  PodResourcesClient,
-  podResourcesSocket,
-} from '../k8s/index.js';
+import { K8S_FLAGS, podResourcesSocket } from '../k8s/flags.js';
+import type { PodGpuMapper } from '../k8s/index.js';
 
 export const K8S_COLLECTOR_FLAGS: readonly FlagSpec[] = [
   ...K8S_FLAGS,
@@ -84,6 +78,8 @@ export const k8s: CollectorDefinition = {
   defaultEnabled: false,
   flags: K8S_COLLECTOR_FLAGS,
   async create(ctx) {
+    // the Kubernetes clients (gRPC, undici, yaml, zod) load only with this collector
+    const { loadKubeConfig, PodGpuMapper, PodLister, PodResourcesClient } = await import('../k8s/index.js');
     // Kubernetes API access is mandatory (§6): a bad kubeconfig / missing in-cluster config fails start-up
     const kube = loadKubeConfig(ctx.flags.string('collector.k8s.kubeconfig.file'));
     const collector = new K8sCollector(ctx);

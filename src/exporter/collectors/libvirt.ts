@@ -14,6 +14,7 @@ import {
   type GpuAssignment,
   type GpuDevice,
   libvirtGpuAssignments,
+  loadXmlParser,
   parseDomainGpus,
 } from '../gpu/index.js';
 
@@ -140,6 +141,7 @@ export const libvirt: CollectorDefinition = {
   defaultEnabled: false,
   flags: LIBVIRT_FLAGS,
   async create(ctx) {
+    await loadXmlParser(); // instance XML gives each VM its uuid
     const collector = new LibvirtCollector(ctx);
     collector.cgroups.enableSubCollectors(ctx);
     const inventory = await createGpuInventory(ctx, 'libvirt');

@@ -3,8 +3,7 @@
 
 import type { Collector, CollectorContext, CollectorDefinition, Emitter } from '../collector.js';
 import { NoDataError } from '../collector.js';
-import { type ChassisPower, RedfishClient } from '../redfish/client.js';
-import { loadRedfishConfig } from '../redfish/config.js';
+import type { ChassisPower, RedfishClient } from '../redfish/client.js';
 
 const HELP = {
   current: 'Current Power consumption in watts',
@@ -76,9 +75,14 @@ export const redfish: CollectorDefinition = {
       help: 'Any environment variables that are referenced in Redfish config file will be expanded. To escape $ use $$',
     },
   ],
-  create(ctx: CollectorContext) {
+  async create(ctx: CollectorContext) {
     const path = ctx.flags.string(FLAG) || (process.env.CEEMS_EXPORTER_REDFISH_COLL_WEB_CONFIG_FILE ?? '');
     if (path === '') throw new Error(`--${FLAG} is required by the redfish collector`);
+    // the HTTP client (undici) and the config schema (zod, yaml) load only with this collector
+    const [{ RedfishClient }, { loadRedfishConfig }] = await Promise.all([
+      import('../redfish/client.js'),
+      import('../redfish/config.js'),
+    ]);
     const cfg = loadRedfishConfig(path, {
       expandEnv: ctx.flags.bool(`${FLAG}.expand-env-vars`),
       nodeName: ctx.hostname,

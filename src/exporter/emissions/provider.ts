@@ -1,7 +1,7 @@
 // Emission-factor providers (spec exporter.md §11): each one yields factors per country or zone; dynamic
 // ones are refreshed in the background by ProviderRunner so that a scrape only reads a cache.
 
-import { type HttpClient, httpFetch } from '../../common/httpclient.js';
+import type { HttpClient, httpFetch } from '../../common/httpclient.js';
 
 export interface EmissionFactor {
   /** Country or zone name (`country` label). */
@@ -64,7 +64,9 @@ export async function getJson(
   const timeoutMs = opts.timeoutMs ?? HTTP_TIMEOUT_MS;
   let res: Awaited<ReturnType<typeof httpFetch>>;
   try {
-    res = await httpFetch(client, url, {
+    // the HTTP client's module (undici) loads with the first request, not with the exporter
+    const http = await import('../../common/httpclient.js');
+    res = await http.httpFetch(client, url, {
       headers: { accept: 'application/json', ...opts.headers },
       signal: opts.signal,
       timeoutMs,

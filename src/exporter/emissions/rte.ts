@@ -12,7 +12,13 @@ import {
 
 export const RTE_BASE_URL = 'https://reseaux-energies-rte.opendatasoft.com';
 const RECORDS_PATH = '/api/explore/v2.1/catalog/datasets/eco2mix-national-tr/records';
-const parisDay = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Paris', dateStyle: 'short' });
+// built on first use: a time-zone formatter loads ICU's zone data (8 MB of RSS here) into every exporter
+let parisDay: Intl.DateTimeFormat | undefined;
+
+function parisDayOf(now: Date): string {
+  parisDay ??= new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Paris', dateStyle: 'short' });
+  return parisDay.format(now);
+}
 
 /** Request URL of the latest record; `now` gives the day in Paris time (the query's time zone). */
 export function rteUrl(baseUrl: string, now: Date): string {
@@ -24,7 +30,7 @@ export function rteUrl(baseUrl: string, now: Date): string {
     order_by: 'date_heure desc',
     select: 'taux_co2,date_heure',
     timezone: 'Europe/Paris',
-    where: `date_heure in [date'${parisDay.format(now)}' TO now()] and taux_co2 is not null`,
+    where: `date_heure in [date'${parisDayOf(now)}' TO now()] and taux_co2 is not null`,
   })}`;
 }
 

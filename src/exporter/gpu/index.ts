@@ -66,3 +66,4 @@ export { applyGpuOrderMap, GpuOrderMapError, parseGpuOrderMap } from './ordermap
 export { readJobGpuEnv, SlurmGpuMapper, type SlurmJob } from './slurm.js';
 export type { GpuAssignment, GpuDevice, GpuInstance, GpuVendor, Manager } from './types.js';
 export { detectVendor, normalizeBusId } from './vendor.js';
+export { loadXmlParser } from './xml.js';

@@ -16,6 +16,7 @@ import {
 import { applyGpuOrderMap, type GpuOrderEntry, parseGpuOrderMap } from './ordermap.js';
 import type { GpuDevice, GpuVendor, Manager } from './types.js';
 import { detectVendor } from './vendor.js';
+import { loadXmlParser } from './xml.js';
 
 export const SMI_TIMEOUT_MS = 60_000;
 export const REFRESH_MS = 15 * 60_000;
@@ -90,6 +91,7 @@ export class GpuInventory {
   private async discoverAndStore(): Promise<boolean> {
     this.lastAttempt = this.now();
     try {
+      if (this.vendor === 'nvidia') await loadXmlParser();
       const list = await this.discover();
       if (this.opts.orderMap?.length) {
         const unmatched = applyGpuOrderMap(list, this.opts.orderMap);

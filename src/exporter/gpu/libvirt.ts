@@ -1,10 +1,11 @@
 // libvirt VM → GPU mapping (spec exporter.md §9.8): PCI passthrough and vGPU (mdev) host devices of the
 // instance XML.
 
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import type { XMLParser } from 'fast-xml-parser';
 import { type GpuTarget, targetKey } from './gres.js';
 import type { GpuAssignment, GpuDevice } from './types.js';
 import { pciAddress } from './vendor.js';
+import { xmlParser } from './xml.js';
 
 export interface DomainGpus {
   /** `<domain><uuid>` as written; `""` when absent. */
@@ -15,21 +16,27 @@ export interface DomainGpus {
   mdevUuids: string[];
 }
 
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@_',
-  parseTagValue: false,
-  parseAttributeValue: false,
-  isArray: (name) => name === 'hostdev',
-});
+let cached: XMLParser | undefined;
+
+/** The domain XML parser (needs loadXmlParser() awaited once). */
+function parser(): XMLParser {
+  cached ??= new (xmlParser().XMLParser)({
+    ignoreAttributes: false,
+    attributeNamePrefix: '@_',
+    parseTagValue: false,
+    parseAttributeValue: false,
+    isArray: (name) => name === 'hostdev',
+  });
+  return cached;
+}
 
 const hexNum = (v: unknown): number => Number.parseInt(String(v ?? '0').replace(/^0x/i, ''), 16);
 
 /** Parses a libvirt domain XML (`/etc/libvirt/qemu/<instance>.xml`); throws on malformed XML. */
 export function parseDomainGpus(xml: string): DomainGpus {
-  const valid = XMLValidator.validate(xml);
+  const valid = xmlParser().XMLValidator.validate(xml);
   if (valid !== true) throw new Error(`invalid domain XML: ${valid.err.msg} (line ${valid.err.line})`);
-  const domain = parser.parse(xml)?.domain;
+  const domain = parser().parse(xml)?.domain;
   if (typeof domain !== 'object' || domain === null)
     throw new Error('invalid domain XML: no <domain> element');
   const res: DomainGpus = {

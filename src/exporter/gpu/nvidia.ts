@@ -1,9 +1,10 @@
 // NVIDIA GPU discovery from nvidia-smi output (spec exporter.md §9.2): the XML query, `-L` for MIG
 // UUIDs and `vgpu --query` for vGPU mdev UUIDs.
 
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import type { XMLParser } from 'fast-xml-parser';
 import type { GpuDevice, GpuInstance } from './types.js';
 import { normalizeBusId } from './vendor.js';
+import { xmlParser } from './xml.js';
 
 /** SMs per model token (§9.2); tokens come from `product_name` split on spaces and `-`. */
 export const NVIDIA_SM_COUNTS: Readonly<Record<string, number>> = {
@@ -34,13 +35,19 @@ export class SmiOutputError extends Error {
   override name = 'SmiOutputError';
 }
 
-const xml = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@_',
-  parseTagValue: false,
-  trimValues: true,
-  isArray: (name) => name === 'gpu' || name === 'mig_device',
-});
+let parser: XMLParser | undefined;
+
+/** The nvidia-smi XML parser (needs loadXmlParser() awaited once). */
+function xml(): XMLParser {
+  parser ??= new (xmlParser().XMLParser)({
+    ignoreAttributes: false,
+    attributeNamePrefix: '@_',
+    parseTagValue: false,
+    trimValues: true,
+    isArray: (name) => name === 'gpu' || name === 'mig_device',
+  });
+  return parser;
+}
 
 type Node = Record<string, unknown>;
 const text = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : '');
@@ -52,12 +59,12 @@ const child = (v: unknown, key: string): unknown =>
  * order: a full GPU takes the next index, a MIG-enabled GPU gets `""` and its MIG devices take the next ones.
  */
 export function parseNvidiaSmiXml(doc: string): GpuDevice[] {
-  const valid = XMLValidator.validate(doc);
+  const valid = xmlParser().XMLValidator.validate(doc);
   if (valid !== true)
     throw new SmiOutputError(
       `invalid nvidia-smi XML: ${valid.err.msg.replace(/\s+/g, ' ')} (line ${valid.err.line})`,
     );
-  const root = child(xml.parse(doc), 'nvidia_smi_log');
+  const root = child(xml().parse(doc), 'nvidia_smi_log');
   if (root === undefined) throw new SmiOutputError('invalid nvidia-smi XML: no <nvidia_smi_log> element');
   const gpus = (child(root, 'gpu') as unknown[] | undefined) ?? [];
   const devices: GpuDevice[] = [];

@@ -4,6 +4,9 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { socketClosed, socketOpened } from './flags.js';
+
+export { podResourcesSocketsInUse } from './flags.js';
 
 export const MAX_RECEIVE_BYTES = 128 * 1024 * 1024;
 export const LIST_TIMEOUT_MS = 1000;
@@ -58,15 +61,6 @@ function listerClient(): grpc.ServiceClientConstructor {
   return lister;
 }
 
-// Sockets some open client will connect to, with their client count: start-up reads this to know whether
-// the run-as user needs access to the kubelet socket (only collectors with GPUs create a client, §6).
-const openSockets = new Map<string, number>();
-
-/** Absolute paths of the kubelet sockets that open clients use. */
-export function podResourcesSocketsInUse(): ReadonlySet<string> {
-  return new Set(openSockets.keys());
-}
-
 /** A client bound to one kubelet socket; the channel is reused across calls. */
 export class PodResourcesClient {
   private readonly client: ListerClient;
@@ -74,7 +68,7 @@ export class PodResourcesClient {
 
   constructor(readonly socketPath: string) {
     const abs = resolve(socketPath);
-    openSockets.set(abs, (openSockets.get(abs) ?? 0) + 1);
+    socketOpened(abs);
     const Ctor = listerClient();
     this.client = new Ctor(`unix://${abs}`, grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
@@ -101,8 +95,6 @@ export class PodResourcesClient {
     if (this.closed) return;
     this.closed = true;
     const abs = resolve(this.socketPath);
-    const n = (openSockets.get(abs) ?? 1) - 1;
-    if (n > 0) openSockets.set(abs, n);
-    else openSockets.delete(abs);
+    socketClosed(abs);
   }
 }

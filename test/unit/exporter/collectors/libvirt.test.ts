@@ -10,8 +10,12 @@ import { CGROUP_FLAGS } from '../../../../src/exporter/cgroup/layout.js';
 import { FamilySet } from '../../../../src/exporter/collector.js';
 import { LibvirtCollector, libvirt } from '../../../../src/exporter/collectors/libvirt.js';
 import { GPU_FLAGS, type GpuDevice } from '../../../../src/exporter/gpu/index.js';
+import { loadXmlParser } from '../../../../src/exporter/gpu/xml.js';
 import { PERF_FLAGS } from '../../../../src/exporter/perf/collector.js';
 import { RDMA_FLAGS } from '../../../../src/exporter/rdma/collector.js';
+
+// the XML parsers need fast-xml-parser loaded (the collectors load it at create time)
+await loadXmlParser();
 
 const FIX = resolve(import.meta.dirname, '../../../fixtures');
 const XML_DIR = join(FIX, 'libvirt/qemu');

@@ -314,33 +314,33 @@ describe('emissions collector', () => {
     await wt.close();
   });
 
-  it('default set: owid, rte, global, plus emaps/wt only with credentials [D-EXP-8]', () => {
-    const ids = (env: NodeJS.ProcessEnv) => selectProviders(ctx([]), http, env).map((p) => p.id);
-    assert.deepEqual(ids({}), ['owid', 'rte', 'global']);
-    assert.deepEqual(ids({ EMAPS_API_TOKEN: 't', WT_USERNAME: 'u', WT_PASSWORD: 'p', WT_REGION: 'r' }), [
-      'owid',
-      'rte',
-      'emaps',
-      'wt',
-      'global',
-    ]);
-    assert.deepEqual(ids({ WT_USERNAME: 'u' }), ['owid', 'rte', 'global']);
+  it('default set: owid, rte, global, plus emaps/wt only with credentials [D-EXP-8]', async () => {
+    const ids = async (env: NodeJS.ProcessEnv) =>
+      (await selectProviders(ctx([]), http, env)).map((p) => p.id);
+    assert.deepEqual(await ids({}), ['owid', 'rte', 'global']);
+    assert.deepEqual(
+      await ids({ EMAPS_API_TOKEN: 't', WT_USERNAME: 'u', WT_PASSWORD: 'p', WT_REGION: 'r' }),
+      ['owid', 'rte', 'emaps', 'wt', 'global'],
+    );
+    assert.deepEqual(await ids({ WT_USERNAME: 'u' }), ['owid', 'rte', 'global']);
   });
 
-  it('explicit providers: only those; missing credentials abort start-up; unknown names are flag errors', () => {
+  it('explicit providers: only those; missing credentials abort start-up; unknown names are flag errors', async () => {
     assert.deepEqual(
-      selectProviders(
-        ctx(['--collector.emissions.provider=rte', '--collector.emissions.provider=owid']),
-        http,
-        {},
+      (
+        await selectProviders(
+          ctx(['--collector.emissions.provider=rte', '--collector.emissions.provider=owid']),
+          http,
+          {},
+        )
       ).map((p) => p.id),
       ['owid', 'rte'],
     );
-    assert.throws(
+    await assert.rejects(
       () => selectProviders(ctx(['--collector.emissions.provider=emaps']), http, {}),
       /--collector.emissions.provider=emaps needs EMAPS_API_TOKEN/,
     );
-    assert.throws(
+    await assert.rejects(
       () => selectProviders(ctx(['--collector.emissions.provider=wt']), http, { WT_USERNAME: 'u' }),
       /needs WT_USERNAME, WT_PASSWORD and WT_REGION/,
     );
@@ -350,7 +350,7 @@ describe('emissions collector', () => {
   it('a scrape never waits for a slow provider and exports what is cached, with the spec labels', async () => {
     emaps.behaviour = 'slow';
     emaps.slowMs = 400;
-    const c = createEmissionsCollector(
+    const c = await createEmissionsCollector(
       ctx([
         '--collector.emissions.provider=owid',
         '--collector.emissions.provider=emaps',
@@ -418,7 +418,7 @@ describe('emissions collector', () => {
 
   it('the default set includes the world average constant', async () => {
     // RTE is pointed at a closed loopback port: tests never reach the real API.
-    const c = createEmissionsCollector(ctx([]), { env: { __RTE_BASE_URL: 'http://127.0.0.1:1' } });
+    const c = await createEmissionsCollector(ctx([]), { env: { __RTE_BASE_URL: 'http://127.0.0.1:1' } });
     try {
       const set = new FamilySet();
       c.update(set);

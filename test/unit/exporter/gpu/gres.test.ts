@@ -9,7 +9,11 @@ import {
   targetKey,
 } from '../../../../src/exporter/gpu/gres.js';
 import { applyMigUuids, parseNvidiaSmiList, parseNvidiaSmiXml } from '../../../../src/exporter/gpu/nvidia.js';
+import { loadXmlParser } from '../../../../src/exporter/gpu/xml.js';
 import { readFixture } from './fixtures.js';
+
+// the XML parsers need fast-xml-parser loaded (the collectors load it at create time)
+await loadXmlParser();
 
 const h100 = () => parseNvidiaSmiXml(readFixture('nvidia/h100x4.xml'));
 const a100mig = () => {

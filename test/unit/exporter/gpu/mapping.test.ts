@@ -18,8 +18,12 @@ import {
 } from '../../../../src/exporter/gpu/nvidia.js';
 import { readJobGpuEnv, SlurmGpuMapper } from '../../../../src/exporter/gpu/slurm.js';
 import type { GpuAssignment, GpuDevice, Manager } from '../../../../src/exporter/gpu/types.js';
+import { loadXmlParser } from '../../../../src/exporter/gpu/xml.js';
 import { fixture, readFixture } from './fixtures.js';
 import { recordingLogger } from './helpers.js';
+
+// the XML parsers need fast-xml-parser loaded (the collectors load it at create time)
+await loadXmlParser();
 
 const nvidia = (prefix: string, vgpu = false): GpuDevice[] => {
   const d = parseNvidiaSmiXml(readFixture(`nvidia/${prefix}.xml`));

@@ -9,7 +9,11 @@ import {
   SmiOutputError,
   smCountForModel,
 } from '../../../../src/exporter/gpu/nvidia.js';
+import { loadXmlParser } from '../../../../src/exporter/gpu/xml.js';
 import { readFixture } from './fixtures.js';
+
+// the XML parsers need fast-xml-parser loaded (the collectors load it at create time)
+await loadXmlParser();
 
 describe('nvidia-smi XML', () => {
   it('parses four full H100s: minor = XML position, consecutive indexes, bus ids, SM count from the model', () => {

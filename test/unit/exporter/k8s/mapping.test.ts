@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { applyMigUuids, parseNvidiaSmiList, parseNvidiaSmiXml } from '../../../../src/exporter/gpu/nvidia.js';
 import type { GpuAssignment } from '../../../../src/exporter/gpu/types.js';
+import { loadXmlParser } from '../../../../src/exporter/gpu/xml.js';
 import { PodGpuMapper } from '../../../../src/exporter/k8s/mapping.js';
 import { PodResourcesClient } from '../../../../src/exporter/k8s/podresources.js';
 import { PodLister } from '../../../../src/exporter/k8s/pods.js';
@@ -18,6 +19,9 @@ import {
   startFakeApiServer,
   startFakeKubelet,
 } from './fakes.js';
+
+// the XML parsers need fast-xml-parser loaded (the collectors load it at create time)
+await loadXmlParser();
 
 const devices = parseNvidiaSmiXml(readFixture('nvidia/a100x2-mig.xml'));
 applyMigUuids(devices, parseNvidiaSmiList(readFixture('nvidia/a100x2-mig-L.txt')));

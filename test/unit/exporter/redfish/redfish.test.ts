@@ -126,8 +126,8 @@ describe('redfish config', () => {
     );
   });
 
-  it('the collector needs a config file; the deprecated flag alias works', () => {
-    assert.throws(() => redfish.create(ctx([])), /--collector.redfish.config.file is required/);
+  it('the collector needs a config file; the deprecated flag alias works', async () => {
+    await assert.rejects(async () => redfish.create(ctx([])), /--collector.redfish.config.file is required/);
     const p = parseFlags(redfish.flags, ['--collector.redfish.web-config=/x.yml'], { env: {} });
     assert.equal(p.flags.string('collector.redfish.config.file'), '/x.yml');
     const e = parseFlags(redfish.flags, [], { env: { CEEMS_EXPORTER_REDFISH_COLL_CONFIG_FILE: '/y.yml' } });
@@ -156,14 +156,16 @@ describe('redfish collector against a fake BMC', () => {
   });
   after(() => bmc.close());
 
-  const make = (extra = '') =>
-    redfish.create(ctx([`--collector.redfish.config.file=${bmcConfig(bmc, extra)}`])) as RedfishCollector;
+  const make = async (extra = '') =>
+    (await redfish.create(
+      ctx([`--collector.redfish.config.file=${bmcConfig(bmc, extra)}`]),
+    )) as RedfishCollector;
 
   it('logs in with a session token, discovers both chassis and sends X-Redfish-Url on every request', async () => {
     bmc.mode = 'ok';
     bmc.requests = [];
     const logins = bmc.logins;
-    const c = make();
+    const c = await make();
     assert.deepEqual(await scrape(c), EXPECTED);
     assert.deepEqual(await scrape(c), EXPECTED);
     assert.equal(bmc.logins - logins, 1, 'one login for two scrapes');
@@ -190,7 +192,7 @@ describe('redfish collector against a fake BMC', () => {
   it('concurrent scrapes share one login', async () => {
     bmc.mode = 'ok';
     const logins = bmc.logins;
-    const c = make();
+    const c = await make();
     const [a, b] = await Promise.all([scrape(c), scrape(c)]);
     assert.deepEqual([a, b], [EXPECTED, EXPECTED]);
     assert.equal(bmc.logins, logins + 1);
@@ -200,7 +202,7 @@ describe('redfish collector against a fake BMC', () => {
   it('re-logs in when the BMC expired the token (401)', async () => {
     bmc.mode = 'ok';
     bmc.absoluteLocation = true;
-    const c = make();
+    const c = await make();
     await scrape(c);
     const logins = bmc.logins;
     bmc.expireTokens();
@@ -214,7 +216,7 @@ describe('redfish collector against a fake BMC', () => {
     bmc.mode = 'ok';
     bmc.requests = [];
     const logins = bmc.logins;
-    const c = make('  use_session_token: false\n');
+    const c = await make('  use_session_token: false\n');
     assert.deepEqual(await scrape(c), EXPECTED);
     assert.equal(bmc.logins, logins);
     const basic = `Basic ${Buffer.from(`${BMC_USER}:${BMC_PASSWORD}`).toString('base64')}`;
@@ -228,7 +230,7 @@ describe('redfish collector against a fake BMC', () => {
 
   it('failing BMC (500): logs out, exports the cached readings, reconnects when it is back', async () => {
     bmc.mode = 'ok';
-    const c = make();
+    const c = await make();
     await scrape(c);
     const logouts = bmc.logouts.length;
     const logins = bmc.logins;
@@ -244,21 +246,21 @@ describe('redfish collector against a fake BMC', () => {
   it('no cached readings yet: a failing or slow BMC is "no data" naming the cause', async () => {
     bmc.mode = 'fail';
     await assert.rejects(
-      scrape(make()),
+      scrape(await make()),
       (e: Error) =>
         e instanceof NoDataError && /GET \/redfish\/v1\/Chassis failed with HTTP 500/.test(e.message),
     );
     bmc.mode = 'slow';
     bmc.slowMs = 1000;
     const t0 = Date.now();
-    await assert.rejects(scrape(make('  timeout: 150\n')), /timed out after 150 ms/);
+    await assert.rejects(scrape(await make('  timeout: 150\n')), /timed out after 150 ms/);
     assert.ok(Date.now() - t0 < 900);
     bmc.mode = 'ok';
   });
 
   it('slow BMC after a good scrape: cached readings within the request timeout', async () => {
     bmc.mode = 'ok';
-    const c = make('  timeout: 150\n');
+    const c = await make('  timeout: 150\n');
     await scrape(c);
     bmc.mode = 'slow';
     bmc.slowMs = 1000;
@@ -269,11 +271,11 @@ describe('redfish collector against a fake BMC', () => {
 
   it('wrong credentials fail the login with the HTTP status', async () => {
     bmc.mode = 'ok';
-    const c = redfish.create(
+    const c = (await redfish.create(
       ctx([
         `--collector.redfish.config.file=${configFile(`redfish_collector:\n  protocol: http\n  hostname: 127.0.0.1\n  port: ${new URL(bmc.url).port}\n  username: root\n  password: wrong\n`)}`,
       ]),
-    ) as RedfishCollector;
+    )) as RedfishCollector;
     await assert.rejects(
       scrape(c),
       /session login at \/redfish\/v1\/SessionService\/Sessions failed with HTTP 401/,
@@ -327,9 +329,9 @@ describe('redfish collector over HTTPS', () => {
       '  insecure_skip_verify: true\n',
       `  tls_config:\n    ca_file: ${certFile}\n`,
     ]) {
-      const c = redfish.create(
+      const c = (await redfish.create(
         ctx([`--collector.redfish.config.file=${bmcConfig(bmc, extra)}`]),
-      ) as RedfishCollector;
+      )) as RedfishCollector;
       assert.deepEqual(await scrape(c), EXPECTED, extra);
       await c.stop();
     }

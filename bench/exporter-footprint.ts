@@ -1,0 +1,149 @@
+// The exporter's footprint on a compute node, each figure against its floor in the same run: RSS once it
+// listens with the default collectors (fixtures' /proc and /sys) against bare `node` with a timer, idle CPU
+// of both over the same window, CPU per scrape of a typical node (defaults + slurm with 50 jobs, gzip and
+// self metrics, as Prometheus scrapes it), and Debian's prometheus-node-exporter (Go) with the same node
+// collectors on the same fixtures as a peer when it is installed. Runs bin/ceems_exporter: `npm run build`
+// first.
+
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from '../test/helpers/process.js';
+import {
+  bareNode,
+  freePort,
+  generateSlurmTree,
+  get,
+  idleCpu,
+  memory,
+  mib,
+  ms,
+  removeTree,
+  scrapes,
+  slurmArgs,
+  startExporter,
+  warnIfStale,
+} from './lib/exporter.js';
+
+const FIXTURES = join(ROOT, 'test/fixtures/node');
+const NODE_PATHS = [`--path.procfs=${FIXTURES}/proc`, `--path.sysfs=${FIXTURES}/sys`];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** prometheus-node-exporter on PATH (Debian's package), or undefined. */
+function nodeExporterBinary(): string | undefined {
+  for (const bin of ['prometheus-node-exporter', 'node_exporter']) {
+    try {
+      execFileSync(bin, ['--version'], { stdio: 'ignore' });
+      return bin;
+    } catch {
+      // not installed under this name
+    }
+  }
+  return undefined;
+}
+
+async function startNodeExporter(bin: string): Promise<{ proc: ChildProcess; url: string }> {
+  const port = await freePort();
+  const proc = spawn(
+    bin,
+    [
+      `--web.listen-address=127.0.0.1:${port}`,
+      ...NODE_PATHS,
+      '--collector.disable-defaults',
+      '--collector.cpu',
+      '--collector.meminfo',
+      '--collector.rapl',
+    ],
+    { stdio: 'ignore' },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    try {
+      await get(`${url}/`);
+      return { proc, url };
+    } catch (e) {
+      if (i > 100 || proc.exitCode !== null) {
+        proc.kill('SIGKILL');
+        throw new Error(`${bin} did not start: ${(e as Error).message}`);
+      }
+      await sleep(50);
+    }
+  }
+}
+
+export async function run(small: boolean): Promise<void> {
+  warnIfStale();
+  const settleMs = small ? 300 : 1000;
+  const idleMs = small ? 1000 : 10_000;
+  const n = small ? 20 : 300;
+
+  const bare = await bareNode(settleMs, idleMs);
+  console.log(
+    `bare node (-e with a timer): RSS ${mib(bare.rssMiB)}, idle CPU ${bare.idleCpuPct.toFixed(3)} %`,
+  );
+
+  // default collectors (cpu, meminfo, rapl) on the fixtures
+  const exp = await startExporter(NODE_PATHS);
+  let nodeScrape: Awaited<ReturnType<typeof scrapes>>;
+  try {
+    await sleep(settleMs);
+    const { rssMiB } = memory(exp.pid);
+    const idle = await idleCpu(exp.pid, idleMs);
+    console.log(
+      `exporter, default collectors, before the first scrape: RSS ${mib(rssMiB)} = bare + ${mib(rssMiB - bare.rssMiB)}; ` +
+        `idle CPU ${idle.toFixed(3)} % (bare ${bare.idleCpuPct.toFixed(3)} %)`,
+    );
+    await scrapes(`${exp.url}/metrics`, exp.pid, 5, true);
+    nodeScrape = await scrapes(`${exp.url}/metrics`, exp.pid, n, true);
+    console.log(
+      `  scrape (gzip, self metrics): wall ${ms(nodeScrape.wallMs)}, CPU ${ms(nodeScrape.cpuMs)}; RSS after ${n} scrapes ${mib(memory(exp.pid).rssMiB)}`,
+    );
+  } finally {
+    await exp.stop();
+  }
+
+  // a typical node: the defaults plus 50 SLURM jobs
+  const t = generateSlurmTree(50);
+  try {
+    for (const f of ['stat', 'meminfo']) copyFileSync(join(FIXTURES, 'proc', f), join(t.procfs, f));
+    mkdirSync(join(t.procfs, 'net'));
+    copyFileSync(join(FIXTURES, 'proc/net/dev'), join(t.procfs, 'net/dev'));
+    const typical = await startExporter([...slurmArgs(t), `--path.sysfs=${FIXTURES}/sys`]);
+    try {
+      await scrapes(`${typical.url}/metrics`, typical.pid, 5, true);
+      const s = await scrapes(`${typical.url}/metrics`, typical.pid, n, true);
+      console.log(
+        `exporter, defaults + slurm with 50 jobs (gzip, self metrics): CPU ${ms(s.cpuMs)} per scrape, wall ${ms(s.wallMs)}, ` +
+          `${(s.bytes / 1024).toFixed(1)} KiB gzipped; RSS ${mib(memory(typical.pid).rssMiB)}`,
+      );
+    } finally {
+      await typical.stop();
+    }
+  } finally {
+    removeTree(t);
+  }
+
+  const bin = nodeExporterBinary();
+  if (!bin) {
+    console.log('peer: prometheus-node-exporter not installed (apt-get install prometheus-node-exporter)');
+    return;
+  }
+  const peer = await startNodeExporter(bin);
+  try {
+    await sleep(settleMs);
+    const pid = peer.proc.pid!;
+    const { rssMiB } = memory(pid);
+    const idle = await idleCpu(pid, idleMs);
+    await scrapes(`${peer.url}/metrics`, pid, 5, true);
+    const s = await scrapes(`${peer.url}/metrics`, pid, n, true);
+    console.log(
+      `peer ${bin} (Go; cpu, meminfo, rapl on the same fixtures): RSS ${mib(rssMiB)}, idle CPU ${idle.toFixed(3)} %, ` +
+        `scrape CPU ${ms(s.cpuMs)}, wall ${ms(s.wallMs)}; ceems_exporter's defaults: CPU ${ms(nodeScrape.cpuMs)} ` +
+        `(${(nodeScrape.cpuMs / s.cpuMs).toFixed(2)}x)`,
+    );
+  } finally {
+    peer.proc.kill('SIGTERM');
+    await once(peer.proc, 'exit');
+  }
+}
