@@ -6,12 +6,7 @@ import { join } from 'node:path';
 import type { AclLease } from '../common/acl.js';
 import { FlagError, type FlagSpec, type ParsedFlags } from '../common/flags.js';
 import type { Logger } from '../common/logger.js';
-import {
-  dropPrivileges,
-  grantRunAsReadAccess,
-  releaseAccess,
-  resolveRunAsUser,
-} from '../common/privileges.js';
+import { dropPrivileges, grantRunAsAccess, releaseAccess, resolveRunAsUser } from '../common/privileges.js';
 import { DEBUG_SERVER_FLAG, PRIVILEGE_FLAGS, runServerProgram, SERVER_FLAGS } from '../common/program.js';
 import { webConfigFiles } from '../common/webconfig.js';
 import { AdminUsers } from './admins.js';
@@ -279,10 +274,15 @@ export async function startApiServer(
       },
       logger: log,
     };
+    // read ACLs on the config and web config files, read-write on the data paths (§4 step 2), with search
+    // access on the directories above them: the DB writer thread re-creates and opens them as the user
     const webConfigFile = flags.string('web.config.file');
-    webConfigAcl = await grantRunAsReadAccess(
+    webConfigAcl = await grantRunAsAccess(
       runAs,
-      webConfigFile ? webConfigFiles(webConfigFile) : [],
+      {
+        read: [flags.string('config.file'), ...(webConfigFile ? webConfigFiles(webConfigFile) : [])],
+        write: [dataPath, ...(backupPath ? [backupPath] : [])],
+      },
       drop,
     );
     await dropPrivileges(runAs, drop);

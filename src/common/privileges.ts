@@ -19,7 +19,9 @@
 // bounding set is limited to the union of what this process and those tools need. No child tool runs
 // unprivileged with capabilities, so the ambient and inheritable sets are always emptied.
 
+import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { AclLease, type AclTarget, pathAccessTargets } from './acl.js';
 import type { Logger } from './logger.js';
 import {
@@ -101,6 +103,12 @@ export interface PrivilegeState {
   capabilities: bigint;
 }
 
+/** A capability set of the main thread from /proc, read without loading the FFI library. */
+function procCapabilities(set: 'CapPrm' | 'CapEff'): bigint {
+  const m = new RegExp(`^${set}:\\s*([0-9a-f]+)$`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? BigInt(`0x${m[1]}`) : 0n;
+}
+
 function current(): PrivilegeState {
   return {
     user: lookupUser(String(process.getuid?.()))?.name ?? String(process.getuid?.()),
@@ -173,6 +181,12 @@ export async function dropPrivileges(
     );
     return current();
   }
+  const how = 'grant them to the service (AmbientCapabilities=) or start it as root';
+  if (euid !== 0 && procCapabilities('CapPrm') === 0n) {
+    // an ordinary unprivileged process: nothing to keep or drop, and no FFI library to load
+    warnMissing(opts.needed, 0n, how, log);
+    return { user: userInfo().username, uid: process.getuid?.() ?? -1, capabilities: 0n };
+  }
   const permitted = getCapabilities().permitted;
   const keep = want & permitted;
   if (euid === 0) {
@@ -186,15 +200,10 @@ export async function dropPrivileges(
     );
     return state;
   }
-  warnMissing(
-    opts.needed,
-    permitted,
-    'grant them to the service (AmbientCapabilities=) or start it as root',
-    log,
-  );
+  warnMissing(opts.needed, permitted, how, log);
   const dropped = reduceCapabilities(keep, children);
   const state = current();
-  if (entry === undefined && want !== 0n)
+  if (want !== 0n || dropped !== 0n)
     log.info(
       { user: state.user, capabilities: list(keep), dropped: list(dropped) },
       'Running with the capabilities the enabled features need',
@@ -203,7 +212,8 @@ export async function dropPrivileges(
 }
 
 /**
- * How a child tool that needs root is run from this process: `{}` when this process is root, as uid 0
+ * How a child tool that needs root is run from this process (called on the main thread, whose sets
+ * /proc/self/status shows): `{}` when this process is root, as uid 0
  * (`{ uid: 0, gid: 0 }`) when it holds cap_setuid and cap_setgid, undefined when it can do neither (callers
  * then fall back to `sudo -n` or run the tool unprivileged). Decided at each call: collectors are created
  * before the switch.
@@ -211,39 +221,56 @@ export async function dropPrivileges(
 export function rootCommandOptions(): { uid?: number; gid?: number } | undefined {
   if (process.geteuid?.() === 0) return {};
   const setId = capabilityMask(['cap_setuid', 'cap_setgid']);
-  return (getCapabilities().effective & setId) === setId ? { uid: 0, gid: 0 } : undefined;
+  return (procCapabilities('CapEff') & setId) === setId ? { uid: 0, gid: 0 } : undefined;
 }
 
 /**
- * Read access for the run-as user, through POSIX ACLs set while still root (spec exporter.md §15), to files
- * the process re-reads after switching: the web config and the TLS files it names are reloaded when they
- * change. Only when the switch will happen. Failures are logged, not fatal: the files were read at start-up,
- * only a later reload would fail. Release the lease at shutdown.
+ * Access for the run-as user, through POSIX ACLs set while still root (spec exporter.md §15, api-server.md §4),
+ * to what the process uses after switching: `read` files (the web config and the TLS files it names are
+ * reloaded when they change) and `write` directories (the API server's data paths), with search access on
+ * every directory above them. Only when the switch will happen. Failures are logged, not fatal: what was
+ * opened at start-up stays usable. Release the lease at shutdown.
  */
-export async function grantRunAsReadAccess(
+export async function grantRunAsAccess(
   entry: RunAsUser | undefined,
-  files: readonly string[],
+  access: { read?: readonly string[]; write?: readonly string[] },
   opts: Pick<DropOptions, 'dropPrivileges' | 'logger'>,
 ): Promise<AclLease | undefined> {
   const target = dropTarget(entry, opts.dropPrivileges);
+  const files = [...(access.read ?? []), ...(access.write ?? [])];
   if (!target || files.length === 0) return;
   try {
     const targets = new Map<string, AclTarget>();
-    for (const t of files.flatMap((f) => pathAccessTargets(f, 'r'))) targets.set(`${t.path}\0${t.perms}`, t);
+    const wanted = [
+      ...(access.read ?? []).flatMap((f) => pathAccessTargets(f, 'r')),
+      ...(access.write ?? []).flatMap((f) => pathAccessTargets(f, 'rwx')),
+    ];
+    for (const t of wanted) targets.set(`${t.path}\0${t.perms}`, t);
     const lease = await AclLease.grant(target.uid, [target.gid], [...targets.values()]);
     if (lease.changes.length > 0)
       opts.logger.info(
         { user: target.name, files: files.join(','), acl_entries_added: lease.changes.length },
-        'Run-as user can read these files through ACLs',
+        (access.write?.length ?? 0) > 0
+          ? 'Run-as user can use these files and directories through ACLs'
+          : 'Run-as user can read these files through ACLs',
       );
     return lease;
   } catch (e) {
     opts.logger.warn(
       { user: target.name, files: files.join(','), err: (e as Error).message },
-      'Cannot grant the run-as user read access to these files; reloading them after the switch will fail',
+      'Cannot grant the run-as user access to these files; using them after the switch will fail',
     );
     return undefined;
   }
+}
+
+/** Read access to `files` for the run-as user (grantRunAsAccess). */
+export function grantRunAsReadAccess(
+  entry: RunAsUser | undefined,
+  files: readonly string[],
+  opts: Pick<DropOptions, 'dropPrivileges' | 'logger'>,
+): Promise<AclLease | undefined> {
+  return grantRunAsAccess(entry, { read: files }, opts);
 }
 
 /** Restores what a lease granted (at shutdown); a failure is logged, not thrown. */

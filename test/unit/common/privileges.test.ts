@@ -25,6 +25,7 @@ interface Status {
 }
 interface Report {
   pid: number;
+  koffiLoaded: boolean;
   threads: Array<Status & { tid: number }>;
   syncRead: string;
   asyncRead: string;
@@ -213,5 +214,25 @@ describe('dropPrivileges started unprivileged with capabilities (systemd Ambient
       .filter((l) => l.level === 40)
       .map((l) => `${l.feature}: ${l.missing}`);
     assert.deepEqual(warned, ['perf: cap_perfmon', 'ipmi_dcmi: cap_setuid']);
+  });
+
+  it('without any capability: warns for each feature, runs, and never loads the FFI addon', () => {
+    const { report, stderr } = mustRun({ needed: { rapl: ['cap_dac_read_search'], cpu: [] } }, [
+      'setpriv',
+      '--reuid=nobody',
+      '--regid=nogroup',
+      '--init-groups',
+      '--inh-caps=-all',
+      '--',
+    ]);
+    assert.equal(report.koffiLoaded, false);
+    assert.equal(report.threads[0]!.eff, hex([]));
+    assert.equal(report.syncRead, 'EACCES');
+    assert.deepEqual(
+      logs(stderr)
+        .filter((l) => l.level === 40)
+        .map((l) => `${l.feature}: ${l.missing}`),
+      ['rapl: cap_dac_read_search'],
+    );
   });
 });

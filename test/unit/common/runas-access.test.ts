@@ -91,6 +91,6 @@ describe('grantRunAsReadAccess', () => {
     assert.equal(lease, undefined);
     assert.equal(lines.at(-1)?.level, 40);
     assert.match(String(lines.at(-1)?.err), /absent\.yml.*ENOENT/);
-    assert.match(String(lines.at(-1)?.msg), /reloading them after the switch will fail/);
+    assert.match(String(lines.at(-1)?.msg), /using them after the switch will fail/);
   });
 });
