@@ -84,9 +84,7 @@ async function startExporter(env: NodeJS.ProcessEnv = {}): Promise<Started> {
     { env: { FAKE_SMI_FIXTURE: join(FIX, 'gpu/nvidia/a100x2-mig'), NODE_NAME: 'gpu-k8s01', ...env } },
   );
   try {
-    await waitFor('the privilege decision', 5000, () =>
-      /msg="Dropped root privileges/.test(exp.stderr()),
-    );
+    await waitFor('the privilege decision', 5000, () => /msg="Dropped root privileges/.test(exp.stderr()));
   } catch (e) {
     await exp.stop('SIGKILL');
     throw new Error(`${(e as Error).message}:\n${exp.stderr()}`);
