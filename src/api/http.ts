@@ -1,7 +1,8 @@
 // Response envelope and error types of the API (spec §6.1, §6.2), shared by every route group.
 
 import type { FastifyReply } from 'fastify';
-import { encodeError, encodeSuccess, type FieldSpec } from './jsonenc.js';
+import { encodeEnvelope, encodeError, encodeSuccess, type FieldSpec } from './jsonenc.js';
+import type { EncodedRows } from './rowenc.js';
 
 export type ErrorType =
   | 'bad_data'
@@ -68,4 +69,14 @@ export function sendSuccess(
     .header('Content-Type', JSON_TYPE)
     .header('X-Content-Type-Options', 'nosniff')
     .send(Buffer.from(encodeSuccess(struct, data, warnings)));
+}
+
+/** Rows encoded by rowenc.ts; skipped rows are reported as the envelope's warning (§6.1). */
+export function sendRows(reply: FastifyReply, rows: EncodedRows): FastifyReply {
+  const warnings = rows.failed > 0 ? [`failed to scan ${rows.failed} rows`] : [];
+  return reply
+    .code(200)
+    .header('Content-Type', JSON_TYPE)
+    .header('X-Content-Type-Options', 'nosniff')
+    .send(Buffer.from(encodeEnvelope(rows.json, warnings)));
 }

@@ -16,11 +16,14 @@ export function formatMetricValue(v: number): string {
   return v.toFixed(8);
 }
 
-function escapeString(s: string): string {
-  return JSON.stringify(s).replace(
-    /[<>&\u2028\u2029]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+const HTML_UNSAFE = /[<>&\u2028\u2029]/;
+const HTML_UNSAFE_ALL = /[<>&\u2028\u2029]/g;
+
+/** A JSON string literal with Go's HTML-safe escapes of `<`, `>`, `&`, U+2028 and U+2029. */
+export function escapeString(s: string): string {
+  const text = JSON.stringify(s);
+  if (!HTML_UNSAFE.test(text)) return text;
+  return text.replace(HTML_UNSAFE_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function encodeValue(v: unknown, sortKeys: boolean): string {
@@ -68,20 +71,25 @@ function isEmpty(kind: FieldKind, v: unknown): boolean {
 
 const ZERO: Record<FieldKind, unknown> = { string: '', int: 0, metric: null, map: null, list: null };
 
+/** The JSON value of one struct field holding `v`, or undefined when omitempty leaves it out. */
+export function encodeField(f: FieldSpec, v: unknown): string | undefined {
+  if (f.omitempty && isEmpty(f.kind, v)) return undefined;
+  if (v === undefined) v = ZERO[f.kind];
+  if (f.kind === 'metric' && v !== null) {
+    const m: Record<string, RawNumber> = {};
+    for (const [k, x] of Object.entries(v as Record<string, number>))
+      m[k] = new RawNumber(formatMetricValue(Number(x)));
+    v = m;
+  }
+  return encodeValue(v, true);
+}
+
 /** Renders one model object as a Go struct of `fields` would marshal it. */
 function encodeStruct(fields: readonly FieldSpec[], obj: Record<string, unknown>): string {
   const parts: string[] = [];
   for (const f of fields) {
-    let v = obj[f.name];
-    if (f.omitempty && isEmpty(f.kind, v)) continue;
-    if (v === undefined) v = ZERO[f.kind];
-    if (f.kind === 'metric' && v !== null) {
-      const m: Record<string, RawNumber> = {};
-      for (const [k, x] of Object.entries(v as Record<string, number>))
-        m[k] = new RawNumber(formatMetricValue(Number(x)));
-      v = m;
-    }
-    parts.push(`${escapeString(f.name)}:${encodeValue(v, true)}`);
+    const v = encodeField(f, obj[f.name]);
+    if (v !== undefined) parts.push(`${escapeString(f.name)}:${v}`);
   }
   return `{${parts.join(',')}}`;
 }
@@ -160,8 +168,13 @@ export function encodeSuccess(
   warnings: readonly string[] = [],
 ): string {
   const d = data === null || !struct ? 'null' : `[${data.map((o) => encodeStruct(struct, o)).join(',')}]`;
+  return encodeEnvelope(d, warnings);
+}
+
+/** Body of a success response whose `data` is already JSON text (rowenc.ts). */
+export function encodeEnvelope(data: string, warnings: readonly string[] = []): string {
   const w = warnings.length > 0 ? `,"warnings":${encodeValue(warnings, false)}` : '';
-  return `{"status":"success","data":${d}${w}}\n`;
+  return `{"status":"success","data":${data}${w}}\n`;
 }
 
 /** Body of an error response (§6.1). */

@@ -1,10 +1,10 @@
 // /projects and /projects/admin (spec §7.5).
 
-import { sendSuccess } from '../http.js';
+import { sendRows } from '../http.js';
 import { PROJECT_STRUCT } from '../jsonenc.js';
 import { PROJECT_FIELDS } from '../models.js';
 import { projectsOfUsers, type Query, selectFields, userSet, values, Where } from '../query.js';
-import { decodeRows } from '../rows.js';
+import { encodeQuery } from '../rowenc.js';
 import { apiRoute, querySchema, type RouteContext, type RouteGroup } from './context.js';
 
 const JSON_COLUMNS = new Set(['users', 'tags']);
@@ -21,13 +21,13 @@ function queryProjects(ctx: RouteContext, q: Query, users: readonly string[]) {
     .add(`(cluster_id, name) IN (${sub})`, ...subParams)
     .inIfAny('name', values(q, 'project'))
     .inIfAny('cluster_id', values(q, 'cluster_id'));
-  const rows = ctx
-    .db()
-    .prepare(
-      `SELECT ${fields.join(', ')} FROM projects WHERE ${where.sql()} ORDER BY cluster_id ASC, name ASC`,
-    )
-    .all(...where.params) as Record<string, unknown>[];
-  return decodeRows(rows, JSON_COLUMNS);
+  return encodeQuery(
+    ctx.db(),
+    `SELECT ${fields.join(', ')} FROM projects WHERE ${where.sql()} ORDER BY cluster_id ASC, name ASC`,
+    where.params,
+    PROJECT_STRUCT,
+    { jsonColumns: JSON_COLUMNS },
+  );
 }
 
 export const projectRoutes: RouteGroup = (app, ctx) => {
@@ -43,12 +43,7 @@ export const projectRoutes: RouteGroup = (app, ctx) => {
     },
     async (req, reply) => {
       const q = req.query as Query;
-      const { data, warnings } = queryProjects(
-        ctx,
-        q,
-        userSet(ctx.db(), req.ceemsUser, values(q, 'project')),
-      );
-      return sendSuccess(reply, PROJECT_STRUCT, data, warnings);
+      return sendRows(reply, queryProjects(ctx, q, userSet(ctx.db(), req.ceemsUser, values(q, 'project'))));
     },
   );
   apiRoute(
@@ -62,8 +57,7 @@ export const projectRoutes: RouteGroup = (app, ctx) => {
       querystring: querySchema(PARAMS),
     },
     async (req, reply) => {
-      const { data, warnings } = queryProjects(ctx, req.query as Query, []);
-      return sendSuccess(reply, PROJECT_STRUCT, data, warnings);
+      return sendRows(reply, queryProjects(ctx, req.query as Query, []));
     },
   );
 };

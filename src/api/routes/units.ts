@@ -1,7 +1,7 @@
 // /units, /units/admin and /units/verify (spec §7.2, §7.3).
 
 import { firstColumn, type SQLInputValue } from '../../common/sqlite.js';
-import { ApiError, sendSuccess } from '../http.js';
+import { ApiError, sendRows, sendSuccess } from '../http.js';
 import { UNIT_STRUCT } from '../jsonenc.js';
 import { METRIC_FIELDS, UNIT_FIELDS } from '../models.js';
 import {
@@ -15,12 +15,12 @@ import {
   Where,
   windowClause,
 } from '../query.js';
-import { decodeRows } from '../rows.js';
+import { encodeQuery } from '../rowenc.js';
 import { convertDatetimezone, isValidZone } from '../timefmt.js';
 import { apiRoute, querySchema, type RouteContext, type RouteGroup } from './context.js';
 
 const JSON_COLUMNS = new Set<string>(['allocation', 'tags', ...METRIC_FIELDS]);
-const TIME_COLUMNS = ['created_at', 'started_at', 'ended_at'] as const;
+const TIME_COLUMNS = new Set(['created_at', 'started_at', 'ended_at']);
 
 const COMMON_PARAMS = {
   cluster_id: { description: 'Cluster ID', repeatable: true },
@@ -48,17 +48,18 @@ function queryUnits(ctx: RouteContext, q: Query, owner: [string, SQLInputValue[]
     const [sql, params] = windowClause('ended_at', w, ctx.timeZone, { running: present(q, 'running') });
     where.add(sql, ...params);
   }
-  const rows = ctx
-    .db()
-    .prepare(`SELECT ${fields.join(', ')} FROM units WHERE ${where.sql()} ORDER BY cluster_id ASC, uuid ASC`)
-    .all(...where.params) as Record<string, unknown>[];
   const zone = values(q, 'timezone')[0];
   const convert = zone !== undefined && zone !== '' && isValidZone(zone) ? zone : undefined;
-  return decodeRows(rows, JSON_COLUMNS, (row) => {
-    if (!convert) return;
-    for (const c of TIME_COLUMNS)
-      if (typeof row[c] === 'string') row[c] = convertDatetimezone(row[c], convert);
-  });
+  return encodeQuery(
+    ctx.db(),
+    `SELECT ${fields.join(', ')} FROM units WHERE ${where.sql()} ORDER BY cluster_id ASC, uuid ASC`,
+    where.params,
+    UNIT_STRUCT,
+    {
+      jsonColumns: JSON_COLUMNS,
+      convert: convert ? { columns: TIME_COLUMNS, fn: (v) => convertDatetimezone(v, convert) } : undefined,
+    },
+  );
 }
 
 export const unitRoutes: RouteGroup = (app, ctx) => {
@@ -76,8 +77,7 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
     },
     async (req, reply) => {
       const q = req.query as Query;
-      const { data, warnings } = queryUnits(ctx, q, ownUnitsClause(req.ceemsUser, values(q, 'project')));
-      return sendSuccess(reply, UNIT_STRUCT, data, warnings);
+      return sendRows(reply, queryUnits(ctx, q, ownUnitsClause(req.ceemsUser, values(q, 'project'))));
     },
   );
 
@@ -96,8 +96,7 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
       const users = values(q, 'user');
       const owner: [string, SQLInputValue[]] | undefined =
         users.length > 0 ? [`username IN (${users.map(() => '?').join(', ')})`, users] : undefined;
-      const { data, warnings } = queryUnits(ctx, q, owner);
-      return sendSuccess(reply, UNIT_STRUCT, data, warnings);
+      return sendRows(reply, queryUnits(ctx, q, owner));
     },
   );
 

@@ -2,7 +2,7 @@
 // with per-key sums and weighted averages built from the JSON metric maps.
 
 import { firstColumn, type SQLInputValue } from '../../common/sqlite.js';
-import { ApiError, sendSuccess } from '../http.js';
+import { ApiError, sendRows, sendSuccess } from '../http.js';
 import { USAGE_STRUCT } from '../jsonenc.js';
 import { AVG_WEIGHTS, METRIC_FIELDS, USAGE_FIELDS } from '../models.js';
 import {
@@ -16,7 +16,7 @@ import {
   Where,
   windowClause,
 } from '../query.js';
-import { type Decoded, decodeRows } from '../rows.js';
+import { type EncodedRows, encodeQuery } from '../rowenc.js';
 import { apiRoute, querySchema, type RouteContext, type RouteGroup } from './context.js';
 
 const METRICS = new Set<string>(METRIC_FIELDS);
@@ -39,9 +39,9 @@ export function fnv1a64(text: string): string {
 
 /** Cache of `/usage/current` results keyed by FNV-1a of the normalised request URL (TTL 15 min). */
 export class UsageCache {
-  private readonly entries = new Map<string, { expires: number; result: Decoded }>();
+  private readonly entries = new Map<string, { expires: number; result: EncodedRows }>();
 
-  get(key: string, now: number): { expires: number; result: Decoded } | undefined {
+  get(key: string, now: number): { expires: number; result: EncodedRows } | undefined {
     const e = this.entries.get(key);
     if (e && e.expires <= now) {
       this.entries.delete(key);
@@ -50,7 +50,7 @@ export class UsageCache {
     return e;
   }
 
-  set(key: string, result: Decoded, now: number): void {
+  set(key: string, result: EncodedRows, now: number): void {
     if (this.entries.size >= CACHE_MAX_ENTRIES) {
       for (const [k, e] of this.entries) if (e.expires <= now) this.entries.delete(k);
       if (this.entries.size >= CACHE_MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
@@ -70,16 +70,16 @@ function visibleProjects(q: Query, users: readonly string[]): Where {
     .inIfAny('cluster_id', values(q, 'cluster_id'));
 }
 
-function globalUsage(ctx: RouteContext, q: Query, users: readonly string[]): Decoded {
+function globalUsage(ctx: RouteContext, q: Query, users: readonly string[]): EncodedRows {
   const fields = selectFields(q, USAGE_FIELDS);
   const where = visibleProjects(q, users);
-  const rows = ctx
-    .db()
-    .prepare(
-      `SELECT ${fields.join(', ')} FROM usage WHERE ${where.sql()} ORDER BY cluster_id ASC, username ASC, project ASC`,
-    )
-    .all(...where.params) as Record<string, unknown>[];
-  return decodeRows(rows, JSON_COLUMNS);
+  return encodeQuery(
+    ctx.db(),
+    `SELECT ${fields.join(', ')} FROM usage WHERE ${where.sql()} ORDER BY cluster_id ASC, username ASC, project ASC`,
+    where.params,
+    USAGE_STRUCT,
+    { jsonColumns: JSON_COLUMNS },
+  );
 }
 
 /** `current` aggregation; null data when no metric field can be aggregated. */
@@ -88,7 +88,7 @@ function currentUsage(
   q: Query,
   users: readonly string[],
   w: { from: number; to: number },
-): Decoded | null {
+): EncodedRows | null {
   const fields = selectFields(q, USAGE_FIELDS);
   const groupby = values(q, 'groupby');
   for (const g of groupby) {
@@ -156,11 +156,9 @@ function currentUsage(
   const group = [...new Set(['username', 'project', ...groupby])].sort();
   const sql = `SELECT ${selects.join(', ')} FROM (${experimental ? 'daily_usage' : 'units'} AS u ${joins.join(' ')})
 WHERE ${where.sql()} GROUP BY ${group.join(', ')} ORDER BY cluster_id ASC, username ASC, project ASC`;
-  const rows = db.prepare(sql).all(...selectParams, ...joinParams, ...where.params) as Record<
-    string,
-    unknown
-  >[];
-  return decodeRows(rows, JSON_COLUMNS);
+  return encodeQuery(db, sql, [...selectParams, ...joinParams, ...where.params], USAGE_STRUCT, {
+    jsonColumns: JSON_COLUMNS,
+  });
 }
 
 const PARAMS = {
@@ -206,10 +204,7 @@ export function usageRoutes(cache: UsageCache): RouteGroup {
           async (req, reply) => {
             const q = req.query as Query;
             const users = admin ? values(q, 'user') : userSet(ctx.db(), req.ceemsUser, values(q, 'project'));
-            if (mode === 'global') {
-              const { data, warnings } = globalUsage(ctx, q, users);
-              return sendSuccess(reply, USAGE_STRUCT, data, warnings);
-            }
+            if (mode === 'global') return sendRows(reply, globalUsage(ctx, q, users));
             const raw = timeWindow(q, ctx.now(), ctx.maxPeriodMs);
             const w = {
               from: Math.floor(raw.from / ROUND_S) * ROUND_S,
@@ -220,12 +215,12 @@ export function usageRoutes(cache: UsageCache): RouteGroup {
             const hit = cache.get(key, now);
             if (hit) {
               reply.header('Expires', new Date(hit.expires).toUTCString());
-              return sendSuccess(reply, USAGE_STRUCT, hit.result.data, hit.result.warnings);
+              return sendRows(reply, hit.result);
             }
             const result = currentUsage(ctx, q, users, w);
             if (!result) return sendSuccess(reply, USAGE_STRUCT, null);
-            if (result.data.length > 0) cache.set(key, result, now);
-            return sendSuccess(reply, USAGE_STRUCT, result.data, result.warnings);
+            if (result.rows > 0) cache.set(key, result, now);
+            return sendRows(reply, result);
           },
         );
       }

@@ -1,10 +1,10 @@
 // /users and /users/admin (spec §7.4).
 
-import { sendSuccess } from '../http.js';
+import { sendRows } from '../http.js';
 import { USER_STRUCT } from '../jsonenc.js';
 import { USER_FIELDS } from '../models.js';
 import { type Query, selectFields, userSet, values, Where } from '../query.js';
-import { decodeRows } from '../rows.js';
+import { encodeQuery } from '../rowenc.js';
 import { apiRoute, querySchema, type RouteContext, type RouteGroup } from './context.js';
 
 const JSON_COLUMNS = new Set(['projects', 'tags']);
@@ -14,13 +14,13 @@ function queryUsers(ctx: RouteContext, q: Query, table: 'users' | 'admin_users',
   const where = new Where();
   if (users) where.in('name', users);
   if (table === 'users') where.inIfAny('cluster_id', values(q, 'cluster_id'));
-  const rows = ctx
-    .db()
-    .prepare(
-      `SELECT ${fields.join(', ')} FROM ${table} WHERE ${where.sql()} ORDER BY cluster_id ASC, name ASC`,
-    )
-    .all(...where.params) as Record<string, unknown>[];
-  return decodeRows(rows, JSON_COLUMNS);
+  return encodeQuery(
+    ctx.db(),
+    `SELECT ${fields.join(', ')} FROM ${table} WHERE ${where.sql()} ORDER BY cluster_id ASC, name ASC`,
+    where.params,
+    USER_STRUCT,
+    { jsonColumns: JSON_COLUMNS },
+  );
 }
 
 export const userRoutes: RouteGroup = (app, ctx) => {
@@ -40,13 +40,10 @@ export const userRoutes: RouteGroup = (app, ctx) => {
     },
     async (req, reply) => {
       const q = req.query as Query;
-      const { data, warnings } = queryUsers(
-        ctx,
-        q,
-        'users',
-        userSet(ctx.db(), req.ceemsUser, values(q, 'project')),
+      return sendRows(
+        reply,
+        queryUsers(ctx, q, 'users', userSet(ctx.db(), req.ceemsUser, values(q, 'project'))),
       );
-      return sendSuccess(reply, USER_STRUCT, data, warnings);
     },
   );
 
@@ -69,8 +66,7 @@ export const userRoutes: RouteGroup = (app, ctx) => {
       const q = req.query as Query;
       const users = values(q, 'user');
       const table = values(q, 'role')[0] === 'admin' ? 'admin_users' : 'users';
-      const { data, warnings } = queryUsers(ctx, q, table, users.length > 0 ? users : undefined);
-      return sendSuccess(reply, USER_STRUCT, data, warnings);
+      return sendRows(reply, queryUsers(ctx, q, table, users.length > 0 ? users : undefined));
     },
   );
 };
