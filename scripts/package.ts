@@ -31,6 +31,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Metafile, Plugin } from 'esbuild';
 import * as esbuild from 'esbuild';
+import { STATIC_ASSETS } from '../src/web/assets.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SHIMS = join(ROOT, 'packaging/sea');
@@ -286,6 +287,12 @@ async function assetsOf(
     Object.assign(assets, thread.assets, { [virtualPath(entry)]: file });
   }
   if (has(/^src\/common\/syscall\.ts$/)) assets[`${SEA_ROOT}/koffi.node`] = koffiAddon();
+  if (has(/^src\/web\/assets\.ts$/))
+    for (const [name, asset] of Object.entries(STATIC_ASSETS))
+      assets[`${dirname(virtualPath(join(ROOT, 'src/web/assets.ts')))}/static/${name}`] = join(
+        ROOT,
+        asset.path,
+      );
   if (has(/node_modules\/@fastify\/swagger-ui\/index\.js$/)) {
     const dir = join(ROOT, 'node_modules/@fastify/swagger-ui/static');
     for (const f of readdirSync(dir))

@@ -1,7 +1,8 @@
-// Files the web view serves: its own script and style (src/web/static) and uPlot (node_modules/uplot),
-// found relative to this module whether it runs from src/web (tsx), dist/web (tsc does not copy them) or
-// a single executable that embeds them under the same relative paths. Read on first use and kept in
-// memory; nothing is fetched from anywhere else, so the view works without internet.
+// Files the web view serves: its own script and style (src/web/static) and uPlot (node_modules/uplot). Each
+// is looked up first in ./static beside this module (src/web when run through tsx; the single executable
+// embeds all four there, scripts/package.ts), then relative to the repository root (dist/web, which tsc
+// does not copy them to, and uPlot from a checkout). Read on first use and kept in memory; nothing is
+// fetched from anywhere else, so the view works without internet.
 
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -26,8 +27,17 @@ export function readAsset(name: string): Buffer {
   const a = STATIC_ASSETS[name];
   if (!a) throw new Error(`unknown asset ${name}`);
   // this module is <root>/src/web/assets.ts or <root>/dist/web/assets.js: the root is two levels up
-  const file = fileURLToPath(new URL(`../../${a.path}`, import.meta.url));
-  const b = readFileSync(file);
-  cache.set(name, b);
-  return b;
+  const places = [`./static/${name}`, `../../${a.path}`].map((p) =>
+    fileURLToPath(new URL(p, import.meta.url)),
+  );
+  for (const file of places) {
+    try {
+      const b = readFileSync(file);
+      cache.set(name, b);
+      return b;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+  }
+  throw new Error(`web view asset ${name} not found in ${places.join(' or ')}`);
 }

@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import YAML from 'yaml';
 import { type Built, PROGRAMS, packageAll, ROOT } from '../../scripts/package.js';
+import { STATIC_ASSETS } from '../../src/web/assets.js';
 import { awaitListening, runCommand } from '../helpers/process.js';
 import { startTestbedPrometheus, type TestbedPrometheus } from '../helpers/prometheus.js';
 import { submitJob, testbedEnv } from '../helpers/slurm.js';
@@ -434,6 +435,13 @@ describe('Debian packages installed, run from their units and purged', { timeout
       return units.some((u) => u.uuid === job && u.username === 'usr1');
     });
     assert.ok(existsSync('/var/lib/ceems/ceems.db'), 'the database is in the packaged data directory');
+    // the web view's script, style and uPlot are embedded in the executable (no node_modules here)
+    for (const asset of ['app.js', 'app.css', 'uPlot.iife.min.js', 'uPlot.min.css']) {
+      const r = await fetch(`${api.url}/ui/assets/${asset}`);
+      const body = await r.text();
+      assert.equal(r.status, 200, `/ui/assets/${asset}: ${r.status} ${body.slice(0, 200)}`);
+      assert.equal(body, readFileSync(join(ROOT, STATIC_ASSETS[asset]!.path), 'utf8'), asset);
+    }
 
     // LB: the shipped example with the testbed's Prometheus and this API server
     const lbConf = YAML.parse(readFileSync('/etc/ceems_lb/config.yml', 'utf8'));
