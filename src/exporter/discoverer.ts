@@ -6,7 +6,7 @@ import type { FlagSpec } from '../common/flags.js';
 import { MAX_PROC_ARGS_BYTES, readFileFast } from '../common/fsread.js';
 import type { Logger } from '../common/logger.js';
 import { type CgroupLayout, layoutOptions, managerLayout } from './cgroup/layout.js';
-import { discoverUnits } from './cgroup/walk.js';
+import { UnitWalker } from './cgroup/walk.js';
 import type { CollectorContext } from './collector.js';
 
 export const DISCOVERER_FLAGS: readonly FlagSpec[] = [
@@ -50,6 +50,9 @@ export interface TargetDiscovererOptions {
 }
 
 export class TargetDiscoverer {
+  /** Keeps the cgroup tree's directory structure between requests (created by the first). */
+  private walker: UnitWalker | undefined;
+
   constructor(private readonly o: TargetDiscovererOptions) {}
 
   /** Reading other users' environ for the env-var filter needs these (spec §15). */
@@ -60,7 +63,8 @@ export class TargetDiscoverer {
   /** Targets in discovery order; stale units have no processes, hence no targets. */
   discover(): AlloyTarget[] {
     const targets: AlloyTarget[] = [];
-    for (const u of discoverUnits(this.o.layout, this.o.procfs)) {
+    this.walker ??= new UnitWalker(this.o.layout, this.o.procfs);
+    for (const u of this.walker.walk()) {
       for (const pid of u.pids) {
         if (this.o.envVars.length > 0 && !this.selected(pid)) continue;
         targets.push({ targets: [u.id], labels: { __process_pid__: String(pid), service_name: u.uuid } });

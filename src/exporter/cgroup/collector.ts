@@ -15,7 +15,7 @@ import { DURATION_FAMILY, DURATION_HELP } from '../scrape.js';
 import type { CgroupLayout } from './layout.js';
 import { parseDiskstats, parseMeminfoTotals } from './parse.js';
 import { readUnitStats, type StatsOptions, UnitFileError, type UnitStats, VanishedError } from './stats.js';
-import { type CgroupUnit, discoverUnits } from './walk.js';
+import { type CgroupUnit, UnitWalker } from './walk.js';
 
 export interface CgroupCollectorOptions {
   readonly layout: CgroupLayout;
@@ -51,15 +51,33 @@ export const UNIT_SUB_COLLECTORS: readonly UnitSubCollectorDefinition[] = [
 
 const G = 'gauge';
 const PREFIX = 'ceems_compute_unit_';
+// family names built once: a name made per sample would be a new string to hash on every emit
+const CPU_USER = `${PREFIX}cpu_user_seconds_total`;
+const CPU_SYSTEM = `${PREFIX}cpu_system_seconds_total`;
+const CPUS = `${PREFIX}cpus`;
+const MEMORY_RSS = `${PREFIX}memory_rss_bytes`;
+const MEMORY_CACHE = `${PREFIX}memory_cache_bytes`;
+const MEMORY_USED = `${PREFIX}memory_used_bytes`;
+const MEMORY_TOTAL = `${PREFIX}memory_total_bytes`;
+const MEMORY_FAIL_COUNT = `${PREFIX}memory_fail_count`;
+const MEMSW_USED = `${PREFIX}memsw_used_bytes`;
+const MEMSW_TOTAL = `${PREFIX}memsw_total_bytes`;
+const MEMSW_FAIL_COUNT = `${PREFIX}memsw_fail_count`;
+const CPU_PSI = `${PREFIX}cpu_psi_seconds`;
+const MEMORY_PSI = `${PREFIX}memory_psi_seconds`;
+const COLLECT_ERROR = `${PREFIX}collect_error`;
 
 export class CgroupCollector {
   readonly layout: CgroupLayout;
   private readonly stats: StatsOptions;
   private readonly subCollectors: { name: string; collector: UnitSubCollector }[] = [];
   private readonly faults: FaultLog;
+  /** Keeps the cgroup tree's directory structure between scrapes (walk.ts). */
+  private readonly walker: UnitWalker;
 
   constructor(private readonly o: CgroupCollectorOptions) {
     this.layout = o.layout;
+    this.walker = new UnitWalker(o.layout, o.procfs);
     this.faults = new FaultLog(o.logger, 'cannot read unit cgroup');
     let totals = { memTotal: 0, swapTotal: 0 };
     try {
@@ -145,9 +163,7 @@ export class CgroupCollector {
   /** Units currently present in the cgroup tree; the first step of a scrape. */
   discover(): CgroupUnit[] {
     this.faults.nextScrape();
-    return discoverUnits(this.layout, this.o.procfs, (unit, file, reason) =>
-      this.faults.report(unit, file, reason),
-    );
+    return this.walker.walk((unit, file, reason) => this.faults.report(unit, file, reason));
   }
 
   /** Per-unit label set of every compute-unit family. */
@@ -179,13 +195,7 @@ export class CgroupCollector {
         present.push(u);
         if (e instanceof UnitFileError) this.faults.report(u.uuid, e.file, e.reason);
         else this.faults.report(u.uuid, '', (e as Error).message);
-        out.emit(
-          `${PREFIX}collect_error`,
-          G,
-          'Indicates collection error, 0=no error, 1=error',
-          this.labels(u),
-          1,
-        );
+        out.emit(COLLECT_ERROR, G, 'Indicates collection error, 0=no error, 1=error', this.labels(u), 1);
         continue;
       }
       present.push(u);
@@ -220,22 +230,22 @@ export class CgroupCollector {
     s: UnitStats,
     disks: Map<string, string> | undefined,
   ): void {
-    out.emit(`${PREFIX}cpu_user_seconds_total`, 'counter', 'Total job CPU user seconds', l, s.cpuUser);
-    out.emit(`${PREFIX}cpu_system_seconds_total`, 'counter', 'Total job CPU system seconds', l, s.cpuSystem);
-    out.emit(`${PREFIX}cpus`, G, 'Total number of job CPUs', l, s.cpus);
-    out.emit(`${PREFIX}memory_rss_bytes`, G, 'Memory RSS used in bytes', l, s.memoryRss);
-    out.emit(`${PREFIX}memory_cache_bytes`, G, 'Memory cache used in bytes', l, s.memoryCache);
-    out.emit(`${PREFIX}memory_used_bytes`, G, 'Memory used in bytes', l, s.memoryUsed);
-    out.emit(`${PREFIX}memory_total_bytes`, G, 'Memory total in bytes', l, s.memoryTotal);
-    out.emit(`${PREFIX}memory_fail_count`, G, 'Memory fail count', l, s.memoryFailCount);
+    out.emit(CPU_USER, 'counter', 'Total job CPU user seconds', l, s.cpuUser);
+    out.emit(CPU_SYSTEM, 'counter', 'Total job CPU system seconds', l, s.cpuSystem);
+    out.emit(CPUS, G, 'Total number of job CPUs', l, s.cpus);
+    out.emit(MEMORY_RSS, G, 'Memory RSS used in bytes', l, s.memoryRss);
+    out.emit(MEMORY_CACHE, G, 'Memory cache used in bytes', l, s.memoryCache);
+    out.emit(MEMORY_USED, G, 'Memory used in bytes', l, s.memoryUsed);
+    out.emit(MEMORY_TOTAL, G, 'Memory total in bytes', l, s.memoryTotal);
+    out.emit(MEMORY_FAIL_COUNT, G, 'Memory fail count', l, s.memoryFailCount);
     if (this.stats.swap) {
-      out.emit(`${PREFIX}memsw_used_bytes`, G, 'Swap used in bytes', l, s.swapUsed);
-      out.emit(`${PREFIX}memsw_total_bytes`, G, 'Swap total in bytes', l, s.swapTotal);
-      out.emit(`${PREFIX}memsw_fail_count`, G, 'Swap fail count', l, s.swapFailCount);
+      out.emit(MEMSW_USED, G, 'Swap used in bytes', l, s.swapUsed);
+      out.emit(MEMSW_TOTAL, G, 'Swap total in bytes', l, s.swapTotal);
+      out.emit(MEMSW_FAIL_COUNT, G, 'Swap fail count', l, s.swapFailCount);
     }
     if (this.stats.psi) {
-      out.emit(`${PREFIX}cpu_psi_seconds`, G, 'Total CPU PSI in seconds', l, s.cpuPsi);
-      out.emit(`${PREFIX}memory_psi_seconds`, G, 'Total memory PSI in seconds', l, s.memoryPsi);
+      out.emit(CPU_PSI, G, 'Total CPU PSI in seconds', l, s.cpuPsi);
+      out.emit(MEMORY_PSI, G, 'Total memory PSI in seconds', l, s.memoryPsi);
     }
     for (const [majMin, d] of s.blkio) {
       const dl = { ...l, device: disks?.get(majMin) ?? '' };

@@ -238,3 +238,134 @@ export function unescapePath(path: string): string {
   }
   return out;
 }
+
+// Byte-level fast paths of the parsers above, for the files read on every scrape. Each one handles only the
+// plain form of its file (ASCII digits, at most 15 per number, so that the double is exact) and returns
+// undefined for anything else, which the caller then parses as a string with the function above: the result
+// is the same either way, without a string per file in the usual case.
+
+const isSpace = (c: number): boolean => c === 32 || (c >= 9 && c <= 13);
+
+/** The integer of buf[start, end) between ASCII blanks, as Number(text.trim()) gives it; NaN otherwise. */
+export function plainInt(buf: Buffer, start: number, end: number): number {
+  while (start < end && isSpace(buf[start]!)) start++;
+  while (end > start && isSpace(buf[end - 1]!)) end--;
+  if (end <= start || end - start > 15) return Number.NaN;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const d = buf[i]! - 48;
+    if (d < 0 || d > 9) return Number.NaN;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+/** End of the line starting at `i` (its `\n` or `len`). */
+function lineEnd(buf: Buffer, i: number, len: number): number {
+  const nl = buf.indexOf(10, i);
+  return nl < 0 || nl > len ? len : nl;
+}
+
+/** `key ` of a flat-keyed file, as a line start needle (`\nkey `) and its length. */
+export interface FlatKey {
+  readonly needle: Buffer;
+}
+
+export function flatKey(key: string): FlatKey {
+  return { needle: Buffer.from(`\n${key} `, 'latin1') };
+}
+
+/**
+ * parseFlatKeyed(text).get(key) for the file in buf[0, len): the last line `key <value>`; undefined when
+ * no line has the key, NaN when the last one is not a plain integer (then parse the string instead).
+ */
+export function flatValue(buf: Buffer, len: number, key: FlatKey): number | undefined {
+  const n = key.needle;
+  let start = -1;
+  const at = len >= n.length ? buf.lastIndexOf(n, len - n.length) : -1;
+  if (at >= 0) start = at + n.length;
+  else if (len >= n.length - 1 && buf.compare(n, 1, n.length, 0, n.length - 1) === 0) start = n.length - 1;
+  if (start < 0) return undefined;
+  return plainInt(buf, start, lineEnd(buf, start, len));
+}
+
+/** countCpuList of buf[0, len) in its plain form (`0-3,8`); undefined otherwise. */
+export function cpuListCount(buf: Buffer, len: number): number | undefined {
+  let i = 0;
+  let end = len;
+  while (i < end && isSpace(buf[i]!)) i++;
+  while (end > i && isSpace(buf[end - 1]!)) end--;
+  if (i === end) return 0;
+  let count = 0;
+  while (i < end) {
+    let lo = 0;
+    let digits = 0;
+    for (; i < end && buf[i]! >= 48 && buf[i]! <= 57; i++, digits++) lo = lo * 10 + buf[i]! - 48;
+    if (digits === 0 || digits > 9) return undefined;
+    let hi = lo;
+    if (i < end && buf[i] === 45) {
+      i++;
+      hi = 0;
+      digits = 0;
+      for (; i < end && buf[i]! >= 48 && buf[i]! <= 57; i++, digits++) hi = hi * 10 + buf[i]! - 48;
+      if (digits === 0 || digits > 9 || hi < lo) return undefined;
+    }
+    count += hi - lo + 1;
+    if (i < end) {
+      if (buf[i] !== 44) return undefined;
+      i++;
+      if (i === end) return undefined;
+    }
+  }
+  return count;
+}
+
+const FULL = Buffer.from('\nfull ', 'latin1');
+const TOTAL = Buffer.from('total=', 'latin1');
+
+/** parsePsiFullTotal of buf[0, len) when its first `full` line has a plain `total=`; undefined otherwise. */
+export function psiFullTotal(buf: Buffer, len: number): number | undefined {
+  let line: number;
+  if (len >= 5 && buf.compare(FULL, 1, 6, 0, 5) === 0) line = 0;
+  else {
+    const at = buf.indexOf(FULL);
+    if (at < 0 || at + FULL.length > len) return 0;
+    line = at + 1;
+  }
+  const end = lineEnd(buf, line, len);
+  const t = buf.indexOf(TOTAL, line);
+  if (t < 0 || t + TOTAL.length > end) return undefined;
+  const before = buf[t - 1]!;
+  // `\btotal=`: the character before must not be a word character
+  if (before === 95 || (before >= 48 && before <= 57) || ((before | 32) >= 97 && (before | 32) <= 122))
+    return undefined;
+  let i = t + TOTAL.length;
+  let v = 0;
+  const first = i;
+  for (; i < end && buf[i]! >= 48 && buf[i]! <= 57; i++) v = v * 10 + buf[i]! - 48;
+  if (i === first || i - first > 15) return undefined;
+  return v / 1e6;
+}
+
+/** parsePids of buf[0, len) into `out` when every line is a plain PID; false otherwise (nothing added). */
+export function pidsInto(buf: Buffer, len: number, out: number[]): boolean {
+  const from = out.length;
+  let i = 0;
+  while (i < len) {
+    const end = lineEnd(buf, i, len);
+    let s = i;
+    let e = end;
+    while (s < e && isSpace(buf[s]!)) s++;
+    while (e > s && isSpace(buf[e - 1]!)) e--;
+    if (e > s) {
+      const v = plainInt(buf, s, e);
+      if (!(v > 0)) {
+        out.length = from;
+        return false;
+      }
+      out.push(v);
+    }
+    i = end + 1;
+  }
+  return true;
+}
