@@ -4,8 +4,8 @@ import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../common/config.js';
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import { createHttpClient } from '../common/httpclient.js';
+import { createPlainServer, type PlainServer } from '../common/httpserver.js';
 import type { Logger } from '../common/logger.js';
-import { createPlainWebServer, type PlainWebServer } from '../common/plainserver.js';
 import {
   dropPrivileges,
   grantRunAsReadAccess,
@@ -75,7 +75,7 @@ export const FLAGS: readonly FlagSpec[] = [
 ];
 
 export interface LoadBalancer {
-  servers: PlainWebServer[];
+  servers: PlainServer[];
   /** Bound addresses, one per load-balancer type, in type order. */
   addresses: string[];
   stop(): Promise<void>;
@@ -129,7 +129,7 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
       }
     }
     const authz = source ? new Authorizer(source) : undefined;
-    const servers: PlainWebServer[] = [];
+    const servers: PlainServer[] = [];
     const bound: string[] = [];
     for (let i = 0; i < cfg.types.length; i++) {
       const { type, clusters } = cfg.types[i]!;
@@ -165,7 +165,7 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
         log: tlog,
       });
       // Root logger: the "Listening on" line carries the address first, as for every server.
-      const server = createPlainWebServer(
+      const server = await createPlainServer(
         { listenAddresses: [addresses[i]!], webConfigFile, logger: log },
         handler,
       );

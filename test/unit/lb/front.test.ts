@@ -1,4 +1,4 @@
-// The load balancer's front end without a framework (src/common/plainserver.ts): the web config applied to
+// The load balancer's front end without a framework (createPlainServer of src/common/httpserver.ts): the web config applied to
 // every request (extra headers, basic auth, TLS client certificate rules, HTTP/2) and 503 while closing.
 
 import assert from 'node:assert/strict';
@@ -9,8 +9,8 @@ import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
+import { createPlainServer, type PlainServer } from '../../../src/common/httpserver.js';
 import { createLogger } from '../../../src/common/logger.js';
-import { createPlainWebServer, type PlainWebServer } from '../../../src/common/plainserver.js';
 import { tempDir } from '../../fixtures/lb/setup.js';
 import { makePki, type TestPki } from '../../helpers/tls.js';
 
@@ -39,8 +39,8 @@ const get = (url: string, headers: Record<string, string> = {}) =>
   );
 
 /** Answers with the HTTP version and URL it saw. */
-function start(webConfigFile?: string, addresses = ['127.0.0.1:0']): PlainWebServer {
-  return createPlainWebServer({ listenAddresses: addresses, webConfigFile, logger: log }, (req, res) => {
+function start(webConfigFile?: string, addresses = ['127.0.0.1:0']): Promise<PlainServer> {
+  return createPlainServer({ listenAddresses: addresses, webConfigFile, logger: log }, (req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end(`${req.httpVersion} ${req.url}`);
   });
@@ -61,7 +61,7 @@ describe('plain web server of the load balancer', () => {
       `basic_auth_users:\n  grafana: ${bcrypt.hashSync('secret', 4)}\n` +
         'http_server_config:\n  headers:\n    X-Frame-Options: deny\n',
     );
-    const srv = start(web, ['127.0.0.1:0', '127.0.0.1:0']);
+    const srv = await start(web, ['127.0.0.1:0', '127.0.0.1:0']);
     const addrs = await srv.listen();
     try {
       assert.equal(addrs.length, 2);
@@ -107,11 +107,11 @@ describe('plain web server of the load balancer', () => {
           .on('error', reject)
           .end(),
       );
-    const anyCert = start(tlsConfig('  client_auth_type: RequireAnyClientCert\n'));
-    const sans = start(
+    const anyCert = await start(tlsConfig('  client_auth_type: RequireAnyClientCert\n'));
+    const sans = await start(
       tlsConfig("  client_auth_type: RequireAndVerifyClientCert\n  client_allowed_sans: ['other.test']\n"),
     );
-    const h2 = start(
+    const h2 = await start(
       tlsConfig("  client_auth_type: VerifyClientCertIfGiven\n  client_allowed_sans: ['client.test']\n"),
     );
     try {
@@ -157,7 +157,7 @@ describe('plain web server of the load balancer', () => {
 
   it('answers 503 with Connection: close to a request arriving on an open connection while it closes', async () => {
     let release = () => {};
-    const srv = createPlainWebServer({ listenAddresses: ['127.0.0.1:0'], logger: log }, (req, res) => {
+    const srv = await createPlainServer({ listenAddresses: ['127.0.0.1:0'], logger: log }, (req, res) => {
       const answer = () => res.end(req.url);
       if (req.url === '/slow') release = answer;
       else answer();
