@@ -1,13 +1,12 @@
 // Grafana Alloy targets discoverer (spec exporter.md §13): one target per process of every SLURM job or
 // Kubernetes pod, served as JSON for Alloy's `discovery.http` → `pyroscope.ebpf`.
 
-import { join } from 'node:path';
 import type { FlagSpec } from '../common/flags.js';
-import { MAX_PROC_ARGS_BYTES, readFileFast } from '../common/fsread.js';
 import type { Logger } from '../common/logger.js';
 import { type CgroupLayout, layoutOptions, managerLayout } from './cgroup/layout.js';
 import { UnitWalker } from './cgroup/walk.js';
 import type { CollectorContext } from './collector.js';
+import { hasEnvVarPrefix } from './proc.js';
 
 export const DISCOVERER_FLAGS: readonly FlagSpec[] = [
   {
@@ -36,9 +35,6 @@ export interface AlloyTarget {
 }
 
 export const SELF_TARGET = '__internal_ceems_exporter';
-
-/** SLURM helper processes that are never profiled (step daemons, the batch script shell, sleeps). */
-const SLURM_AUXILIARY = /slurmstepd:(.*)|sleep ([0-9]+)|\/bin\/bash (.*)\/slurm_script/;
 
 export interface TargetDiscovererOptions {
   layout: CgroupLayout;
@@ -80,20 +76,12 @@ export class TargetDiscoverer {
 
   /** Env-var filter; unreadable processes (exited, no permission) are not selected. */
   private selected(pid: number): boolean {
-    const dir = join(this.o.procfs, String(pid));
     try {
-      if (this.o.layout.manager === 'slurm') {
-        const cmdline = readFileFast(join(dir, 'cmdline'), MAX_PROC_ARGS_BYTES).replace(/\0/g, ' ').trim();
-        if (SLURM_AUXILIARY.test(cmdline)) return false;
-      }
-      for (const kv of readFileFast(join(dir, 'environ'), MAX_PROC_ARGS_BYTES).split('\0')) {
-        const name = kv.slice(0, Math.max(0, kv.indexOf('=')));
-        if (name !== '' && this.o.envVars.some((p) => name.startsWith(p))) return true;
-      }
+      return hasEnvVarPrefix(this.o.procfs, pid, this.o.envVars, this.o.layout.manager === 'slurm');
     } catch (e) {
       this.o.logger.debug({ pid, err: (e as Error).message }, 'cannot read process; not a target');
+      return false;
     }
-    return false;
   }
 
   /** HTTP answer of the targets path: JSON array (or `null`) + newline, or the error text with 500. */

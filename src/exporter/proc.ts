@@ -26,3 +26,30 @@ export function readCmdline(procfs: string, pid: number): string | undefined {
     return undefined;
   }
 }
+
+/** SLURM helper processes (step daemons, the extern step's sleep, the batch script's shell). */
+export const SLURM_AUXILIARY = /slurmstepd:(.*)|sleep ([0-9]+)|\/bin\/bash (.*)\/slurm_script/;
+
+/**
+ * The env-var filter of the perf sub-collector and the Alloy target discoverer (spec §10.1, §13): whether the
+ * process has an environment variable whose name starts with one of `prefixes`. With `skipSlurmAuxiliary`,
+ * SLURM's helper processes and processes without a command line (exiting) never match. Throws the fs error
+ * when the process cannot be read (ended, or no cap_sys_ptrace).
+ */
+export function hasEnvVarPrefix(
+  procfs: string,
+  pid: number,
+  prefixes: readonly string[],
+  skipSlurmAuxiliary: boolean,
+): boolean {
+  const dir = join(procfs, String(pid));
+  if (skipSlurmAuxiliary) {
+    const cmdline = readFileFast(join(dir, 'cmdline'), MAX_PROC_ARGS_BYTES).replaceAll('\0', ' ').trim();
+    if (cmdline === '' || SLURM_AUXILIARY.test(cmdline)) return false;
+  }
+  for (const kv of readFileFast(join(dir, 'environ'), MAX_PROC_ARGS_BYTES).split('\0')) {
+    const name = kv.slice(0, Math.max(0, kv.indexOf('=')));
+    if (name !== '' && prefixes.some((p) => name.startsWith(p))) return true;
+  }
+  return false;
+}

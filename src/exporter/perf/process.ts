@@ -3,7 +3,8 @@
 // to be profiled at all (spec exporter.md §10.1).
 
 import { join } from 'node:path';
-import { MAX_PROC_ARGS_BYTES, readFileFast } from '../../common/fsread.js';
+import { readFileFast } from '../../common/fsread.js';
+import { hasEnvVarPrefix } from '../proc.js';
 
 export interface ProcessInfo {
   readonly ppid: number;
@@ -40,9 +41,6 @@ export function readBootTicks(procfs: string): number {
   return Number(m[1]) * 100 + Number(m[2]);
 }
 
-/** SLURM helper processes (step daemons, the extern step's sleep, the batch script's shell). */
-export const SLURM_AUXILIARY = /slurmstepd:(.*)|sleep ([0-9]+)|\/bin\/bash (.*)\/slurm_script/;
-
 /**
  * --collector.perf.env-var: only processes with an environment variable whose name starts with one of
  * `prefixes` are profiled, and for SLURM its helper processes never are (as the original does). A process
@@ -54,18 +52,9 @@ export function envVarSelected(
   prefixes: readonly string[],
   skipSlurmAuxiliary: boolean,
 ): boolean {
-  const dir = join(procfs, String(pid));
   try {
-    if (skipSlurmAuxiliary) {
-      const cmdline = readFileFast(join(dir, 'cmdline'), MAX_PROC_ARGS_BYTES).replaceAll('\0', ' ').trim();
-      if (cmdline === '' || SLURM_AUXILIARY.test(cmdline)) return false;
-    }
-    for (const kv of readFileFast(join(dir, 'environ'), MAX_PROC_ARGS_BYTES).split('\0')) {
-      const name = kv.slice(0, Math.max(0, kv.indexOf('=')));
-      if (name !== '' && prefixes.some((p) => name.startsWith(p))) return true;
-    }
+    return hasEnvVarPrefix(procfs, pid, prefixes, skipSlurmAuxiliary);
   } catch {
-    // gone or unreadable: not profiled
+    return false; // gone or unreadable: not profiled
   }
-  return false;
 }
