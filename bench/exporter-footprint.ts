@@ -7,11 +7,14 @@
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../test/helpers/process.js';
 import {
   bareNode,
+  compileFloor,
+  floor,
   freePort,
   generateSlurmTree,
   get,
@@ -103,12 +106,15 @@ export async function run(small: boolean): Promise<void> {
     await exp.stop();
   }
 
-  // a typical node: the defaults plus 50 SLURM jobs
+  // a typical node: the defaults plus 50 SLURM jobs, against the C floor of reading its jobs' files
   const t = generateSlurmTree(50);
+  const work = mkdtempSync(join(tmpdir(), 'bench-floor-'));
   try {
     for (const f of ['stat', 'meminfo']) copyFileSync(join(FIXTURES, 'proc', f), join(t.procfs, f));
     mkdirSync(join(t.procfs, 'net'));
     copyFileSync(join(FIXTURES, 'proc/net/dev'), join(t.procfs, 'net/dev'));
+    const c = compileFloor(work);
+    const f = floor(t, small ? 3 : 50, c, work);
     const typical = await startExporter([...slurmArgs(t), `--path.sysfs=${FIXTURES}/sys`]);
     try {
       await scrapes(`${typical.url}/metrics`, typical.pid, 5, true);
@@ -117,11 +123,15 @@ export async function run(small: boolean): Promise<void> {
         `exporter, defaults + slurm with 50 jobs (gzip, self metrics): CPU ${ms(s.cpuMs)} per scrape, wall ${ms(s.wallMs)}, ` +
           `${(s.bytes / 1024).toFixed(1)} KiB gzipped; RSS ${mib(memory(typical.pid).rssMiB)}`,
       );
+      console.log(
+        `  ${c ? 'C' : 'JS'} floor of listing and reading those 50 jobs' cgroup files once: CPU ${ms(f.cpuMs)}, wall ${ms(f.wallMs)}`,
+      );
     } finally {
       await typical.stop();
     }
   } finally {
     removeTree(t);
+    rmSync(work, { recursive: true, force: true });
   }
 
   const bin = nodeExporterBinary();

@@ -70,16 +70,18 @@ export function seriesKey(name: string, labels: Labels): string {
   return key;
 }
 
-/** Sorted label names (and, for encoding, the rendered `{…}`) of one labels object. */
+/** Sorted label names of one labels object, and what sorting and encoding derive from them. */
 interface Prepared {
   readonly names: string[];
+  /** Sort key (see LabelCache.key); null when a name or value holds a NUL. */
+  key?: string | null;
   rendered?: string;
 }
 
 /**
  * Per-pass cache of prepared label sets: a unit's labels object is shared by its dozen families, so its
- * names are sorted and rendered once per pass instead of once per sample. Not kept across passes, so that
- * a labels object reused by a collector with other values is never served stale.
+ * names are sorted, its sort key built and its `{…}` rendered once per pass instead of once per sample.
+ * Not kept across passes, so that a labels object reused by a collector with other values is never stale.
  */
 export class LabelCache {
   private readonly map = new Map<Labels, Prepared>();
@@ -91,6 +93,28 @@ export class LabelCache {
       this.map.set(labels, p);
     }
     return p;
+  }
+
+  /**
+   * `n1 NUL v1 NUL n2 NUL v2 NUL …` in name order: plain string order of two keys is the wire order of
+   * their label sets (NUL sorts below every other code unit, so a shorter name or value, or fewer labels,
+   * come first as `compare` has it); null when a name or value holds a NUL itself.
+   */
+  key(labels: Labels): string | null {
+    const p = this.get(labels);
+    if (p.key === undefined) {
+      let k = '';
+      for (const n of p.names) {
+        const v = labels[n]!;
+        if (n.includes('\0') || v.includes('\0')) {
+          k = null as unknown as string;
+          break;
+        }
+        k += `${n}\0${v}\0`;
+      }
+      p.key = k;
+    }
+    return p.key;
   }
 
   rendered(labels: Labels): string {
@@ -134,40 +158,77 @@ export function keepsOrder(type: MetricType): boolean {
   return type === 'histogram' || type === 'summary';
 }
 
-/** The samples of a family in wire order (a sorted copy; stable, so equal series keep emission order). */
+/**
+ * The samples of a family in wire order, as a new array; stable, so equal series keep emission order. By
+ * sort keys compared as plain strings (one key per labels object), or label by label when a key cannot be
+ * made. Samples that come in order (a unit collector's, walked in directory order) cost one pass.
+ */
 export function wireOrder(f: MetricFamily, cache: LabelCache): Sample[] {
-  const samples = f.samples.slice();
-  if (!keepsOrder(f.type)) samples.sort((a, b) => cache.compare(a, b));
-  return samples;
+  const samples = f.samples;
+  if (keepsOrder(f.type)) return samples.slice();
+  const n = samples.length;
+  const keys: string[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const k = cache.key(samples[i]!.labels);
+    if (k === null) return samples.slice().sort((a, b) => cache.compare(a, b));
+    keys[i] = k;
+  }
+  let sorted = true;
+  for (let i = 1; i < n && sorted; i++) sorted = keys[i - 1]! <= keys[i]!;
+  if (sorted) return samples.slice();
+  const order = Array.from({ length: n }, (_, i) => i);
+  order.sort((a, b) => {
+    const x = keys[a]!;
+    const y = keys[b]!;
+    return x < y ? -1 : x > y ? 1 : a - b;
+  });
+  return order.map((i) => samples[i]!);
 }
 
-/** Size at which encodeChunks hands over what it rendered. */
-const CHUNK_CHARS = 64 * 1024;
+/** Size of the pieces encodeChunks hands over. */
+const CHUNK_BYTES = 64 * 1024;
 
 /**
- * Renders families in pieces of about 64 KiB, so that a scrape of thousands of units is streamed instead of
- * built as one string; empty families are omitted. Families must have unique names.
+ * Renders families in pieces of 64 KiB written straight into buffers (no string per line), so that a scrape
+ * of thousands of units is streamed instead of built whole; empty families are omitted. Families must have
+ * unique names. Each piece is a new buffer: the caller may keep it (a socket does until it is sent).
  */
-export function* encodeChunks(families: Iterable<MetricFamily>): Generator<string> {
+export function* encodeChunks(families: Iterable<MetricFamily>): Generator<Buffer> {
   const list = [...families].filter((f) => f.samples.length > 0).sort((a, b) => byteCompare(a.name, b.name));
   const cache = new LabelCache();
-  let out = '';
+  let buf = Buffer.allocUnsafe(CHUNK_BYTES);
+  let pos = 0;
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: `text` fits when that many bytes are left
+  const room = (chars: number) => pos + 3 * chars <= buf.length;
   for (const f of list) {
-    out += `# HELP ${f.name} ${escapeHelp(f.help)}\n# TYPE ${f.name} ${f.type}\n`;
+    const header = `# HELP ${f.name} ${escapeHelp(f.help)}\n# TYPE ${f.name} ${f.type}\n`;
+    if (!room(header.length)) {
+      if (pos > 0) yield buf.subarray(0, pos);
+      buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, 3 * header.length));
+      pos = 0;
+    }
+    pos += buf.write(header, pos);
     for (const s of wireOrder(f, cache)) {
-      out += `${s.name ?? f.name}${cache.rendered(s.labels)} ${formatFloat(s.value)}\n`;
-      if (out.length >= CHUNK_CHARS) {
-        yield out;
-        out = '';
+      const name = s.name ?? f.name;
+      const labels = cache.rendered(s.labels);
+      const value = formatFloat(s.value);
+      const chars = name.length + labels.length + value.length + 2;
+      if (!room(chars)) {
+        if (pos > 0) yield buf.subarray(0, pos);
+        buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, 3 * chars));
+        pos = 0;
       }
+      pos += buf.write(name, pos);
+      if (labels !== '') pos += buf.write(labels, pos);
+      buf[pos++] = 32; // ' '
+      pos += buf.write(value, pos, 'latin1');
+      buf[pos++] = 10; // '\n'
     }
   }
-  if (out !== '') yield out;
+  if (pos > 0) yield buf.subarray(0, pos);
 }
 
 /** Renders families as one string; empty families are omitted. Families must have unique names. */
 export function encode(families: Iterable<MetricFamily>): string {
-  let out = '';
-  for (const chunk of encodeChunks(families)) out += chunk;
-  return out;
+  return Buffer.concat([...encodeChunks(families)]).toString('utf8');
 }

@@ -34,7 +34,7 @@ function reply(res: ServerResponse, status: number, type: string, body: string, 
 }
 
 /** Writes `chunks` to `out` waiting whenever its buffer is full, then ends it. */
-async function writeAll(out: Writable, chunks: Iterable<string>): Promise<void> {
+async function writeAll(out: Writable, chunks: Iterable<Buffer>): Promise<void> {
   for (const chunk of chunks) {
     if (out.destroyed) return;
     if (!out.write(chunk))

@@ -89,4 +89,20 @@ describe('ceems_exporter module footprint', () => {
       [],
     );
   });
+
+  it('bin/ceems_exporter runs Node.js with the small young generation and early old-generation GC', async () => {
+    const proc = spawn(resolve(ROOT, 'bin/ceems_exporter'), [
+      '--web.listen-address=127.0.0.1:0',
+      '--collector.disable-defaults',
+      '--collector.cpu',
+    ]);
+    const exp = await awaitListening(proc, 'ceems_exporter');
+    try {
+      const args = readFileSync(`/proc/${exp.pid}/cmdline`, 'utf8').split('\0');
+      assert.ok(args.includes('--max-semi-space-size=4'), args.join(' '));
+      assert.ok(args.includes('--heap-growing-percent=50'), args.join(' '));
+    } finally {
+      await exp.stop();
+    }
+  });
 });

@@ -187,6 +187,10 @@ const ANON = flatKey('anon');
 const FILE = flatKey('file');
 const OOM = flatKey('oom');
 
+/** The block IO and RDMA maps of a unit without such data: shared, never written (see deviceMaps). */
+const NO_BLKIO: Map<string, BlkioDevice> = new Map();
+const NO_RDMA: Map<string, RdmaDevice> = new Map();
+
 function emptyStats(): UnitStats {
   return {
     cpuUser: 0,
@@ -202,9 +206,15 @@ function emptyStats(): UnitStats {
     swapFailCount: 0,
     cpuPsi: 0,
     memoryPsi: 0,
-    blkio: new Map(),
-    rdma: new Map(),
+    blkio: NO_BLKIO,
+    rdma: NO_RDMA,
   };
+}
+
+/** The unit's own block IO map, made when it has block IO data (most units have none: two Maps less each). */
+function blkioOf(s: UnitStats): Map<string, BlkioDevice> {
+  if (s.blkio === NO_BLKIO) s.blkio = new Map();
+  return s.blkio;
 }
 
 /** Number of `vcpu*` child directories of a libvirt unit. */
@@ -260,7 +270,7 @@ function readV2(dir: string, o: StatsOptions, vcpus: number, h: UnitHints): Unit
   }
   if (o.blkio) {
     const io = optional(p('io.stat'), IO_STAT, h);
-    if (io !== undefined) parseIoStat(io, s.blkio);
+    if (io !== undefined) parseIoStat(io, blkioOf(s));
   }
   const rdma = optional(p('rdma.current'), RDMA, h);
   if (rdma !== undefined) s.rdma = parseRdmaCurrent(rdma);
@@ -331,7 +341,7 @@ function readV1(
     ];
     files.forEach(([f, kind], i) => {
       const text = optional(c('blkio', f), V1_BLKIO[i]!, h);
-      if (text !== undefined) parseBlkioV1(text, kind, s.blkio);
+      if (text !== undefined) parseBlkioV1(text, kind, blkioOf(s));
     });
   }
   const rdma = optional(c('rdma', 'rdma.current'), V1_RDMA, h);

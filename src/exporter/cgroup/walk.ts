@@ -44,6 +44,9 @@ export interface UnitHints {
 /** Told about a unit file that exists but cannot be read (its unit is then walked without those PIDs). */
 export type UnreadableFile = (unit: string, file: string, reason: string) => void;
 
+/** stat options of the walk: a directory gone meanwhile is an answer, not an error. */
+const NO_THROW = { throwIfNoEntry: false } as const;
+
 /** Filesystems whose directories keep a link count of 2 + their subdirectories (statfs f_type). */
 const LINK_COUNTING_FS: ReadonlySet<number> = new Set([
   0x27e0eb, // cgroup (v1)
@@ -93,7 +96,7 @@ export class UnitWalker {
   walk(unreadable?: UnreadableFile): CgroupUnit[] {
     const units = new Map<string, CgroupUnit>();
     for (const root of this.roots) {
-      const st = statSync(root.dir.path, { throwIfNoEntry: false });
+      const st = statSync(root.dir.path, NO_THROW);
       if (!st?.isDirectory()) {
         root.dir.subdirs = undefined;
         continue;
@@ -153,11 +156,11 @@ export class UnitWalker {
       for (const s of subdirs) this.visit(s, undefined, units, unreadable);
       return;
     }
-    let stats = subdirs.map((s) => lstatSync(s.path, { throwIfNoEntry: false }));
+    let stats = subdirs.map((s) => lstatSync(s.path, NO_THROW));
     if (stats.some((s) => !s?.isDirectory())) {
       // one went away; a new one may have taken its place in the link count
       subdirs = this.list(d);
-      stats = subdirs.map((s) => lstatSync(s.path, { throwIfNoEntry: false }));
+      stats = subdirs.map((s) => lstatSync(s.path, NO_THROW));
     }
     for (let i = 0; i < subdirs.length; i++) {
       const s = stats[i];
