@@ -6,12 +6,15 @@
 //   4. 200 concurrent clients (real sockets, server in a worker thread) each asking for its user's window.
 // Cases 1–3 go through the real fastify routes (inject, no socket). Their floor is the SQL each route
 // actually issued (captured through src/api/db/trace.ts, so same WHERE, ORDER and columns), prepared once
-// and run with the same parameters, its rows encoded with JSON.stringify: the faster of rows as objects
-// and rows as arrays. `CEEMS_BENCH_DB=<dir>` keeps the filled DB there and reuses it on the next run.
+// and run with the same parameters, its rows encoded with JSON.stringify as objects: keyed JSON like the
+// response (rows as arrays, a smaller document without the field names, are shown too), measured in
+// blocks taking turns with the route. `CEEMS_BENCH_DB=<dir>` keeps the filled DB there and reuses it on the next run.
 
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { Pool } from 'undici';
 import { CeemsDb, DB_FILE, openReader, type UnitRecord } from '../src/api/db/index.js';
@@ -149,37 +152,57 @@ interface Figure {
   p99: number;
 }
 
-async function measure(fn: (rep: number) => Promise<unknown> | unknown, reps: number): Promise<Figure> {
-  await fn(-1); // warm-up: statement cache, JIT
-  const times: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t = performance.now();
-    await fn(i);
-    times.push(performance.now() - t);
-  }
-  times.sort((a, b) => a - b);
-  return { p50: percentile(times, 50), p99: percentile(times, 99) };
-}
-
 const ms = (x: number) => `${x < 10 ? x.toFixed(2) : x.toFixed(1)} ms`;
 const fig = (m: Figure) => `p50 ${ms(m.p50)}, p99 ${ms(m.p99)}`;
 
-/** Floor of a request: the queries it issued, each prepared once, run again and JSON.stringify'd. */
-async function floorOf(db: Database, queries: IssuedQuery[], reps: number) {
+// A full garbage collection between blocks of measurements (V8's own flag, set at run time).
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
+const BLOCK = 5;
+
+/**
+ * A route and its floor measured in blocks of BLOCK repetitions, route, floor with rows as objects and
+ * floor with rows as arrays taking turns block by block, each block after a full garbage collection: each
+ * pays for the collections its own garbage causes, and the machine's load drifts over all three alike.
+ * The floor is the queries the route issued, each prepared once, run again with the same parameters and
+ * their rows JSON.stringify'd.
+ */
+async function routeAndFloor(
+  route: (rep: number) => Promise<unknown>,
+  db: Database,
+  queries: IssuedQuery[],
+  reps: number,
+) {
   const stmts = (arrays: boolean) =>
     queries.map((q) => {
       const s = db.prepare(q.sql);
       s.setReturnArrays(arrays);
       return { s, params: q.params };
     });
-  const run = (list: ReturnType<typeof stmts>) => () => {
+  const floor = (list: ReturnType<typeof stmts>) => async () => {
     let bytes = 0;
     for (const { s, params } of list) bytes += JSON.stringify(s.all(...params)).length;
     return bytes;
   };
-  const objects = await measure(run(stmts(false)), reps);
-  const arrays = await measure(run(stmts(true)), reps);
-  return { objects, arrays, best: objects.p50 <= arrays.p50 ? objects : arrays };
+  const variants = [route, floor(stmts(false)), floor(stmts(true))];
+  const times: number[][] = variants.map(() => []);
+  for (const v of variants) await v(-1); // warm-up: statement caches, JIT
+  for (let i = 0; i < reps; i += BLOCK) {
+    for (let j = 0; j < variants.length; j++) {
+      const k = (i / BLOCK + j) % variants.length;
+      collectGarbage();
+      for (let rep = i; rep < Math.min(reps, i + BLOCK); rep++) {
+        const t = performance.now();
+        await variants[k]!(rep);
+        times[k]!.push(performance.now() - t);
+      }
+    }
+  }
+  const [r, objects, arrays] = times.map((t) => {
+    t.sort((a, b) => a - b);
+    return { p50: percentile(t, 50), p99: percentile(t, 99) };
+  }) as [Figure, Figure, Figure];
+  return { route: r, objects, arrays };
 }
 
 /** `EXPLAIN QUERY PLAN` of a query, one line (`SCAN units` / `SEARCH units USING INDEX …`). */
@@ -375,13 +398,13 @@ export async function run(small: boolean): Promise<void> {
       issued.length = 0;
       const body = await inject(traced.app, c.url(0), c.user);
       const queries = [...issued];
-      const data = (JSON.parse(body) as { data: unknown[] | null }).data;
-      const route = await measure((rep) => timed(c.url(rep), c.user), c.reps);
-      const floor = await floorOf(reader, queries, c.reps);
+      const rows = (JSON.parse(body) as { data: unknown[] | null }).data?.length ?? 0;
+      const m = await routeAndFloor((rep) => timed(c.url(rep), c.user), reader, queries, c.reps);
       const main = queries.filter((q) => /\bFROM\s+\(?\s*(units|usage|daily_usage)\b/i.test(q.sql));
       lines.push(
-        `${c.label}: ${data?.length ?? 0} rows, ${(body.length / 1e3).toFixed(0)} kB`,
-        `  route ${fig(route)} | floor (same ${queries.length} queries + JSON.stringify) p50 ${ms(floor.best.p50)} (objects ${ms(floor.objects.p50)}, arrays ${ms(floor.arrays.p50)}) | ratio ${(route.p50 / floor.best.p50).toFixed(2)}x`,
+        `${c.label}: ${rows} rows, ${(body.length / 1e3).toFixed(0)} kB`,
+        `  route ${fig(m.route)} | floor (same ${queries.length} queries + JSON.stringify of the rows as objects) ${fig(m.objects)} | ratio ${(m.route.p50 / m.objects.p50).toFixed(2)}x`,
+        `  (rows as arrays, without their field names: floor p50 ${ms(m.arrays.p50)}, ratio ${(m.route.p50 / m.arrays.p50).toFixed(2)}x)`,
         ...main.slice(-1).map((q) => `  plan: ${plan(reader, q)}`),
       );
     }

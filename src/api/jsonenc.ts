@@ -171,10 +171,16 @@ export function encodeSuccess(
   return encodeEnvelope(d, warnings);
 }
 
-/** Body of a success response whose `data` is already JSON text (rowenc.ts). */
+/** Body of a success response whose `data` is already JSON text. */
 export function encodeEnvelope(data: string, warnings: readonly string[] = []): string {
+  const [head, tail] = envelope(warnings);
+  return `${head}${data}${tail}`;
+}
+
+/** The text before and after `data` in a success response. */
+export function envelope(warnings: readonly string[] = []): [string, string] {
   const w = warnings.length > 0 ? `,"warnings":${encodeValue(warnings, false)}` : '';
-  return `{"status":"success","data":${data}${w}}\n`;
+  return ['{"status":"success","data":', `${w}}\n`];
 }
 
 /** Body of an error response (§6.1). */

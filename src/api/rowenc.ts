@@ -29,10 +29,12 @@ function compareKeys(text: string, a0: number, a1: number, b0: number, b1: numbe
   return a1 - a0 - (b1 - b0);
 }
 
-// Scratch space of metricMapText: key bounds and rendered value of each entry (no allocation per map).
+// Scratch space of metricMapText: key and value bounds of each entry, and its value when rewritten.
 const keyStart: number[] = [];
 const keyEnd: number[] = [];
-const valueText: string[] = [];
+const valueStart: number[] = [];
+const valueEnd: number[] = [];
+const valueText: (string | undefined)[] = [];
 const order: number[] = [];
 
 /**
@@ -49,6 +51,9 @@ export function metricMapText(text: string): string | undefined {
   let entries = 0;
   let sorted = true;
   let rewritten = false;
+  // While the keys come in order: the text up to `copied`, numbers rewritten.
+  let inPlace = '';
+  let copied = 0;
   let i = 1;
   for (;;) {
     if (text.charCodeAt(i) !== 34) return undefined;
@@ -68,16 +73,16 @@ export function metricMapText(text: string): string | undefined {
     else if (digit(text.charCodeAt(i))) while (digit(text.charCodeAt(i))) i++;
     else return undefined;
     const digits = i - d0;
-    let integer = true;
+    let f0 = -1;
     if (text.charCodeAt(i) === 46) {
-      integer = false;
-      const f0 = ++i;
+      f0 = ++i;
       while (digit(text.charCodeAt(i))) i++;
       if (i === f0) return undefined;
     }
+    let exponent = false;
     const e = text.charCodeAt(i);
     if (e === 101 || e === 69) {
-      integer = false;
+      exponent = true;
       i++;
       const sign = text.charCodeAt(i);
       if (sign === 43 || sign === 45) i++;
@@ -85,14 +90,20 @@ export function metricMapText(text: string): string | undefined {
       while (digit(text.charCodeAt(i))) i++;
       if (i === x0) return undefined;
     }
-    let value = text.slice(n0, i);
+    let value: string | undefined;
     // `-0` is `0`, longer integers may not be doubles, the rest gets its 8 decimals.
-    if (!integer || digits > 15 || (d0 > n0 && digits === 1 && text.charCodeAt(d0) === 48)) {
-      value = formatMetricValue(Number(value));
+    if (f0 >= 0 || exponent || digits > 15 || (d0 > n0 && digits === 1 && text.charCodeAt(d0) === 48)) {
+      value = formatMetricValue(Number(text.slice(n0, i)));
       rewritten = true;
+      if (sorted) {
+        inPlace += text.slice(copied, n0) + value;
+        copied = i;
+      }
     }
     keyStart[entries] = k0;
     keyEnd[entries] = k1;
+    valueStart[entries] = n0;
+    valueEnd[entries] = i;
     valueText[entries] = value;
     entries++;
     const c = text.charCodeAt(i);
@@ -103,26 +114,25 @@ export function metricMapText(text: string): string | undefined {
     if (c === 125 && i === n - 1) break;
     return undefined;
   }
-  if (sorted && !rewritten) return text;
+  if (sorted) return rewritten ? inPlace + text.slice(copied) : text;
   for (let k = 0; k < entries; k++) order[k] = k;
-  if (!sorted) {
-    // Insertion sort of a handful of keys; two equal keys (JSON.parse keeps the last) go the slow way.
-    for (let a = 1; a < entries; a++) {
-      const x = order[a]!;
-      let b = a - 1;
-      for (; b >= 0; b--) {
-        const d = compareKeys(text, keyStart[order[b]!]!, keyEnd[order[b]!]!, keyStart[x]!, keyEnd[x]!);
-        if (d === 0) return undefined;
-        if (d < 0) break;
-        order[b + 1] = order[b]!;
-      }
-      order[b + 1] = x;
+  // Insertion sort of a handful of keys; two equal keys (JSON.parse keeps the last) go the slow way.
+  for (let a = 1; a < entries; a++) {
+    const x = order[a]!;
+    let b = a - 1;
+    for (; b >= 0; b--) {
+      const d = compareKeys(text, keyStart[order[b]!]!, keyEnd[order[b]!]!, keyStart[x]!, keyEnd[x]!);
+      if (d === 0) return undefined;
+      if (d < 0) break;
+      order[b + 1] = order[b]!;
     }
+    order[b + 1] = x;
   }
   let out = '{';
   for (let k = 0; k < entries; k++) {
     const x = order[k]!;
-    out += `${k > 0 ? ',' : ''}${text.slice(keyStart[x]! - 1, keyEnd[x]! + 2)}${valueText[x]}`;
+    const key = text.slice(keyStart[x]! - 1, keyEnd[x]! + 2);
+    out += `${k > 0 ? ',' : ''}${key}${valueText[x] ?? text.slice(valueStart[x], valueEnd[x])}`;
   }
   return `${out}}`;
 }
@@ -130,22 +140,108 @@ export function metricMapText(text: string): string | undefined {
 /** The value of a JSON text column once decoded: '' is null (as the decoded row had it). */
 const decode = (text: string): unknown => (text === '' ? null : JSON.parse(text));
 
-interface Slot {
-  field: FieldSpec;
-  /** `,"name":` */
-  key: string;
-  /** Column of the row, -1 when not selected. */
-  column: number;
-  json: boolean;
-  convert: boolean;
+/** `,"name":<JSON>` of one field from its column value, undefined when omitempty leaves it out. */
+type FieldEncoder = (v: SQLOutputValue | undefined) => string | undefined;
+
+/** The encoder of one field: a fast path for its usual values, jsonenc's rules for the rest. */
+function fieldEncoder(
+  f: FieldSpec,
+  json: boolean,
+  convert: ((s: string) => string) | undefined,
+): FieldEncoder {
+  const key = `,${escapeString(f.name)}:`;
+  const omit = f.omitempty;
+  const general = (v: SQLOutputValue | undefined) => {
+    const part = encodeField(f, typeof v === 'string' && json ? decode(v) : v);
+    return part === undefined ? undefined : key + part;
+  };
+  if (json && f.kind === 'metric') {
+    const empty = omit ? undefined : `${key}{}`;
+    return (v) => {
+      if (v === '{}') return empty;
+      const text = typeof v === 'string' ? metricMapText(v) : undefined;
+      if (text === undefined) return general(v);
+      return text !== '' ? key + text : empty;
+    };
+  }
+  if (json && f.kind === 'map') {
+    // Generic maps (allocation, tags) repeat across a user's units: each distinct text encoded once.
+    const seen = new Map<string, string | undefined>();
+    return (v) => {
+      if (typeof v !== 'string') return general(v);
+      if (seen.has(v)) return seen.get(v);
+      const part = general(v);
+      seen.set(v, part);
+      return part;
+    };
+  }
+  if (json) return general;
+  if (f.kind === 'string') {
+    // A user's units mostly share their cluster, manager, project, group, user, state: the last value's
+    // JSON is reused when the next row has the same.
+    let last: string | undefined;
+    let lastPart: string | undefined;
+    return (v) => {
+      if (typeof v !== 'string') return general(v);
+      if (v === last) return lastPart;
+      const value = convert ? convert(v) : v;
+      lastPart = value === '' && omit ? undefined : key + str(value);
+      last = v;
+      return lastPart;
+    };
+  }
+  if (f.kind === 'int') {
+    return (v) => {
+      if (typeof v !== 'number') return general(v);
+      return v === 0 && omit ? undefined : key + (Number.isFinite(v) ? String(v) : '0');
+    };
+  }
+  return general;
 }
 
 export interface EncodedRows {
-  /** `[…]`: the encoded rows. */
-  json: string;
+  /** The rows as a JSON array (`[…]`), UTF-8, in pieces. */
+  chunks: Buffer[];
+  bytes: number;
   rows: number;
   /** Rows skipped because a JSON column could not be decoded (or converted). */
   failed: number;
+}
+
+const CHUNK_BYTES = 1 << 20;
+
+/**
+ * UTF-8 text written straight into 1 MiB buffers: each row's string is flattened and encoded by one
+ * native call, where joining the rows into one string and encoding that copied the 9 MB of 10k units
+ * twice more (102 against 114 ms).
+ */
+class ChunkWriter {
+  readonly chunks: Buffer[] = [];
+  bytes = 0;
+  private buf = Buffer.allocUnsafe(CHUNK_BYTES);
+  private pos = 0;
+
+  write(text: string): void {
+    // A UTF-16 code unit takes at most 3 bytes in UTF-8.
+    if (this.pos + 3 * text.length > this.buf.length) {
+      this.flush();
+      this.buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, 3 * text.length));
+    }
+    this.pos += this.buf.write(text, this.pos, 'utf8');
+  }
+
+  finish(): { chunks: Buffer[]; bytes: number } {
+    this.flush();
+    return this;
+  }
+
+  private flush(): void {
+    if (this.pos === 0) return;
+    this.chunks.push(this.buf.subarray(0, this.pos));
+    this.bytes += this.pos;
+    this.buf = this.buf.subarray(this.pos);
+    this.pos = 0;
+  }
 }
 
 export interface RowEncoderOptions {
@@ -157,66 +253,42 @@ export interface RowEncoderOptions {
 
 /** Encodes rows of `columns` (arrays, as `setReturnArrays(true)` returns them) as `struct` values. */
 export class RowEncoder {
-  private readonly slots: Slot[];
+  /** Column of each struct field, -1 when not selected. */
+  private readonly columns: number[];
+  private readonly encoders: FieldEncoder[];
 
-  constructor(
-    struct: readonly FieldSpec[],
-    columns: readonly string[],
-    private readonly opts: RowEncoderOptions,
-  ) {
-    this.slots = struct.map((field) => ({
-      field,
-      key: `,${escapeString(field.name)}:`,
-      column: columns.indexOf(field.name),
-      json: opts.jsonColumns.has(field.name),
-      convert: opts.convert?.columns.has(field.name) ?? false,
-    }));
+  constructor(struct: readonly FieldSpec[], columns: readonly string[], opts: RowEncoderOptions) {
+    this.columns = struct.map((f) => columns.indexOf(f.name));
+    this.encoders = struct.map((f) =>
+      fieldEncoder(
+        f,
+        opts.jsonColumns.has(f.name),
+        opts.convert?.columns.has(f.name) ? opts.convert.fn : undefined,
+      ),
+    );
   }
 
   encode(rows: Iterable<readonly SQLOutputValue[]>): EncodedRows {
-    const out: string[] = [];
+    const { columns, encoders } = this;
+    const out = new ChunkWriter();
+    let count = 0;
     let failed = 0;
-    // Generic maps (allocation, tags) repeat across a user's units: each distinct text encoded once.
-    const maps = new Map<string, string | undefined>();
     for (const row of rows) {
-      let s = '';
+      let fields = '';
       try {
-        for (const slot of this.slots) {
-          const part = this.value(slot, slot.column < 0 ? undefined : row[slot.column], maps);
-          if (part !== undefined) s += slot.key + part;
+        for (let k = 0; k < encoders.length; k++) {
+          const c = columns[k]!;
+          const part = encoders[k]!(c < 0 ? undefined : row[c]);
+          if (part !== undefined) fields += fields === '' ? part.slice(1) : part;
         }
       } catch {
         failed++;
         continue;
       }
-      out.push(s === '' ? '{}' : `{${s.slice(1)}}`);
+      out.write(`${count++ > 0 ? ',{' : '[{'}${fields}}`);
     }
-    return { json: `[${out.join(',')}]`, rows: out.length, failed };
-  }
-
-  /** The JSON of one field, undefined when omitted. */
-  private value(slot: Slot, v: SQLOutputValue | undefined, maps: Map<string, string | undefined>) {
-    const f = slot.field;
-    if (typeof v === 'string') {
-      if (slot.json) {
-        if (f.kind === 'metric') {
-          const text = metricMapText(v);
-          if (text !== undefined) return text === '' && f.omitempty ? undefined : text || '{}';
-        } else if (f.kind === 'map') {
-          const key = `${f.omitempty ? 1 : 0}${v}`;
-          if (maps.has(key)) return maps.get(key);
-          const part = encodeField(f, decode(v));
-          maps.set(key, part);
-          return part;
-        }
-        return encodeField(f, decode(v));
-      }
-      if (slot.convert) v = this.opts.convert!.fn(v);
-      if (f.kind === 'string') return v === '' && f.omitempty ? undefined : str(v);
-    } else if (typeof v === 'number' && f.kind === 'int') {
-      return v === 0 && f.omitempty ? undefined : Number.isFinite(v) ? String(v) : '0';
-    }
-    return encodeField(f, v);
+    out.write(count > 0 ? ']' : '[]');
+    return { ...out.finish(), rows: count, failed };
   }
 }
 

@@ -9,6 +9,7 @@ import {
   encodeEnvelope,
   encodeSuccess,
   type FieldSpec,
+  formatMetricValue,
   PROJECT_STRUCT,
   UNIT_STRUCT,
   USAGE_STRUCT,
@@ -74,7 +75,9 @@ function encoded(
   opts: RowEncoderOptions,
 ): string {
   const r = new RowEncoder(struct, columns, opts).encode(rows);
-  return encodeEnvelope(r.json, r.failed > 0 ? [`failed to scan ${r.failed} rows`] : []);
+  const json = Buffer.concat(r.chunks).toString();
+  assert.equal(r.bytes, Buffer.byteLength(json));
+  return encodeEnvelope(json, r.failed > 0 ? [`failed to scan ${r.failed} rows`] : []);
 }
 
 const UNIT_JSON = new Set<string>(['allocation', 'tags', ...METRIC_FIELDS]);
@@ -153,6 +156,24 @@ describe('metric maps rewritten in place', () => {
     );
     for (const slow of ['{"a":1,"a":2}', '{"__proto__":1}', '{ "a": 1 }', '{"a":"1"}', '{"é":1}', '{"<":1}'])
       assert.equal(metricMapText(slow), undefined, slow);
+  });
+});
+
+describe('numbers of metric maps', () => {
+  test('50,000 decimals, near ties and near integers included: the digits of formatMetricValue(Number(text))', () => {
+    const r = random(15);
+    const digits = (n: number) => Array.from({ length: n }, () => Math.floor(r.next() * 10)).join('');
+    const patterns = ['', '499', '500', '501', '498', '4999999', '5000001', '000000', '999999', '99999999'];
+    for (let i = 0; i < 50_000; i++) {
+      const int = String(Math.floor(r.next() ** 3 * (r.next() < 0.9 ? 1e5 : 1e9)));
+      let fraction = digits(Math.floor(r.next() * 12));
+      const p = r.pick(patterns);
+      const at = Math.floor(r.next() * 10);
+      fraction =
+        (fraction.padEnd(at, '0').slice(0, at) + p + digits(Math.floor(r.next() * 8))).slice(0, 20) || '0';
+      const text = `${r.next() < 0.2 ? '-' : ''}${int}.${fraction}`;
+      assert.equal(metricMapText(`{"a":${text}}`), `{"a":${formatMetricValue(Number(text))}}`, text);
+    }
   });
 });
 
@@ -296,11 +317,14 @@ describe('rows encoded straight from SQL', () => {
           jsonColumns: UNIT_JSON,
         },
       );
-      assert.deepEqual(r, {
-        json: '[{"uuid":"1","avg_cpu_usage":{"a":2,"b":0.50000000},"tags":{"k":"v"}},{"uuid":"3","tags":{"k":"v"}}]',
-        rows: 2,
-        failed: 1,
-      });
+      assert.deepEqual(
+        { json: Buffer.concat(r.chunks).toString(), rows: r.rows, failed: r.failed },
+        {
+          json: '[{"uuid":"1","avg_cpu_usage":{"a":2,"b":0.50000000},"tags":{"k":"v"}},{"uuid":"3","tags":{"k":"v"}}]',
+          rows: 2,
+          failed: 1,
+        },
+      );
     }
     db.close();
   });
