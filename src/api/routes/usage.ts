@@ -1,7 +1,7 @@
 // /usage/{current,global}[/admin] (spec §7.7): cumulative usage rows, or units aggregated over a window
 // with per-key sums and weighted averages built from the JSON metric maps.
 
-import { firstColumn, type SQLInputValue } from '../../common/sqlite.js';
+import type { SQLInputValue } from '../../common/sqlite.js';
 import { ApiError, sendRows, sendSuccess } from '../http.js';
 import { USAGE_STRUCT } from '../jsonenc.js';
 import { AVG_WEIGHTS, METRIC_FIELDS, USAGE_FIELDS } from '../models.js';
@@ -99,19 +99,28 @@ function currentUsage(
   const [windowSql, windowParams] = windowClause('last_updated_at', w, ctx.timeZone, { terminated });
   const db = ctx.db();
 
-  const keysOf = (metric: string): string[] => {
+  // The keys of every requested metric in the window (from every unit of the window, whoever owns it:
+  // spec §7.7), in one pass over the units: one query per metric read them 13 times (100k units in the
+  // window: 742 ms against 344 ms).
+  const metrics = fields.filter((f) => METRICS.has(f));
+  const keysOf = new Map<string, string[]>(metrics.map((m) => [m, []]));
+  if (metrics.length > 0) {
     const where = new Where()
-      .add('json_each.key IS NOT NULL')
+      .add('j.key IS NOT NULL')
       .inIfAny('project', values(q, 'project'))
       .inIfAny('cluster_id', values(q, 'cluster_id'))
       .add(windowSql, ...windowParams);
-    const keys = firstColumn<string>(
-      db.prepare(`SELECT DISTINCT json_each.key FROM units, json_each(units.${metric}) WHERE ${where.sql()}`),
-      ...where.params,
-    );
+    const column = metrics.map((m, i) => `WHEN ${i} THEN units.${m}`).join(' ');
+    const rows = db
+      .prepare(
+        `SELECT DISTINCT m.column1 AS metric, j.key AS key FROM units, (VALUES ${metrics.map((_, i) => `(${i})`).join(', ')}) AS m,
+  json_each(CASE m.column1 ${column} END) AS j WHERE ${where.sql()}`,
+      )
+      .all(...where.params) as { metric: number; key: unknown }[];
     // Keys that cannot be quoted in a JSON path are left out rather than failing the query.
-    return keys.filter((k) => typeof k === 'string' && !/["\\]/.test(k));
-  };
+    for (const r of rows)
+      if (typeof r.key === 'string' && !/["\\]/.test(r.key)) keysOf.get(metrics[r.metric]!)!.push(r.key);
+  }
 
   const selects: string[] = [];
   const selectParams: SQLInputValue[] = [];
@@ -136,7 +145,7 @@ function currentUsage(
     } else if (!METRICS.has(f)) {
       selects.push(`u.${f} AS ${f}`);
     } else {
-      const keys = keysOf(f);
+      const keys = keysOf.get(f)!;
       if (keys.length === 0) continue;
       metricJoins++;
       const weight = AVG_WEIGHTS[f];
