@@ -86,6 +86,23 @@ describe('ceems_exporter with its defaults on this machine', () => {
     assert.equal(missing.status, 404);
   });
 
+  it('answers HEAD like GET without a body, ignores the query, and 404s other methods', async () => {
+    const head = await request(`${exp.url}/metrics`, { method: 'HEAD' });
+    await head.body.dump();
+    assert.equal(head.statusCode, 200);
+    assert.equal(
+      head.headers['content-type'],
+      'text/plain; version=0.0.4; charset=utf-8; escaping=underscores',
+    );
+    const query = await get(`${exp.url}/metrics?collect[]=cpu`);
+    assert.equal(query.status, 200);
+    assert.match(query.body.toString(), /^ceems_cpu_count\{/m);
+    const post = await request(`${exp.url}/metrics`, { method: 'POST', body: 'x' });
+    assert.equal(post.statusCode, 404);
+    assert.equal(await post.body.text(), '404 page not found\n');
+    assert.equal((await get(`${exp.url}/metrics/`)).status, 404);
+  });
+
   it('keeps open file descriptors and memory flat over 200 consecutive scrapes', async () => {
     const fds = () => readdirSync(`/proc/${exp.pid}/fd`).length;
     const rssKb = () => Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${exp.pid}/status`, 'utf8'))![1]);
