@@ -100,6 +100,20 @@ export const FLAGS: readonly FlagSpec[] = [
     help: 'Header(s) carrying the user name; the first non-empty one wins.',
   },
   {
+    name: 'web.ui.lb-url',
+    type: 'string',
+    default: '',
+    env: 'CEEMS_API_SERVER_UI_LB_URL',
+    help: "Base URL of ceems_lb for the web view's time series (/ui/); empty: unit pages show no charts.",
+  },
+  {
+    name: 'web.ui.basic-auth-users',
+    type: 'string',
+    default: '',
+    env: 'CEEMS_API_SERVER_UI_BASIC_AUTH_USERS',
+    help: 'Web config basic-auth logins mapped to CEEMS user names for the web view: login=user,…',
+  },
+  {
     name: 'storage.data.skip.delete.old.units',
     type: 'bool',
     default: false,
@@ -243,6 +257,7 @@ export async function startApiServer(
       maxPeriodMs: flags.number('query.max-period'),
       timeZone,
       externalUrl: flags.string('web.external-url'),
+      ui: { lbUrl: flags.string('web.ui.lb-url'), basicAuthUsers: flags.string('web.ui.basic-auth-users') },
       openDb: () => openReader(dataPath),
     });
     admins.start(data.update_interval);

@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from '../common/logger.js';
 import type { Database, Statement } from '../common/sqlite.js';
 import { createWebServer, type WebServer } from '../common/webserver.js';
-import { webViewOptionsFromEnv } from '../web/options.js';
+import { webViewOptions } from '../web/options.js';
 import { webViewRoutes } from '../web/routes.js';
 import { authHook, type RouteAccess, RouteAccessRegistry } from './auth.js';
 import { jsonError } from './http.js';
@@ -43,6 +43,8 @@ export interface ApiServerOptions {
   /** Resolved IANA zone of the DB. */
   timeZone: string;
   externalUrl: string;
+  /** The web view's `--web.ui.lb-url` and `--web.ui.basic-auth-users` (src/web/options.ts). */
+  ui?: { lbUrl?: string; basicAuthUsers?: string };
   /** Opens the read-only DB connection (called on first use). */
   openDb: () => Database;
   now?: () => number;
@@ -177,7 +179,12 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
   usageRoutes(new UsageCache())(app, ctx);
   statsRoutes(app, ctx);
   demoRoutes(app, ctx);
-  webViewRoutes(app, ctx, webViewOptionsFromEnv(opts.userHeaders), server.webConfig); // built-in web view, /ui/
+  webViewRoutes(
+    app,
+    ctx,
+    webViewOptions(opts.userHeaders, opts.ui?.lbUrl, opts.ui?.basicAuthUsers),
+    server.webConfig,
+  ); // built-in web view, /ui/
 
   // Wrong method on an API route → 405. A lookup in the registered GET paths, never `app.hasRoute`, which
   // would parse the request path as a route pattern (`:name(regex)`, `*`).

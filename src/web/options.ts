@@ -1,5 +1,5 @@
-// Settings of the built-in web view (/ui/). The API server's flags and config file belong to its own
-// program; until they carry these, they come from the environment, read once at start-up.
+// Settings of the built-in web view (/ui/): the API server's flags --web.ui.lb-url and
+// --web.ui.basic-auth-users (or their environment variables), checked at start-up.
 
 export interface WebViewOptions {
   /** Headers carrying the user name, as the API server reads them (`--web.user-header-name`). */
@@ -12,7 +12,7 @@ export interface WebViewOptions {
   lbTimeoutMs: number;
 }
 
-/** `CEEMS_API_SERVER_UI_BASIC_AUTH_USERS`: `login=user,login2=user2` (spaces ignored). */
+/** `--web.ui.basic-auth-users`: `login=user,login2=user2` (spaces ignored). */
 export function parseUserMap(text: string | undefined): Map<string, string> {
   const out = new Map<string, string>();
   for (const pair of (text ?? '').split(',')) {
@@ -25,16 +25,23 @@ export function parseUserMap(text: string | undefined): Map<string, string> {
   return out;
 }
 
-/** Options from `CEEMS_API_SERVER_UI_LB_URL` and `CEEMS_API_SERVER_UI_BASIC_AUTH_USERS`. */
-export function webViewOptionsFromEnv(
+/** Options from the flag values (empty = unset); a malformed value throws, naming the flag. */
+export function webViewOptions(
   userHeaders: readonly string[],
-  env: NodeJS.ProcessEnv = process.env,
+  lbUrl: string | undefined,
+  basicAuthUsers: string | undefined,
 ): WebViewOptions {
-  const lb = env.CEEMS_API_SERVER_UI_LB_URL?.trim();
-  if (lb) new URL(lb); // a typo fails the start-up, not the first chart
+  const lb = lbUrl?.trim();
+  if (lb && !URL.canParse(lb)) throw new Error(`--web.ui.lb-url: '${lb}' is not a URL`);
+  let users: Map<string, string>;
+  try {
+    users = parseUserMap(basicAuthUsers);
+  } catch (e) {
+    throw new Error(`--web.ui.basic-auth-users: ${(e as Error).message}`);
+  }
   return {
     userHeaders,
-    basicAuthUsers: parseUserMap(env.CEEMS_API_SERVER_UI_BASIC_AUTH_USERS),
+    basicAuthUsers: users,
     lbUrl: lb ? lb.replace(/\/+$/, '') : undefined,
     lbTimeoutMs: 10_000,
   };

@@ -199,8 +199,7 @@ export function webViewRoutes(
       return jsonError(reply, 400, 'bad_data', `panel must be one of ${PANELS.join(', ')}`);
     const unit = visibleUnit(q, c.viewer);
     if (!unit) return jsonError(reply, 403, 'forbidden', NOT_VISIBLE);
-    if (!lb)
-      return jsonError(reply, 503, 'unavailable', 'no load balancer configured (CEEMS_API_SERVER_UI_LB_URL)');
+    if (!lb) return jsonError(reply, 503, 'unavailable', 'no load balancer configured (--web.ui.lb-url)');
     if (!UUID_RE.test(unit.uuid))
       return jsonError(reply, 400, 'bad_data', 'unit id not accepted by the load balancer');
     const now = Math.floor(ctx.now() / 1000);
@@ -229,8 +228,7 @@ export function webViewRoutes(
       return jsonError(reply, 403, 'forbidden', 'current user does not have admin privileges');
     const cluster = first(req.query as Query, 'cluster_id');
     if (!cluster || cluster.length > MAX_TEXT) return jsonError(reply, 400, 'bad_data', 'cluster_id missing');
-    if (!lb)
-      return jsonError(reply, 503, 'unavailable', 'no load balancer configured (CEEMS_API_SERVER_UI_LB_URL)');
+    if (!lb) return jsonError(reply, 503, 'unavailable', 'no load balancer configured (--web.ui.lb-url)');
     const end = Math.floor(ctx.now() / 1000);
     try {
       return json(reply, await lb.chart('W', CLUSTER_POWER, c.viewer.user, cluster, end - 3600, end));

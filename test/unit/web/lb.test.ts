@@ -7,7 +7,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { energySource, LbClient, LbError, panelQueries } from '../../../src/web/lb.js';
-import { parseUserMap, webViewOptionsFromEnv } from '../../../src/web/options.js';
+import { parseUserMap, webViewOptions } from '../../../src/web/options.js';
 
 interface Seen {
   path: string;
@@ -124,15 +124,17 @@ describe('LB client', () => {
 });
 
 describe('web view options', () => {
-  test('environment: LB URL and basic-auth login map', () => {
-    const o = webViewOptionsFromEnv(['X-Grafana-User'], {
-      CEEMS_API_SERVER_UI_LB_URL: 'http://lb:9030/',
-      CEEMS_API_SERVER_UI_BASIC_AUTH_USERS: 'alice.s=alice, bob=bob',
-    });
+  test('flags: LB URL and basic-auth login map; malformed values name their flag', () => {
+    const o = webViewOptions(['X-Grafana-User'], 'http://lb:9030/', 'alice.s=alice, bob=bob');
     assert.equal(o.lbUrl, 'http://lb:9030');
     assert.deepEqual(Object.fromEntries(o.basicAuthUsers), { 'alice.s': 'alice', bob: 'bob' });
-    assert.equal(webViewOptionsFromEnv([], {}).lbUrl, undefined);
-    assert.throws(() => webViewOptionsFromEnv([], { CEEMS_API_SERVER_UI_LB_URL: 'not a url' }));
+    assert.equal(webViewOptions([], '', '').lbUrl, undefined);
+    assert.equal(webViewOptions([], undefined, undefined).basicAuthUsers.size, 0);
+    assert.throws(() => webViewOptions([], 'not a url', ''), /--web.ui.lb-url: 'not a url' is not a URL/);
+    assert.throws(
+      () => webViewOptions([], '', 'alice'),
+      /--web.ui.basic-auth-users: invalid login=user pair/,
+    );
     assert.throws(() => parseUserMap('alice'), /invalid login=user pair/);
     assert.throws(() => parseUserMap('=alice'), /invalid login=user pair/);
   });

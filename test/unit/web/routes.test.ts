@@ -209,12 +209,7 @@ describe('web view identity with basic auth (standalone setup)', () => {
       join(dir, 'web.yml'),
       `basic_auth_users:\n  alice.s: ${hash}\n  bob: ${hash}\n  grafana: ${hash}\n`,
     );
-    process.env.CEEMS_API_SERVER_UI_BASIC_AUTH_USERS = 'alice.s=alice';
-    try {
-      s = await server({ webConfigFile: join(dir, 'web.yml') });
-    } finally {
-      delete process.env.CEEMS_API_SERVER_UI_BASIC_AUTH_USERS;
-    }
+    s = await server({ webConfigFile: join(dir, 'web.yml'), ui: { basicAuthUsers: 'alice.s=alice' } });
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
