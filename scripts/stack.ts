@@ -344,7 +344,6 @@ async function main(): Promise<void> {
       '',
     ].join('\n'),
   );
-  process.env.CEEMS_API_SERVER_UI_LB_URL ??= `http://127.0.0.1:${PORTS.lb}`; // the web view's charts
   start(
     'api',
     process.execPath,
@@ -352,6 +351,7 @@ async function main(): Promise<void> {
       join(ROOT, 'bin', 'ceems_api_server'),
       `--config.file=${config}`,
       `--web.listen-address=127.0.0.1:${PORTS.api}`,
+      `--web.ui.lb-url=http://127.0.0.1:${PORTS.lb}`, // the web view's charts
       '--security.run-as-user=root',
     ],
     join(DATA, 'logs', 'api.log'),
