@@ -108,7 +108,12 @@ export async function runServerProgram<R extends Stoppable>(
   const log = createLogger({ level: flags.string('log.level'), format: flags.string('log.format') });
   for (const a of flags.usedAliases) log.warn({ flag: `--${a}` }, 'flag is deprecated; use its new name');
   log.info(
-    { version: buildInfo.version, revision: buildInfo.revision, node: process.versions.node },
+    {
+      version: buildInfo.version,
+      revision: buildInfo.revision,
+      node: process.versions.node,
+      ...(process.execArgv.length > 0 ? { node_flags: process.execArgv.join(' ') } : {}),
+    },
     `Starting ${name}`,
   );
   if (program.flags.includes(DEBUG_SERVER_FLAG) && flags.bool('web.debug-server')) {

@@ -220,6 +220,14 @@ describe('Debian packages installed, run from their units and purged', { timeout
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('each executable starts Node.js with the flags bin/<name> gives it', () => {
+    for (const p of PROGRAMS) {
+      const exec = readFileSync(join(ROOT, 'bin', p.name), 'utf8').split('\n')[1]!;
+      const flags = /exec "\$n" (.*?)"\$0"/.exec(exec)?.[1]?.trim().split(/\s+/).filter(Boolean) ?? [];
+      assert.deepEqual(p.execArgv ?? [], flags, `bin/${p.name}: ${exec}`);
+    }
+  });
+
   it("the exporter's executable carries no API database code and no dev tools", () => {
     const exporter = built.find((b) => b.exe.program.name === 'ceems_exporter')!;
     const inputs = Object.keys(exporter.exe.metafile.inputs);
@@ -346,6 +354,9 @@ describe('Debian packages installed, run from their units and purged', { timeout
         /msg="Dropped root privileges"/.test(exp.stderr()),
       );
       assert.equal(readlinkSync(`/proc/${exp.pid}/exe`), '/usr/bin/ceems_exporter');
+      // the V8 flags of bin/ceems_exporter come with the executable (SEA execArgv)
+      const started = /msg="Starting ceems_exporter".*/.exec(exp.stderr())?.[0] ?? exp.stderr().slice(0, 500);
+      assert.match(started, /node_flags="--max-semi-space-size=4 --heap-growing-percent=50"/, started);
       const status = readFileSync(`/proc/${exp.pid}/status`, 'utf8');
       const field = (k: string) => new RegExp(`^${k}:\\s*(\\S+)`, 'm').exec(status)![1]!;
       const want = (capMask('CAP_DAC_READ_SEARCH CAP_SYS_PTRACE') as bigint).toString(16).padStart(16, '0');
