@@ -47,3 +47,13 @@ export function submitJob(user: string, account: string, script: string, opts: J
   assert.match(id, /^\d+$/, `sbatch printed '${out}'`);
   return id;
 }
+
+/** Cancels the jobs (none: nothing); jobs that already finished are no error. */
+export function cancelJobs(ids: string[]): void {
+  if (ids.length === 0) return;
+  try {
+    execFileSync('scancel', ids, { env: testbedEnv(), stdio: 'ignore', timeout: 60_000 });
+  } catch {
+    // already finished
+  }
+}

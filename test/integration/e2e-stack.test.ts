@@ -4,44 +4,16 @@
 // updater) → ceems_lb in front of that Prometheus using the API server's DB → cacct run as usr1.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { staticCountryFactor } from '../../src/cli/ceems_tool/discover.js';
-import { ROOT, runCommand, runProgram, type Started, startProgram } from '../helpers/process.js';
-import { startTestbedPrometheus, type TestbedPrometheus } from '../helpers/prometheus.js';
-import { submitJob } from '../helpers/slurm.js';
+import { ROOT, runCommand } from '../helpers/process.js';
+import { ADMIN, CLUSTER, MAX_WATTS, promQuery, type Stack, startTestbedStack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
-const JOBDIR = process.env.CEEMS_TESTBED_SLURM_JOBDIR;
 const PORT = 9296;
-const PROM = `http://127.0.0.1:${PORT}`;
-const CLUSTER = 'ceems';
 const COUNTRY = 'FR';
-const ADMIN = 'adm';
-const IDLE_WATTS = 60;
-const MAX_WATTS = 160;
-
-function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', env: process.env, timeout: 60_000 });
-}
-
-function submit(user: string, account: string, script: string): string {
-  return submitJob(user, account, script, { mem: '128M', minutes: 3, name: `ceems-e2e-${user}` });
-}
-
-async function promQuery(q: string): Promise<Array<{ metric: Record<string, string>; value: number }>> {
-  const r = await fetch(`${PROM}/api/v1/query?query=${encodeURIComponent(q)}`);
-  const body = (await r.json()) as {
-    status: string;
-    error?: string;
-    data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> };
-  };
-  if (body.status !== 'success') throw new Error(`query ${q}: ${body.error}`);
-  return body.data.result.map((s) => ({ metric: s.metric, value: Number(s.value[1]) }));
-}
 
 interface ApiUnit {
   uuid: string;
@@ -92,142 +64,50 @@ function cacctAs(user: string, args: string[], env: NodeJS.ProcessEnv) {
 }
 
 describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ceems-e2e-'));
-  const rulesDir = join(dir, 'rules');
-  const dataDir = join(dir, 'data');
-  const procs: Started[] = [];
-  const jobs: string[] = [];
-  let prometheus: TestbedPrometheus | undefined;
-  let api: Started;
-  let config: string;
+  let stack: Stack | undefined;
+  let api: Stack['api'];
 
   before(async () => {
-    assert.ok(JOBDIR, 'SLURM testbed env missing: eval "$(cat /tmp/ceems-testbed/slurm/env.sh)" first');
-    chmodSync(dir, 0o755); // cacct runs as usr1 and reads its config below this directory
-    mkdirSync(rulesDir);
-    const t0 = Date.now();
-    const exporter = await startProgram('ceems_exporter', [
-      '--collector.disable-defaults',
-      '--collector.cpu',
-      '--collector.meminfo',
-      '--collector.slurm',
-      '--collector.estimated_power',
-      `--collector.estimated_power.idle-watts=${IDLE_WATTS}`,
-      `--collector.estimated_power.max-watts=${MAX_WATTS}`,
-      '--collector.emissions',
-      '--collector.emissions.provider=owid',
-      '--web.listen-address=127.0.0.1:0',
-    ]);
-    procs.push(exporter);
-    // The exporter target and a rule-file glob (empty until ceems_tool writes the rules), appended to the
-    // testbed's generated config.
-    writeFileSync(
-      join(dir, 'scrape.yml'),
-      `  - job_name: ceems\n    static_configs:\n      - targets: ['${exporter.address}']\nrule_files:\n  - '${rulesDir}/*.rules'\n`,
-    );
-    prometheus = startTestbedPrometheus(PORT, ['--scrape-config', join(dir, 'scrape.yml')]);
-
-    config = join(dir, 'config.yml');
-    writeFileSync(
-      config,
-      JSON.stringify({
-        ceems_api_server: {
-          data: {
-            path: dataDir,
-            update_interval: '4s',
-            time_zone: 'UTC',
-            // the first window starts just before the jobs are submitted
-            update_from: new Date(t0 - 60_000).toISOString().slice(0, 19),
-          },
-          admin: { users: [ADMIN] },
-        },
-        clusters: [
-          {
-            id: CLUSTER,
-            manager: 'slurm',
-            updaters: ['tsdb-0'],
-            cli: { path: '/usr/bin', environment_variables: { SLURM_CONF: process.env.SLURM_CONF } },
-          },
-        ],
-        updaters: [
-          { id: 'tsdb-0', updater: 'tsdb', web: { url: PROM }, extra_config: { cutoff_duration: '4s' } },
-        ],
-        ceems_lb: { backends: [{ id: CLUSTER, tsdb: [{ web: { url: PROM } }] }] },
-      }),
-    );
-    api = await startProgram('ceems_api_server', [
-      `--config.file=${config}`,
-      '--web.listen-address=127.0.0.1:0',
-    ]);
-    procs.push(api);
+    stack = await startTestbedStack({ promPort: PORT, dirPrefix: 'ceems-e2e-' });
+    api = stack.api;
   });
 
   after(async () => {
-    if (jobs.length > 0) {
-      try {
-        sh('scancel', jobs);
-      } catch {
-        // already finished
-      }
-    }
-    for (const p of procs.reverse()) await p.stop();
-    prometheus?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it('accounts each job to its owner with energy and OWID emissions, and guards the series', async (t) => {
-    const mine = submit('usr1', 'acc1', 'stress-ng --cpu 1 --timeout 45s');
-    jobs.push(mine);
-    const theirs = submit('usr2', 'acc2', 'stress-ng --cpu 1 --timeout 40s');
-    jobs.push(theirs);
+    const { dir, promUrl } = stack!;
+    const [mine, theirs] = (await stack!.runJobs([
+      { user: 'usr1', account: 'acc1', script: 'stress-ng --cpu 1 --timeout 45s', name: 'ceems-e2e-usr1' },
+      { user: 'usr2', account: 'acc2', script: 'stress-ng --cpu 1 --timeout 40s', name: 'ceems-e2e-usr2' },
+    ])) as [string, string];
     const sel = (u: string) => `{uuid="${u}"}`;
 
-    // Both jobs run and Prometheus scraped a few samples of each, plus the OWID factor of the country.
-    const early = await waitFor('both jobs scraped by Prometheus', 100_000, async () => {
-      // a job that fails at once (e.g. bad working directory) stops the wait with its state
-      const states = sh('sacct', ['-n', '-X', '-P', '-j', `${mine},${theirs}`, '--format', 'jobid,state']);
-      if (/FAILED|CANCELLED|TIMEOUT|OUT_OF_ME|COMPLETED/.test(states)) return states;
-      const r = await promQuery(
-        `count_over_time(ceems_compute_unit_cpu_user_seconds_total{uuid=~"${mine}|${theirs}"}[10s]) >= 3`,
-      );
-      return r.length === 2 ? '' : undefined;
-    });
-    assert.equal(early, '', `jobs ended before being scraped:\n${early}`);
-    const factor = await promQuery(`ceems_emissions_gCo2_kWh{country_code="${COUNTRY}",provider="owid"}`);
+    // Both jobs run and Prometheus scraped a few samples of each (runJobs), plus the OWID factor of the
+    // country.
+    const factor = await promQuery(
+      promUrl,
+      `ceems_emissions_gCo2_kWh{country_code="${COUNTRY}",provider="owid"}`,
+    );
     assert.equal(factor.length, 1);
-    const owid = factor[0]!.value;
+    const owid = Number(factor[0]!.value[1]);
     // the exporter's OWID value is the @tgwf/co2 table entry of the country
     assert.equal(owid, staticCountryFactor(COUNTRY));
 
-    const gen = await runProgram('ceems_tool', [
-      'tsdb',
-      'create-recording-rules',
-      `--url=${PROM}`,
-      `--output-dir=${rulesDir}`,
-      `--country-code=${COUNTRY}`,
-    ]);
-    assert.equal(gen.code, 0, gen.stderr);
-    const reload = await fetch(`${PROM}/-/reload`, { method: 'POST' });
-    assert.equal(reload.status, 200, await reload.text());
-    await waitFor('per-unit power and emissions of both jobs', 30_000, async () => {
-      const p = await promQuery(`uuid:ceems_host_power_watts:pue{uuid=~"${mine}|${theirs}"} > 0`);
+    await stack!.recordingRules(COUNTRY, [mine, theirs]);
+    await waitFor('per-unit emissions of both jobs', 30_000, async () => {
       const e = await promQuery(
+        promUrl,
         `uuid:ceems_host_emissions_g_s:pue{uuid=~"${mine}|${theirs}",provider="owid"} > 0`,
       );
-      return p.length === 2 && e.length === 2 ? true : undefined;
+      return e.length === 2 ? true : undefined;
     });
 
     // The API server has both running jobs in its DB; the LB (which checks at start-up that its backend
     // IDs are clusters of that DB) decides ownership from it.
-    await waitFor('both jobs in the API DB', 30_000, async () => {
-      const u = await units(api.url, '/api/v1/units/admin', ADMIN, [mine, theirs]);
-      return u.length === 2 ? true : undefined;
-    });
-    const lb = await startProgram('ceems_lb', [
-      `--config.file=${config}`,
-      '--web.listen-address=127.0.0.1:0',
-    ]);
-    procs.push(lb);
+    await stack!.waitForUnits([mine, theirs]);
+    const lb = await stack!.startLb();
     const lbQuery = (q: string, user: string) =>
       getJson(`${lb.url}/api/v1/query?query=${encodeURIComponent(q)}`, {
         'X-Grafana-User': user,

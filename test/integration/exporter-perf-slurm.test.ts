@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Started, startProgram } from '../helpers/process.js';
-import { jobDir, submitJob, testbedEnv } from '../helpers/slurm.js';
+import { cancelJobs, jobDir, submitJob, testbedEnv } from '../helpers/slurm.js';
 import { scrapeExcerpt, waitFor, waitForScrape } from '../helpers/wait.js';
 
 const env = testbedEnv();
@@ -61,13 +61,7 @@ describe('perf sub-collector on the real SLURM testbed', () => {
   });
 
   after(async () => {
-    if (jobs.length > 0) {
-      try {
-        execFileSync('scancel', jobs, { env });
-      } catch {
-        // already finished
-      }
-    }
+    cancelJobs(jobs);
     for (const f of files) rmSync(f, { force: true });
     await exporter?.stop();
   });

@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Started, startProgram } from '../helpers/process.js';
-import { submitJob, testbedEnv } from '../helpers/slurm.js';
+import { cancelJobs, submitJob, testbedEnv } from '../helpers/slurm.js';
 import { waitFor, waitForScrape } from '../helpers/wait.js';
 
 const env = testbedEnv();
@@ -59,13 +59,7 @@ describe('slurm collector on the real SLURM testbed', () => {
   });
 
   after(async () => {
-    if (jobs.length > 0) {
-      try {
-        execFileSync('scancel', jobs, { env });
-      } catch {
-        // already finished
-      }
-    }
+    cancelJobs(jobs);
     await exporter?.stop();
   });
 

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createOwnershipDb, tempDir, writeYaml } from '../fixtures/lb/setup.js';
+import { http2Get } from '../helpers/http2.js';
 import { type Started, startProgram } from '../helpers/process.js';
 import { makePki } from '../helpers/tls.js';
 import { waitFor } from '../helpers/wait.js';
@@ -159,24 +160,7 @@ describe('ceems_lb proxying', { timeout: 60_000 }, () => {
     const session = http2Connect(tls.url, { ca: pki.caPem });
     try {
       const ask = (path: string, user: string) =>
-        new Promise<{ status: number; body: string }>((resolve, reject) => {
-          const stream = session.request({
-            ':path': path,
-            'x-grafana-user': user,
-            'x-ceems-cluster-id': 'hpc-0',
-          });
-          let status = 0;
-          let body = '';
-          stream.on('response', (h) => {
-            status = Number(h[':status']);
-          });
-          stream.setEncoding('utf8');
-          stream.on('data', (d) => {
-            body += d;
-          });
-          stream.on('end', () => resolve({ status, body }));
-          stream.on('error', reject);
-        });
+        http2Get(session, { ':path': path, 'x-grafana-user': user, 'x-ceems-cluster-id': 'hpc-0' });
       const ok = await ask(q('plain'), 'alice');
       assert.equal(ok.status, 200);
       assert.match(ok.body, /"method":"GET"/);

@@ -6,54 +6,21 @@
 // (driven by playwright-core) logs in as usr1, usr2 and an admin. Screenshots: .artifacts/screenshots/.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { allDashboards } from '../../dashboards/src/dashboards.js';
 import { substitute } from '../../dashboards/src/variables.js';
-import { ROOT, runProgram, type Started, startProgram } from '../helpers/process.js';
-import { startTestbedPrometheus, type TestbedPrometheus } from '../helpers/prometheus.js';
-import { submitJob } from '../helpers/slurm.js';
+import { ROOT, type Started } from '../helpers/process.js';
+import { ADMIN, CLUSTER, freePort, type Stack, startTestbedStack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
-const JOBDIR = process.env.CEEMS_TESTBED_SLURM_JOBDIR;
 const PORT = 9271;
-const PROM = `http://127.0.0.1:${PORT}`;
-const CLUSTER = 'ceems';
-const ADMIN = 'adm';
 const PASSWORD = 'ceems-e2e';
 const SHOTS = join(ROOT, '.artifacts/screenshots');
 const CHROMIUM = process.env.CEEMS_CHROMIUM ?? '/usr/bin/chromium';
-
-function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', env: process.env, timeout: 60_000 });
-}
-
-async function promQuery(
-  q: string,
-): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> {
-  const r = await fetch(`${PROM}/api/v1/query?query=${encodeURIComponent(q)}`);
-  const body = (await r.json()) as { status: string; error?: string; data: { result: [] } };
-  if (body.status !== 'success') throw new Error(`query ${q}: ${body.error}`);
-  return body.data.result;
-}
-
-/** A free loopback port (the API server must know the LB's URL before the LB can start). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const basic = (login: string) => `Basic ${Buffer.from(`${login}:${PASSWORD}`).toString('base64')}`;
 
@@ -67,14 +34,9 @@ interface ApiUnit {
 }
 
 describe('dashboards and the web view on the SLURM testbed', { timeout: 420_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ceems-web-e2e-'));
-  const rulesDir = join(dir, 'rules');
-  const procs: Started[] = [];
-  const jobs: string[] = [];
-  let prometheus: TestbedPrometheus | undefined;
+  let stack: Stack | undefined;
   let api: Started;
   let lbUrl: string;
-  let config: string;
   let mine = '';
   let theirs = '';
   let done: ApiUnit[] = [];
@@ -101,126 +63,38 @@ describe('dashboards and the web view on the SLURM testbed', { timeout: 420_000 
   };
 
   before(async () => {
-    assert.ok(JOBDIR, 'SLURM testbed env missing: eval "$(cat /tmp/ceems-testbed/slurm/env.sh)" first');
-    chmodSync(dir, 0o755);
-    mkdirSync(rulesDir);
     mkdirSync(SHOTS, { recursive: true });
-    const t0 = Date.now();
-    const exporter = await startProgram('ceems_exporter', [
-      '--collector.disable-defaults',
-      '--collector.cpu',
-      '--collector.meminfo',
-      '--collector.slurm',
-      '--collector.estimated_power',
-      '--collector.estimated_power.idle-watts=60',
-      '--collector.estimated_power.max-watts=160',
-      '--collector.emissions',
-      '--collector.emissions.provider=owid',
-      '--web.listen-address=127.0.0.1:0',
-    ]);
-    procs.push(exporter);
-    writeFileSync(
-      join(dir, 'scrape.yml'),
-      `  - job_name: ceems\n    static_configs:\n      - targets: ['${exporter.address}']\nrule_files:\n  - '${rulesDir}/*.rules'\n`,
-    );
-    prometheus = startTestbedPrometheus(PORT, ['--scrape-config', join(dir, 'scrape.yml')]);
-
-    const hash = bcrypt.hashSync(PASSWORD, 4);
-    const webConfig = join(dir, 'web.yml');
-    writeFileSync(
-      webConfig,
-      `basic_auth_users:\n${['usr1', 'usr2', ADMIN, 'grafana'].map((u) => `  ${u}: ${hash}`).join('\n')}\n`,
-      { mode: 0o644 },
-    );
     lbUrl = `http://127.0.0.1:${await freePort()}`;
-    config = join(dir, 'config.yml');
-    writeFileSync(
-      config,
-      JSON.stringify({
-        ceems_api_server: {
-          data: {
-            path: join(dir, 'data'),
-            update_interval: '4s',
-            time_zone: 'UTC',
-            update_from: new Date(t0 - 60_000).toISOString().slice(0, 19),
-          },
-          admin: { users: [ADMIN] },
-        },
-        clusters: [
-          {
-            id: CLUSTER,
-            manager: 'slurm',
-            updaters: ['tsdb-0'],
-            cli: { path: '/usr/bin', environment_variables: { SLURM_CONF: process.env.SLURM_CONF } },
-          },
-        ],
-        updaters: [
-          { id: 'tsdb-0', updater: 'tsdb', web: { url: PROM }, extra_config: { cutoff_duration: '4s' } },
-        ],
-        ceems_lb: {
-          unrestricted_metrics: ['ceems_emissions_gCo2_kWh', 'ceems_estimated_power_watts'],
-          backends: [{ id: CLUSTER, tsdb: [{ web: { url: PROM } }] }],
-        },
-      }),
-    );
-    api = await startProgram(
-      'ceems_api_server',
-      [`--config.file=${config}`, `--web.config.file=${webConfig}`, '--web.listen-address=127.0.0.1:0'],
-      {
-        env: {
-          CEEMS_API_SERVER_UI_LB_URL: lbUrl,
-          // people log in as themselves; `grafana` stays a trusted client that names the user in the header
-          CEEMS_API_SERVER_UI_BASIC_AUTH_USERS: `usr1=usr1,usr2=usr2,${ADMIN}=${ADMIN}`,
-        },
+    stack = await startTestbedStack({
+      promPort: PORT,
+      dirPrefix: 'ceems-web-e2e-',
+      apiArgs: (dir) => {
+        const hash = bcrypt.hashSync(PASSWORD, 4);
+        const webConfig = join(dir, 'web.yml');
+        writeFileSync(
+          webConfig,
+          `basic_auth_users:\n${['usr1', 'usr2', ADMIN, 'grafana'].map((u) => `  ${u}: ${hash}`).join('\n')}\n`,
+          { mode: 0o644 },
+        );
+        return [`--web.config.file=${webConfig}`];
       },
-    );
-    procs.push(api);
-
-    mine = submitJob('usr1', 'acc1', 'stress-ng --cpu 1 --timeout 40s', {
-      mem: '128M',
-      minutes: 3,
-      name: 'ceems-web-usr1',
+      apiEnv: {
+        CEEMS_API_SERVER_UI_LB_URL: lbUrl,
+        // people log in as themselves; `grafana` stays a trusted client that names the user in the header
+        CEEMS_API_SERVER_UI_BASIC_AUTH_USERS: `usr1=usr1,usr2=usr2,${ADMIN}=${ADMIN}`,
+      },
+      apiHeaders: { Authorization: basic('grafana') },
+      lbUnrestrictedMetrics: ['ceems_emissions_gCo2_kWh', 'ceems_estimated_power_watts'],
+      lbPort: Number(new URL(lbUrl).port),
     });
-    jobs.push(mine);
-    theirs = submitJob('usr2', 'acc2', 'stress-ng --cpu 1 --timeout 35s', {
-      mem: '128M',
-      minutes: 3,
-      name: 'ceems-web-usr2',
-    });
-    jobs.push(theirs);
-    const early = await waitFor('both jobs scraped by Prometheus', 100_000, async () => {
-      const states = sh('sacct', ['-n', '-X', '-P', '-j', `${mine},${theirs}`, '--format', 'jobid,state']);
-      if (/FAILED|CANCELLED|TIMEOUT|OUT_OF_ME|COMPLETED/.test(states)) return states;
-      const r = await promQuery(
-        `count_over_time(ceems_compute_unit_cpu_user_seconds_total{uuid=~"${mine}|${theirs}"}[10s]) >= 3`,
-      );
-      return r.length === 2 ? '' : undefined;
-    });
-    assert.equal(early, '', `jobs ended before being scraped:\n${early}`);
-    const gen = await runProgram('ceems_tool', [
-      'tsdb',
-      'create-recording-rules',
-      `--url=${PROM}`,
-      `--output-dir=${rulesDir}`,
-      '--country-code=FR',
-    ]);
-    assert.equal(gen.code, 0, gen.stderr);
-    assert.equal((await fetch(`${PROM}/-/reload`, { method: 'POST' })).status, 200);
-    await waitFor('per-unit power of both jobs', 30_000, async () => {
-      const p = await promQuery(`uuid:ceems_host_power_watts:pue{uuid=~"${mine}|${theirs}"} > 0`);
-      if (p.length !== 2) throw new Error(`series with power > 0: ${JSON.stringify(p)}`);
-      return true;
-    });
-    await waitFor('both jobs in the API DB', 30_000, async () => {
-      const r = await apiGet(`/api/v1/units/admin?uuid=${mine}&uuid=${theirs}`, ADMIN);
-      if (r.json?.data?.length !== 2)
-        throw new Error(`last answer: HTTP ${r.status} ${r.text.slice(0, 400)}`);
-      return true;
-    });
-    const port = new URL(lbUrl).port;
-    procs.push(
-      await startProgram('ceems_lb', [`--config.file=${config}`, `--web.listen-address=127.0.0.1:${port}`]),
-    );
+    api = stack.api;
+    [mine, theirs] = (await stack.runJobs([
+      { user: 'usr1', account: 'acc1', script: 'stress-ng --cpu 1 --timeout 40s', name: 'ceems-web-usr1' },
+      { user: 'usr2', account: 'acc2', script: 'stress-ng --cpu 1 --timeout 35s', name: 'ceems-web-usr2' },
+    ])) as [string, string];
+    await stack.recordingRules('FR', [mine, theirs]);
+    await stack.waitForUnits([mine, theirs]);
+    await stack.startLb();
     let last = '';
     done = await waitFor(
       'both jobs completed with energy in the API',
@@ -245,16 +119,7 @@ describe('dashboards and the web view on the SLURM testbed', { timeout: 420_000 
 
   after(async () => {
     await browser?.close();
-    if (jobs.length > 0) {
-      try {
-        sh('scancel', jobs);
-      } catch {
-        // already finished
-      }
-    }
-    for (const p of procs.reverse()) await p.stop();
-    prometheus?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   /** Variables of the dashboards as usr1 would set them to look at their job. */

@@ -12,6 +12,7 @@ import bcrypt from 'bcryptjs';
 import { createPlainServer, type PlainServer } from '../../../src/common/httpserver.js';
 import { createLogger } from '../../../src/common/logger.js';
 import { tempDir } from '../../fixtures/lb/setup.js';
+import { http2Get } from '../../helpers/http2.js';
 import { makePki, type TestPki } from '../../helpers/tls.js';
 
 const log = createLogger({ level: 'error' });
@@ -132,20 +133,7 @@ describe('plain web server of the load balancer', () => {
         key: readFileSync(pki.clientKey),
       });
       try {
-        const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-          const stream = session.request({ ':path': '/h2' });
-          let status = 0;
-          let body = '';
-          stream.on('response', (h) => {
-            status = Number(h[':status']);
-          });
-          stream.setEncoding('utf8');
-          stream.on('data', (d) => {
-            body += d;
-          });
-          stream.on('end', () => resolve({ status, body }));
-          stream.on('error', reject);
-        });
+        const answer = await http2Get(session, { ':path': '/h2' });
         assert.deepEqual(answer, { status: 200, body: '2.0 /h2' });
       } finally {
         session.close();
