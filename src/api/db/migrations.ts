@@ -155,10 +155,8 @@ ALTER TABLE daily_usage RENAME COLUMN total_outgress_stats TO total_egress_stats
     sql: `
 -- /units, /units/admin?user: the user's units, the window on ended_at
 CREATE INDEX IF NOT EXISTS idx_units_username_ended ON units (username, ended_at);
--- /usage/current: the metric keys of the units updated in the window (all users, spec §7.7), then the
--- units of the user's projects updated in the window
+-- /usage/current: the metric keys of the units updated in the window (all users, spec §7.7)
 CREATE INDEX IF NOT EXISTS idx_units_last_updated ON units (last_updated_at);
-CREATE INDEX IF NOT EXISTS idx_units_cluster_project_updated ON units (cluster_id, project, last_updated_at);
 -- /usage/global: the rows of the user's projects
 CREATE INDEX IF NOT EXISTS idx_usage_cluster_project ON usage (cluster_id, project);
 -- /usage/current?experimental: the daily rows of the user's projects in the window

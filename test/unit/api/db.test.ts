@@ -112,7 +112,6 @@ describe('migrations', () => {
       'version_unique',
       'idx_units_username_ended',
       'idx_units_last_updated',
-      'idx_units_cluster_project_updated',
       'idx_usage_cluster_project',
       'idx_daily_usage_cluster_project_updated',
     ])
@@ -158,7 +157,7 @@ describe('migrations', () => {
     // The same file as version 9 left it: no index of migration 10, never analyzed.
     const v9 = openDatabase(join(dir, 'ceems.db'));
     v9.exec(`DROP INDEX idx_units_username_ended; DROP INDEX idx_units_last_updated;
-      DROP INDEX idx_units_cluster_project_updated; DROP INDEX idx_usage_cluster_project;
+      DROP INDEX idx_usage_cluster_project;
       DROP INDEX idx_daily_usage_cluster_project_updated; DROP TABLE sqlite_stat1;
       UPDATE schema_migrations SET version = 9`);
     v9.close();
@@ -241,6 +240,14 @@ describe('upserts', () => {
     assert.equal(r.name, 'job');
     assert.equal(r.state, 'COMPLETED');
     assert.equal(r.ended_at_ts, T0 + 2 * H);
+    // ended_at is set apart from the upsert (only when it changes): the row and its index entries follow
+    assert.equal(r.ended_at, '2024-05-06T12:00:00+0000');
+    const byIndex = db.db
+      .prepare('SELECT uuid FROM units INDEXED BY idx_units_username_ended WHERE username = ? AND ended_at > ?')
+      .all('alice', '2024-05-06T11');
+    assert.deepEqual(plain(byIndex), [{ uuid: '100' }]);
+    db.upsertUnits([unit({ ended_at: '2024-05-06T12:00:00+0000', state: 'COMPLETED' })], '2024-05-06T13:00:00');
+    assert.equal((db.db.prepare('SELECT ended_at FROM units').get() as { ended_at: string }).ended_at, r.ended_at);
     assert.equal(r.num_updates, 2);
     assert.equal(r.last_updated_at, '2024-05-06T12:00:00');
     assert.deepEqual(JSON.parse(r.total_time_seconds as string), { walltime: 7200, alloc_cputime: 28800 });

@@ -169,7 +169,7 @@ async function findScans(s: Server): Promise<{ violations: Violation[]; checkedR
 const describeViolations = (v: Violation[]) =>
   v.map((x) => `${x.url}\n  ${x.sql.replace(/\s+/g, ' ')}\n  plan: ${x.plan.join(' | ')}`).join('\n');
 
-/** Units of 200 users in 2 clusters over 10 days: enough rows for ANALYZE to see what an index buys. */
+/** Units of 200 users in 2 clusters over 10 days, one every 100 s: enough rows for ANALYZE to see what an index buys. */
 function bulkUnits(): UnitRecord[] {
   return Array.from({ length: 8000 }, (_, i) => {
     const started = NOW - 10 * 86_400_000 + i * 100_000;
@@ -236,12 +236,10 @@ describe('EXPLAIN QUERY PLAN of every route for a user-scoped request', () => {
     const dir = seedDb();
     dirs.push(dir);
     const db = CeemsDb.open(dir);
-    db.storeCollection({
-      start: NOW - 11 * 86_400_000,
-      end: NOW - 3_600_000,
-      timeZone: TZ,
-      units: bulkUnits(),
-    });
+    // Stored as the cycle stores them, each in the hourly window it ended in (its last_updated_at).
+    const byHour = Map.groupBy(bulkUnits(), (u) => Math.ceil(u.ended_at_ts! / 3_600_000) * 3_600_000);
+    for (const [end, units] of byHour)
+      db.storeCollection({ start: end - 3_600_000, end, timeZone: TZ, units });
     db.optimize();
     const stats = db.db.prepare("SELECT idx FROM sqlite_stat1 WHERE tbl = 'units'").all() as {
       idx: string;
