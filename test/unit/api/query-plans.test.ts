@@ -237,7 +237,11 @@ describe('EXPLAIN QUERY PLAN of every route for a user-scoped request', () => {
     dirs.push(dir);
     const db = CeemsDb.open(dir);
     // Stored as the cycle stores them, each in the hourly window it ended in (its last_updated_at).
-    const byHour = Map.groupBy(bulkUnits(), (u) => Math.ceil(u.ended_at_ts! / 3_600_000) * 3_600_000);
+    const byHour = new Map<number, UnitRecord[]>();
+    for (const u of bulkUnits()) {
+      const end = Math.ceil(u.ended_at_ts! / 3_600_000) * 3_600_000;
+      byHour.set(end, [...(byHour.get(end) ?? []), u]);
+    }
     for (const [end, units] of byHour)
       db.storeCollection({ start: end - 3_600_000, end, timeZone: TZ, units });
     db.optimize();
