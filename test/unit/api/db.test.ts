@@ -243,11 +243,19 @@ describe('upserts', () => {
     // ended_at is set apart from the upsert (only when it changes): the row and its index entries follow
     assert.equal(r.ended_at, '2024-05-06T12:00:00+0000');
     const byIndex = db.db
-      .prepare('SELECT uuid FROM units INDEXED BY idx_units_username_ended WHERE username = ? AND ended_at > ?')
+      .prepare(
+        'SELECT uuid FROM units INDEXED BY idx_units_username_ended WHERE username = ? AND ended_at > ?',
+      )
       .all('alice', '2024-05-06T11');
     assert.deepEqual(plain(byIndex), [{ uuid: '100' }]);
-    db.upsertUnits([unit({ ended_at: '2024-05-06T12:00:00+0000', state: 'COMPLETED' })], '2024-05-06T13:00:00');
-    assert.equal((db.db.prepare('SELECT ended_at FROM units').get() as { ended_at: string }).ended_at, r.ended_at);
+    db.upsertUnits(
+      [unit({ ended_at: '2024-05-06T12:00:00+0000', state: 'COMPLETED' })],
+      '2024-05-06T13:00:00',
+    );
+    assert.equal(
+      (db.db.prepare('SELECT ended_at FROM units').get() as { ended_at: string }).ended_at,
+      r.ended_at,
+    );
     assert.equal(r.num_updates, 2);
     assert.equal(r.last_updated_at, '2024-05-06T12:00:00');
     assert.deepEqual(JSON.parse(r.total_time_seconds as string), { walltime: 7200, alloc_cputime: 28800 });
