@@ -1,7 +1,7 @@
 // Response envelope and error types of the API (spec §6.1, §6.2), shared by every route group.
 
 import type { FastifyReply } from 'fastify';
-import { encodeError, encodeSuccess, envelope, type FieldSpec } from './jsonenc.js';
+import { encodeError, encodeSuccess, type FieldSpec } from './jsonenc.js';
 import type { EncodedRows } from './rowenc.js';
 
 export type ErrorType =
@@ -71,13 +71,11 @@ export function sendSuccess(
     .send(Buffer.from(encodeSuccess(struct, data, warnings)));
 }
 
-/** Rows encoded by rowenc.ts; skipped rows are reported as the envelope's warning (§6.1). */
+/** Rows encoded by rowenc.ts, their body complete (skipped rows reported as its warning, §6.1). */
 export function sendRows(reply: FastifyReply, rows: EncodedRows): FastifyReply {
-  const [head, tail] = envelope(rows.failed > 0 ? [`failed to scan ${rows.failed} rows`] : []);
-  const body = Buffer.concat([Buffer.from(head), ...rows.chunks, Buffer.from(tail)]);
   return reply
     .code(200)
     .header('Content-Type', JSON_TYPE)
     .header('X-Content-Type-Options', 'nosniff')
-    .send(body);
+    .send(rows.body);
 }

@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  encodeEnvelope,
   encodeSuccess,
   type FieldSpec,
   formatMetricValue,
@@ -74,10 +73,7 @@ function encoded(
   rows: readonly SQLOutputValue[][],
   opts: RowEncoderOptions,
 ): string {
-  const r = new RowEncoder(struct, columns, opts).encode(rows);
-  const json = Buffer.concat(r.chunks).toString();
-  assert.equal(r.bytes, Buffer.byteLength(json));
-  return encodeEnvelope(json, r.failed > 0 ? [`failed to scan ${r.failed} rows`] : []);
+  return new RowEncoder(struct, columns, opts).encode(rows).body.toString();
 }
 
 const UNIT_JSON = new Set<string>(['allocation', 'tags', ...METRIC_FIELDS]);
@@ -318,9 +314,9 @@ describe('rows encoded straight from SQL', () => {
         },
       );
       assert.deepEqual(
-        { json: Buffer.concat(r.chunks).toString(), rows: r.rows, failed: r.failed },
+        { body: r.body.toString(), rows: r.rows, failed: r.failed },
         {
-          json: '[{"uuid":"1","avg_cpu_usage":{"a":2,"b":0.50000000},"tags":{"k":"v"}},{"uuid":"3","tags":{"k":"v"}}]',
+          body: '{"status":"success","data":[{"uuid":"1","avg_cpu_usage":{"a":2,"b":0.50000000},"tags":{"k":"v"}},{"uuid":"3","tags":{"k":"v"}}],"warnings":["failed to scan 1 rows"]}\n',
           rows: 2,
           failed: 1,
         },
