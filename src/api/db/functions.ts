@@ -51,13 +51,26 @@ export function avgMetricMaps(a: MetricMap, b: MetricMap, wa: number, wb: number
 
 const EMPTY = '{}';
 
+/**
+ * A metric map as stored: keys in order, as the original's Go encoder wrote them. The API reads an ordered
+ * map without sorting it again (src/api/rowenc.ts: a user's 10k units came ~10 % faster). Maps with
+ * nested values are written as they are.
+ */
+export function metricMapJson(m: object): string {
+  const keys = Object.keys(m);
+  let sorted = true;
+  for (let i = 1; i < keys.length && sorted; i++) sorted = keys[i - 1]! < keys[i]!;
+  if (sorted || Object.values(m).some((v) => v !== null && typeof v === 'object')) return JSON.stringify(m);
+  return JSON.stringify(m, keys.sort());
+}
+
 export function registerFunctions(db: Database): void {
   // Merging with an empty map is the identity of both functions: skip the JSON round trip (many
   // windows leave several metric maps empty).
   db.function('add_metric_map', { deterministic: true }, (a: unknown, b: unknown) => {
     if (b === EMPTY && typeof a === 'string') return a;
     if (a === EMPTY && typeof b === 'string') return b;
-    return JSON.stringify(addMetricMaps(parseMetricMap(a), parseMetricMap(b)));
+    return metricMapJson(addMetricMaps(parseMetricMap(a), parseMetricMap(b)));
   });
   db.function(
     'avg_metric_map',
@@ -65,13 +78,13 @@ export function registerFunctions(db: Database): void {
     (a: unknown, b: unknown, wa: unknown, wb: unknown) => {
       if (b === EMPTY && typeof a === 'string') return a;
       if (a === EMPTY && typeof b === 'string') return b;
-      return JSON.stringify(avgMetricMaps(parseMetricMap(a), parseMetricMap(b), num(wa), num(wb)));
+      return metricMapJson(avgMetricMaps(parseMetricMap(a), parseMetricMap(b), num(wa), num(wb)));
     },
   );
   aggregate<MetricMap>(db, 'sum_metric_map_agg', {
     start: () => ({}),
     step: (acc, m) => addMetricMaps(acc, parseMetricMap(m)),
-    result: (acc) => JSON.stringify(acc),
+    result: (acc) => metricMapJson(acc),
   });
   // Running weighted sums per key, divided at the end.
   aggregate<{ sums: MetricMap; weights: MetricMap }>(db, 'avg_metric_map_agg', {
@@ -90,7 +103,7 @@ export function registerFunctions(db: Database): void {
         const w = acc.weights[k]!;
         out[k] = w !== 0 ? s / w : s;
       }
-      return JSON.stringify(out);
+      return metricMapJson(out);
     },
   });
 }

@@ -44,7 +44,7 @@ import {
   type User,
 } from '../models.js';
 import { formatDatetime, midnightDatetime } from '../timefmt.js';
-import { registerFunctions } from './functions.js';
+import { metricMapJson, registerFunctions } from './functions.js';
 import { migrate } from './migrations.js';
 
 export const DB_FILE = 'ceems.db';
@@ -140,7 +140,11 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
 
 function metricParams(u: Unit): Record<MetricField, string> {
   const out = {} as Record<MetricField, string>;
-  for (const m of METRIC_FIELDS) out[m] = json(u[m], '{}');
+  for (const m of METRIC_FIELDS) {
+    const v = u[m];
+    out[m] =
+      v === undefined || v === null ? '{}' : typeof v === 'object' ? metricMapJson(v) : JSON.stringify(v);
+  }
   return out;
 }
 

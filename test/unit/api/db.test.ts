@@ -264,6 +264,36 @@ describe('upserts', () => {
     assert.deepEqual(JSON.parse(r.total_cpu_energy_usage_kwh as string), { total: 2 });
   });
 
+  test('metric maps are stored with their keys in order, merged ones too', () => {
+    const db = CeemsDb.open(tmp());
+    const text = (table: string, column: string) =>
+      (db.db.prepare(`SELECT ${column} AS t FROM ${table}`).get() as { t: string }).t;
+    const maps = {
+      total_time_seconds: { walltime: 3600, alloc_cputime: 7200, alloc_gputime: 0 },
+      avg_cpu_usage: { z: 1, a: 2 },
+      total_io_read_stats: { nested: { b: 1, a: 2 }, a: 1 } as never,
+    };
+    db.storeCollection({ start: T0, end: T0 + H, timeZone: 'UTC', units: [unit(maps)] });
+    assert.equal(
+      text('units', 'total_time_seconds'),
+      '{"alloc_cputime":7200,"alloc_gputime":0,"walltime":3600}',
+    );
+    assert.equal(text('units', 'avg_cpu_usage'), '{"a":2,"z":1}');
+    assert.equal(text('units', 'total_io_read_stats'), '{"nested":{"b":1,"a":2},"a":1}', 'nested: as it was');
+    db.storeCollection({
+      start: T0 + H,
+      end: T0 + 2 * H,
+      timeZone: 'UTC',
+      units: [unit({ total_time_seconds: { walltime: 60, new_key: 1 }, avg_cpu_usage: { y: 3 } })],
+    });
+    assert.equal(
+      text('units', 'total_time_seconds'),
+      '{"alloc_cputime":7200,"alloc_gputime":0,"new_key":1,"walltime":3660}',
+    );
+    assert.equal(text('units', 'avg_cpu_usage'), '{"a":2,"y":3,"z":1}');
+    assert.equal(text('usage', 'avg_cpu_usage'), '{"a":2,"y":3,"z":1}');
+  });
+
   test('usage and daily usage: num_units counts each unit once, when first stored; daily bucket is local midnight', () => {
     const db = CeemsDb.open(tmp());
     const tz = 'Europe/Paris';
