@@ -8,7 +8,8 @@
 // actually issued (captured through src/api/db/trace.ts, so same WHERE, ORDER and columns), prepared once
 // and run with the same parameters, its rows encoded with JSON.stringify as objects: keyed JSON like the
 // response (rows as arrays, a smaller document without the field names, are shown too), measured in
-// blocks taking turns with the route. `CEEMS_BENCH_DB=<dir>` keeps the filled DB there and reuses it on the next run.
+// blocks taking turns with the route. Case 4 prints p50, p99 and their ratio, and the requests that failed.
+// `CEEMS_BENCH_DB=<dir>` keeps the filled DB there and reuses it on the next run.
 
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
