@@ -63,6 +63,10 @@ export class UnitCounters {
    * each unit (by uuid), for the units given only.
    */
   update(units: readonly { uuid: string; pids: readonly number[] }[]): Map<string, Float64Array> {
+    // the clock tick before any counter of this update opens: a process that starts in this tick or later
+    // and descends from one of them is counted through inheritance (a later tick would let a child forked
+    // while the update ran get counters of its own too, counting it twice)
+    const beforeOpening = this.o.bootTicks();
     const live = new Set(units.map((u) => u.uuid));
     for (const [uuid, st] of this.units)
       if (!live.has(uuid)) {
@@ -80,8 +84,7 @@ export class UnitCounters {
       out.set(u.uuid, st.totals);
     }
     if (this.pending.length > 0) {
-      const now = this.o.bootTicks();
-      for (const p of this.pending) p.openedAt = now;
+      for (const p of this.pending) p.openedAt = beforeOpening;
       this.pending = [];
     }
     this.logFailures();
@@ -154,7 +157,7 @@ export class UnitCounters {
     for (let depth = 0; depth < MAX_DEPTH; depth++) {
       const a = st.procs.get(pid);
       if (!a) return undefined;
-      if (a.mode === 'own') return p.start > a.openedAt ? pid : undefined;
+      if (a.mode === 'own') return p.start >= a.openedAt ? pid : undefined;
       if (a.mode === 'covered') return a.coveredBy;
       pid = a.ppid; // not profiled itself, but it may have inherited an ancestor's counters
     }
