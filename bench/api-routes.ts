@@ -22,8 +22,8 @@ import { CeemsDb, DB_FILE, openReader, type UnitRecord } from '../src/api/db/ind
 import { type IssuedQuery, traceQueries } from '../src/api/db/trace.js';
 import { createApiServer } from '../src/api/server.js';
 import { formatDatetimezone } from '../src/api/timefmt.js';
-import { createLogger } from '../src/common/logger.js';
 import type { Database } from '../src/common/sqlite.js';
+import { apiServerOptions } from '../test/fixtures/api/server.js';
 
 const TZ = 'UTC';
 const T0 = Date.UTC(2024, 4, 1);
@@ -221,21 +221,9 @@ interface ServerData {
 
 if (!isMainThread && (workerData as ServerData | undefined)?.apiRoutesServer) {
   const { dir, now } = (workerData as ServerData).apiRoutesServer;
-  const api = await createApiServer({
-    listenAddresses: ['127.0.0.1:0'],
-    logger: createLogger({ level: 'error' }),
-    routePrefix: '/',
-    userHeaders: ['X-Grafana-User'],
-    maxRequests: 0,
-    corsOrigin: '.*',
-    compression: false,
-    compressionLevel: 5,
-    maxPeriodMs: 0,
-    timeZone: TZ,
-    externalUrl: '',
-    openDb: () => openReader(dir),
-    now: () => now,
-  });
+  const api = await createApiServer(
+    apiServerOptions(dir, { listenAddresses: ['127.0.0.1:0'], timeZone: TZ, now: () => now }),
+  );
   const [address] = await api.server.listen();
   parentPort!.postMessage(address);
   parentPort!.once('message', () => {
@@ -321,36 +309,14 @@ export async function run(small: boolean): Promise<void> {
     const all = `from=${Math.floor(T0 / 1000) - 3600}&to=${Math.floor(end / 1000)}`;
 
     const issued: IssuedQuery[] = [];
-    const traced = await createApiServer({
-      listenAddresses: [],
-      logger: createLogger({ level: 'error' }),
-      routePrefix: '/',
-      userHeaders: ['X-Grafana-User'],
-      maxRequests: 0,
-      corsOrigin: '.*',
-      compression: false,
-      compressionLevel: 5,
-      maxPeriodMs: 0,
-      timeZone: TZ,
-      externalUrl: '',
-      openDb: () => traceQueries(openReader(dir), (q) => issued.push(q)),
-      now: () => now,
-    });
-    const plainApi = await createApiServer({
-      listenAddresses: [],
-      logger: createLogger({ level: 'error' }),
-      routePrefix: '/',
-      userHeaders: ['X-Grafana-User'],
-      maxRequests: 0,
-      corsOrigin: '.*',
-      compression: false,
-      compressionLevel: 5,
-      maxPeriodMs: 0,
-      timeZone: TZ,
-      externalUrl: '',
-      openDb: () => openReader(dir),
-      now: () => now,
-    });
+    const traced = await createApiServer(
+      apiServerOptions(dir, {
+        openDb: () => traceQueries(openReader(dir), (q) => issued.push(q)),
+        timeZone: TZ,
+        now: () => now,
+      }),
+    );
+    const plainApi = await createApiServer(apiServerOptions(dir, { timeZone: TZ, now: () => now }));
     const inject = async (app: typeof plainApi.app, url: string, user: string) => {
       const r = await app.inject({ method: 'GET', url, headers: { 'x-grafana-user': user } });
       if (r.statusCode !== 200) throw new Error(`${url}: ${r.statusCode} ${r.body.slice(0, 200)}`);

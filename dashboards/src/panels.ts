@@ -57,6 +57,19 @@ export const unitLink = () =>
     .includeVars(false)
     .keepTime(false);
 
+/** Energy and emissions columns, named alike in the API's Unit and Usage models. */
+const ENERGY_COLUMNS = [
+  { selector: 'total_cpu_energy_usage_kwh.total', text: 'Host energy (kWh)', type: 'number' as const },
+  { selector: 'total_gpu_energy_usage_kwh.total', text: 'GPU energy (kWh)', type: 'number' as const },
+  { selector: 'total_cpu_emissions_gms.owid_total', text: 'Emissions OWID (g)', type: 'number' as const },
+  { selector: 'total_cpu_emissions_gms.rte_total', text: 'Emissions RTE (g)', type: 'number' as const },
+  {
+    selector: 'total_cpu_emissions_gms.emaps_total',
+    text: 'Emissions Electricity Maps (g)',
+    type: 'number' as const,
+  },
+];
+
 /** Unit columns of the API's Unit model (api-server.md §8.1) shown in the tables. */
 export const UNIT_COLUMNS = [
   { selector: 'uuid', text: 'Unit', type: 'string' as const },
@@ -69,30 +82,14 @@ export const UNIT_COLUMNS = [
   { selector: 'avg_cpu_usage.global', text: 'CPU %', type: 'number' as const },
   { selector: 'avg_cpu_mem_usage.global', text: 'Memory %', type: 'number' as const },
   { selector: 'avg_gpu_usage.global', text: 'GPU %', type: 'number' as const },
-  { selector: 'total_cpu_energy_usage_kwh.total', text: 'Host energy (kWh)', type: 'number' as const },
-  { selector: 'total_gpu_energy_usage_kwh.total', text: 'GPU energy (kWh)', type: 'number' as const },
-  { selector: 'total_cpu_emissions_gms.owid_total', text: 'Emissions OWID (g)', type: 'number' as const },
-  { selector: 'total_cpu_emissions_gms.rte_total', text: 'Emissions RTE (g)', type: 'number' as const },
-  {
-    selector: 'total_cpu_emissions_gms.emaps_total',
-    text: 'Emissions Electricity Maps (g)',
-    type: 'number' as const,
-  },
+  ...ENERGY_COLUMNS,
 ];
 
 export const USAGE_COLUMNS = [
   { selector: 'project', text: 'Project', type: 'string' as const },
   { selector: 'username', text: 'User', type: 'string' as const },
   { selector: 'num_units', text: 'Units', type: 'number' as const },
-  { selector: 'total_cpu_energy_usage_kwh.total', text: 'Host energy (kWh)', type: 'number' as const },
-  { selector: 'total_gpu_energy_usage_kwh.total', text: 'GPU energy (kWh)', type: 'number' as const },
-  { selector: 'total_cpu_emissions_gms.owid_total', text: 'Emissions OWID (g)', type: 'number' as const },
-  { selector: 'total_cpu_emissions_gms.rte_total', text: 'Emissions RTE (g)', type: 'number' as const },
-  {
-    selector: 'total_cpu_emissions_gms.emaps_total',
-    text: 'Emissions Electricity Maps (g)',
-    type: 'number' as const,
-  },
+  ...ENERGY_COLUMNS,
 ];
 export const USAGE_FIELDS: [string, string][] = USAGE_COLUMNS.map((c) => [
   'field',
