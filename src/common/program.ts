@@ -119,6 +119,19 @@ export async function runServerProgram<R extends Stoppable>(
   if (program.flags.includes(DEBUG_SERVER_FLAG) && flags.bool('web.debug-server')) {
     log.warn('--web.debug-server: Go pprof endpoints are not available in this implementation');
   }
+  // Signal handlers go in before start-up: a SIGTERM that arrives while the server is starting (it may
+  // already answer requests while the rest of start-up runs) must stop it cleanly, not kill it by the
+  // signal's default action.
+  let signalled: ((signal: NodeJS.Signals) => void) | undefined;
+  let pendingSignal: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) signalled(signal);
+    else pendingSignal ??= signal;
+  };
+  const onSigint = () => onSignal('SIGINT');
+  const onSigterm = () => onSignal('SIGTERM');
+  process.once('SIGINT', onSigint);
+  process.once('SIGTERM', onSigterm);
   let running: R;
   try {
     if (flags.bool('web.systemd-socket')) {
@@ -126,13 +139,15 @@ export async function runServerProgram<R extends Stoppable>(
     }
     running = await program.start(flags, log);
   } catch (e) {
+    process.removeListener('SIGINT', onSigint);
+    process.removeListener('SIGTERM', onSigterm);
     const msg = (e as Error).message;
     log.error({ err: msg }, 'Failed to start');
     process.stderr.write(`${name}: error: ${msg}\n`);
     return 1;
   }
   await new Promise<void>((done) => {
-    const stop = (signal: NodeJS.Signals) => {
+    signalled = (signal: NodeJS.Signals) => {
       log.info({ signal }, 'Shutting down');
       // A stop that outlives its grace period may be stuck in a thread blocked in the kernel (a worker or
       // libuv's pool reading a hung file), which process.exit would wait for forever: die by the signal's
@@ -154,8 +169,7 @@ export async function runServerProgram<R extends Stoppable>(
           done();
         });
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    if (pendingSignal) signalled(pendingSignal);
   });
   return 0;
 }
