@@ -111,16 +111,19 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
       tags: ['units'],
       querystring: querySchema({
         uuid: { description: 'Unit UUIDs', repeatable: true },
-        cluster_id: { description: 'Cluster IDs', repeatable: true },
+        cluster_id: { description: 'Cluster IDs (required)', repeatable: true },
       }),
     },
     async (req, reply) => {
       const q = req.query as Query;
-      const uuids = values(q, 'uuid');
+      // Empty values (`uuid=`) name nothing: they count as missing.
+      const uuids = values(q, 'uuid').filter((u) => u !== '');
       if (uuids.length === 0) throw new ApiError('bad_data', 'uuids missing in the request');
-      const clusters = values(q, 'cluster_id');
+      const clusters = values(q, 'cluster_id').filter((c) => c !== '');
+      // A missing parameter is the client's mistake, not a denial [D-API-19]: say which one.
+      if (clusters.length === 0) throw new ApiError('bad_data', 'cluster_id missing in the request');
       const user = req.ceemsUser;
-      let ok = clusters.length > 0 && user !== '';
+      let ok = user !== '';
       if (ok) {
         const [projects, pparams] = projectsOfUsers([user]);
         const where = new Where()

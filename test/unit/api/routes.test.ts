@@ -161,12 +161,11 @@ describe('/api/v1/units/verify', () => {
     assert.equal(r.body, '{"status":"success","data":null}\n');
   });
 
-  test('fails when any uuid is foreign (D-API-5), the cluster list is empty or the user lacks membership', async () => {
+  test('fails when any uuid is foreign (D-API-5) or the user lacks membership', async () => {
     const forbidden = ERR('forbidden', 'user do not have permissions on uuids');
     for (const [q, user] of [
       ['uuid=1001&uuid=1004&cluster_id=slurm-0', 'alice'],
       ['uuid=1001&uuid=1001&uuid=1004&cluster_id=slurm-0', 'alice'],
-      ['uuid=1001', 'alice'],
       ['uuid=1003&cluster_id=slurm-0', 'carol'],
       ['uuid=1001&cluster_id=os-0', 'alice'],
       ['uuid=1001&cluster_id=slurm-0', ADMIN],
@@ -177,10 +176,17 @@ describe('/api/v1/units/verify', () => {
     }
   });
 
-  test('missing uuid → 400; no user → 401', async () => {
-    const r = await verify('cluster_id=slurm-0', 'alice');
-    assert.equal(r.status, 400);
-    assert.deepEqual(r.json, ERR('bad_data', 'uuids missing in the request'));
+  test('missing uuid or cluster_id → 400 naming it (D-API-19); no user → 401', async () => {
+    for (const q of ['cluster_id=slurm-0', 'uuid=&cluster_id=slurm-0']) {
+      const r = await verify(q, 'alice');
+      assert.equal(r.status, 400, q);
+      assert.deepEqual(r.json, ERR('bad_data', 'uuids missing in the request'), q);
+    }
+    for (const q of ['uuid=1001', 'uuid=1001&cluster_id=']) {
+      const noCluster = await verify(q, 'alice');
+      assert.equal(noCluster.status, 400, q);
+      assert.deepEqual(noCluster.json, ERR('bad_data', 'cluster_id missing in the request'), q);
+    }
     assert.equal((await verify('uuid=1001&cluster_id=slurm-0')).status, 401);
   });
 });
