@@ -37,7 +37,7 @@ export function readYamlFile(
 }
 
 /** One line per problem: `<dotted.key>: <message> (got <value>)`. */
-export function formatZodError(err: z.ZodError, input?: unknown): string {
+export function formatZodError(err: { issues: z.ZodError['issues'] }, input?: unknown): string {
   return err.issues
     .map((i) => {
       const path = i.path.map(String).join('.');
@@ -61,4 +61,132 @@ export function validate<T extends z.ZodType>(schema: T, input: unknown, what: s
   const r = schema.safeParse(input);
   if (!r.success) throw new ConfigError(`${what}: ${formatZodError(r.error, input)}`);
   return r.data;
+}
+
+/** What a lenient load noticed: an ignored unknown key, or an old key name read as its new name. */
+export type ConfigNotice =
+  | { kind: 'unknown'; file: string; key: string }
+  | { kind: 'deprecated'; file: string; key: string; use: string };
+
+/**
+ * A key renamed since an older release, read under its new name. `in` is the dotted path of the object
+ * holding it ('' = the document root; `*` = every item of a list or every value of a map); `to` is dotted
+ * when the new key moved into a sub-object.
+ */
+export interface RenamedKey {
+  in: string;
+  from: string;
+  to: string;
+}
+
+export interface LenientOptions {
+  /** File name the notices and errors name. */
+  file: string;
+  /** Error prefix, e.g. `config file '<file>'`. */
+  what: string;
+  renamed?: readonly RenamedKey[];
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null;
+
+/** Objects of `doc` at the dotted `path` (`*` fans out over lists and maps), with their concrete paths. */
+function objectsAt(doc: unknown, path: string): Array<{ obj: Obj; at: string[] }> {
+  let found: Array<{ obj: unknown; at: string[] }> = [{ obj: doc, at: [] }];
+  for (const seg of path === '' ? [] : path.split('.')) {
+    found = found.flatMap(({ obj, at }) => {
+      if (!isObj(obj)) return [];
+      if (seg !== '*') return [{ obj: obj[seg], at: [...at, seg] }];
+      return Object.entries(obj).map(([k, v]) => ({ obj: v, at: [...at, k] }));
+    });
+  }
+  return found.filter((f): f is { obj: Obj; at: string[] } => isObj(f.obj));
+}
+
+/** Moves renamed keys to their new names in place; the new name wins when both are set. */
+function applyRenames(doc: unknown, renamed: readonly RenamedKey[], file: string): ConfigNotice[] {
+  const notices: ConfigNotice[] = [];
+  for (const r of renamed) {
+    for (const { obj, at } of objectsAt(doc, r.in)) {
+      if (!(r.from in obj)) continue;
+      const key = [...at, r.from].join('.');
+      notices.push({ kind: 'deprecated', file, key, use: [...at, r.to].join('.') });
+      const to = r.to.split('.');
+      const last = to.pop()!;
+      let target: unknown = obj;
+      for (const seg of to) {
+        if (!isObj(target)) break;
+        target[seg] ??= {};
+        target = target[seg];
+      }
+      // a sub-object of the wrong type is reported by the schema; the old value is dropped then
+      if (isObj(target) && !(last in target)) target[last] = obj[r.from];
+      delete obj[r.from];
+    }
+  }
+  return notices;
+}
+
+function deleteAt(doc: unknown, path: readonly PropertyKey[], key: string): void {
+  let v: unknown = doc;
+  for (const p of path) v = isObj(v) ? v[p as string] : undefined;
+  if (isObj(v)) delete v[key];
+}
+
+/**
+ * The one rule of every configuration file of the stack: keys no schema knows are ignored with a notice
+ * (the original's YAML decoding ignores them too, so files written for it or for another release keep
+ * working), renamed keys of older releases are read under their new names with a notice, and wrong types or
+ * missing required keys stay fatal. Schemas use `z.strictObject` where unknown keys are to be reported
+ * and `z.looseObject` where a section belongs to another program sharing the file.
+ */
+export function parseLenient<T extends z.ZodType>(
+  schema: T,
+  input: unknown,
+  opts: LenientOptions,
+): { config: z.infer<T>; notices: ConfigNotice[] } {
+  const doc = structuredClone(input);
+  const notices = applyRenames(doc, opts.renamed ?? [], opts.file);
+  let r = schema.safeParse(doc);
+  if (!r.success) {
+    const fatal = r.error.issues.filter((i) => i.code !== 'unrecognized_keys');
+    if (fatal.length > 0) {
+      throw new ConfigError(`${opts.what}: ${formatZodError({ issues: fatal }, doc)}`);
+    }
+    for (const i of r.error.issues) {
+      if (i.code !== 'unrecognized_keys') continue;
+      for (const k of i.keys) {
+        notices.push({ kind: 'unknown', file: opts.file, key: [...i.path.map(String), k].join('.') });
+        deleteAt(doc, i.path, k);
+      }
+    }
+    r = schema.safeParse(doc);
+    if (!r.success) throw new ConfigError(`${opts.what}: ${formatZodError(r.error, doc)}`);
+  }
+  return { config: r.data, notices };
+}
+
+/** Reads a YAML file and applies `parseLenient` to it. */
+export function loadConfigFile<T extends z.ZodType>(
+  path: string,
+  schema: T,
+  opts: { what?: string; renamed?: readonly RenamedKey[]; expandEnv?: boolean; env?: NodeJS.ProcessEnv },
+): { config: z.infer<T>; notices: ConfigNotice[] } {
+  const raw = readYamlFile(path, { expandEnv: opts.expandEnv, env: opts.env });
+  return parseLenient(schema, raw, {
+    file: path,
+    what: opts.what ?? `config file '${path}'`,
+    renamed: opts.renamed,
+  });
+}
+
+/** Logs each notice as a warning naming the file and the key. */
+export function logConfigNotices(
+  log: { warn(fields: Record<string, unknown>, msg: string): void },
+  notices: readonly ConfigNotice[],
+): void {
+  for (const n of notices) {
+    if (n.kind === 'unknown') log.warn({ file: n.file, key: n.key }, 'Unknown configuration key ignored');
+    else log.warn({ file: n.file, key: n.key, use: n.use }, 'Deprecated configuration key; use the new name');
+  }
 }

@@ -1,5 +1,6 @@
 // redfish_proxy entry point (spec cli.md §3): flags, config, web server, graceful shutdown.
 
+import { logConfigNotices } from '../common/config.js';
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import type { Logger } from '../common/logger.js';
 import {
@@ -63,7 +64,7 @@ export const FLAGS: readonly FlagSpec[] = [
 async function startProxy(flags: ParsedFlags, log: Logger): Promise<Stoppable> {
   const runAs = resolveRunAsUser(flags.string('security.run-as-user'));
   const cfg = loadProxyConfig(flags.string('config.file'), flags.bool('config.file.expand-env-vars'));
-  if (cfg.deprecatedRoot) log.warn("config root key 'redfish_config' is deprecated; use 'redfish_proxy'");
+  logConfigNotices(log, cfg.notices);
   const proxy = new RedfishProxy(cfg, log);
   const server = createWebServer({
     listenAddresses: flags.strings('web.listen-address'),

@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { request } from 'undici';
 import { z } from 'zod';
-import { ConfigError, readYamlFile, validate } from '../common/config.js';
+import { ConfigError, type ConfigNotice, loadConfigFile, type RenamedKey } from '../common/config.js';
 import {
   createHttpClient,
   HOP_BY_HOP_HEADERS,
@@ -30,15 +30,18 @@ const targetUrl = z.url({ protocol: /^https?$/ });
 const proxyShape = z.strictObject({
   targets: z.array(z.strictObject({ host_ip_addrs: z.array(z.string()).min(1), url: targetUrl })).default([]),
   allowed_api_resources: z.array(z.string()).optional(),
-  insecure_skip_verify: z.boolean().optional(),
   ...httpClientConfigShape,
 });
 
 const fileSchema = z
-  .strictObject({ redfish_proxy: proxyShape.optional(), redfish_config: proxyShape.optional() })
-  .refine((o) => o.redfish_proxy !== undefined || o.redfish_config !== undefined, {
-    message: "root key 'redfish_proxy' is missing",
-  });
+  .strictObject({ redfish_proxy: proxyShape.optional() })
+  .refine((o) => o.redfish_proxy !== undefined, { message: "root key 'redfish_proxy' is missing" });
+
+/** Names of older releases (read leniently, common/config.ts). */
+export const PROXY_RENAMED_KEYS: readonly RenamedKey[] = [
+  { in: '', from: 'redfish_config', to: 'redfish_proxy' },
+  { in: 'redfish_proxy', from: 'insecure_skip_verify', to: 'tls_config.insecure_skip_verify' },
+];
 
 export interface ProxyConfig {
   /** Node IP → BMC base URL (origin only). */
@@ -47,7 +50,8 @@ export interface ProxyConfig {
   allowed: RegExp[] | undefined;
   http: z.infer<z.ZodObject<typeof httpClientConfigShape>>;
   baseDir: string;
-  deprecatedRoot: boolean;
+  /** Ignored unknown keys and deprecated names, to be logged. */
+  notices: ConfigNotice[];
 }
 
 /** Reads the proxy config; no file means no static targets and every path allowed. */
@@ -58,16 +62,14 @@ export function loadProxyConfig(path: string, expandEnv: boolean): ProxyConfig {
       allowed: undefined,
       http: {},
       baseDir: process.cwd(),
-      deprecatedRoot: false,
+      notices: [],
     };
-  const doc = validate(fileSchema, readYamlFile(path, { expandEnv }), `redfish_proxy config file '${path}'`);
-  const c = (doc.redfish_proxy ?? doc.redfish_config)!;
-  const { targets, allowed_api_resources, insecure_skip_verify, ...http } = c;
-  if (insecure_skip_verify !== undefined)
-    http.tls_config = {
-      ...http.tls_config,
-      insecure_skip_verify: http.tls_config?.insecure_skip_verify ?? insecure_skip_verify,
-    };
+  const { config: doc, notices } = loadConfigFile(path, fileSchema, {
+    what: `redfish_proxy config file '${path}'`,
+    renamed: PROXY_RENAMED_KEYS,
+    expandEnv,
+  });
+  const { targets, allowed_api_resources, ...http } = doc.redfish_proxy!;
   const allowed = (allowed_api_resources ?? DEFAULT_ALLOWED_API_RESOURCES).map((re, i) => {
     try {
       return new RegExp(re);
@@ -84,7 +86,7 @@ export function loadProxyConfig(path: string, expandEnv: boolean): ProxyConfig {
     allowed,
     http,
     baseDir: dirname(path),
-    deprecatedRoot: doc.redfish_proxy === undefined,
+    notices,
   };
 }
 
@@ -96,6 +98,25 @@ const STRIPPED_REQUEST = new Set([
   'authorization',
   'content-length',
 ]);
+const STRIPPED_RESPONSE = HOP_BY_HOP_HEADERS;
+// RFC 9110 §5.1 field name; excludes HTTP/2 pseudo-headers (`:authority`, `:path`...) of an HTTP/2 front
+const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * The headers of `from` a proxy may pass on: real field names only, none of `stripped`. The one place
+ * where headers cross the proxy, in both directions.
+ */
+export function forwardableHeaders(
+  from: Record<string, string | string[] | undefined>,
+  stripped: ReadonlySet<string>,
+): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(from)) {
+    const name = k.toLowerCase();
+    if (v !== undefined && FIELD_NAME.test(name) && !stripped.has(name)) out[name] = v;
+  }
+  return out;
+}
 
 const plainIp = (a: string | undefined) => (a?.startsWith('::ffff:') ? a.slice(7) : a);
 
@@ -163,10 +184,7 @@ export class RedfishProxy {
     const origin = this.target(req);
     if (!origin) return errorReply(reply, 400, 'failed to find redfish target');
 
-    const headers: Record<string, string | string[]> = { ...this.client.headers() };
-    for (const [k, v] of Object.entries(req.headers)) {
-      if (v !== undefined && !STRIPPED_REQUEST.has(k)) headers[k] = v;
-    }
+    const headers = { ...forwardableHeaders(req.headers, STRIPPED_REQUEST), ...this.client.headers() };
     const peer = plainIp(req.raw.socket.remoteAddress);
     if (peer) {
       const prior = req.headers['x-forwarded-for'];
@@ -186,10 +204,7 @@ export class RedfishProxy {
         dispatcher: this.client.dispatcher,
         signal: AbortSignal.any([abort.signal, AbortSignal.timeout(UPSTREAM_TIMEOUT_MS)]),
       });
-      reply.code(res.statusCode);
-      for (const [k, v] of Object.entries(res.headers)) {
-        if (v !== undefined && !HOP_BY_HOP_HEADERS.has(k)) reply.header(k, v);
-      }
+      reply.code(res.statusCode).headers(forwardableHeaders(res.headers, STRIPPED_RESPONSE));
       if (res.statusCode === 204 || res.statusCode === 304) {
         await res.body.dump();
         return reply.send();

@@ -79,16 +79,16 @@ export const redfish: CollectorDefinition = {
     const path = ctx.flags.string(FLAG) || (process.env.CEEMS_EXPORTER_REDFISH_COLL_WEB_CONFIG_FILE ?? '');
     if (path === '') throw new Error(`--${FLAG} is required by the redfish collector`);
     // the HTTP client (undici) and the config schema (zod, yaml) load only with this collector
-    const [{ RedfishClient }, { loadRedfishConfig }] = await Promise.all([
+    const [{ RedfishClient }, { loadRedfishConfig }, { logConfigNotices }] = await Promise.all([
       import('../redfish/client.js'),
       import('../redfish/config.js'),
+      import('../../common/config.js'),
     ]);
     const cfg = loadRedfishConfig(path, {
       expandEnv: ctx.flags.bool(`${FLAG}.expand-env-vars`),
       nodeName: ctx.hostname,
     });
-    if (cfg.deprecatedRoot)
-      ctx.logger.warn({ file: path }, "root key 'redfish_web_config' is deprecated; use 'redfish_collector'");
+    logConfigNotices(ctx.logger, cfg.notices);
     ctx.logger.info({ bmc: cfg.bmcUrl, via: cfg.requestUrl }, 'Redfish BMC');
     return new RedfishCollector(ctx, new RedfishClient(cfg));
   },

@@ -1,9 +1,10 @@
 // Redfish collector configuration file (spec exporter.md §5.7): root `redfish_collector` (deprecated
 // `redfish_web_config`), BMC address and credentials, session-token or basic auth, inline HTTP client config.
+// Read leniently (common/config.ts): unknown keys and the older names are warnings, not errors.
 
 import { dirname } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, readYamlFile, validate } from '../../common/config.js';
+import { ConfigError, type ConfigNotice, loadConfigFile, type RenamedKey } from '../../common/config.js';
 import { type HttpClientConfig, httpClientConfigShape } from '../../common/httpclient.js';
 
 const redfishShape = z.strictObject({
@@ -15,18 +16,19 @@ const redfishShape = z.strictObject({
   use_session_token: z.boolean().default(true),
   timeout: z.number().int().positive().default(5000),
   external_url: z.url({ protocol: /^https?$/ }).optional(),
-  insecure_skip_verify: z.boolean().optional(),
   ...httpClientConfigShape,
 });
 
 const fileSchema = z
-  .strictObject({
-    redfish_collector: redfishShape.optional(),
-    redfish_web_config: redfishShape.optional(),
-  })
-  .refine((o) => o.redfish_collector !== undefined || o.redfish_web_config !== undefined, {
-    message: "root key 'redfish_collector' is missing",
-  });
+  .strictObject({ redfish_collector: redfishShape.optional() })
+  .refine((o) => o.redfish_collector !== undefined, { message: "root key 'redfish_collector' is missing" });
+
+/** Names of older releases: the root key, `host` of the first layout, the TLS switch before `tls_config`. */
+export const REDFISH_RENAMED_KEYS: readonly RenamedKey[] = [
+  { in: '', from: 'redfish_web_config', to: 'redfish_collector' },
+  { in: 'redfish_collector', from: 'host', to: 'hostname' },
+  { in: 'redfish_collector', from: 'insecure_skip_verify', to: 'tls_config.insecure_skip_verify' },
+];
 
 export interface RedfishConfig {
   /** BMC base URL, e.g. `https://bmc-node1:443`; also the `X-Redfish-Url` header value. */
@@ -40,8 +42,8 @@ export interface RedfishConfig {
   http: HttpClientConfig;
   /** Directory that relative file names of the client config resolve against. */
   baseDir: string;
-  /** The deprecated root key was used. */
-  deprecatedRoot: boolean;
+  /** Ignored unknown keys and deprecated names, to be logged. */
+  notices: ConfigNotice[];
 }
 
 /** Reads and validates the config; `{hostname}` in `hostname` becomes the node name. */
@@ -50,9 +52,13 @@ export function loadRedfishConfig(
   opts: { expandEnv: boolean; nodeName: string; env?: NodeJS.ProcessEnv },
 ): RedfishConfig {
   const env = opts.env ?? process.env;
-  const raw = readYamlFile(path, { expandEnv: opts.expandEnv, env });
-  const doc = validate(fileSchema, raw, `redfish config file '${path}'`);
-  const c = (doc.redfish_collector ?? doc.redfish_web_config)!;
+  const { config: doc, notices } = loadConfigFile(path, fileSchema, {
+    what: `redfish config file '${path}'`,
+    renamed: REDFISH_RENAMED_KEYS,
+    expandEnv: opts.expandEnv,
+    env,
+  });
+  const c = doc.redfish_collector!;
   const host = c.hostname.replaceAll('{hostname}', opts.nodeName);
   if (host === '')
     throw new ConfigError(
@@ -66,15 +72,9 @@ export function loadRedfishConfig(
     use_session_token,
     timeout,
     external_url,
-    insecure_skip_verify,
     hostname: _h,
     ...http
   } = c;
-  if (insecure_skip_verify !== undefined)
-    http.tls_config = {
-      ...http.tls_config,
-      insecure_skip_verify: http.tls_config?.insecure_skip_verify ?? insecure_skip_verify,
-    };
   const bmcPort = port ?? (protocol === 'https' ? 443 : 80);
   const bracketed = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   const bmcUrl = `${protocol}://${bracketed}:${bmcPort}`;
@@ -87,6 +87,6 @@ export function loadRedfishConfig(
     timeoutMs: timeout,
     http,
     baseDir: dirname(path),
-    deprecatedRoot: doc.redfish_collector === undefined,
+    notices,
   };
 }

@@ -103,9 +103,21 @@ describe('redfish_proxy config', () => {
   });
 
   it('deprecated root, insecure_skip_verify and clear errors', () => {
-    const c = loadProxyConfig(file('redfish_config:\n  insecure_skip_verify: true\n'), false);
-    assert.equal(c.deprecatedRoot, true);
+    const path = file('redfish_config:\n  insecure_skip_verify: true\n  target: []\nproxy: {}\n');
+    const c = loadProxyConfig(path, false);
     assert.equal(c.http.tls_config?.insecure_skip_verify, true);
+    // older names and unknown keys are warnings naming the file and the key, never fatal
+    assert.deepEqual(c.notices, [
+      { kind: 'deprecated', file: path, key: 'redfish_config', use: 'redfish_proxy' },
+      {
+        kind: 'deprecated',
+        file: path,
+        key: 'redfish_proxy.insecure_skip_verify',
+        use: 'redfish_proxy.tls_config.insecure_skip_verify',
+      },
+      { kind: 'unknown', file: path, key: 'redfish_proxy.target' },
+      { kind: 'unknown', file: path, key: 'proxy' },
+    ]);
     assert.throws(
       () =>
         loadProxyConfig(
@@ -118,10 +130,10 @@ describe('redfish_proxy config', () => {
       () => loadProxyConfig(file('redfish_proxy:\n  allowed_api_resources: ["(["]\n'), false),
       /allowed_api_resources\.0: invalid regex '\(\['/,
     );
-    assert.throws(() => loadProxyConfig(file('proxy: {}\n'), false), /unknown key\(s\) 'proxy'/);
+    assert.throws(() => loadProxyConfig(file('proxy: {}\n'), false), /root key 'redfish_proxy' is missing/);
     assert.throws(
-      () => loadProxyConfig(file('redfish_proxy:\n  target: []\n'), false),
-      /unknown key\(s\) 'target'/,
+      () => loadProxyConfig(file('redfish_proxy:\n  targets: {}\n'), false),
+      /redfish_proxy\.targets: .*expected array/,
     );
   });
 });

@@ -92,13 +92,35 @@ describe('redfish config', () => {
     assert.equal(c.bmcUrl, 'http://10.0.0.5:8000');
     assert.equal(c.requestUrl, 'http://proxy:5000');
     assert.equal(c.password, '$ecret-x');
-    assert.equal(c.deprecatedRoot, true);
+    assert.deepEqual(
+      c.notices.map((x) => x.key),
+      ['redfish_web_config', 'redfish_collector.insecure_skip_verify'],
+    );
     assert.equal(c.http.tls_config?.insecure_skip_verify, true);
     assert.deepEqual([c.timeoutMs, c.useSessionToken], [250, false]);
   });
 
+  it("the older layout (root redfish_web_config, 'host') and unknown keys are warnings, not errors", () => {
+    const path = configFile(
+      'redfish_web_config:\n  protocol: https\n  host: bmc-{hostname}\n  port: 8443\n  colour: blue\nvendor: dell\n',
+    );
+    const c = loadRedfishConfig(path, { expandEnv: false, nodeName: 'node1', env: {} });
+    assert.equal(c.bmcUrl, 'https://bmc-node1:8443');
+    assert.deepEqual(c.notices, [
+      { kind: 'deprecated', file: path, key: 'redfish_web_config', use: 'redfish_collector' },
+      { kind: 'deprecated', file: path, key: 'redfish_collector.host', use: 'redfish_collector.hostname' },
+      { kind: 'unknown', file: path, key: 'redfish_collector.colour' },
+      { kind: 'unknown', file: path, key: 'vendor' },
+    ]);
+    // both names: the new one wins
+    assert.equal(
+      load('redfish_collector:\n  protocol: http\n  host: old\n  hostname: new\n').bmcUrl,
+      'http://new:80',
+    );
+  });
+
   it('clear errors for bad keys and values', () => {
-    assert.throws(() => load('other: 1\n'), /unknown key\(s\) 'other'/);
+    assert.throws(() => load('other: 1\n'), /root key 'redfish_collector' is missing/);
     assert.throws(() => load('{}\n'), /root key 'redfish_collector' is missing/);
     assert.throws(
       () => load('redfish_collector:\n  protocol: ftp\n  hostname: h\n'),
@@ -113,8 +135,8 @@ describe('redfish config', () => {
       /redfish_collector\.timeout/,
     );
     assert.throws(
-      () => load('redfish_collector:\n  protocol: http\n  hostnme: h\n'),
-      /unknown key\(s\) 'hostnme'/,
+      () => load('redfish_collector:\n  hostname: h\n'),
+      /redfish_collector\.protocol: Invalid option/,
     );
     assert.throws(
       () => load('redfish_collector:\n  protocol: http\n'),
