@@ -83,7 +83,8 @@ export async function run(small: boolean): Promise<void> {
 
   const bare = await bareNode(settleMs, idleMs);
   console.log(
-    `bare node (-e with a timer): RSS ${mib(bare.rssMiB)}, idle CPU ${bare.idleCpuPct.toFixed(3)} %`,
+    `bare node (-e with a timer): RSS ${mib(bare.rssMiB)} (anonymous ${mib(bare.anonMiB)}, file-backed ` +
+      `${mib(bare.fileMiB)}), idle CPU ${bare.idleCpuPct.toFixed(3)} %`,
   );
 
   // default collectors (cpu, meminfo, rapl) on the fixtures
@@ -91,10 +92,11 @@ export async function run(small: boolean): Promise<void> {
   let nodeScrape: Awaited<ReturnType<typeof scrapes>>;
   try {
     await sleep(settleMs);
-    const { rssMiB } = memory(exp.pid);
+    const { rssMiB, anonMiB, fileMiB } = memory(exp.pid);
     const idle = await idleCpu(exp.pid, idleMs);
     console.log(
-      `exporter, default collectors, before the first scrape: RSS ${mib(rssMiB)} = bare + ${mib(rssMiB - bare.rssMiB)}; ` +
+      `exporter, default collectors, before the first scrape: RSS ${mib(rssMiB)} = bare + ${mib(rssMiB - bare.rssMiB)} ` +
+        `(anonymous + ${mib(anonMiB - bare.anonMiB)}, file-backed + ${mib(fileMiB - bare.fileMiB)}); ` +
         `idle CPU ${idle.toFixed(3)} % (bare ${bare.idleCpuPct.toFixed(3)} %)`,
     );
     await scrapes(`${exp.url}/metrics`, exp.pid, 5, true);

@@ -248,10 +248,20 @@ export function cpuNs(pid: number): number {
 }
 
 /** VmRSS and VmHWM (peak) of `pid` in MiB. */
-export function memory(pid: number): { rssMiB: number; peakMiB: number } {
+/**
+ * RSS and peak RSS of `pid`, and the RSS split into anonymous memory (heaps, stacks: what the process takes
+ * from the node) and file-backed pages (mostly the executable's code and read-only data it touched: page
+ * cache, shared and reclaimable).
+ */
+export function memory(pid: number): { rssMiB: number; peakMiB: number; anonMiB: number; fileMiB: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
-  return { rssMiB: kb('VmRSS') / 1024, peakMiB: kb('VmHWM') / 1024 };
+  return {
+    rssMiB: kb('VmRSS') / 1024,
+    peakMiB: kb('VmHWM') / 1024,
+    anonMiB: kb('RssAnon') / 1024,
+    fileMiB: kb('RssFile') / 1024,
+  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -260,13 +270,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Bare `node` with a timer, the RSS floor: its RSS after `settleMs`, its peak, and its CPU over `idleMs`.
  * Same executable as bin/ceems_exporter runs with.
  */
-export async function bareNode(settleMs: number, idleMs: number): Promise<Idle & { peakMiB: number }> {
+export async function bareNode(
+  settleMs: number,
+  idleMs: number,
+): Promise<Idle & { peakMiB: number; anonMiB: number; fileMiB: number }> {
   const child = spawn(nodeBinary(), ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
   try {
     await sleep(settleMs);
-    const { rssMiB, peakMiB } = memory(child.pid!);
+    const mem = memory(child.pid!);
     const idle = await idleCpu(child.pid!, idleMs);
-    return { rssMiB, peakMiB, idleCpuPct: idle };
+    return { ...mem, idleCpuPct: idle };
   } finally {
     child.kill('SIGKILL');
     await once(child, 'exit');

@@ -147,7 +147,9 @@ describe('dropPrivileges started as root (real switch in a child process)', { ti
     const { report, stderr } = mustRun({ drop: false, needed: { slurm: ['cap_sys_ptrace'] } });
     assert.equal(report.threads[0]!.uid, 0);
     assert.ok(
-      logs(stderr).some((l) => l.level === 40 && l.msg === 'Running as root: --no-security.drop-privileges'),
+      logs(stderr).some(
+        (l) => l.level === 'WARN' && l.msg === 'Running as root: --no-security.drop-privileges',
+      ),
       stderr,
     );
   });
@@ -211,7 +213,7 @@ describe('dropPrivileges started unprivileged with capabilities (systemd Ambient
     );
     assert.equal(report.threads[0]!.eff, hex(['cap_dac_read_search']));
     const warned = logs(stderr)
-      .filter((l) => l.level === 40)
+      .filter((l) => l.level === 'WARN')
       .map((l) => `${l.feature}: ${l.missing}`);
     assert.deepEqual(warned, ['perf: cap_perfmon', 'ipmi_dcmi: cap_setuid']);
   });
@@ -230,7 +232,7 @@ describe('dropPrivileges started unprivileged with capabilities (systemd Ambient
     assert.equal(report.syncRead, 'EACCES');
     assert.deepEqual(
       logs(stderr)
-        .filter((l) => l.level === 40)
+        .filter((l) => l.level === 'WARN')
         .map((l) => `${l.feature}: ${l.missing}`),
       ['rapl: cap_dac_read_search'],
     );

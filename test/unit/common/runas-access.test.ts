@@ -7,8 +7,8 @@ import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { pino } from 'pino';
 import type { Logger } from '../../../src/common/logger.js';
+import { createLogger } from '../../../src/common/logger.js';
 import { grantRunAsReadAccess } from '../../../src/common/privileges.js';
 import { lookupUser } from '../../../src/common/syscall.js';
 import { webConfigFiles } from '../../../src/common/webconfig.js';
@@ -18,7 +18,11 @@ const getfacl = (p: string) => execFileSync('getfacl', ['-n', '-p', p], { encodi
 
 function logCapture(): { logger: Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
-  const logger = pino({ base: undefined }, { write: (l: string) => lines.push(JSON.parse(l)) }) as Logger;
+  const logger = createLogger({
+    level: 'info',
+    format: 'json',
+    write: (l: string) => lines.push(JSON.parse(l)),
+  });
   return { logger, lines };
 }
 
@@ -89,7 +93,7 @@ describe('grantRunAsReadAccess', () => {
     const missing = join(files[0]!, '..', 'absent.yml');
     const lease = await grantRunAsReadAccess(nobody, [missing], { dropPrivileges: true, logger });
     assert.equal(lease, undefined);
-    assert.equal(lines.at(-1)?.level, 40);
+    assert.equal(lines.at(-1)?.level, 'WARN');
     assert.match(String(lines.at(-1)?.err), /absent\.yml.*ENOENT/);
     assert.match(String(lines.at(-1)?.msg), /using them after the switch will fail/);
   });

@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import pino from 'pino';
+import { createLogger } from '../../../src/common/logger.js';
 import { FaultLog } from '../../../src/exporter/faultlog.js';
 
 function capture() {
   const records: Record<string, unknown>[] = [];
-  const logger = pino(
-    { level: 'debug', base: undefined },
-    { write: (l: string) => records.push(JSON.parse(l)) },
-  );
+  const logger = createLogger({
+    level: 'debug',
+    format: 'json',
+    write: (l: string) => records.push(JSON.parse(l)),
+  });
   const lines = () => records.map(({ time: _t, ...r }) => r);
   return { logger, lines };
 }
@@ -26,17 +27,17 @@ describe('FaultLog', () => {
     assert.equal(faults.report('1', '/cg/job_1/memory.current', 'EACCES'), true);
     assert.equal(faults.report('1', '/cg/job_1/cpu.stat', 'EIO: i/o error'), true);
     assert.deepEqual(lines(), [
-      { level: 50, uuid: '1', file: '/cg/job_1/cpu.stat', err: fifo, msg: 'cannot read unit cgroup' },
-      { level: 50, uuid: '2', file: '/cg/job_2/cpu.stat', err: fifo, msg: 'cannot read unit cgroup' },
+      { level: 'ERROR', uuid: '1', file: '/cg/job_1/cpu.stat', err: fifo, msg: 'cannot read unit cgroup' },
+      { level: 'ERROR', uuid: '2', file: '/cg/job_2/cpu.stat', err: fifo, msg: 'cannot read unit cgroup' },
       {
-        level: 50,
+        level: 'ERROR',
         uuid: '1',
         file: '/cg/job_1/memory.current',
         err: 'EACCES',
         msg: 'cannot read unit cgroup',
       },
       {
-        level: 50,
+        level: 'ERROR',
         uuid: '1',
         file: '/cg/job_1/cpu.stat',
         err: 'EIO: i/o error',
@@ -55,11 +56,11 @@ describe('FaultLog', () => {
     assert.deepEqual(
       lines().map((l) => `${l.level} ${l.msg}${l.repeats === undefined ? '' : ` ${l.repeats}`}`),
       [
-        '50 cannot read unit cgroup',
-        '20 cannot read unit cgroup: repeats not logged 4',
-        '50 cannot read unit cgroup',
-        '20 cannot read unit cgroup: repeats not logged 4',
-        '50 cannot read unit cgroup',
+        'ERROR cannot read unit cgroup',
+        'DEBUG cannot read unit cgroup: repeats not logged 4',
+        'ERROR cannot read unit cgroup',
+        'DEBUG cannot read unit cgroup: repeats not logged 4',
+        'ERROR cannot read unit cgroup',
       ],
     );
   });

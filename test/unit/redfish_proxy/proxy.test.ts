@@ -18,7 +18,7 @@ import {
 import { runProgram, type Started, startProgram } from '../../helpers/process.js';
 import { BMC_PASSWORD, BMC_USER, type FakeBmc, startFakeBmc } from '../exporter/redfish/fake-bmc.js';
 
-const quiet = createLogger({ level: 'fatal' as 'error' });
+const quiet = createLogger({ level: 'silent' });
 const dir = mkdtempSync(join(tmpdir(), 'ceems-rfproxy-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;

@@ -16,7 +16,7 @@ import type { Updater } from '../../../../src/api/updater/types.js';
 import { createLogger } from '../../../../src/common/logger.js';
 import { plain } from '../../../helpers/rows.js';
 
-const logger = createLogger({ level: 'fatal' });
+const logger = createLogger({ level: 'silent' });
 const H = 3600_000;
 const T0 = Date.UTC(2024, 4, 6, 0, 0, 0);
 const dirs: string[] = [];

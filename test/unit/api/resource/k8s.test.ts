@@ -8,7 +8,7 @@ import { K8sManager, type K8sPod, parseQuantity, podToUnit } from '../../../../s
 import { createLogger } from '../../../../src/common/logger.js';
 import { type FakeKube, startFakeKube } from '../../../fixtures/api-data/fake-kube.js';
 
-const logger = createLogger({ level: 'fatal' });
+const logger = createLogger({ level: 'silent' });
 const T = (s: string) => Date.parse(s);
 const CFG = {
   gpu_resource_names: ['nvidia.com/gpu', 'amd.com/gpu'],

@@ -6,7 +6,7 @@ import { formatElapsed } from '../../../../src/api/resource/types.js';
 import { createLogger } from '../../../../src/common/logger.js';
 import { startFakeOpenstack } from '../../../fixtures/api-data/fake-openstack.js';
 
-const logger = createLogger({ level: 'fatal' });
+const logger = createLogger({ level: 'silent' });
 const TZ = 'Europe/Paris';
 const T = (s: string) => Date.parse(s);
 

@@ -12,7 +12,7 @@ import {
 import { ConfigError } from '../../../../src/common/config.js';
 import { createLogger } from '../../../../src/common/logger.js';
 
-const logger = createLogger({ level: 'fatal' });
+const logger = createLogger({ level: 'silent' });
 
 describe('query templates', () => {
   const values = {

@@ -4,7 +4,6 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import pino from 'pino';
 import { encode } from '../../../../src/common/exposition.js';
 import { parseFlags } from '../../../../src/common/flags.js';
 import { createLogger } from '../../../../src/common/logger.js';
@@ -244,11 +243,12 @@ describe('cgroup v1 units', () => {
 });
 
 describe('unit sub-collectors (perf, ebpf, rdma hook)', () => {
-  const records: { level: number; msg: string; time?: number; subcollector?: string; err?: string }[] = [];
-  const logger = pino(
-    { level: 'debug', base: undefined },
-    { write: (l: string) => records.push(JSON.parse(l)) },
-  );
+  const records: { level: string; msg: string; time?: number; subcollector?: string; err?: string }[] = [];
+  const logger = createLogger({
+    level: 'debug',
+    format: 'json',
+    write: (l: string) => records.push(JSON.parse(l)),
+  });
   const sub = (
     name: string,
     update: UnitSubCollector['update'],
@@ -328,17 +328,17 @@ describe('unit sub-collectors (perf, ebpf, rdma hook)', () => {
     assert.deepEqual(
       records.filter((r) => r.subcollector).map((r) => [r.level, r.subcollector, r.msg, r.err]),
       [
-        [30, 'ok', 'Sub-collector enabled', undefined],
-        [30, 'broken', 'Sub-collector enabled', undefined],
-        [30, 'nodata', 'Sub-collector enabled', undefined],
-        [50, 'broken', 'sub-collector failed', 'kernel interface missing'],
-        [20, 'nodata', 'sub-collector returned no data', 'no hardware'],
+        ['INFO', 'ok', 'Sub-collector enabled', undefined],
+        ['INFO', 'broken', 'Sub-collector enabled', undefined],
+        ['INFO', 'nodata', 'Sub-collector enabled', undefined],
+        ['ERROR', 'broken', 'sub-collector failed', 'kernel interface missing'],
+        ['DEBUG', 'nodata', 'sub-collector returned no data', 'no hardware'],
       ],
     );
     await c.stopSubCollectors();
     assert.deepEqual(stopped, ['ok']);
     assert.deepEqual(records.at(-1), {
-      level: 40,
+      level: 'WARN',
       time: records.at(-1)!.time,
       subcollector: 'broken',
       err: 'cannot release',
@@ -359,11 +359,12 @@ describe('unit files that are not regular files', () => {
       const procs = join(tmp, 'system.slice/slurmstepd.scope/job_1009248/step_batch/cgroup.procs');
       rmSync(procs);
       execFileSync('mkfifo', [procs]);
-      const records: { level: number; msg: string; uuid?: string; file?: string; err?: string }[] = [];
-      const logger = pino(
-        { level: 'info', base: undefined },
-        { write: (l: string) => records.push(JSON.parse(l)) },
-      );
+      const records: { level: string; msg: string; uuid?: string; file?: string; err?: string }[] = [];
+      const logger = createLogger({
+        level: 'info',
+        format: 'json',
+        write: (l: string) => records.push(JSON.parse(l)),
+      });
       const c = new CgroupCollector({
         layout: managerLayout('slurm', { cgroupfs: tmp, version: 'v2', activeSubsystem: 'cpuacct' }),
         hostname: 'node1',
@@ -386,7 +387,7 @@ describe('unit files that are not regular files', () => {
       assert.deepEqual(
         fifo.map((r) => [r.level, r.msg, r.uuid, r.err]),
         Array(3).fill([
-          50,
+          'ERROR',
           'cannot read unit cgroup',
           '1009252',
           `not a regular file (FIFO): ${join(job, 'cpu.stat')}`,

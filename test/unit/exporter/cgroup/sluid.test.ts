@@ -6,9 +6,9 @@ import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { pino } from 'pino';
 import { encode } from '../../../../src/common/exposition.js';
 import { parseFlags } from '../../../../src/common/flags.js';
+import { createLogger } from '../../../../src/common/logger.js';
 import { FamilySet } from '../../../../src/exporter/collector.js';
 import { type SlurmCollector, slurm } from '../../../../src/exporter/collectors/slurm.js';
 import { ROOT } from '../../../helpers/process.js';
@@ -70,10 +70,11 @@ function v2Node(): { cgroupfs: string; procfs: string; scope: string } {
 }
 
 async function collector(cgroupfs: string, procfs: string, warnings: string[], args: string[] = []) {
-  const logger = pino(
-    { level: 'warn', base: undefined },
-    { write: (l: string) => warnings.push(JSON.parse(l).msg) },
-  );
+  const logger = createLogger({
+    level: 'warn',
+    format: 'json',
+    write: (l: string) => warnings.push(JSON.parse(l).msg),
+  });
   const { flags } = parseFlags(slurm.flags, ['--collector.gpu.type=nogpu', ...args]);
   return (await slurm.create({
     hostname: 'node1',
@@ -159,11 +160,11 @@ describe('SLUID-named job directories', () => {
     const { cgroupfs, procfs } = v2Node();
     chmodSync(join(procfs, '201', 'environ'), 0o600); // root-owned: unreadable for nobody
     const script = `
-      import { pino } from 'pino';
+      import { createLogger } from './src/common/logger.ts';
       import { parseFlags } from './src/common/flags.ts';
       import { slurm } from './src/exporter/collectors/slurm.ts';
       const msgs = [];
-      const logger = pino({ level: 'warn', base: undefined }, { write: (l) => msgs.push(JSON.parse(l).msg) });
+      const logger = createLogger({ level: 'warn', format: 'json', write: (l) => msgs.push(JSON.parse(l).msg) });
       const { flags } = parseFlags(slurm.flags, ['--collector.gpu.type=nogpu', '--collector.cgroups.force-version=v2']);
       const c = await slurm.create({ hostname: 'n', procfs: ${JSON.stringify(procfs)}, sysfs: '/nonexistent',
         cgroupfs: ${JSON.stringify(cgroupfs)}, flags, logger });

@@ -18,7 +18,7 @@ import {
 const FIX = resolve(import.meta.dirname, '../../../fixtures/ipmi');
 const BIN = join(FIX, 'bin');
 const fixture = (f: string) => readFileSync(join(FIX, f), 'utf8');
-const quiet = createLogger({ level: 'fatal' as 'error' });
+const quiet = createLogger({ level: 'silent' });
 
 const work = mkdtempSync(join(tmpdir(), 'ceems-ipmi-'));
 const modeFile = join(work, 'mode');

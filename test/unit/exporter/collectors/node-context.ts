@@ -4,9 +4,9 @@
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import pino from 'pino';
 import { encode } from '../../../../src/common/exposition.js';
 import { parseFlags } from '../../../../src/common/flags.js';
+import { createLogger } from '../../../../src/common/logger.js';
 import type { Collector, CollectorContext, CollectorDefinition } from '../../../../src/exporter/collector.js';
 import { FamilySet } from '../../../../src/exporter/collector.js';
 import { ROOT } from '../../../helpers/process.js';
@@ -14,17 +14,18 @@ import { ROOT } from '../../../helpers/process.js';
 export const FIXTURE = resolve(ROOT, 'test/fixtures/node');
 
 export interface TestContext extends CollectorContext {
-  /** Log records written so far (pino JSON objects). */
-  readonly logs: { level: number; msg: string; [k: string]: unknown }[];
+  /** Log records written so far (JSON records). */
+  readonly logs: { level: string; msg: string; [k: string]: unknown }[];
 }
 
 /** Context for one collector on `root` (default: the fixture tree) with the collector's own flags. */
 export function context(def: CollectorDefinition, argv: string[] = [], root = FIXTURE): TestContext {
   const logs: TestContext['logs'] = [];
-  const logger = pino(
-    { level: 'debug', base: undefined },
-    { write: (l: string) => logs.push(JSON.parse(l)) },
-  );
+  const logger = createLogger({
+    level: 'debug',
+    format: 'json',
+    write: (l: string) => logs.push(JSON.parse(l)),
+  });
   return {
     hostname: 'node1',
     procfs: join(root, 'proc'),

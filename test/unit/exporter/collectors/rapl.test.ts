@@ -127,7 +127,7 @@ describe('rapl collector', () => {
       m.includes(`permission denied reading ${PC}/intel-rapl:0/energy_uj: `) &&
       m.includes('cap_dac_read_search');
     assert.ok(
-      ctx.logs.some((l) => l.level === 40 && hint(l.msg)),
+      ctx.logs.some((l) => l.level === 'WARN' && hint(l.msg)),
       JSON.stringify(ctx.logs),
     );
     await assert.rejects(collect(c), (e) => e instanceof NoDataError && hint(e.message));
@@ -145,8 +145,8 @@ describe('rapl collector', () => {
       const { rapl } = await import(${mod('src/exporter/collectors/rapl.ts')});
       const { FamilySet } = await import(${mod('src/exporter/collector.ts')});
       const { parseFlags } = await import(${mod('src/common/flags.ts')});
-      const pino = (await import('pino')).default;
-      const logger = pino({ level: 'silent' });
+      const { createLogger } = await import(${mod('src/common/logger.ts')});
+      const logger = createLogger({ level: 'silent' });
       const ctx = { hostname: 'n', procfs: '/proc', sysfs: ${JSON.stringify(join(t.root, 'sys'))}, cgroupfs: '',
         flags: parseFlags(rapl.flags, []).flags, logger };
       try { rapl.create(ctx).update(new FamilySet()); console.log('no error'); }

@@ -38,7 +38,7 @@ import {
   wattTimeRoutes,
 } from './fake-apis.js';
 
-const quiet = createLogger({ level: 'fatal' as 'error' });
+const quiet = createLogger({ level: 'silent' });
 const http = createHttpClient({});
 after(() => http.close());
 const signal = () => new AbortController().signal;

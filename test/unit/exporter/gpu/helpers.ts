@@ -1,8 +1,8 @@
 // Test context for GPU code: parsed flags, fixture sysfs/procfs and a logger that records its lines.
 
-import pino from 'pino';
 import { parseFlags } from '../../../../src/common/flags.js';
 import type { Logger } from '../../../../src/common/logger.js';
+import { createLogger } from '../../../../src/common/logger.js';
 import type { CollectorContext } from '../../../../src/exporter/collector.js';
 import { GPU_FLAGS, SLURM_GPU_FLAGS } from '../../../../src/exporter/gpu/flags.js';
 import { fixture } from './fixtures.js';
@@ -14,7 +14,11 @@ export interface RecordingLogger {
 
 export function recordingLogger(): RecordingLogger {
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s)) });
+  const logger = createLogger({
+    level: 'debug',
+    format: 'json',
+    write: (s: string) => lines.push(JSON.parse(s)),
+  });
   return { logger, lines };
 }
 

@@ -9,8 +9,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeF
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import pino, { type Logger } from 'pino';
 import { parseFlags } from '../../../../src/common/flags.js';
+import { createLogger, type Logger } from '../../../../src/common/logger.js';
 import { SyscallError } from '../../../../src/common/syscall.js';
 import type { CgroupUnit } from '../../../../src/exporter/cgroup/walk.js';
 import { FamilySet } from '../../../../src/exporter/collector.js';
@@ -33,7 +33,11 @@ const flags = (args: string[]) => parseFlags(PERF_FLAGS, args, { env: {} }).flag
 function capture(): { logger: Logger; lines: Record<string, string>[] } {
   const lines: Record<string, string>[] = [];
   return {
-    logger: pino({ base: undefined }, { write: (l: string) => lines.push(JSON.parse(l)) }) as Logger,
+    logger: createLogger({
+      level: 'info',
+      format: 'json',
+      write: (l: string) => lines.push(JSON.parse(l)),
+    }) as Logger,
     lines,
   };
 }

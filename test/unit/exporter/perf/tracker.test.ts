@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import pino, { type Logger } from 'pino';
+import { createLogger } from '../../../../src/common/logger.js';
 import { SyscallError } from '../../../../src/common/syscall.js';
 import { CounterPlan, type PerfKernel } from '../../../../src/exporter/perf/counters.js';
 import { PERF_EVENTS } from '../../../../src/exporter/perf/events.js';
@@ -81,7 +81,11 @@ function world(): World {
   const ticks = { now: 1000 };
   const notSelected = new Set<number>();
   const logs: World['logs'] = [];
-  const logger = pino({ base: undefined }, { write: (l: string) => logs.push(JSON.parse(l)) }) as Logger;
+  const logger = createLogger({
+    level: 'info',
+    format: 'json',
+    write: (l: string) => logs.push(JSON.parse(l)),
+  });
   const counters = new UnitCounters({
     kernel,
     plan: PLAN,

@@ -13,7 +13,7 @@ import {
   utilisation,
 } from '../../../../src/exporter/collectors/power_estimate.js';
 
-const quiet = createLogger({ level: 'fatal' as 'error' });
+const quiet = createLogger({ level: 'silent' });
 const procfs = mkdtempSync(join(tmpdir(), 'ceems-power-'));
 after(() => rmSync(procfs, { recursive: true, force: true }));
 

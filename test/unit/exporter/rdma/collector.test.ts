@@ -6,9 +6,9 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
-import pino from 'pino';
 import { encode, formatFloat } from '../../../../src/common/exposition.js';
 import { parseFlags } from '../../../../src/common/flags.js';
+import { createLogger } from '../../../../src/common/logger.js';
 import { CGROUP_FLAGS } from '../../../../src/exporter/cgroup/layout.js';
 import { type CollectorContext, FamilySet } from '../../../../src/exporter/collector.js';
 import { K8sCollector, k8s } from '../../../../src/exporter/collectors/k8s.js';
@@ -38,17 +38,18 @@ function fakeTool(name: string, overrides: Record<string, string> = {}): { cmd: 
   };
 }
 
-type LogRecord = { level: number; msg: string; [k: string]: unknown };
+type LogRecord = { level: string; msg: string; [k: string]: unknown };
 
 function context(
   args: string[],
   o: { cgroupfs?: string; sysfs?: string; version?: 'v1' | 'v2'; flags?: typeof slurm.flags } = {},
 ): CollectorContext & { logs: LogRecord[] } {
   const logs: LogRecord[] = [];
-  const logger = pino(
-    { level: 'debug', base: undefined },
-    { write: (l: string) => logs.push(JSON.parse(l)) },
-  );
+  const logger = createLogger({
+    level: 'debug',
+    format: 'json',
+    write: (l: string) => logs.push(JSON.parse(l)),
+  });
   return {
     hostname: 'node1',
     procfs: PROCFS,
@@ -276,7 +277,7 @@ describe('rdma sub-collector in the slurm collector', () => {
     assert.deepEqual(rdmaSamples(lines, false), expectedPortSamples('slurm'));
     assert.ok(lines.some((l) => l.startsWith('ceems_compute_units{')));
     const logged = ctx.logs
-      .filter((r) => r.level >= 50 && r.subcollector === 'rdma')
+      .filter((r) => r.level === 'ERROR' && r.subcollector === 'rdma')
       .map((r) => String(r.err));
     assert.equal(logged.length, 5); // the mode check and the four resource commands
     assert.ok(logged.every((e) => e.includes('exited with status 1: Failed to open NETLINK_RDMA socket')));
@@ -292,7 +293,7 @@ describe('rdma sub-collector in the slurm collector', () => {
     );
     assert.equal(lines.filter((l) => DURATION.test(l)).length, 1);
     assert.deepEqual(tool.calls(), []);
-    assert.ok(ctx.logs.some((r) => r.msg === 'sub-collector returned no data' && r.level === 20));
+    assert.ok(ctx.logs.some((r) => r.msg === 'sub-collector returned no data' && r.level === 'DEBUG'));
   });
 
   it('flag off: no rdma family, no duration sample, no command run', async () => {
@@ -318,7 +319,7 @@ describe('rdma sub-collector in the slurm collector', () => {
     try {
       const ctx = context(['--collector.rdma.stats']);
       const c = (await slurm.create(ctx)) as SlurmCollector;
-      assert.ok(ctx.logs.some((r) => r.level === 40 && /rdma command not found/.test(r.msg)));
+      assert.ok(ctx.logs.some((r) => r.level === 'WARN' && /rdma command not found/.test(r.msg)));
       const lines = await scrapeLines(c);
       assert.deepEqual(rdmaSamples(lines, true), []);
       assert.deepEqual(rdmaSamples(lines, false), expectedPortSamples('slurm'));

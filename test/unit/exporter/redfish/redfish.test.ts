@@ -12,7 +12,7 @@ import { RedfishClient, sumPowerControl } from '../../../../src/exporter/redfish
 import { loadRedfishConfig } from '../../../../src/exporter/redfish/config.js';
 import { BMC_PASSWORD, BMC_USER, type FakeBmc, startFakeBmc } from './fake-bmc.js';
 
-const quiet = createLogger({ level: 'fatal' as 'error' });
+const quiet = createLogger({ level: 'silent' });
 const dir = mkdtempSync(join(tmpdir(), 'ceems-redfish-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
