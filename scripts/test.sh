@@ -32,6 +32,13 @@ if ! command -v chromium >/dev/null; then
   apt() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
   apt install -y -q chromium >/dev/null || { apt update -q >/dev/null && apt install -y -q chromium >/dev/null; }
 fi
+# prometheus: tests that start Debian's Prometheus directly (startPrometheus in test/helpers/prometheus.ts:
+# route prefix, remote_read) may run before any testbed script installed it; the testbed's installer keeps
+# apt from starting the packaged service
+if ! command -v prometheus >/dev/null; then
+  # shellcheck disable=SC1091
+  (source "$CEEMS_TESTBED_DIR/lib/common.sh" && apt_install_missing prometheus)
+fi
 
 echo "== testbed: SLURM"
 # shellcheck disable=SC1090
