@@ -52,6 +52,7 @@ interface Libc {
   setuid: Fn;
   perfSyscall: Fn;
   ioctl: Fn;
+  mount: Fn;
   getpwnam: (name: string) => unknown;
   getpwuid: (uid: number) => unknown;
   getgrouplist: Fn;
@@ -85,6 +86,7 @@ function load(): Libc {
     setuid: lib.func('int setuid(uint32_t)') as Fn,
     perfSyscall: lib.func('syscall', 'long', ['long', 'void *', 'int', 'int', 'int', 'unsigned long']) as Fn,
     ioctl: lib.func('int ioctl(int, unsigned long, unsigned long)') as Fn,
+    mount: lib.func('int mount(const char *, const char *, const char *, unsigned long, const void *)') as Fn,
     getpwnam: lib.func('getpwnam', passwdPtr, ['const char *']) as (name: string) => unknown,
     getpwuid: lib.func('getpwuid', passwdPtr, ['uint32_t']) as (uid: number) => unknown,
     getgrouplist: lib.func('int getgrouplist(const char *, uint32_t, void *, void *)') as Fn,
@@ -354,4 +356,11 @@ export function perfEventOpen(
 /** ioctl(2) with an integer argument (PERF_EVENT_IOC_ENABLE, …). */
 export function ioctl(fd: number, request: number, arg: number): number {
   return check('ioctl', () => load().ioctl(fd, request, arg));
+}
+
+// ---- filesystems -----------------------------------------------------------------------------------------
+
+/** Mounts tracefs at `target` (mount(2), needs cap_sys_admin): where BPF tracepoints are looked up. */
+export function mountTracefs(target: string): void {
+  check(`mount tracefs on ${target}`, () => load().mount('tracefs', target, 'tracefs', 0, null));
 }

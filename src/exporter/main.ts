@@ -22,6 +22,7 @@ import { DEBUG_SERVER_FLAG, PRIVILEGE_FLAGS, runServerProgram, SERVER_FLAGS } fr
 import type { CollectorContext, CollectorDefinition } from './collector.js';
 import { COLLECTORS } from './collectors/index.js';
 import { createTargetDiscoverer, DISCOVERER_FLAGS } from './discoverer.js';
+import { ebpfCapabilities } from './ebpf/collector.js';
 import { serveExporter } from './http.js';
 import { podResourcesSocket, podResourcesSocketsInUse } from './k8s/flags.js';
 import { perfCapabilities } from './perf/collector.js';
@@ -177,6 +178,8 @@ export function neededCapabilities(
     needs.rdma = rdmaCapabilities(ctx.flags, ctx.sysfs);
     const perf = perfCapabilities(ctx.flags); // listed only when on: perf is off unless asked for
     if (perf.length > 0) needs.perf = perf;
+    const ebpf = ebpfCapabilities(ctx.flags);
+    if (ebpf.length > 0) needs.ebpf = ebpf;
   }
   return needs;
 }

@@ -1,5 +1,5 @@
-// Features of the original exporter that need kernel interfaces not wired up yet (spec exporter.md §10.2
-// ebpf, §14 continuous profiling). Their flags are accepted so that an existing command line
+// Features of the original exporter that need kernel interfaces not wired up yet (spec exporter.md §14
+// continuous profiling). Their flags are accepted so that an existing command line
 // is understood, and giving one stops start-up with the reason instead of silently exporting nothing.
 
 import { FlagError, type FlagSpec, type ParsedFlags } from '../common/flags.js';
@@ -19,15 +19,6 @@ const notAvailable = (name: string, type: 'bool' | 'string', repeatable = false)
 });
 
 const FEATURES: readonly UnavailableFeature[] = [
-  {
-    what: 'the ebpf sub-collector',
-    why: 'loading BPF programs is not implemented yet',
-    flags: [
-      notAvailable('collector.ebpf.io-metrics', 'bool'),
-      notAvailable('collector.ebpf.network-metrics', 'bool'),
-      notAvailable('collector.ebpf.fs-mount-point', 'string', true),
-    ],
-  },
   {
     what: 'continuous profiling (Pyroscope eBPF profiler)',
     why: 'loading BPF programs is not implemented yet',

@@ -6,6 +6,7 @@ import type { ParsedFlags } from '../../common/flags.js';
 import { readFileFast } from '../../common/fsread.js';
 import type { Logger } from '../../common/logger.js';
 import { type CollectorContext, type Emitter, NoDataError } from '../collector.js';
+import { ebpfSubCollector } from '../ebpf/collector.js';
 import { FaultLog } from '../faultlog.js';
 import { emitGpuRows } from '../gpu/emit.js';
 import type { GpuAssignment } from '../gpu/types.js';
@@ -46,6 +47,7 @@ export interface UnitSubCollectorDefinition {
 /** Every sub-collector the compute-unit collectors can run, in the order they are started. */
 export const UNIT_SUB_COLLECTORS: readonly UnitSubCollectorDefinition[] = [
   perfSubCollector,
+  ebpfSubCollector,
   rdmaSubCollector,
 ];
 

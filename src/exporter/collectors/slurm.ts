@@ -4,6 +4,7 @@ import { CgroupCollector } from '../cgroup/collector.js';
 import { CGROUP_FLAGS, layoutOptions, managerLayout } from '../cgroup/layout.js';
 import type { CgroupUnit } from '../cgroup/walk.js';
 import type { Collector, CollectorContext, CollectorDefinition, Emitter } from '../collector.js';
+import { EBPF_FLAGS } from '../ebpf/collector.js';
 import { createGpuInventory, GPU_FLAGS, SLURM_GPU_FLAGS, SlurmGpuMapper } from '../gpu/index.js';
 import { PERF_FLAGS } from '../perf/collector.js';
 import { RDMA_FLAGS } from '../rdma/collector.js';
@@ -80,7 +81,15 @@ export const slurm: CollectorDefinition = {
   name: 'slurm',
   defaultEnabled: false,
   // cgroup, GPU and sub-collector flags are shared by slurm, libvirt and k8s but may be declared only once: here.
-  flags: [...SLURM_FLAGS, ...CGROUP_FLAGS, ...GPU_FLAGS, ...SLURM_GPU_FLAGS, ...PERF_FLAGS, ...RDMA_FLAGS],
+  flags: [
+    ...SLURM_FLAGS,
+    ...CGROUP_FLAGS,
+    ...GPU_FLAGS,
+    ...SLURM_GPU_FLAGS,
+    ...PERF_FLAGS,
+    ...EBPF_FLAGS,
+    ...RDMA_FLAGS,
+  ],
   async create(ctx) {
     const collector = new SlurmCollector(ctx); // fails first when there are no SLURM cgroups
     collector.cgroups.enableSubCollectors(ctx);
