@@ -12,6 +12,7 @@ import { HOP_BY_HOP_HEADERS } from '../common/httpclient.js';
 import type { Logger } from '../common/logger.js';
 import type { Backend, BackendPool } from './backend.js';
 import { sendError } from './errors.js';
+import { filterJson, JsonSyntaxError } from './jsonfilter.js';
 
 /** Request headers never forwarded: hop-by-hop, recomputed by the client, or credentials of the caller. */
 const DROPPED_REQUEST = new Set([
@@ -79,53 +80,28 @@ export function sendUnavailable(res: ServerResponse): void {
   res.end('Service not available\n');
 }
 
-/** Removes `labels` from a parsed JSON API response in place (spec §10 [D-LB-8]). */
-export function filterResponse(path: string, body: unknown, labels: readonly string[]): unknown {
-  if (typeof body !== 'object' || body === null) return body;
-  const doc = body as { data?: unknown };
-  const drop = (set: unknown) => {
-    if (set && typeof set === 'object') for (const l of labels) delete (set as Record<string, unknown>)[l];
-  };
-  const valuesOf = /\/label\/([^/]+)\/values$/.exec(path);
-  if (/(^|\/)(query|query_range)$/.test(path)) {
-    const result = (doc.data as { result?: unknown } | null)?.result;
-    if (Array.isArray(result)) for (const r of result) drop((r as { metric?: unknown })?.metric);
-  } else if (/(^|\/)series$/.test(path)) {
-    if (Array.isArray(doc.data)) for (const s of doc.data) drop(s);
-  } else if (/(^|\/)labels$/.test(path)) {
-    if (Array.isArray(doc.data)) doc.data = doc.data.filter((l) => !labels.includes(l as string));
-  } else if (valuesOf) {
-    let name = valuesOf[1]!;
-    try {
-      name = decodeURIComponent(name);
-    } catch {
-      // keep the raw segment
-    }
-    if (labels.includes(name)) doc.data = null;
-  }
-  return doc;
-}
-
-/** The filtered response of spec §10: decoded, labels removed, `Content-Length` recomputed. */
+/**
+ * The filtered response of spec §10: decoded, labels removed with every other byte kept (jsonfilter.ts),
+ * `Content-Length` recomputed. A body whose rewritten parts are not JSON passes through (decoded).
+ */
 export function filteredResponse(
   raw: Buffer,
   upstreamHeaders: IncomingHttpHeaders,
   path: string,
   labels: readonly string[],
-): { headers: Record<string, string | string[]>; body: string } {
+): { headers: Record<string, string | string[]>; body: Buffer } {
   const encoding = String(upstreamHeaders['content-encoding'] ?? '').toLowerCase();
   if (encoding === 'gzip') raw = gunzipSync(raw);
   else if (encoding === 'deflate') raw = inflateSync(raw);
-  const text = raw.toString('utf8');
   const headers = responseHeaders(upstreamHeaders);
   delete headers['content-encoding'];
-  let body: string;
+  let body = raw;
   try {
-    body = JSON.stringify(filterResponse(path, JSON.parse(text), labels)) + (text.endsWith('\n') ? '\n' : '');
-  } catch {
-    body = text; // not JSON after all: pass through unchanged
+    body = filterJson(path, raw, labels);
+  } catch (e) {
+    if (!(e instanceof JsonSyntaxError)) throw e;
   }
-  headers['content-length'] = String(Buffer.byteLength(body));
+  headers['content-length'] = String(body.length);
   return { headers, body };
 }
 

@@ -1,6 +1,8 @@
 // Selectors of Pyroscope querier requests (Connect unary calls), spec lb.md §8: protobuf or Connect JSON
-// bodies, optionally gzip-compressed. The body is forwarded rebuilt (uncompressed) with the canonical
-// selectors that were checked in place of the received ones; every other field is kept as received.
+// bodies, optionally gzip-compressed. A body without Content-Type is protobuf, as the original CEEMS (Go)
+// reads every body [D-LB-15]. The body is forwarded rebuilt (uncompressed, with its content type named)
+// with the canonical selectors that were checked in place of the received ones; every other field is
+// kept as received.
 
 import { gunzipSync } from 'node:zlib';
 import { BadRequestError } from './form.js';
@@ -137,6 +139,8 @@ function mapJsonSelectors(msg: Record<string, unknown>, rpc: PyroscopeRpc, map: 
 export interface PyroscopeRequest {
   /** Selector strings in body order. */
   readonly selectors: readonly string[];
+  /** Media type the body was decoded as; the rebuilt body is sent with it, so the backend reads it alike. */
+  readonly contentType: 'application/proto' | 'application/json';
   /** The body (uncompressed, same content type) with `selectors[i]` replaced by `replacements[i]`. */
   rebuild(replacements: readonly string[]): Buffer;
 }
@@ -171,8 +175,9 @@ export function readPyroscopeRequest(
       return r;
     };
   };
-  if (type === 'application/proto') {
+  if (type === 'application/proto' || type === '') {
     return {
+      contentType: 'application/proto',
       selectors: protobufStrings(raw, SELECTOR_FIELD[rpc]),
       rebuild: (replacements) => {
         const take = next(replacements);
@@ -187,6 +192,7 @@ export function readPyroscopeRequest(
       return s;
     });
     return {
+      contentType: 'application/json',
       selectors,
       rebuild: (replacements) => {
         const take = next(replacements);

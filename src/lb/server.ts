@@ -112,7 +112,7 @@ function checkedRequest(
     rebuild: (replacements) => ({
       url: req.url!,
       body: pyroscope.rebuild(replacements),
-      contentType: req.headers['content-type'],
+      contentType: pyroscope.contentType,
     }),
   };
 }

@@ -10,7 +10,6 @@ import { Backend, BackendPool, type Strategy } from '../../../src/lb/backend.js'
 import { clientBaseDir } from '../../../src/lb/config.js';
 import { isAmbiguousPath, matchEndpoint } from '../../../src/lb/endpoints.js';
 import { BadRequestError, parseMultipart, parseUrlEncoded, queryUnescape } from '../../../src/lb/form.js';
-import { filterResponse } from '../../../src/lb/proxy.js';
 import { protobufStrings, readPyroscopeRequest } from '../../../src/lb/pyroscope.js';
 
 const log = createLogger({ level: 'error' });
@@ -312,38 +311,6 @@ describe('Pyroscope request bodies', () => {
       () => pyroscopeSelectors('LabelNames', Buffer.from('[1]'), 'application/json', undefined),
       /not an object/,
     );
-  });
-});
-
-describe('filter_labels rewrite (spec §10)', () => {
-  const labels = ['instance', 'job'];
-  it('removes labels from query results and keeps every other field', () => {
-    const doc = {
-      status: 'success',
-      data: {
-        resultType: 'matrix',
-        result: [{ metric: { uuid: '1', instance: 'i', job: 'j' }, values: [[1.5, '2']] }],
-      },
-      stats: { timings: {} },
-      infos: ['x'],
-    };
-    assert.deepEqual(filterResponse('/api/v1/query_range', doc, labels), {
-      status: 'success',
-      data: { resultType: 'matrix', result: [{ metric: { uuid: '1' }, values: [[1.5, '2']] }] },
-      stats: { timings: {} },
-      infos: ['x'],
-    });
-  });
-
-  it('rewrites series, labels and label values', () => {
-    assert.deepEqual(filterResponse('/api/v1/series', { data: [{ a: '1', job: 'x' }] }, labels), {
-      data: [{ a: '1' }],
-    });
-    assert.deepEqual(filterResponse('/p/api/v1/labels', { data: ['a', 'instance', 'job'] }, labels), {
-      data: ['a'],
-    });
-    assert.deepEqual(filterResponse('/api/v1/label/job/values', { data: ['x'] }, labels), { data: null });
-    assert.deepEqual(filterResponse('/api/v1/label/uuid/values', { data: ['x'] }, labels), { data: ['x'] });
   });
 });
 
