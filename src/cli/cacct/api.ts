@@ -3,6 +3,7 @@
 import type { HttpClient } from '../../common/httpclient.js';
 import { buildUrl, CliError, httpGet, parseJson } from '../http.js';
 import type { Field } from './fields.js';
+import { SUMMARY_FIELDS } from './summary.js';
 
 export type MetricMap = Record<string, number>;
 /** A Unit or Usage row as returned by the API (api-server.md §8); only requested fields are present. */
@@ -33,7 +34,7 @@ function commonParams(q: Query, extraFields: string[]): [string, string][] {
     ['from', String(Math.floor(q.start.getTime() / 1000))],
     ['to', String(Math.floor(q.end.getTime() / 1000))],
   ];
-  for (const f of [...q.fields.map((f) => f.apiField), ...extraFields]) params.push(['field', f]);
+  for (const f of new Set([...q.fields.map((f) => f.apiField), ...extraFields])) params.push(['field', f]);
   for (const a of q.accounts) params.push(['project', a]);
   for (const j of q.jobs) params.push(['uuid', j]);
   for (const u of q.users) params.push(['user', u]);
@@ -62,9 +63,18 @@ async function getData(q: Query, path: string, params: [string, string][]): Prom
   return body.data.filter((r): r is ApiRow => r !== null && typeof r === 'object');
 }
 
-/** Request 1: the units of the window. */
+/**
+ * Request 1: the units of the window, running ones included [DIFF D-CLI-5]; with `--job`, also the fields
+ * the Summary of those jobs is computed from.
+ */
 export function fetchUnits(q: Query): Promise<ApiRow[]> {
-  return getData(q, '/units', commonParams(q, ['started_at_ts', 'ended_at_ts']));
+  const params = commonParams(q, [
+    'started_at_ts',
+    'ended_at_ts',
+    ...(q.jobs.length > 0 ? SUMMARY_FIELDS : []),
+  ]);
+  if (q.jobs.length === 0) params.push(['running', 'true']);
+  return getData(q, '/units', params);
 }
 
 /** Request 2: current usage aggregated per user and project over the window. */

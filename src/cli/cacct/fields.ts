@@ -8,38 +8,85 @@ export interface Field {
   readonly apiField: string;
   readonly title: string;
   readonly kind: FieldKind;
-  /** Free-text fields wrap beyond this many characters in the box table. */
-  readonly maxWidth?: number;
+  /** Column width bounds of the box table (the original's per-field values); longer text wraps. */
+  readonly widthMin: number;
+  readonly widthMax: number;
 }
 
 export const FIELDS: readonly Field[] = [
-  { key: 'jobid', apiField: 'uuid', title: 'Job ID', kind: 'text' },
-  { key: 'name', apiField: 'name', title: 'Name', kind: 'text', maxWidth: 24 },
-  { key: 'account', apiField: 'project', title: 'Account', kind: 'text', maxWidth: 16 },
-  { key: 'group', apiField: 'groupname', title: 'Group', kind: 'text', maxWidth: 16 },
-  { key: 'user', apiField: 'username', title: 'User', kind: 'text', maxWidth: 16 },
-  { key: 'createdat', apiField: 'created_at', title: 'Created', kind: 'text' },
-  { key: 'startedat', apiField: 'started_at', title: 'Started', kind: 'text' },
-  { key: 'endedat', apiField: 'ended_at', title: 'Ended', kind: 'text' },
-  { key: 'elapsed', apiField: 'elapsed', title: 'Elapsed', kind: 'text' },
-  { key: 'state', apiField: 'state', title: 'State', kind: 'text', maxWidth: 16 },
-  { key: 'cpuusage', apiField: 'avg_cpu_usage', title: 'CPU Usage(%)', kind: 'average' },
-  { key: 'cpumemoryusage', apiField: 'avg_cpu_mem_usage', title: 'CPU Mem. Usage(%)', kind: 'average' },
-  { key: 'hostenergy', apiField: 'total_cpu_energy_usage_kwh', title: 'Host Energy(kWh)', kind: 'energy' },
+  { key: 'jobid', apiField: 'uuid', title: 'Job ID', kind: 'text', widthMin: 3, widthMax: 7 },
+  { key: 'name', apiField: 'name', title: 'Name', kind: 'text', widthMin: 5, widthMax: 8 },
+  { key: 'account', apiField: 'project', title: 'Account', kind: 'text', widthMin: 5, widthMax: 8 },
+  { key: 'group', apiField: 'groupname', title: 'Group', kind: 'text', widthMin: 5, widthMax: 5 },
+  { key: 'user', apiField: 'username', title: 'User', kind: 'text', widthMin: 5, widthMax: 5 },
+  { key: 'createdat', apiField: 'created_at', title: 'Created', kind: 'text', widthMin: 5, widthMax: 8 },
+  { key: 'startedat', apiField: 'started_at', title: 'Started', kind: 'text', widthMin: 5, widthMax: 12 },
+  { key: 'endedat', apiField: 'ended_at', title: 'Ended', kind: 'text', widthMin: 5, widthMax: 12 },
+  { key: 'elapsed', apiField: 'elapsed', title: 'Elapsed', kind: 'text', widthMin: 5, widthMax: 12 },
+  { key: 'state', apiField: 'state', title: 'State', kind: 'text', widthMin: 5, widthMax: 5 },
+  {
+    key: 'cpuusage',
+    apiField: 'avg_cpu_usage',
+    title: 'CPU Usage(%)',
+    kind: 'average',
+    widthMin: 5,
+    widthMax: 6,
+  },
+  {
+    key: 'cpumemoryusage',
+    apiField: 'avg_cpu_mem_usage',
+    title: 'CPU Mem. Usage(%)',
+    kind: 'average',
+    widthMin: 5,
+    widthMax: 6,
+  },
+  {
+    key: 'hostenergy',
+    apiField: 'total_cpu_energy_usage_kwh',
+    title: 'Host Energy(kWh)',
+    kind: 'energy',
+    widthMin: 5,
+    widthMax: 8,
+  },
   {
     key: 'hostemissions',
     apiField: 'total_cpu_emissions_gms',
     title: 'Host Emissions(gms)',
     kind: 'emissions',
+    widthMin: 5,
+    widthMax: 12,
   },
-  { key: 'gpuusage', apiField: 'avg_gpu_usage', title: 'GPU Usage(%)', kind: 'average' },
-  { key: 'gpumemoryusage', apiField: 'avg_gpu_mem_usage', title: 'GPU Mem. Usage(%)', kind: 'average' },
-  { key: 'gpuenergy', apiField: 'total_gpu_energy_usage_kwh', title: 'GPU Energy(kWh)', kind: 'energy' },
+  {
+    key: 'gpuusage',
+    apiField: 'avg_gpu_usage',
+    title: 'GPU Usage(%)',
+    kind: 'average',
+    widthMin: 5,
+    widthMax: 6,
+  },
+  {
+    key: 'gpumemoryusage',
+    apiField: 'avg_gpu_mem_usage',
+    title: 'GPU Mem. Usage(%)',
+    kind: 'average',
+    widthMin: 5,
+    widthMax: 6,
+  },
+  {
+    key: 'gpuenergy',
+    apiField: 'total_gpu_energy_usage_kwh',
+    title: 'GPU Energy(kWh)',
+    kind: 'energy',
+    widthMin: 5,
+    widthMax: 8,
+  },
   {
     key: 'gpuemissions',
     apiField: 'total_gpu_emissions_gms',
     title: 'GPU Emissions(gms)',
     kind: 'emissions',
+    widthMin: 5,
+    widthMax: 12,
   },
 ];
 

@@ -3,17 +3,18 @@
 
 import { userInfo } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { Command, CommanderError, Option } from 'commander';
 import { versionText } from '../../common/buildinfo.js';
+import { FlagError, type FlagSpec, type ParsedFlags, parseFlags, usage } from '../../common/flags.js';
 import { createHttpClient, type HttpClient } from '../../common/httpclient.js';
 import { CliError } from '../http.js';
 import { type ApiRow, fetchUnits, fetchUsage, type Query } from './api.js';
 import { configDirs, findConfigFile, loadConfig } from './config.js';
-import { DEFAULT_FORMAT, FIELDS, helpFormat, parseFormat } from './fields.js';
-import { renderBox, renderCsv, renderHtml, renderMarkdown } from './render.js';
-import { buildTable, dropEmptyColumns } from './report.js';
+import { DEFAULT_FORMAT, FIELDS, type Field, helpFormat, parseFormat } from './fields.js';
+import { dropEmptyColumns, renderBox, renderCsv, renderHtml, renderMarkdown } from './render.js';
+import { buildTable, sortByJobId } from './report.js';
+import { summariseUnits } from './summary.js';
 import { dumpTimeSeries } from './timeseries.js';
-import { formatLocal, resolveWindow } from './window.js';
+import { resolveWindow } from './window.js';
 
 export interface Io {
   stdout: (s: string) => void;
@@ -23,8 +24,6 @@ export interface Io {
   now: () => Date;
   /** Directories searched for the config file, in order. */
   configDirs: string[];
-  /** Terminal width for the box table; Infinity when stdout is not a terminal. */
-  columns: number;
 }
 
 function defaultIo(): Io {
@@ -39,27 +38,29 @@ function defaultIo(): Io {
     user: userInfo().username,
     now: () => new Date(),
     configDirs: configDirs(),
-    columns: process.stdout.isTTY ? process.stdout.columns : Number.POSITIVE_INFINITY,
   };
 }
 
+const DESCRIPTION = "Show the caller's jobs with their usage, energy and emissions (CEEMS).";
+
 const EXAMPLES = `
 Examples:
-  cacct                                        my units since today 00:00
+  cacct                                        my jobs since today 00:00, running ones included
   cacct --starttime=2024-05-01 --endtime=2024-05-31T23:59
   cacct --account=acc1,acc2 --format=jobid,name,elapsed,hostenergy,hostemissions
   cacct --long --csv > units.csv               every field, CSV for scripts
   cacct --json                                 units and totals as JSON
   cacct --user=alice,bob                       other users (admins only)
+  cacct --job=4242,4250                        two jobs; the Summary totals these two only
   cacct --job=4242 --ts --ts.out-dir=ts4242    dump the time series of job 4242
 
 Times are local wall time (like sacct): YYYY-MM-DD, YYYY-MM-DDTHH:MM or YYYY-MM-DDTHH:MM:SS.
-Energy is in kWh, emissions in g (or kg) CO2-equivalent, usages in %.
+Energy is in kWh, emissions in g CO2-equivalent (--human-units: g or kg), usages in %.
 The configuration is read from the first of config.yml, config.yaml, cacct.yml, cacct.yaml
 found in /etc/ceems, then $XDG_CONFIG_HOME/ceems (~/.config/ceems).
 
 Exit status:
-  0  success (also when no unit matches)
+  0  success (also when no job matches)
   1  invalid flags or time window, missing/invalid configuration, API server unreachable,
      access refused (e.g. --user without admin rights), or a server/TSDB error
 `;
@@ -70,75 +71,99 @@ const splitList = (v: string | undefined) =>
     .map((s) => s.trim())
     .filter((s) => s !== '');
 
-function program(io: Io): Command {
-  return new Command('cacct')
-    .description("Show the caller's compute units with their usage, energy and emissions (CEEMS).")
-    .option('--account <accounts>', 'comma-separated accounts (projects) to show')
-    .option('--starttime <time>', 'start of the window (default: today 00:00:00)')
-    .option('--endtime <time>', 'end of the window (default: now)')
-    .option('--job <ids>', 'comma-separated job IDs (the window is then ignored)')
-    .option(
-      '--user <users>',
-      "comma-separated users whose units to show (admins only, except one's own name)",
-    )
-    .option('--format <fields>', 'comma-separated field keys (see --helpformat)', DEFAULT_FORMAT)
-    .option('--helpformat', 'print the field keys for --format and exit')
-    .option('--long', `show all ${FIELDS.length} fields`)
-    .option('--ts', 'also save the time series of the units (requires --job)')
-    .option('--ts.out-dir <dir>', 'directory for --ts output', 'out')
-    .addOption(
-      new Option('--csv', 'CSV output (stable column order, for scripts)').conflicts([
-        'html',
-        'markdown',
-        'json',
-      ]),
-    )
-    .addOption(new Option('--html', 'HTML table output').conflicts(['markdown', 'json']))
-    .addOption(new Option('--markdown', 'Markdown table output').conflicts(['json']))
-    .option('--json', 'JSON output: {"units": [...], "summary": [...]}')
-    .version(versionText('cacct').trimEnd(), '--version', 'show application version')
-    .helpOption('-h, --help', 'show this help')
-    .addHelpText('after', EXAMPLES)
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
-    .exitOverride();
+// kingpin syntax like the original (cli.md: all tools): `--flag=value`, `--flag value`, `--[no-]bool`,
+// `--bool=true|false`, `-h`.
+const FLAGS: readonly FlagSpec[] = [
+  {
+    name: 'account',
+    type: 'string',
+    placeholder: 'ACCOUNT',
+    help: 'Comma-separated accounts (projects) to show.',
+  },
+  {
+    name: 'starttime',
+    type: 'string',
+    placeholder: 'STARTTIME',
+    help: 'Start of the window, YYYY-MM-DD[THH:MM[:SS]] local time (default: today 00:00:00).',
+  },
+  {
+    name: 'endtime',
+    type: 'string',
+    placeholder: 'ENDTIME',
+    help: 'End of the window, YYYY-MM-DD[THH:MM[:SS]] local time (default: now).',
+  },
+  {
+    name: 'job',
+    type: 'string',
+    placeholder: 'JOB',
+    help: 'Comma-separated job IDs (the window is then ignored).',
+  },
+  {
+    name: 'user',
+    type: 'string',
+    placeholder: 'USER',
+    help: "Comma-separated users whose jobs to show (admins only, except one's own name).",
+  },
+  {
+    name: 'format',
+    type: 'string',
+    placeholder: 'FORMAT',
+    help: `Comma-separated field keys (see --helpformat; default: ${DEFAULT_FORMAT}).`,
+  },
+  { name: 'helpformat', type: 'bool', help: 'Print the field keys for --format and exit.' },
+  { name: 'long', type: 'bool', help: `Show all ${FIELDS.length} fields.` },
+  { name: 'ts', type: 'bool', help: 'Also save the time series of the jobs as CSV files (requires --job).' },
+  {
+    name: 'ts.out-dir',
+    type: 'string',
+    default: 'out',
+    placeholder: 'DIR',
+    help: 'Directory for --ts output.',
+  },
+  { name: 'csv', type: 'bool', help: 'CSV output (stable column order, for scripts).' },
+  { name: 'html', type: 'bool', help: 'HTML table output.' },
+  { name: 'markdown', type: 'bool', help: 'Markdown table output.' },
+  { name: 'json', type: 'bool', help: 'JSON output: {"units": [...], "summary": [...]}.' },
+  {
+    name: 'human-units',
+    type: 'bool',
+    help: 'Box table numbers in human units (emissions in g or kg CO2e, adaptive decimals).',
+  },
+];
+
+const RENDERERS = ['csv', 'html', 'markdown', 'json'] as const;
+
+function renderer(flags: ParsedFlags): (typeof RENDERERS)[number] | undefined {
+  const chosen = RENDERERS.filter((r) => flags.bool(r));
+  if (chosen.length > 1) throw new FlagError(`--${chosen[0]} cannot be used with --${chosen[1]}`);
+  return chosen[0];
 }
 
-interface Opts {
-  account?: string;
-  starttime?: string;
-  endtime?: string;
-  job?: string;
-  user?: string;
-  format: string;
-  helpformat?: boolean;
-  long?: boolean;
-  ts?: boolean;
-  'ts.outDir': string;
-  csv?: boolean;
-  html?: boolean;
-  markdown?: boolean;
-  json?: boolean;
-}
-
-async function run(o: Opts, io: Io): Promise<number> {
-  if (o.helpformat) {
+async function run(flags: ParsedFlags, io: Io): Promise<number> {
+  if (flags.bool('helpformat')) {
     io.stdout(helpFormat());
     return 0;
   }
-  const fields = o.long ? [...FIELDS] : parseFormat(o.format);
-  const jobs = splitList(o.job);
-  if (o.ts && jobs.length === 0) {
+  const format = flags.string('format');
+  const fields = flags.bool('long') ? [...FIELDS] : parseFormat(format === '' ? DEFAULT_FORMAT : format);
+  const output = renderer(flags);
+  const jobs = splitList(flags.string('job'));
+  if (flags.bool('ts') && jobs.length === 0) {
     throw new CliError('cacct: error: explicit job IDs must be passed using --job when --ts is enabled', {
       verbatim: true,
     });
   }
   const now = io.now();
-  const window = resolveWindow(o.starttime, o.endtime, now);
+  const window = resolveWindow(
+    flags.string('starttime') || undefined,
+    flags.string('endtime') || undefined,
+    now,
+  );
   const configPath = findConfigFile(io.configDirs);
   const cfg = loadConfig(configPath);
   const baseDir = dirname(resolve(configPath));
   // Asking for oneself alone needs no admin rights: the normal endpoints are used (kept quirk).
-  let users = splitList(o.user);
+  let users = splitList(flags.string('user'));
   if (users.length === 1 && users[0] === io.user) users = [];
 
   const { url, ...webClient } = cfg.ceems_api_server.web;
@@ -155,16 +180,20 @@ async function run(o: Opts, io: Io): Promise<number> {
       start: window.start,
       end: window.end,
       fields,
-      accounts: splitList(o.account),
+      accounts: splitList(flags.string('account')),
       jobs,
       users,
     };
-    const [units, usage] = await Promise.all([fetchUnits(q), fetchUsage(q)]);
+    // With --job the totals are those of the listed jobs, not of the whole window [DIFF D-CLI-6].
+    const [units, usage] = await Promise.all([
+      fetchUnits(q).then(sortByJobId),
+      jobs.length > 0 ? Promise.resolve(undefined) : fetchUsage(q),
+    ]);
     const shown = new Set([io.user, ...users]);
-    const totals = usage.filter((u) => shown.has(String(u.username ?? '')));
-    output(o, io, fields, units, totals, window);
+    const totals = (usage ?? summariseUnits(units)).filter((u) => shown.has(String(u.username ?? '')));
+    io.stdout(render(output, flags.bool('human-units'), fields, units, totals));
 
-    if (o.ts) {
+    if (flags.bool('ts')) {
       const queries = cfg.tsdb?.queries ?? {};
       const tsdbWeb = cfg.tsdb?.web;
       if (Object.keys(queries).length === 0 || !tsdbWeb) {
@@ -174,6 +203,7 @@ async function run(o: Opts, io: Io): Promise<number> {
       const { url: tsdbUrl, ...tsdbClientCfg } = tsdbWeb;
       const tsdbClient = createHttpClient(tsdbClientCfg, baseDir);
       clients.push(tsdbClient);
+      const outDir = flags.string('ts.out-dir');
       await dumpTimeSeries(units, {
         url: tsdbUrl,
         client: tsdbClient,
@@ -181,10 +211,10 @@ async function run(o: Opts, io: Io): Promise<number> {
         userHeader: cfg.ceems_api_server.user_header_name,
         clusterId: cfg.ceems_api_server.cluster_id,
         queries,
-        outDir: o['ts.outDir'],
+        outDir,
         now,
       });
-      io.stderr(`time series data saved to directory ${o['ts.outDir']}\n`);
+      io.stderr(`time series data saved to directory ${outDir}\n`);
     }
     return 0;
   } finally {
@@ -192,46 +222,44 @@ async function run(o: Opts, io: Io): Promise<number> {
   }
 }
 
-function output(
-  o: Opts,
-  io: Io,
-  fields: ReturnType<typeof parseFormat>,
+function render(
+  output: ReturnType<typeof renderer>,
+  humanUnits: boolean,
+  fields: readonly Field[],
   units: ApiRow[],
   totals: ApiRow[],
-  window: { start: Date; end: Date },
-): void {
-  if (o.json) {
-    io.stdout(`${JSON.stringify({ units, summary: totals }, null, 2)}\n`);
-    return;
+): string {
+  switch (output) {
+    case 'json':
+      return `${JSON.stringify({ units, summary: totals }, null, 2)}\n`;
+    case 'csv':
+      return renderCsv(buildTable(fields, units, totals, 'original'));
+    case 'html':
+      return renderHtml(dropEmptyColumns(buildTable(fields, units, totals, 'original')));
+    case 'markdown':
+      return renderMarkdown(dropEmptyColumns(buildTable(fields, units, totals, 'original')));
+    default:
+      return renderBox(buildTable(fields, units, totals, humanUnits ? 'human' : 'original'));
   }
-  if (o.csv) {
-    io.stdout(renderCsv(buildTable(fields, units, totals, 'raw')));
-    return;
-  }
-  if (units.length === 0 && totals.length === 0) {
-    io.stderr(`no units found between ${formatLocal(window.start)} and ${formatLocal(window.end)}\n`);
-    return;
-  }
-  const table = dropEmptyColumns(buildTable(fields, units, totals, 'human'));
-  if (o.html) io.stdout(renderHtml(table));
-  else if (o.markdown) io.stdout(renderMarkdown(table));
-  else io.stdout(renderBox(table, io.columns));
 }
 
 export async function main(argv: string[], overrides: Partial<Io> = {}): Promise<number> {
   const io = { ...defaultIo(), ...overrides };
-  const cmd = program(io);
   try {
-    cmd.parse(argv, { from: 'user' });
-  } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode;
-    throw e;
-  }
-  try {
-    return await run(cmd.opts<Opts>(), io);
+    const parsed = parseFlags(FLAGS, argv);
+    if (parsed.help) {
+      io.stdout(usage('cacct', DESCRIPTION, FLAGS) + EXAMPLES);
+      return 0;
+    }
+    if (parsed.version) {
+      io.stdout(versionText('cacct'));
+      return 0;
+    }
+    return await run(parsed.flags, io);
   } catch (e) {
     const msg = (e as Error).message;
-    io.stderr(e instanceof CliError && e.verbatim ? `${msg}\n` : `cacct: error: ${msg}\n`);
+    if (e instanceof FlagError) io.stderr(`cacct: error: ${msg}, try --help\n`);
+    else io.stderr(e instanceof CliError && e.verbatim ? `${msg}\n` : `cacct: error: ${msg}\n`);
     return 1;
   }
 }

@@ -1,6 +1,5 @@
-// The rows cacct shows (cli.md §1.7): one per unit, then per-user/project totals from the usage endpoint.
-// Cells are produced in two styles: `raw` (the stable CSV interface: `%.2f` averages, `%f` energies and
-// emissions in kWh and grams) and `human` (terminal: precision chosen per column, emissions in g or kg).
+// The rows of a cacct report (cli.md §1.7): one row per unit, one footer row per usage row, metric maps
+// expanded into one column per key, numbers formatted as the original does or in human units.
 
 import type { ApiRow } from './api.js';
 import type { Field } from './fields.js';
@@ -8,18 +7,19 @@ import { formatElapsed } from './window.js';
 
 export interface Column {
   field: Field;
-  /** Key of the metric map shown in this sub-column (undefined for text fields or maps without keys). */
-  subKey?: string;
+  /** Key of the metric map read by this column (undefined for text fields and maps without keys). */
+  key?: string;
+  /** Text of the second header row: the key when the map has several keys, else empty (as the original). */
+  subHeader: string;
 }
 
-export type CellStyle = 'raw' | 'human';
+/** `original`: averages `%.2f`, energy and emissions `%f`; `human`: adaptive decimals, emissions in g or kg. */
+export type NumberStyle = 'original' | 'human';
 
 export interface Table {
-  /** Header text of each field group, in column order (one entry per field). */
-  groups: { title: string; field: Field; columns: number }[];
+  /** Title of each column, in column order (repeated over the columns of one metric map). */
+  titles: string[];
   columns: Column[];
-  /** Whether any column is a metric map (then a second header row names the keys). */
-  hasSubHeader: boolean;
   units: string[][];
   footers: string[][];
 }
@@ -29,11 +29,21 @@ function text(v: unknown): string {
   return typeof v === 'object' ? JSON.stringify(v) : String(v);
 }
 
-function metric(row: ApiRow, apiField: string, key: string | undefined): number | undefined {
+export function metric(row: ApiRow, apiField: string, key: string | undefined): number | undefined {
   const m = row[apiField];
   if (key === undefined || m === null || typeof m !== 'object') return undefined;
   const v = (m as Record<string, unknown>)[key];
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+/** The keys of a metric-map field over all rows, sorted. */
+export function mapKeys(rows: readonly ApiRow[], apiField: string): string[] {
+  const keys = new Set<string>();
+  for (const r of rows) {
+    const m = r[apiField];
+    if (m && typeof m === 'object') for (const k of Object.keys(m)) keys.add(k);
+  }
+  return [...keys].sort();
 }
 
 /** Builds the columns: text fields as one column, metric maps expanded into their sorted keys. */
@@ -41,16 +51,12 @@ export function buildColumns(fields: readonly Field[], rows: readonly ApiRow[]):
   const columns: Column[] = [];
   for (const field of fields) {
     if (field.kind === 'text') {
-      columns.push({ field });
+      columns.push({ field, subHeader: '' });
       continue;
     }
-    const keys = new Set<string>();
-    for (const r of rows) {
-      const m = r[field.apiField];
-      if (m && typeof m === 'object') for (const k of Object.keys(m)) keys.add(k);
-    }
-    if (keys.size === 0) columns.push({ field });
-    for (const k of [...keys].sort()) columns.push({ field, subKey: k });
+    const sorted = mapKeys(rows, field.apiField);
+    if (sorted.length === 0) columns.push({ field, subHeader: '' });
+    for (const key of sorted) columns.push({ field, key, subHeader: sorted.length > 1 ? key : '' });
   }
   return columns;
 }
@@ -64,7 +70,7 @@ function footerText(field: Field, usage: ApiRow): string {
       return text(usage[field.apiField]);
     case 'elapsed': {
       const wall = metric(usage, 'total_time_seconds', 'walltime');
-      return wall === undefined ? '' : formatElapsed(wall);
+      return wall === undefined || wall <= 0 ? '' : formatElapsed(wall);
     }
     default:
       return '';
@@ -94,25 +100,31 @@ function humanFormatter(
   return { format: (v) => (v / scale).toFixed(decimals), unit };
 }
 
-function rawFormat(kind: Field['kind'], v: number): string {
+/** The original's verbs: `%.2f` for averages, `%f` for energy and emissions. */
+function originalFormat(kind: Field['kind'], v: number): string {
   return kind === 'average' ? v.toFixed(2) : v.toFixed(6);
 }
 
-/** Title of a field group; human emissions titles name the unit actually shown. */
-function groupTitle(field: Field, unit: string | undefined): string {
+/** Title of a field; human emissions titles name the unit actually shown. */
+function fieldTitle(field: Field, unit: string | undefined): string {
   return unit ? field.title.replace(/\(gms\)$/, `(${unit})`) : field.title;
+}
+
+/** "3 jobs": the first footer column counts units, and says so (it sits under the job ids). */
+export function unitCount(n: number): string {
+  return `${n} ${n === 1 ? 'job' : 'jobs'}`;
 }
 
 export function buildTable(
   fields: readonly Field[],
   units: readonly ApiRow[],
   footers: readonly ApiRow[],
-  style: CellStyle,
+  style: NumberStyle,
 ): Table {
   const columns = buildColumns(fields, [...units, ...footers]);
   const unitCells: string[][] = units.map(() => []);
   const footerCells: string[][] = footers.map(() => []);
-  const groups: Table['groups'] = [];
+  const titles: string[] = [];
   for (const field of fields) {
     const cols = columns.filter((c) => c.field === field);
     let unit: string | undefined;
@@ -120,55 +132,39 @@ export function buildTable(
       for (const [i, u] of units.entries()) unitCells[i]!.push(text(u[field.apiField]));
       for (const [i, u] of footers.entries()) footerCells[i]!.push(footerText(field, u));
     } else {
-      const uv = cols.map((c) => units.map((u) => metric(u, field.apiField, c.subKey)));
-      const fv = cols.map((c) => footers.map((u) => metric(u, field.apiField, c.subKey)));
+      const uv = cols.map((c) => units.map((u) => metric(u, field.apiField, c.key)));
+      const fv = cols.map((c) => footers.map((u) => metric(u, field.apiField, c.key)));
       // one scale for the whole field so that its title names the unit of every sub-column
       const all = [...uv.flat(), ...fv.flat()].filter((v): v is number => v !== undefined);
       const human = humanFormatter(field.kind, all);
-      unit = human.unit;
+      if (style === 'human') unit = human.unit;
       const fmt = (v: number | undefined) =>
-        v === undefined ? '' : style === 'raw' ? rawFormat(field.kind, v) : human.format(v);
+        v === undefined ? '' : style === 'original' ? originalFormat(field.kind, v) : human.format(v);
       for (let k = 0; k < cols.length; k++) {
         for (const [i, v] of uv[k]!.entries()) unitCells[i]!.push(fmt(v));
         for (const [i, v] of fv[k]!.entries()) footerCells[i]!.push(fmt(v));
       }
     }
-    groups.push({
-      field,
-      title: groupTitle(field, style === 'human' ? unit : undefined),
-      columns: cols.length,
-    });
+    for (const _ of cols) titles.push(fieldTitle(field, unit));
   }
-  // The first column of a totals row carries the number of units it sums.
   footers.forEach((u, i) => {
-    if (footerCells[i]!.length > 0) footerCells[i]![0] = text(u.num_units ?? 0);
+    if (footerCells[i]!.length > 0) footerCells[i]![0] = unitCount(Number(u.num_units ?? 0));
   });
-  return {
-    groups,
-    columns,
-    hasSubHeader: columns.some((c) => c.subKey !== undefined),
-    units: unitCells,
-    footers: footerCells,
-  };
+  return { titles, columns, units: unitCells, footers: footerCells };
 }
 
-/** Drops the columns that are empty in every row (default renderers; the CSV keeps all columns). */
-export function dropEmptyColumns(t: Table): Table {
-  const keep = t.columns.map((_, ci) => [...t.units, ...t.footers].some((r) => r[ci] !== ''));
-  const columns = t.columns.filter((_, ci) => keep[ci]);
-  const groups: Table['groups'] = [];
-  let ci = 0;
-  for (const g of t.groups) {
-    const n = keep.slice(ci, ci + g.columns).filter(Boolean).length;
-    if (n > 0) groups.push({ ...g, columns: n });
-    ci += g.columns;
-  }
-  const pick = (rows: string[][]) => rows.map((r) => r.filter((_, i) => keep[i]));
-  return {
-    groups,
-    columns,
-    hasSubHeader: columns.some((c) => c.subKey !== undefined),
-    units: pick(t.units),
-    footers: pick(t.footers),
-  };
+/** Numeric job ids in numeric order (1, 3, 10 — not 1, 10, 3), others after them in text order. */
+export function sortByJobId(units: readonly ApiRow[]): ApiRow[] {
+  const id = (u: ApiRow) => text(u.uuid);
+  const numeric = (s: string) => /^\d+$/.test(s);
+  return [...units].sort((a, b) => {
+    const x = id(a);
+    const y = id(b);
+    if (numeric(x) && numeric(y)) {
+      const d = BigInt(x) - BigInt(y);
+      return d < 0n ? -1 : d > 0n ? 1 : 0;
+    }
+    if (numeric(x) !== numeric(y)) return numeric(x) ? -1 : 1;
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
 }

@@ -32,6 +32,7 @@ export function fingerprint(labels: Record<string, string>): string {
 export function plainDecimal(v: number): string {
   if (Number.isNaN(v)) return 'NaN';
   if (!Number.isFinite(v)) return v > 0 ? '+Inf' : '-Inf';
+  if (Object.is(v, -0)) return '-0';
   const s = String(v);
   const m = /^(-?)(\d)(?:\.(\d+))?e([+-]\d+)$/.exec(s);
   if (!m) return s;
@@ -47,7 +48,7 @@ export function formatTimestamp(seconds: number): string {
   return plainDecimal(Math.round(seconds * 1000) / 1000);
 }
 
-/** Go json.MarshalIndent with a tab: HTML-sensitive characters escaped. */
+/** Go json.Encoder with a tab indent (without its final newline): HTML-sensitive characters escaped. */
 function goJson(v: unknown): string {
   return JSON.stringify(v, null, '\t')
     .replaceAll('<', '\\u003c')
@@ -101,7 +102,7 @@ export async function dumpTimeSeries(units: readonly ApiRow[], o: TsOptions): Pr
   headers[o.userHeader] = o.user;
   const limit = await maxSamples(o, headers);
   const meta: { fingerprint: string; labels: Record<string, string> }[] = [];
-  mkdirSync(o.outDir, { recursive: true });
+  mkdirSync(o.outDir, { recursive: true, mode: 0o700 });
   for (const unit of units) {
     const uuid = String(unit.uuid ?? '');
     const startMs = Number(unit.started_at_ts ?? 0);
@@ -132,7 +133,8 @@ export async function dumpTimeSeries(units: readonly ApiRow[], o: TsOptions): Pr
           `query '${name}' for unit ${uuid} failed: ${body.error ?? `HTTP ${res.status}, no matrix result`}`,
         );
       }
-      for (const s of body.data.result ?? []) {
+      // the original saves only series that name their unit
+      for (const s of (body.data.result ?? []).filter((r) => r.metric.uuid !== undefined)) {
         const fp = fingerprint(s.metric);
         const rows = s.values.map(([t, v]) => `${formatTimestamp(t)},${plainDecimal(Number(v))}`);
         writeFileSync(
@@ -145,6 +147,7 @@ export async function dumpTimeSeries(units: readonly ApiRow[], o: TsOptions): Pr
       }
     }
   }
-  writeFileSync(join(o.outDir, 'metadata.json'), goJson(meta));
+  // json.Encoder ends its output with a newline; an empty list stays `[]` (the original writes `null`)
+  writeFileSync(join(o.outDir, 'metadata.json'), `${goJson(meta)}\n`, { mode: 0o600 });
   return meta.length;
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -8,7 +8,7 @@ process.env.TZ = 'UTC';
 
 import { configDirs } from '../../../src/cli/cacct/config.js';
 import { main } from '../../../src/cli/cacct/main.js';
-import { wrapText } from '../../../src/cli/cacct/render.js';
+import { wrapText } from '../../../src/cli/cacct/prettytable.js';
 import { fingerprint, formatTimestamp, plainDecimal, stepFor } from '../../../src/cli/cacct/timeseries.js';
 import { formatElapsed, parseLocalTime } from '../../../src/cli/cacct/window.js';
 import { runProgram } from '../../helpers/process.js';
@@ -16,6 +16,36 @@ import { apiFixtures, configDir, type FakeServer, fixture, runCacct, startFake }
 import { assertGolden } from './golden.js';
 
 const WINDOW = ['--starttime=2024-05-06', '--endtime=2024-05-07T12:00'];
+
+describe('cacct prints what the original prints (its documented examples, byte for byte)', () => {
+  // The expected files are the original's own e2e outputs (cmd/cacct/testdata/output/e2e-test-cacct-*.txt)
+  // for the unit of original-example-units.json, whose user has no usage row (Summary without totals).
+  let api: FakeServer;
+  let dir: string;
+  before(async () => {
+    api = await startFake((req) =>
+      req.path.includes('/units')
+        ? { status: 200, body: fixture('cacct/original-example-units.json') }
+        : { status: 200, body: '{"status":"success","data":null}' },
+    );
+    dir = configDir(`ceems_api_server:\n  cluster_id: slurm-0\n  web:\n    url: ${api.url}\n`);
+  });
+  after(() => api.close());
+
+  const cases: [string, string[]][] = [
+    ['original-default-format.txt', []],
+    ['original-long-format.txt', ['--long']],
+    ['original-custom-format.txt', ['--format=jobid,account,cpuusage']],
+  ];
+  for (const [name, args] of cases) {
+    it(`${args.join(' ') || 'default format'} → ${name}`, async () => {
+      const r = await runCacct(main, [...WINDOW, ...args], { configDirs: [dir] });
+      assert.equal(r.stderr, '');
+      assert.equal(r.code, 0);
+      assertGolden(r.stdout, `cacct/golden/${name}`);
+    });
+  }
+});
 
 describe('cacct output formats (golden)', () => {
   let api: FakeServer;
@@ -26,10 +56,10 @@ describe('cacct output formats (golden)', () => {
   });
   after(() => api.close());
 
-  const cases: [string, string[], number?][] = [
+  const cases: [string, string[]][] = [
     ['box-default.txt', []],
     ['box-long.txt', ['--long']],
-    ['box-80-columns.txt', [], 80],
+    ['box-human-units.txt', ['--human-units']],
     ['box-custom-format.txt', ['--format=jobid,name,state,hostenergy,hostemissions']],
     ['csv-default.csv', ['--csv']],
     ['csv-long.csv', ['--csv', '--long']],
@@ -37,31 +67,42 @@ describe('cacct output formats (golden)', () => {
     ['html-default.html', ['--html']],
     ['json-default.json', ['--json']],
   ];
-  for (const [name, args, columns] of cases) {
-    it(`${args.join(' ') || 'default'}${columns ? ` at ${columns} columns` : ''} → ${name}`, async () => {
-      const r = await runCacct(main, [...WINDOW, ...args], { configDirs: [dir], columns });
+  for (const [name, args] of cases) {
+    it(`${args.join(' ') || 'default'} → ${name}`, async () => {
+      const r = await runCacct(main, [...WINDOW, ...args], { configDirs: [dir] });
       assert.equal(r.stderr, '');
       assert.equal(r.code, 0);
       assertGolden(r.stdout, `cacct/golden/${name}`);
     });
   }
 
-  it('keeps every row of the box table aligned and within the terminal width at any width', async () => {
-    for (const columns of [60, 90, 120, 160, 250]) {
-      const r = await runCacct(main, [...WINDOW, '--long'], { configDirs: [dir], columns });
-      const lines = r.stdout.trimEnd().split('\n');
-      const widths = new Set(lines.map((l) => [...l].length));
-      assert.equal(widths.size, 1, `ragged table at ${columns} columns`);
-      // every column boundary of the body lines sits at the same offsets
-      const bars = (l: string) => [...l].flatMap((c, i) => ('│├┼┤'.includes(c) ? [i] : []));
-      const body = lines.filter((l) => l.startsWith('│ 4'));
-      for (const l of body) assert.deepEqual(bars(l), bars(body[0]!));
-      // --long has 22 columns: below ~160 characters the minimum cell widths cannot fit
-      if (columns >= 160) assert.ok([...lines[0]!].length <= columns, `wider than ${columns}`);
-    }
+  it('box table: energy and emissions with %f, the original titles, keys named only for multi-key maps', async () => {
+    const r = await runCacct(main, [...WINDOW, '--format=jobid,cpuusage,hostenergy,hostemissions'], {
+      configDirs: [dir],
+    });
+    const lines = r.stdout.split('\n');
+    assert.match(lines[1]!, /│ HOST ENE │ +HOST EMISSIO +│/);
+    assert.match(lines[2]!, /│ RGY\(KWH\) │ +NS\(GMS\) +│/);
+    // the sub-header row: blank under the single-key maps (global, total), the keys of the emission map
+    const sub = lines.find((l) => l.includes('EMAPS_TOTAL'))!;
+    assert.match(sub, /^│ +│ +│ +│ EMAPS_TOTAL │ OWID_TOTAL +│ RTE_TOTAL +│$/);
+    assert.ok(!r.stdout.includes('GLOBAL') && !r.stdout.includes('TOTAL │ EMAPS'));
+    // %f: six decimals, wrapped at the column's maximum width (8 for energy) as the original wraps them
+    assert.match(r.stdout, /│ 0.123457 │ 7.123456 +│ 6.500000 +│ 4.250000 +│/);
+    assert.match(r.stdout, /│ 1450.500000 │ 1300.000000 │ 120.750000 │/);
   });
 
-  it('wraps long free-text values at the field maximum width without losing characters (golden)', async () => {
+  it('every line of the box table has the same width and the columns line up', async () => {
+    const r = await runCacct(main, [...WINDOW, '--long'], { configDirs: [dir] });
+    const lines = r.stdout.trimEnd().split('\n');
+    assert.equal(new Set(lines.map((l) => [...l].length)).size, 1, r.stdout);
+    const bars = (l: string) => [...l].flatMap((c, i) => ('│├┼┤┬┴'.includes(c) ? [i] : []));
+    const body = lines.filter((l) => /^│ \d/.test(l));
+    assert.ok(body.length >= 3);
+    for (const l of body) assert.deepEqual(bars(l), bars(body[0]!));
+  });
+
+  it('wraps long values at the field maximum width without losing characters (golden)', async () => {
     const unit = {
       uuid: '5000',
       name: 'preprocessing of the full climate ensemble_run_with_a_very_long_identifier',
@@ -82,22 +123,173 @@ describe('cacct output formats (golden)', () => {
       });
       assert.equal(r.code, 0, r.stderr);
       assertGolden(r.stdout, 'cacct/golden/box-long-name.txt');
-      assert.equal(r.stdout.replace(/[│\s]/g, '').includes('ensemble_run_with_a_very_long_identifier'), true);
+      const nameColumn = r.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('│'))
+        .slice(3, -1) // two title lines and the sub-header before, the Summary after
+        .map((l) => l.split('│')[2]!.trim())
+        .join(' ');
+      assert.equal(nameColumn.replaceAll(' ', ''), unit.name.replaceAll(' ', ''));
     } finally {
       await srv.close();
     }
   });
 
-  it('shows the totals of the current user only, first column = number of units', async () => {
+  it('prints the Summary row also when nothing matched', async () => {
+    const srv = await startFake(() => ({ status: 200, body: '{"status":"success","data":[]}' }));
+    try {
+      const d = configDir(`ceems_api_server:\n  web:\n    url: ${srv.url}\n`);
+      const r = await runCacct(main, WINDOW, { configDirs: [d] });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, '');
+      assertGolden(r.stdout, 'cacct/golden/box-empty.txt');
+      assert.match(r.stdout, /│ Summary │/);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('shows the totals of the current user only, first column = number of jobs', async () => {
     const r = await runCacct(main, [...WINDOW, '--csv', '--format=user,account,elapsed,hostenergy'], {
       configDirs: [dir],
     });
     const lines = r.stdout.trimEnd().split('\n');
     assert.deepEqual(lines.slice(-3), [
       'Summary,,,',
-      '2,acc1,1-03:00:05,2.623457',
-      '1,acc2,00:12:00,0.000400',
+      '2 jobs,acc1,1-03:00:05,2.623457',
+      '1 job,acc2,00:12:00,0.000400',
     ]);
+  });
+});
+
+describe('cacct as a sacct user reads it', () => {
+  const units = (ids: string[], state = 'COMPLETED') =>
+    ids.map((uuid) => ({ uuid, project: 'acc1', username: 'usr1', state, elapsed: '00:01:00' }));
+
+  it('lists running jobs with their state (asks the API for them)', async () => {
+    const api = await startFake(apiFixtures);
+    try {
+      const d = configDir(`ceems_api_server:\n  web:\n    url: ${api.url}\n`);
+      const r = await runCacct(main, [...WINDOW, '--format=jobid,state'], { configDirs: [d] });
+      assert.equal(r.code, 0, r.stderr);
+      const req = api.requests.find((q) => q.path === '/api/v1/units')!;
+      assert.ok(
+        req.query.some(([k]) => k === 'running'),
+        'units request lacks running',
+      );
+      assert.match(r.stdout, /│ 4250 +│ RUNNI │/);
+      // with --job the window (and running) is not sent: uuid disables both on the server
+      api.requests.length = 0;
+      await runCacct(main, [...WINDOW, '--job=4250'], { configDirs: [d] });
+      assert.ok(!api.requests[0]!.query.some(([k]) => k === 'running'));
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('sorts job ids as numbers: 1, 3, 10, 13 (the API returns them as text: 1, 10, 13, 3)', async () => {
+    const api = await startFake((req) =>
+      req.path.endsWith('/units')
+        ? {
+            status: 200,
+            body: JSON.stringify({ status: 'success', data: units(['1', '10', '13', '3', 'a-1']) }),
+          }
+        : { status: 200, body: '{"status":"success","data":null}' },
+    );
+    try {
+      const d = configDir(`ceems_api_server:\n  web:\n    url: ${api.url}\n`);
+      const r = await runCacct(main, [...WINDOW, '--csv', '--format=jobid'], { configDirs: [d] });
+      assert.equal(r.stdout, 'Job ID\n1\n3\n10\n13\na-1\nSummary\n');
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('--job summarises the listed jobs only, with the API server arithmetic (no usage request)', async () => {
+    const data = [
+      {
+        uuid: '1',
+        project: 'acc1',
+        username: 'usr1',
+        avg_cpu_usage: { global: 50 },
+        total_cpu_energy_usage_kwh: { total: 1.5 },
+        total_time_seconds: { walltime: 3600, alloc_cputime: 3600 },
+      },
+      {
+        uuid: '37',
+        project: 'acc1',
+        username: 'usr1',
+        avg_cpu_usage: { global: 100 },
+        total_cpu_energy_usage_kwh: { total: 0.25 },
+        total_time_seconds: { walltime: 1800, alloc_cputime: 10800 },
+      },
+    ];
+    const api = await startFake((req) =>
+      req.path.endsWith('/units')
+        ? { status: 200, body: JSON.stringify({ status: 'success', data }) }
+        : { status: 500, body: 'usage must not be asked' },
+    );
+    try {
+      const d = configDir(`ceems_api_server:\n  web:\n    url: ${api.url}\n`);
+      const r = await runCacct(
+        main,
+        [...WINDOW, '--job=1,37', '--csv', '--format=jobid,account,elapsed,cpuusage,hostenergy'],
+        { configDirs: [d] },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(
+        api.requests.map((q) => q.path),
+        ['/api/v1/units'],
+      );
+      const fields = api.requests[0]!.query.filter(([k]) => k === 'field').map(([, v]) => v);
+      assert.ok(['project', 'username', 'total_time_seconds'].every((f) => fields.includes(f)));
+      // cpu: (50·3600 + 100·10800) / 14400 = 87.5; energy 1.75 kWh; elapsed 1 h 30 min of walltime
+      assert.equal(r.stdout.trimEnd().split('\n').at(-1), '2 jobs,acc1,01:30:00,87.50,1.750000');
+    } finally {
+      await api.close();
+    }
+  });
+});
+
+describe('cacct flags (kingpin syntax, like the original)', () => {
+  let api: FakeServer;
+  let dir: string;
+  before(async () => {
+    api = await startFake(apiFixtures);
+    dir = configDir(`ceems_api_server:\n  web:\n    url: ${api.url}\n`);
+  });
+  after(() => api.close());
+  const csvOf = async (args: string[]) => {
+    const r = await runCacct(main, [...WINDOW, '--format=jobid', ...args], { configDirs: [dir] });
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.startsWith('Job ID\n');
+  };
+
+  it('--flag, --flag=true, --no-flag, --flag=false; the last one wins', async () => {
+    assert.equal(await csvOf(['--csv']), true);
+    assert.equal(await csvOf(['--csv=true']), true);
+    assert.equal(await csvOf(['--csv', '--no-csv']), false);
+    assert.equal(await csvOf(['--csv=false']), false);
+    assert.equal(await csvOf(['--no-csv', '--csv']), true);
+  });
+
+  it('values as --flag=value or --flag value', async () => {
+    const a = await runCacct(main, ['--starttime', '2024-05-06', '--endtime', '2024-05-07T12:00', '--csv'], {
+      configDirs: [dir],
+    });
+    const b = await runCacct(main, [...WINDOW, '--csv'], { configDirs: [dir] });
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(a.stdout, b.stdout);
+  });
+
+  it('-h is --help; a bool flag followed by a value is an unexpected argument (as kingpin)', async () => {
+    const h = await runCacct(main, ['-h'], { configDirs: [] });
+    assert.equal(h.code, 0);
+    assert.match(h.stdout, /^usage: cacct \[<flags>\]/);
+    assert.match(h.stdout, /--\[no-\]csv/);
+    const r = await runCacct(main, [...WINDOW, '--csv', 'false'], { configDirs: [dir] });
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, "cacct: error: unexpected argument 'false', try --help\n");
   });
 });
 
@@ -114,13 +306,9 @@ describe('cacct requests', () => {
 
   it('sends the window in Unix seconds, the API fields of the format, the login name and basic auth', async () => {
     api.requests.length = 0;
-    const r = await runCacct(
-      main,
-      [...WINDOW, '--format=jobid,hostenergy', '--account=acc1,acc2', '--job=1,2'],
-      {
-        configDirs: [dir],
-      },
-    );
+    const r = await runCacct(main, [...WINDOW, '--format=jobid,hostenergy', '--account=acc1,acc2'], {
+      configDirs: [dir],
+    });
     assert.equal(r.code, 0, r.stderr);
     const units = api.requests.find((q) => q.path === '/prefix/api/v1/units')!;
     assert.deepEqual(units.query, [
@@ -133,13 +321,16 @@ describe('cacct requests', () => {
       ['field', 'ended_at_ts'],
       ['project', 'acc1'],
       ['project', 'acc2'],
-      ['uuid', '1'],
-      ['uuid', '2'],
+      ['running', 'true'],
     ]);
     assert.equal(units.headers['x-remote-user'], 'usr1');
     assert.equal(units.headers.authorization, `Basic ${Buffer.from('cacct:s3cret').toString('base64')}`);
     assert.equal(units.headers['accept-encoding'], 'gzip');
     const usage = api.requests.find((q) => q.path === '/prefix/api/v1/usage/current')!;
+    assert.deepEqual(
+      usage.query.filter(([k]) => k !== 'field'),
+      units.query.filter(([k]) => k !== 'field' && k !== 'running'),
+    );
     const fields = usage.query.filter(([k]) => k === 'field').map(([, v]) => v);
     assert.deepEqual(fields, [
       'uuid',
@@ -148,6 +339,29 @@ describe('cacct requests', () => {
       'ended_at_ts',
       'username',
       'num_units',
+    ]);
+  });
+
+  it('--job: the uuids and the fields of their Summary, no usage request', async () => {
+    api.requests.length = 0;
+    const r = await runCacct(main, [...WINDOW, '--format=jobid,account,hostenergy', '--job=1,2'], {
+      configDirs: [dir],
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(
+      api.requests.map((q) => q.path),
+      ['/prefix/api/v1/units'],
+    );
+    assert.deepEqual(api.requests[0]!.query.slice(3), [
+      ['field', 'uuid'],
+      ['field', 'project'],
+      ['field', 'total_cpu_energy_usage_kwh'],
+      ['field', 'started_at_ts'],
+      ['field', 'ended_at_ts'],
+      ['field', 'username'],
+      ['field', 'total_time_seconds'],
+      ['uuid', '1'],
+      ['uuid', '2'],
     ]);
   });
 
@@ -169,7 +383,7 @@ describe('cacct requests', () => {
       '/prefix/api/v1/usage/current/admin',
     ]);
     assert.ok(api.requests.every((q) => q.query.some(([k, v]) => k === 'user' && v === 'usr3')));
-    assert.match(r.stdout, /\n5,usr3,1\.000000\n/);
+    assert.match(r.stdout, /\n5 jobs,usr3,1\.000000\n/);
   });
 
   it('--user equal to the caller alone keeps the normal endpoints (kept quirk)', async () => {
@@ -239,7 +453,7 @@ describe('cacct errors', () => {
   it('decodes gzip-encoded answers', async () => {
     const r = await withServer((req) => ({ ...apiFixtures(req), gzip: true }), ['--csv', '--format=jobid']);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^Job ID\n4242\n4243\n4250\nSummary\n2\n1\n$/);
+    assert.match(r.stdout, /^Job ID\n4242\n4243\n4250\nSummary\n2 jobs\n1 job\n$/);
   });
 
   it('an unreachable API server is named with the connection error', async () => {
@@ -278,8 +492,12 @@ describe('cacct errors', () => {
       ['--ts'],
       /^cacct: error: explicit job IDs must be passed using --job when --ts is enabled\n$/,
     ],
-    ['two output formats', ['--csv', '--json'], /error: option '--csv' cannot be used with option '--json'/],
-    ['unknown flag', ['--bogus'], /error: unknown option '--bogus'/],
+    [
+      'two output formats',
+      ['--csv', '--json'],
+      /^cacct: error: --csv cannot be used with --json, try --help\n$/,
+    ],
+    ['unknown flag', ['--bogus'], /^cacct: error: unknown long flag '--bogus', try --help\n$/],
   ];
   for (const [what, args, re] of usageErrors) {
     it(`${what} → clear error, exit 1`, async () => {
@@ -341,6 +559,8 @@ describe('cacct --ts', () => {
                   [1714982410.5, '1e-07'],
                 ],
               },
+              // a series that does not name its unit: the original does not save it
+              { metric: { __name__: 'up', instance: 'cn01:9010' }, values: [[1714982400, '1']] },
             ],
           },
         }),
@@ -381,10 +601,15 @@ describe('cacct --ts', () => {
       uuid: '4242',
     };
     assert.deepEqual(meta[0], { fingerprint: fingerprint(labels), labels });
+    const metaText = readFileSync(join(out, 'metadata.json'), 'utf8');
     assert.match(
-      readFileSync(join(out, 'metadata.json'), 'utf8'),
+      metaText,
       /^\[\n\t\{\n\t\t"fingerprint": "[0-9a-f]{16}",\n\t\t"labels": \{\n\t\t\t"__name__"/,
     );
+    // Go's json.Encoder ends with a newline; files only for the user, as the original creates them
+    assert.ok(metaText.endsWith('\n\t}\n]\n'), JSON.stringify(metaText.slice(-10)));
+    assert.equal(statSync(join(out, 'metadata.json')).mode & 0o777, 0o600);
+    assert.equal(statSync(out).mode & 0o777, 0o700);
     assert.equal(
       readFileSync(join(out, `${meta[0].fingerprint}.csv`), 'utf8'),
       'timestamp,value\n1714982400,12.5\n1714982410.5,0.0000001\n',
@@ -418,6 +643,12 @@ describe('cacct helpers', () => {
     assert.equal(plainDecimal(-2.5e-9), '-0.0000000025');
     assert.equal(plainDecimal(Number.NaN), 'NaN');
     assert.equal(plainDecimal(Number.POSITIVE_INFINITY), '+Inf');
+    // Go strconv.FormatFloat(v, 'f', -1, 64), which the original's CSV values are written with
+    assert.equal(plainDecimal(Number.NEGATIVE_INFINITY), '-Inf');
+    assert.equal(plainDecimal(-0), '-0');
+    assert.equal(plainDecimal(1e21), '1000000000000000000000');
+    assert.equal(plainDecimal(123456789.123), '123456789.123');
+    assert.equal(plainDecimal(0.1 + 0.2), '0.30000000000000004');
     assert.equal(formatTimestamp(1714982410.12345), '1714982410.123');
   });
 
@@ -440,9 +671,13 @@ describe('cacct helpers', () => {
     }
   });
 
-  it('wraps text at spaces and splits words longer than the width', () => {
+  it('wraps text as go-pretty text.WrapText: hard, runes per line, words joined by one space', () => {
+    // the original's STATE column (width 5) and a 6-wide header
+    assert.equal(wrapText('CANCELLED by 1001', 5), 'CANCE\nLLED \nby 10\n01');
+    assert.equal(wrapText('CPU Mem. Usage(%)', 6), 'CPU Me\nm. Usa\nge(%)');
     assert.equal(wrapText('train a model', 7), 'train a\nmodel');
-    assert.equal(wrapText('abcdefghij', 4), 'abcd\nefgh\nij');
+    assert.equal(wrapText('ab  cd', 6), 'ab  cd');
+    assert.equal(wrapText('ab   cdefgh', 6), 'ab cde\nfgh');
     assert.equal(wrapText('', 4), '');
   });
 
@@ -468,8 +703,9 @@ describe('bin/cacct', () => {
     const r = await runProgram('cacct', ['--help']);
     assert.equal(r.code, 0);
     for (const s of [
-      '--starttime <time>',
-      '--ts.out-dir <dir>',
+      '--starttime=STARTTIME',
+      '--ts.out-dir=DIR',
+      '--[no-]human-units',
       'Examples:',
       'Exit status:',
       '--helpformat',
@@ -487,12 +723,10 @@ describe('bin/cacct', () => {
       const r = await runProgram('cacct', [...WINDOW, '--csv'], { env: { XDG_CONFIG_HOME: xdg } });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(api.requests[0]!.headers['x-grafana-user'], userInfo().username);
-      // the caller is not usr1, so the fixture's totals are not shown: header + 3 unit rows
-      assert.equal(
-        r.stdout.trimEnd().split('\n').length,
-        1 + JSON.parse(fixture('cacct/units.json')).data.length,
-      );
-      assert.ok(!r.stdout.includes('Summary'));
+      // the caller is not usr1, so the fixture's totals are not shown: header, 3 unit rows, Summary
+      const lines = r.stdout.trimEnd().split('\n');
+      assert.equal(lines.length, 1 + JSON.parse(fixture('cacct/units.json')).data.length + 1);
+      assert.equal(lines.at(-1), 'Summary,,,,,,,,,,,,,,');
     } finally {
       await api.close();
     }
