@@ -352,7 +352,9 @@ export class TsdbUpdater implements Updater {
           const v = byUuid.get(u.uuid);
           if (v !== undefined) map[sub] = cleanValue(v);
         }
-        u[metric] = map;
+        // No sample here keeps what an earlier updater of the chain found: with one updater per TSDB
+        // shard, each shard holds the series of its own nodes' units only [D-API-20].
+        if (Object.keys(map).length > 0 || u[metric] === undefined) u[metric] = map;
       }
     }
   }
