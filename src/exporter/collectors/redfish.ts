@@ -90,6 +90,6 @@ export const redfish: CollectorDefinition = {
     });
     logConfigNotices(ctx.logger, cfg.notices);
     ctx.logger.info({ bmc: cfg.bmcUrl, via: cfg.requestUrl }, 'Redfish BMC');
-    return new RedfishCollector(ctx, new RedfishClient(cfg));
+    return new RedfishCollector(ctx, new RedfishClient(cfg, ctx.logger));
   },
 };

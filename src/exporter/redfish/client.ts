@@ -1,7 +1,11 @@
 // Minimal Redfish client for chassis power readings (spec exporter.md §5.7): session-token login with
-// re-login on 401, or basic auth; every request carries `X-Redfish-Url` so a redfish_proxy can route it.
+// re-login on 401, or basic auth (also when the BMC has no session service or answers the login without a
+// token, as the original carries on then); every request carries `X-Redfish-Url` so a redfish_proxy can
+// route it. Power comes from a chassis' `Power` resource, else from the newer `EnvironmentMetrics` or
+// `PowerSubsystem` ones.
 
 import { createHttpClient, type HttpClient, httpFetch } from '../../common/httpclient.js';
+import type { Logger } from '../../common/logger.js';
 import type { RedfishConfig } from './config.js';
 
 export const SESSIONS_PATH = '/redfish/v1/SessionService/Sessions';
@@ -28,6 +32,10 @@ const odataId = (v: unknown): string | undefined => {
   return typeof id === 'string' ? id : undefined;
 };
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+const field = (v: unknown, key: string): unknown =>
+  v && typeof v === 'object' ? (v as Json)[key] : undefined;
+/** `Reading` of a Redfish sensor excerpt such as `EnvironmentMetrics.PowerWatts`. */
+const reading = (v: unknown): number => num(field(v, 'Reading'));
 
 /** Sums the chassis power of a Redfish `Power` resource over its `PowerControl[]` entries. */
 export function sumPowerControl(power: unknown): ChassisPower {
@@ -46,16 +54,33 @@ export function sumPowerControl(power: unknown): ChassisPower {
   return out;
 }
 
+/**
+ * Where a chassis' power is read: the `Power` resource (what the original reads), else the newer
+ * `EnvironmentMetrics.PowerWatts`, else the sum of the power supplies' input power under `PowerSubsystem`.
+ */
+export type PowerSource =
+  | { kind: 'power'; path: string }
+  | { kind: 'environment'; path: string }
+  | { kind: 'supplies'; metrics: string[] };
+
+const NO_POWER: ChassisPower = { current: 0, min: 0, max: 0, avg: 0 };
+
 export class RedfishClient {
   private readonly http: HttpClient;
   private session: Session | undefined;
-  /** Power resource path per chassis Id, found at connection time. */
-  private chassis: Map<string, string> | undefined;
+  /** Basic auth on each request: configured, or the BMC gave no session token on this connection. */
+  private basicAuth: boolean;
+  /** Power source per chassis Id, found at connection time. */
+  private chassis: Map<string, PowerSource> | undefined;
   private pendingLogin: Promise<void> | undefined;
   private pendingConnect: Promise<void> | undefined;
 
-  constructor(private readonly cfg: RedfishConfig) {
+  constructor(
+    private readonly cfg: RedfishConfig,
+    private readonly log?: Logger,
+  ) {
     this.http = createHttpClient(cfg.http, cfg.baseDir, { timeoutMs: cfg.timeoutMs });
+    this.basicAuth = !cfg.useSessionToken;
   }
 
   get connected(): boolean {
@@ -74,11 +99,9 @@ export class RedfishClient {
     };
     if (opts.body) headers['content-type'] = 'application/json';
     if (opts.auth) {
-      if (this.cfg.useSessionToken) {
-        if (this.session) headers['x-auth-token'] = this.session.token;
-      } else {
+      if (this.session) headers['x-auth-token'] = this.session.token;
+      else if (this.basicAuth)
         headers.authorization = `Basic ${Buffer.from(`${this.cfg.username}:${this.cfg.password}`).toString('base64')}`;
-      }
     }
     const url = `${this.cfg.requestUrl}${path}`;
     try {
@@ -103,11 +126,23 @@ export class RedfishClient {
       auth: false,
       signal,
     });
+    const token = res.headers['x-auth-token'];
+    const noSessions = res.status === 404 || res.status === 405;
+    const tokenless =
+      (res.status === 200 || res.status === 201) && (typeof token !== 'string' || token === '');
+    if (noSessions || tokenless) {
+      this.session = undefined;
+      this.basicAuth = true;
+      this.log?.warn(
+        { status: res.status, path: SESSIONS_PATH },
+        noSessions
+          ? 'BMC has no Redfish session service; using basic auth'
+          : 'BMC session login returned no X-Auth-Token; using basic auth',
+      );
+      return;
+    }
     if (res.status !== 200 && res.status !== 201)
       throw new RedfishError(`session login at ${SESSIONS_PATH} failed with HTTP ${res.status}`);
-    const token = res.headers['x-auth-token'];
-    if (typeof token !== 'string' || token === '')
-      throw new RedfishError(`session login at ${SESSIONS_PATH} returned no X-Auth-Token header`);
     const location = res.headers.location;
     let path: string | undefined;
     if (typeof location === 'string' && location !== '') {
@@ -116,7 +151,8 @@ export class RedfishClient {
     } else {
       path = odataId(safeJson(res.body));
     }
-    this.session = { token, path };
+    this.session = { token: token as string, path };
+    this.basicAuth = false;
   }
 
   /** GET returning JSON; a 401 with a session token means it expired: log in again once and retry. */
@@ -124,6 +160,7 @@ export class RedfishClient {
     const used = this.session?.token;
     let res = await this.request('GET', path, { auth: true, signal });
     if (res.status === 401 && this.cfg.useSessionToken) {
+      // also after a fallback to basic auth: the session service may be back (or gone, then basic again)
       // Concurrent requests that hit the same expired token share one new login.
       if (this.session?.token === used) {
         this.pendingLogin ??= this.login(signal).finally(() => {
@@ -144,19 +181,55 @@ export class RedfishClient {
     const root = await this.request('GET', '/redfish/v1/', { auth: false, signal });
     if (root.status !== 200) throw new RedfishError(`GET /redfish/v1/ failed with HTTP ${root.status}`);
     if (this.cfg.useSessionToken) await this.login(signal);
-    const coll = await this.getJson('/redfish/v1/Chassis', signal);
-    const members = Array.isArray(coll.Members) ? coll.Members.map(odataId) : [];
-    const chassis = new Map<string, string>();
-    for (const member of members) {
-      if (!member) continue;
+    const chassis = new Map<string, PowerSource>();
+    for (const member of await this.members('/redfish/v1/Chassis', signal)) {
       const c = await this.getJson(member, signal);
       const id = typeof c.Id === 'string' ? c.Id : member.split('/').filter(Boolean).pop()!;
-      const power = odataId(c.Power);
-      // Chassis without a Power resource (e.g. enclosures of some BMCs) have nothing to read.
-      if (power) chassis.set(id, power);
+      const source = await this.powerSource(c, signal);
+      // Chassis without any power resource (e.g. cards or enclosures of some BMCs) have nothing to read.
+      if (source) chassis.set(id, source);
     }
-    if (chassis.size === 0) throw new RedfishError('no chassis with a Power resource found');
+    if (chassis.size === 0)
+      throw new RedfishError(
+        'no chassis with a power resource (Power, EnvironmentMetrics, PowerSubsystem) found',
+      );
     this.chassis = chassis;
+  }
+
+  /** `@odata.id` of the members of a collection. */
+  private async members(path: string, signal?: AbortSignal): Promise<string[]> {
+    const coll = await this.getJson(path, signal);
+    return Array.isArray(coll.Members) ? coll.Members.map(odataId).filter((m) => m !== undefined) : [];
+  }
+
+  private async powerSource(chassis: Json, signal?: AbortSignal): Promise<PowerSource | undefined> {
+    const power = odataId(chassis.Power);
+    if (power) return { kind: 'power', path: power };
+    const environment = odataId(chassis.EnvironmentMetrics);
+    if (environment) return { kind: 'environment', path: environment };
+    const subsystem = odataId(chassis.PowerSubsystem);
+    if (!subsystem) return undefined;
+    const supplies = odataId((await this.getJson(subsystem, signal)).PowerSupplies);
+    if (!supplies) return undefined;
+    const metrics: string[] = [];
+    for (const psu of await this.members(supplies, signal)) {
+      const m = odataId((await this.getJson(psu, signal)).Metrics);
+      if (m) metrics.push(m);
+    }
+    return metrics.length > 0 ? { kind: 'supplies', metrics } : undefined;
+  }
+
+  private async read(source: PowerSource, signal?: AbortSignal): Promise<ChassisPower> {
+    switch (source.kind) {
+      case 'power':
+        return sumPowerControl(await this.getJson(source.path, signal));
+      case 'environment':
+        return { ...NO_POWER, current: reading((await this.getJson(source.path, signal)).PowerWatts) };
+      case 'supplies': {
+        const docs = await Promise.all(source.metrics.map((m) => this.getJson(m, signal)));
+        return { ...NO_POWER, current: docs.reduce((sum, d) => sum + reading(d.InputPowerWatts), 0) };
+      }
+    }
   }
 
   /** Power readings of every chassis, connecting first when needed. */
@@ -169,9 +242,7 @@ export class RedfishClient {
       await this.pendingConnect;
     }
     const entries = [...(this.chassis ?? [])];
-    const readings = await Promise.all(
-      entries.map(async ([, path]) => sumPowerControl(await this.getJson(path, signal))),
-    );
+    const readings = await Promise.all(entries.map(([, source]) => this.read(source, signal)));
     return new Map(entries.map(([id], i) => [id, readings[i]!]));
   }
 
@@ -180,6 +251,7 @@ export class RedfishClient {
     const s = this.session;
     this.session = undefined;
     this.chassis = undefined;
+    this.basicAuth = !this.cfg.useSessionToken; // the next connection tries a session again
     if (!s?.path) return;
     await this.request('DELETE', s.path, { auth: false, headers: { 'x-auth-token': s.token } }).catch(
       () => undefined,

@@ -9,14 +9,17 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
 import { Agent, request } from 'undici';
-import { parseFlags } from '../../../src/common/flags.js';
 import { createLogger } from '../../../src/common/logger.js';
-import { FamilySet } from '../../../src/exporter/collector.js';
-import { type RedfishCollector, redfish } from '../../../src/exporter/collectors/redfish.js';
 import { http2Get } from '../../helpers/http2.js';
 import { type Started, startProgram } from '../../helpers/process.js';
 import { makePki, type TestPki } from '../../helpers/tls.js';
-import { BMC_PASSWORD, BMC_USER, type FakeBmc, startFakeBmc } from '../exporter/redfish/fake-bmc.js';
+import {
+  collectorYaml,
+  createRedfishCollector,
+  type FakeBmc,
+  scrapeRedfish,
+  startFakeBmc,
+} from '../exporter/redfish/fake-bmc.js';
 
 const quiet = createLogger({ level: 'error' });
 const FRONT_USER = 'exporter';
@@ -50,30 +53,15 @@ after(async () => {
 
 /** Scrapes the real redfish collector whose requests go to `proxyUrl`, with extra client config lines. */
 async function scrapeVia(bmc: FakeBmc, proxyUrl: string, clientYaml: string): Promise<string[]> {
-  const u = new URL(bmc.url);
-  const cfg = file(
-    `redfish_collector:\n  protocol: ${u.protocol.slice(0, -1)}\n  hostname: 127.0.0.1\n  port: ${u.port}\n  username: ${BMC_USER}\n  password: ${BMC_PASSWORD}\n  external_url: ${proxyUrl}\n  enable_http2: true\n${clientYaml}`,
+  const c = await createRedfishCollector(
+    file(collectorYaml(bmc, `  external_url: ${proxyUrl}\n  enable_http2: true\n${clientYaml}`)),
+    quiet,
   );
-  const c = (await redfish.create({
-    hostname: 'node1',
-    procfs: '/proc',
-    sysfs: '/sys',
-    cgroupfs: '/sys/fs/cgroup',
-    flags: parseFlags(redfish.flags, [`--collector.redfish.config.file=${cfg}`], { env: {} }).flags,
-    logger: quiet,
-  })) as RedfishCollector;
-  const set = new FamilySet();
   try {
-    await c.update(set, new AbortController().signal);
+    return (await scrapeRedfish(c)).filter((l) => l.startsWith('ceems_redfish_current_watts'));
   } finally {
     await c.stop();
   }
-  const out: string[] = [];
-  for (const f of set.families.values())
-    for (const s of f.samples)
-      if (f.name === 'ceems_redfish_current_watts')
-        out.push(`${f.name}{chassis="${s.labels.chassis}"} ${s.value}`);
-  return out.sort();
 }
 
 for (const front of ['plain', 'tls'] as const) {
