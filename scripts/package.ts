@@ -133,6 +133,19 @@ export const PROGRAMS: Program[] = [
     forbidden: [...DEV, ...NO_DB, /^src\/(exporter|api|lb|cli)\//],
   },
   {
+    name: 'ceems_k8s_admission_controller',
+    pkg: 'ceems-k8s-admission-controller',
+    entry: 'src/k8s_admission_controller/main.ts',
+    exit: 'exit',
+    summary: 'CEEMS Kubernetes admission controller: annotates workloads with their creator',
+    description:
+      'Mutating and validating webhook of the Kubernetes API server that records who created each pod\n(directly or through a Deployment, Job, CronJob, StatefulSet or DaemonSet) for per-user accounting.',
+    user: 'ceems-k8s-admission',
+    etc: ['ceems_k8s_admission_controller/web-config.yml', 'default/ceems_k8s_admission_controller'],
+    secret: ['ceems_k8s_admission_controller/web-config.yml'],
+    forbidden: [...DEV, ...NO_DB, /^src\/(exporter|api|lb|cli|redfish_proxy|web)\//],
+  },
+  {
     name: 'cacct',
     pkg: 'ceems-cacct',
     entry: 'src/cli/cacct/main.ts',

@@ -492,6 +492,14 @@ describe('Debian packages installed, run from their units and purged', { timeout
     const untargeted = await fetch(`${redfish.url}/redfish/v1/Chassis`);
     assert.equal(untargeted.status, 400, await untargeted.text());
 
+    // admission controller with its shipped example web config (plain HTTP: health only until TLS is set)
+    const admission = await startUnit('ceems_k8s_admission_controller', {
+      CEEMS_K8S_ADMISSION_CONTROLLER_OPTIONS: '--web.listen-address=127.0.0.1:0',
+    });
+    servers.push(admission);
+    const health = await fetch(`${admission.url}/health`);
+    assert.equal(await health.text(), 'CEEMS k8s Admission Controller is healthy');
+
     // every server runs as its user with exactly its unit's capabilities and no_new_privs
     for (const s of servers) {
       const unit = unitSettings(s.name);
