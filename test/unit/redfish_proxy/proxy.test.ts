@@ -5,18 +5,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
-import { parseFlags } from '../../../src/common/flags.js';
 import { createLogger } from '../../../src/common/logger.js';
 import { createWebServer, type WebServer } from '../../../src/common/webserver.js';
-import { FamilySet } from '../../../src/exporter/collector.js';
-import { type RedfishCollector, redfish } from '../../../src/exporter/collectors/redfish.js';
 import {
   DEFAULT_ALLOWED_API_RESOURCES,
   loadProxyConfig,
   RedfishProxy,
 } from '../../../src/redfish_proxy/proxy.js';
 import { runProgram, type Started, startProgram } from '../../helpers/process.js';
-import { BMC_PASSWORD, BMC_USER, type FakeBmc, startFakeBmc } from '../exporter/redfish/fake-bmc.js';
+import {
+  collectorYaml,
+  createRedfishCollector,
+  type FakeBmc,
+  scrapeRedfish,
+  startFakeBmc,
+} from '../exporter/redfish/fake-bmc.js';
 
 const quiet = createLogger({ level: 'silent' });
 const dir = mkdtempSync(join(tmpdir(), 'ceems-rfproxy-'));
@@ -43,28 +46,15 @@ async function startProxy(
 
 /** Scrapes the real redfish collector configured to go through `proxyUrl`. */
 async function scrapeVia(bmc: FakeBmc, proxyUrl: string, extra = ''): Promise<string[]> {
-  const u = new URL(bmc.url);
-  const cfg = file(
-    `redfish_collector:\n  protocol: ${u.protocol.slice(0, -1)}\n  hostname: 127.0.0.1\n  port: ${u.port}\n  username: ${BMC_USER}\n  password: ${BMC_PASSWORD}\n  external_url: ${proxyUrl}\n${extra}`,
+  const c = await createRedfishCollector(
+    file(collectorYaml(bmc, `  external_url: ${proxyUrl}\n${extra}`)),
+    quiet,
   );
-  const c = (await redfish.create({
-    hostname: 'node1',
-    procfs: '/proc',
-    sysfs: '/sys',
-    cgroupfs: '/sys/fs/cgroup',
-    flags: parseFlags(redfish.flags, [`--collector.redfish.config.file=${cfg}`], { env: {} }).flags,
-    logger: quiet,
-  })) as RedfishCollector;
-  const set = new FamilySet();
   try {
-    await c.update(set, new AbortController().signal);
+    return await scrapeRedfish(c);
   } finally {
     await c.stop();
   }
-  const out: string[] = [];
-  for (const f of set.families.values())
-    for (const s of f.samples) out.push(`${f.name}{chassis="${s.labels.chassis}"} ${s.value}`);
-  return out.sort();
 }
 
 // The default allow list of the original (character class [a-zA-Z0-9-_]) rejects dotted chassis ids such as

@@ -107,7 +107,7 @@ describe('redfish collector: vendor-shaped BMCs', () => {
   });
 
   it('HPE iLO 5: chassis 1, trailing slashes, absolute session Location; logout deletes that session', async () => {
-    await withBmc({ model: 'hpe-ilo5' }, async (bmc, scrape) => {
+    const bmc = await withBmc({ model: 'hpe-ilo5' }, async (bmc, scrape) => {
       bmc.absoluteLocation = true;
       assert.deepEqual(await scrape(), [
         'ceems_redfish_avg_watts{chassis="1"} 276',
@@ -116,8 +116,11 @@ describe('redfish collector: vendor-shaped BMCs', () => {
         'ceems_redfish_min_watts{chassis="1"} 268',
       ]);
       assert.ok(bmc.requests.some((r) => r.line === 'GET /redfish/v1/Chassis/1/Power/'));
+      return bmc;
     });
-    // stop() logged out: the DELETE went to the session path of the absolute Location
+    // the collector stopped: its DELETE went to the path of the absolute Location
+    assert.ok(bmc.requests.some((r) => r.line === 'DELETE /redfish/v1/SessionService/Sessions/1/'));
+    assert.deepEqual(bmc.logouts, ['1']);
   });
 
   it('Lenovo XCC: a card chassis without Power is skipped; missing min/max and null readings emit nothing', async () => {
