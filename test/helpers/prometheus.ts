@@ -70,6 +70,14 @@ export async function startPrometheus(opts: {
   let proc: ChildProcess;
   let log = '';
   const launch = async () => {
+    // A server left on the port would answer the readiness probe in place of this one.
+    if (
+      await fetch(`${url}/-/ready`).then(
+        () => true,
+        () => false,
+      )
+    )
+      throw new Error(`port ${opts.port} already answers HTTP: a Prometheus left behind by an earlier run?`);
     log = '';
     proc = spawn(PROMETHEUS_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     proc.stderr!.setEncoding('utf8');
