@@ -196,6 +196,20 @@ describe('TSDB updater against a fake Prometheus', () => {
     assert.equal(q.get('end'), String(end / 1000));
   });
 
+  it('keeps the map an earlier updater set for a unit it has no sample of (D-API-20)', async () => {
+    mode = 'ok';
+    const end = Date.UTC(2024, 4, 6, 12);
+    const fromEarlierShard = unit('nosamples', end - 3_600_000);
+    fromEarlierShard.avg_cpu_usage = { global: 42 };
+    const sampled = unit('5', end - 3_600_000);
+    sampled.avg_cpu_usage = { global: 1 };
+    const units = [fromEarlierShard, sampled];
+    await make().update('c', units, end - 3_600_000, end);
+    assert.deepEqual(fromEarlierShard.avg_cpu_usage, { global: 42 });
+    assert.deepEqual(fromEarlierShard.avg_gpu_usage, {}, 'a metric nobody set is still {}');
+    assert.deepEqual(sampled.avg_cpu_usage, { global: 50 }, 'a sample replaces the earlier map');
+  });
+
   it('sends only labels_to_drop matchers when no unit is ignored (D-API-10)', async () => {
     deletes.length = 0;
     mode = 'ok';
