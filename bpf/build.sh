@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Builds bpf/ceems.bpf.o from bpf/ceems.bpf.c with Debian's clang and libbpf-dev headers
-# (apt install clang libbpf-dev). `--check` builds into a temporary file and fails when it differs from the
+# (apt install clang llvm libbpf-dev). `--check` builds into a temporary file and fails when it differs from the
 # committed object, so the object in the repository is always what its source gives.
 # The object is reproducible: DWARF is stripped (BTF and CO-RE relocations stay) and the source is named by
-# a relative path, so neither the checkout's location nor the build time ends up in it.
+# the compilation directory "." (-fdebug-compilation-dir), so neither the checkout's location nor the build
+# time ends up in it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 out=ceems.bpf.o
 [[ ${1:-} == --check ]] && out=$(mktemp --suffix=.bpf.o) && trap 'rm -f "$out"' EXIT
-clang -O2 -g -target bpfel -I"/usr/include/$(gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)" \
-  -Wall -Werror -c ceems.bpf.c -o "$out"
+clang -O2 -g -target bpfel -I"/usr/include/$(uname -m)-linux-gnu" \
+  -fdebug-compilation-dir=. -Wall -Werror -c ceems.bpf.c -o "$out"
 llvm-strip -g "$out"
 if [[ ${1:-} == --check ]]; then
   cmp -s "$out" ceems.bpf.o || { echo "bpf/ceems.bpf.o is not what bpf/ceems.bpf.c builds: run bpf/build.sh" >&2; exit 1; }
