@@ -32,6 +32,14 @@ if ! command -v chromium >/dev/null; then
   apt() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
   apt install -y -q chromium >/dev/null || { apt update -q >/dev/null && apt install -y -q chromium >/dev/null; }
 fi
+# clang, llvm, libbpf-dev: the BPF object's rebuild check (bpf/build.sh --check); bpftool: the ebpf test
+# lists the programs loaded in the kernel
+if ! command -v clang >/dev/null || ! command -v llvm-strip >/dev/null || ! command -v bpftool >/dev/null ||
+  [ ! -e /usr/include/bpf/bpf_helpers.h ]; then
+  apt() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
+  pkgs=(clang llvm libbpf-dev bpftool)
+  apt install -y -q "${pkgs[@]}" >/dev/null || { apt update -q >/dev/null && apt install -y -q "${pkgs[@]}" >/dev/null; }
+fi
 # prometheus: tests that start Debian's Prometheus directly (startPrometheus in test/helpers/prometheus.ts:
 # route prefix, remote_read) may run before any testbed script installed it; the testbed's installer keeps
 # apt from starting the packaged service
