@@ -64,7 +64,7 @@ async function getData(q: Query, path: string, params: [string, string][]): Prom
 }
 
 /**
- * Request 1: the units of the window, running ones included [DIFF D-CLI-5]; with `--job`, also the fields
+ * Request 1: the units of the window, running ones included [DIFF D-CLI-20]; with `--job`, also the fields
  * the Summary of those jobs is computed from.
  */
 export function fetchUnits(q: Query): Promise<ApiRow[]> {

@@ -184,7 +184,7 @@ async function run(flags: ParsedFlags, io: Io): Promise<number> {
       jobs,
       users,
     };
-    // With --job the totals are those of the listed jobs, not of the whole window [DIFF D-CLI-6].
+    // With --job the totals are those of the listed jobs, not of the whole window [DIFF D-CLI-21].
     const [units, usage] = await Promise.all([
       fetchUnits(q).then(sortByJobId),
       jobs.length > 0 ? Promise.resolve(undefined) : fetchUsage(q),

@@ -110,7 +110,7 @@ function fieldTitle(field: Field, unit: string | undefined): string {
   return unit ? field.title.replace(/\(gms\)$/, `(${unit})`) : field.title;
 }
 
-/** "3 jobs": the first footer column counts units, and says so (it sits under the job ids). */
+/** "3 jobs": the first footer column counts units, and says so (it sits under the job ids) [DIFF D-CLI-23]. */
 export function unitCount(n: number): string {
   return `${n} ${n === 1 ? 'job' : 'jobs'}`;
 }
@@ -153,7 +153,7 @@ export function buildTable(
   return { titles, columns, units: unitCells, footers: footerCells };
 }
 
-/** Numeric job ids in numeric order (1, 3, 10 — not 1, 10, 3), others after them in text order. */
+/** Numeric job ids in numeric order (1, 3, 10 — not 1, 10, 3), others after them in text order [DIFF D-CLI-22]. */
 export function sortByJobId(units: readonly ApiRow[]): ApiRow[] {
   const id = (u: ApiRow) => text(u.uuid);
   const numeric = (s: string) => /^\d+$/.test(s);
