@@ -40,6 +40,11 @@ if ! command -v clang >/dev/null || ! command -v llvm-strip >/dev/null || ! comm
   pkgs=(clang llvm libbpf-dev bpftool)
   apt install -y -q "${pkgs[@]}" >/dev/null || { apt update -q >/dev/null && apt install -y -q "${pkgs[@]}" >/dev/null; }
 fi
+# groff: the --help-man test (test/integration/help-flags.test.ts) sets every server's man page with it
+if ! command -v groff >/dev/null; then
+  apt() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
+  apt install -y -q groff-base >/dev/null || { apt update -q >/dev/null && apt install -y -q groff-base >/dev/null; }
+fi
 # prometheus: tests that start Debian's Prometheus directly (startPrometheus in test/helpers/prometheus.ts:
 # route prefix, remote_read) may run before any testbed script installed it; the testbed's installer keeps
 # apt from starting the packaged service

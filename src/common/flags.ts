@@ -115,10 +115,15 @@ function defaults(spec: FlagSpec, env: NodeJS.ProcessEnv): FlagValue[] {
   return [convert(spec, d as string, spec.name)];
 }
 
+/** What a help flag asks for: `--help` (usage), `--help-long` (kingpin's long help), `--help-man` (roff). */
+export type HelpFormat = 'usage' | 'long' | 'man';
+
 export interface ParseResult {
   flags: ParsedFlags;
   positional: string[];
+  /** True for any of --help, --help-long, --help-man; `helpFormat` says which. */
   help: boolean;
+  helpFormat: HelpFormat;
   version: boolean;
 }
 
@@ -141,6 +146,7 @@ export function parseFlags(
   const usedAliases: string[] = [];
   const positional: string[] = [];
   let help = false;
+  let helpFormat: HelpFormat | undefined;
   let version = false;
 
   for (let i = 0; i < argv.length; i++) {
@@ -151,6 +157,11 @@ export function parseFlags(
     }
     if (arg === '-h' || arg === '--help') {
       help = true;
+      continue;
+    }
+    // kingpin: --help wins over the hidden --help-long/--help-man, and of those the first given runs.
+    if (arg === '--help-long' || arg === '--help-man') {
+      helpFormat ??= arg === '--help-man' ? 'man' : 'long';
       continue;
     }
     if (arg === '--version') {
@@ -196,14 +207,21 @@ export function parseFlags(
   if (positional.length > 0 && !opts.allowPositional) {
     throw new FlagError(`unexpected argument '${positional[0]}'`);
   }
-  return { flags: new ParsedFlags(values, explicit, usedAliases), positional, help, version };
+  return {
+    flags: new ParsedFlags(values, explicit, usedAliases),
+    positional,
+    help: help || helpFormat !== undefined,
+    helpFormat: help ? 'usage' : (helpFormat ?? 'usage'),
+    version,
+  };
 }
+
+const HELP_FLAG_HELP = 'Show context-sensitive help (also try --help-long and --help-man).';
+const VERSION_FLAG_HELP = 'Show application version.';
 
 /** kingpin-style usage text of the visible flags. */
 export function usage(program: string, description: string, specs: readonly FlagSpec[]): string {
-  const rows: [string, string][] = [
-    ['-h, --[no-]help', 'Show context-sensitive help (also try --help-long and --help-man).'],
-  ];
+  const rows: [string, string][] = [['-h, --[no-]help', HELP_FLAG_HELP]];
   for (const s of specs) {
     if (s.hidden) continue;
     const left =
@@ -218,9 +236,95 @@ export function usage(program: string, description: string, specs: readonly Flag
     if (s.env) right += ` ($${s.env})`;
     rows.push([left, right]);
   }
-  rows.push(['    --[no-]version', 'Show application version.']);
+  rows.push(['    --[no-]version', VERSION_FLAG_HELP]);
   const width = Math.max(...rows.map((r) => r[0].length)) + 2;
   return `usage: ${program} [<flags>]\n\n${description}\n\nFlags:\n${rows
     .map(([l, r]) => `  ${l.padEnd(width)}${r}`)
     .join('\n')}\n`;
+}
+
+/**
+ * kingpin's FormatPlaceHolder: the placeholder, else the first default (quoted for single string flags,
+ * `...` after it when there are more), else the NAME in capitals.
+ */
+function placeholderOf(s: FlagSpec): string {
+  if (s.placeholder) return s.placeholder;
+  const d = s.default;
+  const list = d === undefined || typeof d === 'boolean' ? [] : Array.isArray(d) ? d : [d as string];
+  if (list.length === 0) return s.name.toUpperCase();
+  const first = s.type === 'string' && !s.repeatable ? JSON.stringify(list[0]) : list[0]!;
+  return list.length > 1 ? `${first}...` : first;
+}
+
+/**
+ * Text set in roff as typed: backslashes escaped, `-` as `\\-` (a plain `-` is a hyphen that UTF-8 man
+ * renders as U+2010, so flags copied from the page would not work), non-ASCII characters as `\\[uXXXX]`,
+ * a leading control character neutralised.
+ */
+function roff(text: string): string {
+  return (
+    text
+      .replace(/\\/g, '\\e')
+      .replace(/-/g, '\\-')
+      // groff reads bytes (Latin-1): other characters by their Unicode names
+      .replace(
+        /[^\x00-\x7f]/gu,
+        (c) => `\\[u${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}]`,
+      )
+      .split('\n')
+      .map((l) => (/^[.']/.test(l) ? `\\&${l}` : l))
+      .join('\n')
+  );
+}
+
+/**
+ * kingpin's `--help-man` output (its ManPageTemplate) for a program without commands: NAME, SYNOPSIS,
+ * DESCRIPTION and one `.TP` entry per visible flag (`-h, --help` first, `--version` last, as kingpin orders them).
+ */
+export function manPage(
+  program: string,
+  description: string,
+  version: string,
+  specs: readonly FlagSpec[],
+): string {
+  // `\\%`: groff must not hyphenate flag names (the rendered page would split them where none is typed)
+  const flag = (text: string) =>
+    text
+      .split(' ')
+      .map((word) => `\\%${roff(word)}`)
+      .join(' ');
+  const entry = (left: string, help: string) => `.TP\n\\fB${flag(left)}\\fR\n${roff(help)}\n`;
+  const flags = specs
+    .filter((s) => !s.hidden)
+    .map((s) => entry(s.type === 'bool' ? `--${s.name}` : `--${s.name}=${placeholderOf(s)}`, s.help));
+  return [
+    `.TH ${program} 1 ${version} ""\n`,
+    '.SH "NAME"\n',
+    `${roff(program)}\n`,
+    '.SH "SYNOPSIS"\n',
+    '.TP\n',
+    `\\fB${roff(program)} [<flags>]\\fR\n`,
+    '.SH "DESCRIPTION"\n',
+    `${roff(description)}\n`,
+    '.SH "OPTIONS"\n',
+    entry('-h, --help', HELP_FLAG_HELP),
+    ...flags,
+    entry('--version', VERSION_FLAG_HELP),
+  ].join('');
+}
+
+/**
+ * The text a help flag prints: `--help` and `--help-long` give the same usage (kingpin's long help differs
+ * only for programs with commands), `--help-man` the man page.
+ */
+export function helpText(
+  format: HelpFormat,
+  program: string,
+  description: string,
+  version: string,
+  specs: readonly FlagSpec[],
+): string {
+  return format === 'man'
+    ? manPage(program, description, version, specs)
+    : usage(program, description, specs);
 }

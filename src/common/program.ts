@@ -2,7 +2,7 @@
 // the logger, start-up errors on one line, graceful shutdown on SIGINT/SIGTERM with a bounded grace period.
 
 import { buildInfo, versionText } from './buildinfo.js';
-import { FlagError, type FlagSpec, type ParsedFlags, parseFlags, usage } from './flags.js';
+import { FlagError, type FlagSpec, helpText, type ParsedFlags, parseFlags } from './flags.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type Logger } from './logger.js';
 
 /** `--log.level` and `--log.format`, identical on every server. */
@@ -97,7 +97,9 @@ export async function runServerProgram<R extends Stoppable>(
     throw e;
   }
   if (parsed.help) {
-    process.stdout.write(usage(name, program.description, program.flags));
+    process.stdout.write(
+      helpText(parsed.helpFormat, name, program.description, buildInfo.version, program.flags),
+    );
     return 0;
   }
   if (parsed.version) {
