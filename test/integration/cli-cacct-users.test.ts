@@ -8,10 +8,10 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } f
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CeemsDb, openReader, type UnitRecord } from '../../src/api/db/index.js';
+import { CeemsDb, type UnitRecord } from '../../src/api/db/index.js';
 import { type ApiServer, createApiServer } from '../../src/api/server.js';
 import { formatDatetimezone } from '../../src/api/timefmt.js';
-import { createLogger } from '../../src/common/logger.js';
+import { apiServerOptions } from '../fixtures/api/server.js';
 import { ROOT, runCommand } from '../helpers/process.js';
 import { assertGolden } from '../unit/cli/golden.js';
 
@@ -91,21 +91,9 @@ describe('cacct run by local users, config in $XDG_CONFIG_HOME/ceems, real API s
       ],
     });
     db.close();
-    api = await createApiServer({
-      listenAddresses: ['127.0.0.1:0'],
-      logger: createLogger({ level: 'error' }),
-      routePrefix: '/',
-      userHeaders: ['X-Grafana-User'],
-      maxRequests: 0,
-      corsOrigin: '.*',
-      compression: true,
-      compressionLevel: 5,
-      maxPeriodMs: 0,
-      timeZone: TZ,
-      externalUrl: '',
-      openDb: () => openReader(dataDir),
-      now: () => NOW,
-    });
+    api = await createApiServer(
+      apiServerOptions(dataDir, { listenAddresses: ['127.0.0.1:0'], timeZone: TZ, now: () => NOW }),
+    );
     url = `http://${(await api.server.listen())[0]}`;
     // each user's own config, as a user on a login node keeps it: ~/.config/ceems/config.yml, mode 0600
     for (const user of ['usr1', 'usr3']) {

@@ -17,6 +17,18 @@ import { assertGolden } from './golden.js';
 
 const WINDOW = ['--starttime=2024-05-06', '--endtime=2024-05-07T12:00'];
 
+/** One test per `[golden file, extra flags]`, cacct run over WINDOW with the config in `dir()`. */
+function goldenCases(cases: [string, string[]][], dir: () => string): void {
+  for (const [name, args] of cases) {
+    it(`${args.join(' ') || 'default format'} → ${name}`, async () => {
+      const r = await runCacct(main, [...WINDOW, ...args], { configDirs: [dir()] });
+      assert.equal(r.stderr, '');
+      assert.equal(r.code, 0);
+      assertGolden(r.stdout, `cacct/golden/${name}`);
+    });
+  }
+}
+
 describe('cacct prints what the original prints (its documented examples, byte for byte)', () => {
   // The expected files are the original's own e2e outputs (cmd/cacct/testdata/output/e2e-test-cacct-*.txt)
   // for the unit of original-example-units.json, whose user has no usage row (Summary without totals).
@@ -37,14 +49,7 @@ describe('cacct prints what the original prints (its documented examples, byte f
     ['original-long-format.txt', ['--long']],
     ['original-custom-format.txt', ['--format=jobid,account,cpuusage']],
   ];
-  for (const [name, args] of cases) {
-    it(`${args.join(' ') || 'default format'} → ${name}`, async () => {
-      const r = await runCacct(main, [...WINDOW, ...args], { configDirs: [dir] });
-      assert.equal(r.stderr, '');
-      assert.equal(r.code, 0);
-      assertGolden(r.stdout, `cacct/golden/${name}`);
-    });
-  }
+  goldenCases(cases, () => dir);
 });
 
 describe('cacct output formats (golden)', () => {
@@ -67,14 +72,7 @@ describe('cacct output formats (golden)', () => {
     ['html-default.html', ['--html']],
     ['json-default.json', ['--json']],
   ];
-  for (const [name, args] of cases) {
-    it(`${args.join(' ') || 'default'} → ${name}`, async () => {
-      const r = await runCacct(main, [...WINDOW, ...args], { configDirs: [dir] });
-      assert.equal(r.stderr, '');
-      assert.equal(r.code, 0);
-      assertGolden(r.stdout, `cacct/golden/${name}`);
-    });
-  }
+  goldenCases(cases, () => dir);
 
   it('box table: energy and emissions with %f, the original titles, keys named only for multi-key maps', async () => {
     const r = await runCacct(main, [...WINDOW, '--format=jobid,cpuusage,hostenergy,hostemissions'], {
