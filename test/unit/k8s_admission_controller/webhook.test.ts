@@ -300,6 +300,18 @@ describe('mutating webhook: workloads annotate their pod template', () => {
     assert.equal(apiServerOwner(pod), 'dave');
   });
 
+  it('a control-plane user never replaces a service account creator (D-CLI-5)', () => {
+    const deployment = mutated(
+      review('deployment-kubectl-apply', (x) => Object.assign(x.request, { userInfo: ARGO })),
+    );
+    // controllers without per-controller service account credentials, and a kubelet updating its mirror pod
+    for (const user of [{ username: 'system:kube-controller-manager' }, { username: 'system:node:gpu-07' }]) {
+      const r = podReview(podFromTemplate(deployment, 'ReplicaSet'), user);
+      assert.equal(call('mutate', r).patch, undefined, user.username);
+      assert.equal(apiServerOwner(mutated(r)), 'hpc-team:unknown', user.username);
+    }
+  });
+
   it('Deployment UPDATE: a real creator in the template stays, a service account one is replaced by the user', () => {
     const created = mutated(review('deployment-kubectl-apply'));
     const update = (template: Json, user: Json) =>
