@@ -4,6 +4,7 @@
 import { chownSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AclLease } from '../common/acl.js';
+import { logConfigNotices } from '../common/config.js';
 import { FlagError, type FlagSpec, type ParsedFlags } from '../common/flags.js';
 import type { Logger } from '../common/logger.js';
 import { dropPrivileges, grantRunAsAccess, releaseAccess, resolveRunAsUser } from '../common/privileges.js';
@@ -204,7 +205,7 @@ export async function startApiServer(
     disableChecks: flags.bool('test.disable.checks'),
   });
   const { config, dataPath, backupPath } = loaded;
-  for (const key of loaded.unknownKeys) log.warn({ key }, 'Unknown configuration key ignored');
+  logConfigNotices(log, loaded.notices);
   const data = config.ceems_api_server.data;
   const timeZone = resolveZone(data.time_zone);
   const corsOrigin = flags.string('web.cors.origin');

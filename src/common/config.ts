@@ -180,13 +180,20 @@ export function loadConfigFile<T extends z.ZodType>(
   });
 }
 
+/** One line for a command-line tool's stderr. */
+export function noticeText(n: ConfigNotice): string {
+  return n.kind === 'unknown'
+    ? `config file '${n.file}': unknown key '${n.key}' ignored`
+    : `config file '${n.file}': key '${n.key}' is deprecated, use '${n.use}'`;
+}
+
 /** Logs each notice as a warning naming the file and the key. */
 export function logConfigNotices(
   log: { warn(fields: Record<string, unknown>, msg: string): void },
   notices: readonly ConfigNotice[],
 ): void {
   for (const n of notices) {
-    if (n.kind === 'unknown') log.warn({ file: n.file, key: n.key }, 'Unknown configuration key ignored');
-    else log.warn({ file: n.file, key: n.key, use: n.use }, 'Deprecated configuration key; use the new name');
+    if (n.kind === 'unknown') log.warn({ key: n.key, file: n.file }, 'Unknown configuration key ignored');
+    else log.warn({ key: n.key, use: n.use, file: n.file }, 'Deprecated configuration key; use the new name');
   }
 }

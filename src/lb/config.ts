@@ -1,11 +1,12 @@
 // ceems_lb configuration (spec lb.md §3): the `ceems_lb` section plus the parts of the API server's
 // sections it uses (`ceems_api_server.data.path`, `ceems_api_server.web`, `clusters[].id`). The file may be
-// the API server's own, so every other key is ignored.
+// the API server's own, so the rest of the API server's sections is not read here; keys nobody knows are
+// warnings (common/config.ts).
 
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, readYamlFile, validate } from '../common/config.js';
+import { ConfigError, type ConfigNotice, loadConfigFile } from '../common/config.js';
 import { type HttpClientConfig, httpClientConfigShape } from '../common/httpclient.js';
 import type { Strategy } from './backend.js';
 import type { LbType } from './endpoints.js';
@@ -19,7 +20,7 @@ const backendSchema = z.strictObject({
   pyroscope: z.array(z.strictObject({ web: webSchema })).nullish(),
 });
 
-const fileSchema = z.looseObject({
+const fileSchema = z.strictObject({
   ceems_lb: z.strictObject({
     strategy: z.string().optional(),
     unrestricted_metrics: z.array(z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/)).nullish(),
@@ -32,6 +33,7 @@ const fileSchema = z.looseObject({
     })
     .nullish(),
   clusters: z.array(z.looseObject({ id: z.string() })).nullish(),
+  updaters: z.unknown().optional(), // the API server's
 });
 
 export interface BackendConfig {
@@ -49,6 +51,8 @@ export interface LbConfig {
   dbFile?: string;
   api?: { url: string; client: HttpClientConfig };
   configDir: string;
+  /** Ignored unknown keys, to be logged. */
+  notices: ConfigNotice[];
 }
 
 function clientOf(web: Record<string, unknown>): HttpClientConfig {
@@ -58,7 +62,7 @@ function clientOf(web: Record<string, unknown>): HttpClientConfig {
 }
 
 export function loadConfig(file: string, expandEnv: boolean): LbConfig {
-  const raw = validate(fileSchema, readYamlFile(file, { expandEnv }), `config file '${file}'`);
+  const { config: raw, notices } = loadConfigFile(file, fileSchema, { expandEnv });
   const lb = raw.ceems_lb;
   const strategy = lb.strategy ?? 'round-robin';
   if (strategy !== 'round-robin' && strategy !== 'least-connection') {
@@ -119,6 +123,7 @@ export function loadConfig(file: string, expandEnv: boolean): LbConfig {
     dbFile: dbExists ? dbFile : undefined,
     api: apiUrl ? { url: apiUrl, client: clientOf(api!.web! as Record<string, unknown>) } : undefined,
     configDir: dirname(resolve(file)),
+    notices,
   };
 }
 

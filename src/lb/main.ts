@@ -1,7 +1,7 @@
 // ceems_lb entry point: flags, configuration, cluster id validation, one listener per backend type.
 
 import { dirname, resolve } from 'node:path';
-import { ConfigError } from '../common/config.js';
+import { ConfigError, logConfigNotices } from '../common/config.js';
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import { createHttpClient } from '../common/httpclient.js';
 import { createPlainServer, type PlainServer } from '../common/httpserver.js';
@@ -99,6 +99,7 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
   if (configFile === '') throw new ConfigError('--config.file is required');
   const runAs = resolveRunAsUser(flags.string('security.run-as-user'));
   const cfg = loadConfig(configFile, flags.bool('config.file.expand-env-vars'));
+  logConfigNotices(log, cfg.notices);
   const addresses = flags.strings('web.listen-address');
   if (addresses.length < cfg.types.length) {
     throw new ConfigError(

@@ -4,22 +4,22 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { readYamlFile, validate } from '../../common/config.js';
+import { loadConfigFile, noticeText } from '../../common/config.js';
 import { httpClientConfigShape } from '../../common/httpclient.js';
 
 const CONFIG_NAMES = ['config.yml', 'config.yaml', 'cacct.yml', 'cacct.yaml'];
 
-// Not strict: existing cacct files may carry keys the original ignores.
-const webSchema = z.object({ url: z.string().url(), ...httpClientConfigShape });
+// Keys the original ignores are warnings (common/config.ts): existing cacct files keep working.
+const webSchema = z.strictObject({ url: z.string().url(), ...httpClientConfigShape });
 
-const configSchema = z.object({
-  ceems_api_server: z.object({
+const configSchema = z.strictObject({
+  ceems_api_server: z.strictObject({
     cluster_id: z.string().default(''),
     user_header_name: z.string().min(1).default('X-Grafana-User'),
     web: webSchema,
   }),
   tsdb: z
-    .object({
+    .strictObject({
       web: webSchema.optional(),
       queries: z
         .record(
@@ -53,6 +53,12 @@ export function findConfigFile(dirs: readonly string[]): string {
   );
 }
 
-export function loadConfig(path: string): CacctConfig {
-  return validate(configSchema, readYamlFile(path), `config file '${path}'`);
+/** Reads the config; unknown keys are reported through `warn` (stderr by default) and ignored. */
+export function loadConfig(
+  path: string,
+  warn: (line: string) => void = (line) => process.stderr.write(line),
+): CacctConfig {
+  const { config, notices } = loadConfigFile(path, configSchema, {});
+  for (const n of notices) warn(`cacct: warning: ${noticeText(n)}\n`);
+  return config;
 }

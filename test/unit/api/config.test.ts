@@ -103,19 +103,23 @@ ceems_lb:
     }
   });
 
-  test('unknown keys are ignored (existing files keep working) and reported', () => {
-    const { config, unknownKeys } = loadConfig(
-      file(
-        'ceems_api_server:\n  data:\n    pth: x\n  admin:\n    userz: [a]\n    grafana:\n      url: http://g:3000\n      team_ids: [1]\n',
-      ),
+  test('unknown keys are ignored (existing files keep working) and reported with the file', () => {
+    const f = file(
+      'ceems_api_server:\n  data:\n    pth: x\n  admin:\n    userz: [a]\n    grafana:\n      url: http://g:3000\n      team_ids: [1]\nclusters:\n  - id: c0\n    manager: slurm\n    cli: {path: /usr/bin, env: {}}\nceems_lbb: {}\n',
     );
+    const { config, notices } = loadConfig(f);
     assert.equal(config.ceems_api_server.data.path, 'data');
-    assert.deepEqual(unknownKeys, [
-      'ceems_api_server.data.pth',
-      'ceems_api_server.admin.userz',
-      'ceems_api_server.admin.grafana.team_ids',
-    ]);
-    assert.deepEqual(loadConfig(file('')).unknownKeys, []);
+    assert.deepEqual(
+      notices.map((n) => [n.kind, n.file, n.key]),
+      [
+        'ceems_api_server.data.pth',
+        'ceems_api_server.admin.grafana.team_ids',
+        'ceems_api_server.admin.userz',
+        'clusters.0.cli.env',
+        'ceems_lbb',
+      ].map((k) => ['unknown', f, k]),
+    );
+    assert.deepEqual(loadConfig(file('')).notices, []);
   });
 
   test('backup_interval below one day is refused unless checks are disabled', () => {
