@@ -9,7 +9,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parseMountinfo } from '../../src/exporter/ebpf/mounts.js';
+import { mountOf } from '../helpers/mounts.js';
 import { awaitListening, type Started, startProgram } from '../helpers/process.js';
 import { cancelJobs, jobDir, submitJob, testbedEnv } from '../helpers/slurm.js';
 import { waitFor, waitForScrape } from '../helpers/wait.js';
@@ -45,14 +45,6 @@ function grown(before: Map<string, number>, now: Map<string, number>): Map<strin
   const out = new Map<string, number>();
   for (const [k, v] of now) out.set(k, v - (before.get(k) ?? 0));
   return out;
-}
-
-/** The mount point a path is on, as /proc/self/mountinfo says (longest prefix). */
-function mountOf(path: string): string {
-  const mounts = [...parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')).values()];
-  return mounts
-    .filter((m) => m === '/' || path === m || path.startsWith(`${m}/`))
-    .sort((a, b) => b.length - a.length)[0]!;
 }
 
 /** Names of the BPF programs loaded in the kernel that are ours (bpftool, needs root). */
