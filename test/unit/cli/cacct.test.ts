@@ -12,7 +12,19 @@ import { wrapText } from '../../../src/cli/cacct/prettytable.js';
 import { fingerprint, formatTimestamp, plainDecimal, stepFor } from '../../../src/cli/cacct/timeseries.js';
 import { formatElapsed, parseLocalTime } from '../../../src/cli/cacct/window.js';
 import { runProgram } from '../../helpers/process.js';
-import { apiFixtures, configDir, type FakeServer, fixture, runCacct, startFake } from './fake-api.js';
+import {
+  apiConfigDir,
+  apiFixtures,
+  configDir,
+  type FakeServer,
+  fixture,
+  type Handler,
+  runCacct,
+  startFake,
+  suiteFakeApi,
+  unitsOnly,
+  withFakeApi,
+} from './fake-api.js';
 import { assertGolden } from './golden.js';
 
 const WINDOW = ['--starttime=2024-05-06', '--endtime=2024-05-07T12:00'];
@@ -32,34 +44,22 @@ function goldenCases(cases: [string, string[]][], dir: () => string): void {
 describe('cacct prints what the original prints (its documented examples, byte for byte)', () => {
   // The expected files are the original's own e2e outputs (cmd/cacct/testdata/output/e2e-test-cacct-*.txt)
   // for the unit of original-example-units.json, whose user has no usage row (Summary without totals).
-  let api: FakeServer;
-  let dir: string;
-  before(async () => {
-    api = await startFake((req) =>
-      req.path.includes('/units')
-        ? { status: 200, body: fixture('cacct/original-example-units.json') }
-        : { status: 200, body: '{"status":"success","data":null}' },
-    );
-    dir = configDir(`ceems_api_server:\n  cluster_id: slurm-0\n  web:\n    url: ${api.url}\n`);
-  });
-  after(() => api.close());
+  const fake = suiteFakeApi(
+    unitsOnly(JSON.parse(fixture('cacct/original-example-units.json')).data),
+    'slurm-0',
+  );
 
   const cases: [string, string[]][] = [
     ['original-default-format.txt', []],
     ['original-long-format.txt', ['--long']],
     ['original-custom-format.txt', ['--format=jobid,account,cpuusage']],
   ];
-  goldenCases(cases, () => dir);
+  goldenCases(cases, fake.dir);
 });
 
 describe('cacct output formats (golden)', () => {
-  let api: FakeServer;
-  let dir: string;
-  before(async () => {
-    api = await startFake(apiFixtures);
-    dir = configDir(`ceems_api_server:\n  cluster_id: slurm-0\n  web:\n    url: ${api.url}\n`);
-  });
-  after(() => api.close());
+  const fake = suiteFakeApi(apiFixtures, 'slurm-0');
+  const dir = () => fake.dir();
 
   const cases: [string, string[]][] = [
     ['box-default.txt', []],
@@ -72,11 +72,11 @@ describe('cacct output formats (golden)', () => {
     ['html-default.html', ['--html']],
     ['json-default.json', ['--json']],
   ];
-  goldenCases(cases, () => dir);
+  goldenCases(cases, dir);
 
   it('box table: energy and emissions with %f, the original titles, keys named only for multi-key maps', async () => {
     const r = await runCacct(main, [...WINDOW, '--format=jobid,cpuusage,hostenergy,hostemissions'], {
-      configDirs: [dir],
+      configDirs: [dir()],
     });
     const lines = r.stdout.split('\n');
     assert.match(lines[1]!, /│ HOST ENE │ +HOST EMISSIO +│/);
@@ -91,7 +91,7 @@ describe('cacct output formats (golden)', () => {
   });
 
   it('every line of the box table has the same width and the columns line up', async () => {
-    const r = await runCacct(main, [...WINDOW, '--long'], { configDirs: [dir] });
+    const r = await runCacct(main, [...WINDOW, '--long'], { configDirs: [dir()] });
     const lines = r.stdout.trimEnd().split('\n');
     assert.equal(new Set(lines.map((l) => [...l].length)).size, 1, r.stdout);
     const bars = (l: string) => [...l].flatMap((c, i) => ('│├┼┤┬┴'.includes(c) ? [i] : []));
@@ -109,13 +109,7 @@ describe('cacct output formats (golden)', () => {
       elapsed: '00:05:00',
       total_cpu_energy_usage_kwh: { total: 0.05 },
     };
-    const srv = await startFake((req) =>
-      req.path.endsWith('/units')
-        ? { status: 200, body: JSON.stringify({ status: 'success', data: [unit] }) }
-        : { status: 200, body: '{"status":"success","data":null}' },
-    );
-    try {
-      const d = configDir(`ceems_api_server:\n  web:\n    url: ${srv.url}\n`);
+    await withFakeApi(unitsOnly([unit]), async (d) => {
       const r = await runCacct(main, [...WINDOW, '--format=jobid,name,state,hostenergy'], {
         configDirs: [d],
       });
@@ -128,28 +122,22 @@ describe('cacct output formats (golden)', () => {
         .map((l) => l.split('│')[2]!.trim())
         .join(' ');
       assert.equal(nameColumn.replaceAll(' ', ''), unit.name.replaceAll(' ', ''));
-    } finally {
-      await srv.close();
-    }
+    });
   });
 
   it('prints the Summary row also when nothing matched', async () => {
-    const srv = await startFake(() => ({ status: 200, body: '{"status":"success","data":[]}' }));
-    try {
-      const d = configDir(`ceems_api_server:\n  web:\n    url: ${srv.url}\n`);
+    await withFakeApi(unitsOnly([]), async (d) => {
       const r = await runCacct(main, WINDOW, { configDirs: [d] });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stderr, '');
       assertGolden(r.stdout, 'cacct/golden/box-empty.txt');
       assert.match(r.stdout, /│ Summary │/);
-    } finally {
-      await srv.close();
-    }
+    });
   });
 
   it('shows the totals of the current user only, first column = number of jobs', async () => {
     const r = await runCacct(main, [...WINDOW, '--csv', '--format=user,account,elapsed,hostenergy'], {
-      configDirs: [dir],
+      configDirs: [dir()],
     });
     const lines = r.stdout.trimEnd().split('\n');
     assert.deepEqual(lines.slice(-3), [
@@ -161,13 +149,11 @@ describe('cacct output formats (golden)', () => {
 });
 
 describe('cacct as a sacct user reads it', () => {
-  const units = (ids: string[], state = 'COMPLETED') =>
-    ids.map((uuid) => ({ uuid, project: 'acc1', username: 'usr1', state, elapsed: '00:01:00' }));
+  const units = (ids: string[]) =>
+    ids.map((uuid) => ({ uuid, project: 'acc1', username: 'usr1', state: 'COMPLETED' }));
 
   it('lists running jobs with their state (asks the API for them)', async () => {
-    const api = await startFake(apiFixtures);
-    try {
-      const d = configDir(`ceems_api_server:\n  web:\n    url: ${api.url}\n`);
+    await withFakeApi(apiFixtures, async (d, api) => {
       const r = await runCacct(main, [...WINDOW, '--format=jobid,state'], { configDirs: [d] });
       assert.equal(r.code, 0, r.stderr);
       const req = api.requests.find((q) => q.path === '/api/v1/units')!;
@@ -180,55 +166,31 @@ describe('cacct as a sacct user reads it', () => {
       api.requests.length = 0;
       await runCacct(main, [...WINDOW, '--job=4250'], { configDirs: [d] });
       assert.ok(!api.requests[0]!.query.some(([k]) => k === 'running'));
-    } finally {
-      await api.close();
-    }
+    });
   });
 
   it('sorts job ids as numbers: 1, 3, 10, 13 (the API returns them as text: 1, 10, 13, 3)', async () => {
-    const api = await startFake((req) =>
-      req.path.endsWith('/units')
-        ? {
-            status: 200,
-            body: JSON.stringify({ status: 'success', data: units(['1', '10', '13', '3', 'a-1']) }),
-          }
-        : { status: 200, body: '{"status":"success","data":null}' },
-    );
-    try {
-      const d = configDir(`ceems_api_server:\n  web:\n    url: ${api.url}\n`);
+    await withFakeApi(unitsOnly(units(['1', '10', '13', '3', 'a-1'])), async (d) => {
       const r = await runCacct(main, [...WINDOW, '--csv', '--format=jobid'], { configDirs: [d] });
       assert.equal(r.stdout, 'Job ID\n1\n3\n10\n13\na-1\nSummary\n');
-    } finally {
-      await api.close();
-    }
+    });
   });
 
   it('--job summarises the listed jobs only, with the API server arithmetic (no usage request)', async () => {
-    const data = [
-      {
-        uuid: '1',
-        project: 'acc1',
-        username: 'usr1',
-        avg_cpu_usage: { global: 50 },
-        total_cpu_energy_usage_kwh: { total: 1.5 },
-        total_time_seconds: { walltime: 3600, alloc_cputime: 3600 },
-      },
-      {
-        uuid: '37',
-        project: 'acc1',
-        username: 'usr1',
-        avg_cpu_usage: { global: 100 },
-        total_cpu_energy_usage_kwh: { total: 0.25 },
-        total_time_seconds: { walltime: 1800, alloc_cputime: 10800 },
-      },
-    ];
-    const api = await startFake((req) =>
+    const job = (uuid: string, cpu: number, kwh: number, walltime: number, alloc_cputime: number) => ({
+      uuid,
+      project: 'acc1',
+      username: 'usr1',
+      avg_cpu_usage: { global: cpu },
+      total_cpu_energy_usage_kwh: { total: kwh },
+      total_time_seconds: { walltime, alloc_cputime },
+    });
+    const data = [job('1', 50, 1.5, 3600, 3600), job('37', 100, 0.25, 1800, 10800)];
+    const handler: Handler = (req) =>
       req.path.endsWith('/units')
         ? { status: 200, body: JSON.stringify({ status: 'success', data }) }
-        : { status: 500, body: 'usage must not be asked' },
-    );
-    try {
-      const d = configDir(`ceems_api_server:\n  web:\n    url: ${api.url}\n`);
+        : { status: 500, body: 'usage must not be asked' };
+    await withFakeApi(handler, async (d, api) => {
       const r = await runCacct(
         main,
         [...WINDOW, '--job=1,37', '--csv', '--format=jobid,account,elapsed,cpuusage,hostenergy'],
@@ -243,22 +205,14 @@ describe('cacct as a sacct user reads it', () => {
       assert.ok(['project', 'username', 'total_time_seconds'].every((f) => fields.includes(f)));
       // cpu: (50·3600 + 100·10800) / 14400 = 87.5; energy 1.75 kWh; elapsed 1 h 30 min of walltime
       assert.equal(r.stdout.trimEnd().split('\n').at(-1), '2 jobs,acc1,01:30:00,87.50,1.750000');
-    } finally {
-      await api.close();
-    }
+    });
   });
 });
 
 describe('cacct flags (kingpin syntax, like the original)', () => {
-  let api: FakeServer;
-  let dir: string;
-  before(async () => {
-    api = await startFake(apiFixtures);
-    dir = configDir(`ceems_api_server:\n  web:\n    url: ${api.url}\n`);
-  });
-  after(() => api.close());
+  const fake = suiteFakeApi(apiFixtures);
   const csvOf = async (args: string[]) => {
-    const r = await runCacct(main, [...WINDOW, '--format=jobid', ...args], { configDirs: [dir] });
+    const r = await runCacct(main, [...WINDOW, '--format=jobid', ...args], { configDirs: [fake.dir()] });
     assert.equal(r.code, 0, r.stderr);
     return r.stdout.startsWith('Job ID\n');
   };
@@ -273,9 +227,9 @@ describe('cacct flags (kingpin syntax, like the original)', () => {
 
   it('values as --flag=value or --flag value', async () => {
     const a = await runCacct(main, ['--starttime', '2024-05-06', '--endtime', '2024-05-07T12:00', '--csv'], {
-      configDirs: [dir],
+      configDirs: [fake.dir()],
     });
-    const b = await runCacct(main, [...WINDOW, '--csv'], { configDirs: [dir] });
+    const b = await runCacct(main, [...WINDOW, '--csv'], { configDirs: [fake.dir()] });
     assert.equal(a.code, 0, a.stderr);
     assert.equal(a.stdout, b.stdout);
   });
@@ -285,7 +239,7 @@ describe('cacct flags (kingpin syntax, like the original)', () => {
     assert.equal(h.code, 0);
     assert.match(h.stdout, /^usage: cacct \[<flags>\]/);
     assert.match(h.stdout, /--\[no-\]csv/);
-    const r = await runCacct(main, [...WINDOW, '--csv', 'false'], { configDirs: [dir] });
+    const r = await runCacct(main, [...WINDOW, '--csv', 'false'], { configDirs: [fake.dir()] });
     assert.equal(r.code, 1);
     assert.equal(r.stderr, "cacct: error: unexpected argument 'false', try --help\n");
   });
@@ -402,7 +356,7 @@ describe('cacct errors', () => {
   ): Promise<{ code: number; stdout: string; stderr: string }> => {
     const api = await startFake(handler);
     try {
-      const dir = configDir(`ceems_api_server:\n  web:\n    url: ${api.url}\n`);
+      const dir = apiConfigDir(api.url);
       return await runCacct(main, [...WINDOW, ...args], { configDirs: [dir] });
     } finally {
       await api.close();
@@ -458,7 +412,7 @@ describe('cacct errors', () => {
     const api = await startFake(apiFixtures);
     const url = api.url;
     await api.close();
-    const dir = configDir(`ceems_api_server:\n  web:\n    url: ${url}\n`);
+    const dir = apiConfigDir(url);
     const r = await runCacct(main, WINDOW, { configDirs: [dir] });
     assert.equal(r.code, 1);
     assert.match(
@@ -616,7 +570,7 @@ describe('cacct --ts', () => {
   });
 
   it('without tsdb.queries: "time series data not available", no files', async () => {
-    const dir = configDir(`ceems_api_server:\n  web:\n    url: ${api.url}\n`);
+    const dir = apiConfigDir(api.url);
     const out = join(mkdtempSync(join(tmpdir(), 'cacct-ts-')), 'out');
     const r = await runCacct(main, [...WINDOW, '--job=4242', '--ts', `--ts.out-dir=${out}`, '--csv'], {
       configDirs: [dir],
@@ -716,7 +670,7 @@ describe('bin/cacct', () => {
     const api = await startFake(apiFixtures);
     try {
       const xdg = mkdtempSync(join(tmpdir(), 'cacct-xdg-'));
-      const cfg = configDir(`ceems_api_server:\n  web:\n    url: ${api.url}\n`);
+      const cfg = apiConfigDir(api.url);
       cpSync(cfg, join(xdg, 'ceems'), { recursive: true });
       const r = await runProgram('cacct', [...WINDOW, '--csv'], { env: { XDG_CONFIG_HOME: xdg } });
       assert.equal(r.code, 0, r.stderr);

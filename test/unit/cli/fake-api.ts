@@ -4,6 +4,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { after, before } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import Fastify, { type FastifyInstance } from 'fastify';
 
@@ -56,6 +57,48 @@ export function configDir(yaml: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'cacct-test-'));
   writeFileSync(join(dir, 'config.yml'), yaml);
   return dir;
+}
+
+/** An API server whose units endpoint answers `units` and whose usage endpoint has no rows. */
+export function unitsOnly(units: unknown[]): Handler {
+  return (req) =>
+    req.path.endsWith('/units')
+      ? { status: 200, body: JSON.stringify({ status: 'success', data: units }) }
+      : { status: 200, body: '{"status":"success","data":null}' };
+}
+
+/** The smallest cacct config: the API server at `url` (and a cluster id). */
+export function apiConfigDir(url: string, clusterId?: string): string {
+  const cluster = clusterId === undefined ? '' : `  cluster_id: ${clusterId}\n`;
+  return configDir(`ceems_api_server:\n${cluster}  web:\n    url: ${url}\n`);
+}
+
+/** Runs `test` with a fake API server answering with `handler` and a config dir pointing at it. */
+export async function withFakeApi<T>(
+  handler: Handler,
+  test: (dir: string, api: FakeServer) => Promise<T>,
+): Promise<T> {
+  const api = await startFake(handler);
+  try {
+    return await test(apiConfigDir(api.url), api);
+  } finally {
+    await api.close();
+  }
+}
+
+/** A fake API server and its config dir for the tests of the calling suite (started before, closed after). */
+export function suiteFakeApi(
+  handler: Handler,
+  clusterId?: string,
+): { api: () => FakeServer; dir: () => string } {
+  let api: FakeServer | undefined;
+  let dir = '';
+  before(async () => {
+    api = await startFake(handler);
+    dir = apiConfigDir(api.url, clusterId);
+  });
+  after(() => api?.close());
+  return { api: () => api!, dir: () => dir };
 }
 
 /** Runs cacct's main in-process with captured output. */
