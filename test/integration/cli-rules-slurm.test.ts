@@ -7,11 +7,11 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { main } from '../../src/cli/ceems_tool/main.js';
 import { type Started, startProgram } from '../helpers/process.js';
 import { submitJob } from '../helpers/slurm.js';
 import { waitFor } from '../helpers/wait.js';
 import { type RealPrometheus, startPrometheus } from '../unit/cli/prometheus-server.js';
+import { runTool, TESTBED_EXPORTER_ARGS } from '../unit/cli/tool.js';
 
 function testbedEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
@@ -33,16 +33,7 @@ describe('ceems_tool rules on the real SLURM testbed', () => {
   let jobId: string | undefined;
 
   before(async () => {
-    exporter = await startProgram('ceems_exporter', [
-      '--collector.disable-defaults',
-      '--collector.slurm',
-      '--collector.cpu',
-      '--collector.meminfo',
-      '--collector.estimated_power',
-      '--collector.estimated_power.idle-watts=60',
-      '--collector.estimated_power.max-watts=160',
-      '--web.listen-address=127.0.0.1:0',
-    ]);
+    exporter = await startProgram('ceems_exporter', TESTBED_EXPORTER_ARGS);
     prom = await startPrometheus({ 'ceems-slurm': exporter.address });
   });
 
@@ -68,18 +59,15 @@ describe('ceems_tool rules on the real SLURM testbed', () => {
     });
 
     const dir = join(prom.dir, 'rules');
-    let stderr = '';
-    const code = await main(
-      ['tsdb', 'create-recording-rules', `--url=${prom.url}`, `--output-dir=${dir}`, '--emission-factor=60'],
-      {
-        stdout: () => {},
-        stderr: (s) => {
-          stderr += s;
-        },
-      },
-    );
+    const { code, stderr } = await runTool([
+      'tsdb',
+      'create-recording-rules',
+      `--url=${prom.url}`,
+      `--output-dir=${dir}`,
+      '--emission-factor=60',
+    ]);
     assert.equal(code, 0, stderr);
-    assert.match(stderr, /job ceems-slurm: cpu-ipmi-redfish\.rules/);
+    assert.equal(stderr, 'generating recording rules for job ceems-slurm in file ceems-slurm.rules\n');
     assert.deepEqual(readdirSync(dir), ['ceems-slurm.rules']);
     assert.match(readFileSync(join(dir, 'ceems-slurm.rules'), 'utf8'), /ceems_estimated_power_watts/);
     await prom.loadRules([join(dir, 'ceems-slurm.rules')]);

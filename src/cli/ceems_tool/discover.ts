@@ -4,26 +4,44 @@
 import { createRequire } from 'node:module';
 import { CliError } from '../http.js';
 import type { LabelSet, Prometheus } from './prometheus.js';
-import type { EmissionFactor, GpuPlan, GpuVendor, HostPlan, HostSource } from './rules.js';
+import {
+  AMD_DEVICE_PROFILING,
+  DCGM_PROFILING,
+  type EmissionFactor,
+  type GpuPlan,
+  type GpuVendor,
+  type HostPlan,
+  type HostSource,
+} from './rules.js';
 
 const require = createRequire(import.meta.url);
 
-/** GPU power series per exporter, with the label that must join it to the exporter's GPU mapping. */
-const GPU_POWER: { vendor: GpuVendor; metric: string; joinLabel: string }[] = [
-  { vendor: 'nvidia', metric: 'DCGM_FI_DEV_POWER_USAGE_INSTANT', joinLabel: 'gpuuuid' },
-  { vendor: 'amd-smi', metric: 'amd_gpu_power', joinLabel: 'index' },
-  { vendor: 'amd-device-metrics', metric: 'gpu_power_usage', joinLabel: 'index' },
+/** GPU power series per exporter. */
+const GPU_POWER: { vendor: GpuVendor; metric: string }[] = [
+  { vendor: 'nvidia', metric: 'DCGM_FI_DEV_POWER_USAGE_INSTANT' },
+  { vendor: 'amd-smi', metric: 'amd_gpu_power' },
+  { vendor: 'amd-device-metrics', metric: 'gpu_power_usage' },
 ];
 
 /** Usage/memory/profiling series per vendor (their presence decides which GPU records are generated). */
-const GPU_EXTRA: Record<GpuVendor, { usage: string; memory: string; profiling?: string }> = {
-  nvidia: {
-    usage: 'DCGM_FI_DEV_GPU_UTIL',
-    memory: 'DCGM_FI_DEV_FB_USED',
-    profiling: 'DCGM_FI_PROF_GR_ENGINE_ACTIVE',
+const GPU_EXTRA: Record<GpuVendor, { usage: string; memory: string; profiling: readonly string[] }> = {
+  nvidia: { usage: 'DCGM_FI_DEV_GPU_UTIL', memory: 'DCGM_FI_DEV_FB_USED', profiling: DCGM_PROFILING },
+  'amd-smi': { usage: 'amd_gpu_use_percent', memory: 'amd_gpu_memory_use_percent', profiling: [] },
+  'amd-device-metrics': {
+    usage: 'gpu_gfx_activity',
+    memory: 'gpu_used_vram',
+    profiling: AMD_DEVICE_PROFILING,
   },
-  'amd-smi': { usage: 'amd_gpu_use_percent', memory: 'amd_gpu_memory_use_percent' },
-  'amd-device-metrics': { usage: 'gpu_gfx_activity', memory: 'gpu_used_vram' },
+};
+
+/** Host part of `instance`: how the original pairs a GPU exporter job with the CEEMS job of the same nodes. */
+const instanceHost = (s: LabelSet) => (s.instance ?? '').split(':')[0] ?? '';
+
+/** The labels a GPU exporter's series need (from the relabel configs) to join the units' GPU mapping. */
+const JOIN_LABELS: Record<GpuVendor, string> = {
+  nvidia: 'gpuuuid',
+  'amd-smi': 'index',
+  'amd-device-metrics': 'index',
 };
 
 /**
@@ -41,7 +59,8 @@ export interface RulesOptions {
   emissionFactor: number;
   countryCode: string;
   evalIntervalMs?: number;
-  disableProviders: string[];
+  /** Emission providers to ignore, or all of them. */
+  disableProviders: string[] | 'all';
   /** Asks the operator to pick one of several values (Redfish chassis). */
   choose: (question: string, choices: string[]) => Promise<string>;
   warn: (message: string) => void;
@@ -82,7 +101,7 @@ async function emissionFactors(prom: Prometheus, o: RulesOptions): Promise<Emiss
       `ceems_emissions_gCo2_kWh{country_code=${JSON.stringify(o.countryCode)}}`,
     );
     const providers = [...new Set(series.map((s) => s.provider ?? ''))]
-      .filter((p) => p !== '' && !o.disableProviders.includes(p))
+      .filter((p) => p !== '' && o.disableProviders !== 'all' && !o.disableProviders.includes(p))
       .sort();
     if (providers.length > 0) return providers.map((provider) => ({ provider, countryCode: o.countryCode }));
     const v = staticCountryFactor(o.countryCode);
@@ -115,6 +134,13 @@ export async function discoverPlans(prom: Prometheus, o: RulesOptions): Promise<
     );
   }
   const found = async (metric: string) => byJob(await prom.series(sel(metric)));
+  /** Which of `metrics` the job has, in the order given. */
+  const present = async (job: string, metrics: readonly string[]) => {
+    const names = new Set(
+      (await prom.series(metrics.map((m) => `${m}{job=${JSON.stringify(job)}}`))).map((s) => s.__name__),
+    );
+    return metrics.filter((m) => names.has(m));
+  };
   const [cray, redfish, ipmi, rapl, dram, estimated, flags] = await Promise.all([
     found('ceems_cray_pm_counters_power_watts'),
     found('ceems_redfish_current_watts'),
@@ -131,30 +157,33 @@ export async function discoverPlans(prom: Prometheus, o: RulesOptions): Promise<
   const gpuOfCeemsJob = new Map<string, GpuPlan>();
   for (const g of GPU_POWER) {
     for (const [gpuJob, series] of await found(g.metric)) {
-      if (g.vendor === 'nvidia' && !series.some((s) => s.gpuuuid)) {
-        o.warn(
-          `job ${gpuJob}: DCGM series have no gpuuuid label; add the relabel configs of ` +
-            '`ceems_tool tsdb create-relabel-configs` to its scrape config first',
-        );
-        continue;
-      }
       const keys = new Set(series.map((s) => gpuKey(g.vendor, s)));
-      const users = flags.filter((f) => keys.has(gpuKey(g.vendor, f)));
+      let users = flags.filter((f) => keys.has(gpuKey(g.vendor, f)));
       if (users.length === 0) {
-        o.warn(`job ${gpuJob}: no ${g.metric} series match a GPU used by compute units; skipped`);
-        continue;
+        // not relabelled yet: pair by node as the original does, the rules return data once relabelled
+        const hosts = new Set(series.map(instanceHost));
+        users = flags.filter((f) => hosts.has(instanceHost(f)));
+        if (users.length === 0) {
+          o.warn(`job ${gpuJob}: no ${g.metric} series on a node whose units use GPUs; skipped`);
+          continue;
+        }
+        o.warn(
+          `job ${gpuJob}: ${g.metric} series have no ${JOIN_LABELS[g.vendor]} label matching the units' GPUs: ` +
+            'the GPU rules return data only once the relabel configs of `ceems_tool tsdb create-relabel-configs` ' +
+            'are in its scrape config',
+        );
       }
       const counts = byJob(users);
       const ceemsJob = [...counts.keys()].sort((a, b) => counts.get(b)!.length - counts.get(a)!.length)[0]!;
       const extra = GPU_EXTRA[g.vendor];
-      const has = async (m: string) => (await prom.series(`${m}{job=${JSON.stringify(gpuJob)}}`)).length > 0;
+      const has = async (m: string) => (await present(gpuJob, [m])).length > 0;
       const plan: GpuPlan = {
         gpuJob,
         ceemsJob,
         vendor: g.vendor,
         usage: await has(extra.usage),
         memory: await has(extra.memory),
-        profiling: extra.profiling ? await has(extra.profiling) : false,
+        profiling: extra.profiling.length > 0 ? await present(gpuJob, extra.profiling) : [],
         evalIntervalMs,
         pue: o.pue,
         emissions,

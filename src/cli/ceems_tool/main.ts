@@ -20,7 +20,7 @@ import { checkHealth, checkWebConfigs } from './check.js';
 import { discoverPlans } from './discover.js';
 import { createPrometheus } from './prometheus.js';
 import { relabelConfigs } from './relabel.js';
-import { gpuRules, hostRules, hostTemplate } from './rules.js';
+import { gpuRules, hostRules } from './rules.js';
 import { updaterQueries } from './updater.js';
 import { createWebConfig } from './webconfig.js';
 
@@ -258,10 +258,14 @@ Generated YAML and messages are written to stderr. Exit status: 0 success, 1 fai
             validityMs: durationArg('tls.validity')(o['tls.validity']),
             outputDir: o.outputDir,
           });
+          // the original's three lines, which scripts parse; no password lines without basic auth [DIFF D-CLI-15]
           io.stderr(`web config file created at ${r.file}\n`);
-          if (r.certFile) io.stderr(`self-signed certificate ${r.certFile}, private key ${r.keyFile}\n`);
-          if (r.password)
-            io.stderr(`basic auth user "ceems", password (store it, it is not saved): ${r.password}\n`);
+          if (r.password) {
+            io.stderr(
+              `plain text password for basic auth is ${r.password}\n` +
+                'store the plain text password securely as you will need it to configure Prometheus\n',
+            );
+          }
         },
       ),
   );
@@ -296,8 +300,8 @@ Generated YAML and messages are written to stderr. Exit status: 0 success, 1 fai
       .option('--output-dir <dir>', 'output directory', 'rules')
       .addOption(
         new Option(
-          '--disable-providers <providers>',
-          'comma-separated emission providers to ignore',
+          '--disable-providers [providers]',
+          'comma-separated emission providers to ignore; all of them without a value (the original is a bool)',
         ).hideHelp(),
       )
       .action(
@@ -308,7 +312,7 @@ Generated YAML and messages are written to stderr. Exit status: 0 success, 1 fai
             countryCode: string;
             evalInterval?: string;
             outputDir: string;
-            disableProviders?: string;
+            disableProviders?: string | true;
           },
           cmd: Command,
         ) => {
@@ -319,7 +323,10 @@ Generated YAML and messages are written to stderr. Exit status: 0 success, 1 fai
               emissionFactor: o.emissionFactor,
               countryCode: o.countryCode.toUpperCase(),
               evalIntervalMs: o.evalInterval ? durationArg('eval-interval')(o.evalInterval) : undefined,
-              disableProviders: (o.disableProviders ?? '').split(',').filter((p) => p !== ''),
+              disableProviders:
+                o.disableProviders === true
+                  ? 'all'
+                  : (o.disableProviders ?? '').split(',').filter((p) => p !== ''),
               choose: async (question, choices) => {
                 io.stderr(`${question}\n${choices.map((c, i) => `  ${i + 1}) ${c}`).join('\n')}\nchoice: `);
                 const a = (await io.readLine())?.trim() ?? '';
@@ -330,15 +337,16 @@ Generated YAML and messages are written to stderr. Exit status: 0 success, 1 fai
               warn: (m) => io.stderr(`WARNING: ${m}\n`),
             });
             mkdirSync(o.outputDir, { recursive: true });
+            // the original's progress lines (file names relative to the output directory)
+            const write = (what: string, name: string, text: string) => {
+              writeFileSync(join(o.outputDir, name), text);
+              io.stderr(`generating recording rules for ${what} in file ${name}\n`);
+            };
             for (const p of plans.hosts) {
-              const file = join(o.outputDir, `${safeFileName(p.job)}.rules`);
-              writeFileSync(file, hostRules(p));
-              io.stderr(`job ${p.job}: ${hostTemplate(p.source)} → ${file}\n`);
+              write(`job ${p.job}`, `${safeFileName(p.job)}.rules`, hostRules(p));
             }
             for (const p of plans.gpus) {
-              const file = join(o.outputDir, `${safeFileName(p.gpuJob)}-gpu.rules`);
-              writeFileSync(file, gpuRules(p));
-              io.stderr(`job ${p.gpuJob}: ${p.vendor} GPUs of job ${p.ceemsJob} → ${file}\n`);
+              write(`GPU for job ${p.gpuJob}`, `${safeFileName(p.gpuJob)}-gpu.rules`, gpuRules(p));
             }
             if (plans.hosts.length === 0) {
               throw new CliError(
@@ -396,6 +404,39 @@ Generated YAML and messages are written to stderr. Exit status: 0 success, 1 fai
   return root;
 }
 
+const BOOL_VALUES: Record<string, boolean> = {
+  true: true,
+  t: true,
+  '1': true,
+  false: false,
+  f: false,
+  '0': false,
+};
+
+/**
+ * kingpin's boolean syntax, which the original accepts: `--flag=true|false` (any case, or t/f/1/0) becomes
+ * `--flag` or `--no-flag` (dropped when the flag has no negation: false is then its default).
+ */
+function kingpinBooleans(root: Command, argv: string[]): string[] {
+  const flags = new Map<string, boolean>(); // boolean long flag → has a --no- form
+  const visit = (c: Command) => {
+    for (const opt of c.options) {
+      if (opt.long && opt.negate) flags.set(opt.long.replace(/^--no-/, '--'), true);
+      else if (opt.long && opt.isBoolean() && !flags.has(opt.long)) flags.set(opt.long, false);
+    }
+    c.commands.forEach(visit);
+  };
+  visit(root);
+  return argv.flatMap((arg) => {
+    const m = /^(--[^=]+)=(.*)$/.exec(arg);
+    if (!m || !flags.has(m[1]!)) return [arg];
+    const value = BOOL_VALUES[m[2]!.toLowerCase()];
+    if (value === undefined) throw new CliError(`invalid ${m[1]} '${m[2]}': expected true or false`);
+    if (value) return [m[1]!];
+    return flags.get(m[1]!) ? [`--no-${m[1]!.slice(2)}`] : [];
+  });
+}
+
 export async function main(argv: string[], overrides: Partial<Io> = {}): Promise<number> {
   const io = { ...defaultIo(), ...overrides };
   let code = 0;
@@ -407,7 +448,7 @@ export async function main(argv: string[], overrides: Partial<Io> = {}): Promise
     return 1;
   }
   try {
-    await cmd.parseAsync(argv, { from: 'user' });
+    await cmd.parseAsync(kingpinBooleans(cmd, argv), { from: 'user' });
     return code;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode;

@@ -13,8 +13,8 @@ export interface Prometheus {
   globalIntervals(): Promise<{ scrapeMs: number; evaluationMs: number }>;
   /** Scrape interval (ms) of each job with active targets. */
   jobScrapeIntervals(): Promise<Map<string, number>>;
-  /** Label sets of the series matching `selector` in the window. */
-  series(selector: string): Promise<LabelSet[]>;
+  /** Label sets of the series matching any of the selectors in the window, in Prometheus' order. */
+  series(selectors: string | string[]): Promise<LabelSet[]>;
   /** Instant vector of `query` at the end of the window. */
   query(query: string): Promise<{ labels: LabelSet; value: number }[]>;
 }
@@ -70,9 +70,9 @@ export function createPrometheus(url: string, client: HttpClient, window: Window
       }
       return out;
     },
-    async series(selector) {
+    async series(selectors) {
       const data = await api('/api/v1/series', [
-        ['match[]', selector],
+        ...[selectors].flat().map((s): [string, string] => ['match[]', s]),
         ['start', secs(window.start)],
         ['end', secs(window.end)],
       ]);

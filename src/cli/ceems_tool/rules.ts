@@ -39,8 +39,8 @@ export interface GpuPlan {
   /** Utilisation/memory series available for this exporter. */
   usage: boolean;
   memory: boolean;
-  /** NVIDIA only: DCGM profiling engine activity (covers MIG instances). */
-  profiling: boolean;
+  /** Profiling series of the exporter present in the job (DCGM_PROFILING, AMD_DEVICE_PROFILING). */
+  profiling: string[];
   evalIntervalMs: number;
   pue: number;
   emissions: EmissionFactor[];
@@ -347,6 +347,55 @@ function nodePowerRules(p: HostPlan): { rules: Rule[]; parts: Part[] } {
 
 const GPU_DEVICE_LABELS = 'gpuuuid, gpuiid, index, hindex';
 
+/** DCGM profiling fields the original makes per-unit records of (ratios 0–1, byte counts per second). */
+export const DCGM_PROFILING = [
+  'DCGM_FI_PROF_SM_ACTIVE',
+  'DCGM_FI_PROF_SM_OCCUPANCY',
+  'DCGM_FI_PROF_GR_ENGINE_ACTIVE',
+  'DCGM_FI_PROF_PIPE_TENSOR_ACTIVE',
+  'DCGM_FI_PROF_PIPE_FP64_ACTIVE',
+  'DCGM_FI_PROF_PIPE_FP32_ACTIVE',
+  'DCGM_FI_PROF_PIPE_FP16_ACTIVE',
+  'DCGM_FI_PROF_DRAM_ACTIVE',
+  'DCGM_FI_PROF_NVLINK_TX_BYTES',
+  'DCGM_FI_PROF_NVLINK_RX_BYTES',
+  'DCGM_FI_PROF_PCIE_TX_BYTES',
+  'DCGM_FI_PROF_PCIE_RX_BYTES',
+] as const;
+
+/** AMD device-metrics exporter profiler series the original makes per-unit records of. */
+export const AMD_DEVICE_PROFILING = [
+  'gpu_prof_sm_active',
+  'gpu_prof_occupancy_elapsed',
+  'gpu_prof_occupancy_per_active_cu',
+  'gpu_prof_tensor_active_percent',
+  'gpu_prof_occupancy_percent',
+  'gpu_prof_total_16_ops',
+  'gpu_prof_total_32_ops',
+  'gpu_prof_total_64_ops',
+  'gpu_prof_write_size',
+  'gpu_prof_fetch_size',
+] as const;
+
+/**
+ * Record of a profiling series, as the original names it: DCGM ratios become `uuid:ceems_gpu_<field>:ratio`
+ * in %, DCGM byte rates `uuid:ceems_gpu_<field>:rate` in bytes/s [DIFF D-CLI-14]; AMD series keep their
+ * values as `uuid:ceems_gpu_prof_<name>:ratio` (activities, percentages) or `:sum`. Ratios are averaged over
+ * the unit's GPUs, the others summed.
+ */
+function profilingRecord(metric: string): { record: string; scale: number; aggregate: 'avg' | 'sum' } {
+  if (metric.startsWith('DCGM_FI_PROF_')) {
+    const field = metric.slice('DCGM_FI_PROF_'.length).toLowerCase();
+    return field.endsWith('_bytes')
+      ? { record: `uuid:ceems_gpu_${field}:rate`, scale: 1, aggregate: 'sum' }
+      : { record: `uuid:ceems_gpu_${field}:ratio`, scale: 100, aggregate: 'avg' };
+  }
+  const name = metric.slice('gpu_'.length);
+  return /active|percent/.test(name)
+    ? { record: `uuid:ceems_gpu_${name}:ratio`, scale: 1, aggregate: 'avg' }
+    : { record: `uuid:ceems_gpu_${name}:sum`, scale: 1, aggregate: 'sum' };
+}
+
 export function gpuRules(p: GpuPlan): string {
   const G = { job: p.gpuJob };
   const C = { job: p.ceemsJob };
@@ -358,7 +407,8 @@ export function gpuRules(p: GpuPlan): string {
     case 'nvidia':
       power = 'DCGM_FI_DEV_POWER_USAGE_INSTANT';
       join = 'gpuuuid';
-      if (p.profiling) usage = `100 * DCGM_FI_PROF_GR_ENGINE_ACTIVE${sel(G)}`;
+      if (p.profiling.includes('DCGM_FI_PROF_GR_ENGINE_ACTIVE'))
+        usage = `100 * DCGM_FI_PROF_GR_ENGINE_ACTIVE${sel(G)}`;
       if (p.usage)
         usage = usage
           ? `${usage}\n  or on (gpuuuid, gpuiid)\nDCGM_FI_DEV_GPU_UTIL${sel(G)}`
@@ -399,8 +449,11 @@ export function gpuRules(p: GpuPlan): string {
       expr: `sum without (${GPU_DEVICE_LABELS}) (\n  ${dev}\n    * on (${join}) group_right ()\n  ${flag({ gpuiid: '' })}\n  or\n  ${dev}\n    * on (${join}) group_right ()\n  (\n    ${sm}\n      / on (${join}) group_left ()\n    sum by (${join}) (${sm})\n  )\n    *\n  ${flag({ gpuiid: ['!=', ''] })}\n)`,
     },
   ];
-  const perUnit = (metric: string) =>
-    `avg without (${GPU_DEVICE_LABELS}) (\n  (\n    ${metric.replaceAll('\n', '\n    ')}\n  )\n    * on (${join}, gpuiid) group_right ()\n  (${flag({})} > bool 0)\n)`;
+  // per-device series meet the unit's GPUs: NVIDIA by device and MIG instance; AMD by node and ordinal
+  // (the device-metrics exporter's partition id 0 of a whole GPU is no CEEMS instance id)
+  const unitJoin = p.vendor === 'nvidia' ? 'gpuuuid, gpuiid' : join;
+  const perUnit = (metric: string, aggregate: 'avg' | 'sum' = 'avg') =>
+    `${aggregate} without (${GPU_DEVICE_LABELS}) (\n  (\n    ${metric.replaceAll('\n', '\n    ')}\n  )\n    * on (${unitJoin}) group_right ()\n  (${flag({})} > bool 0)\n)`;
   if (usage)
     rules.push({
       comment: 'utilisation of the GPUs of each unit (%)',
@@ -412,6 +465,15 @@ export function gpuRules(p: GpuPlan): string {
       comment: 'memory utilisation of the GPUs of each unit (%)',
       record: 'uuid:ceems_gpu_memory_usage:ratio',
       expr: perUnit(memory),
+    });
+  }
+  for (const metric of p.profiling) {
+    const r = profilingRecord(metric);
+    const series = `${metric}${sel(G)}`;
+    rules.push({
+      comment: `${metric} of the GPUs of each unit${r.scale === 100 ? ' (%)' : ''}`,
+      record: r.record,
+      expr: perUnit(r.scale === 1 ? series : `${r.scale} * ${series}`, r.aggregate),
     });
   }
   rules.push(...powerTotalRules('gpu', 'GPU', p.ceemsJob, p.emissions));

@@ -1,7 +1,8 @@
 // `tsdb create-ceems-tsdb-updater-queries` (cli.md §2.5): the `queries:` block of the API server's TSDB
-// updater (api-server.md §12.3), restricted to the recording-rule series and providers that exist.
+// updater (api-server.md §12.3) for the recording-rule series and emission providers that exist, printed
+// as the original's template prints it: every metric key in sorted order, the sub-metrics found under it
+// and nothing under the others, blank lines and all.
 
-import YAML from 'yaml';
 import type { Prometheus } from './prometheus.js';
 
 const avg = (record: string) =>
@@ -13,54 +14,88 @@ const emissions = (record: string, provider: string) =>
 const increase = (metric: string) =>
   `sum by (uuid) (increase(${metric}{uuid=~"{{.UUIDs}}"}[{{.Range}}]) > 0 < inf)`;
 
-type SubQueries = Record<string, string>;
+/** A sub-metric: the series whose presence decides it, and its query. */
+interface SubQuery {
+  series: string;
+  query: string;
+  /** false for an emission provider that has no series */
+  found: boolean;
+}
 
-export async function updaterQueries(prom: Prometheus): Promise<string | null> {
-  const exists = async (metric: string) => (await prom.series(`{__name__="${metric}"}`)).length > 0;
-  const providers = async (record: string) =>
-    [...new Set((await prom.series(`{__name__="${record}"}`)).map((s) => s.provider ?? ''))]
-      .filter((p) => p !== '')
-      .sort();
-  const queries: Record<string, SubQueries> = {};
-  const add = async (metric: string, record: string, make: (r: string) => string, key: string) => {
-    if (await exists(record)) queries[metric] = { [key]: make(record) };
+const HOST_EMISSIONS = 'uuid:ceems_host_emissions_g_s:pue';
+const ORIGINAL_PROVIDERS = ['rte', 'emaps', 'owid'];
+const GPU_EMISSIONS = 'uuid:ceems_gpu_emissions_g_s:pue';
+
+/**
+ * The metrics and sub-metrics the output can hold. The original's (its map, printed in sorted key order)
+ * plus the eBPF IO and network metrics of our default queries, and one emission sub-metric per provider
+ * found instead of its fixed rte/emaps/owid [DIFF D-CLI-17].
+ */
+function candidates(
+  providers: string[],
+  foundProviders: Set<string>,
+): Record<string, Record<string, SubQuery>> {
+  const one = (key: string, series: string, make: (s: string) => string) => ({
+    [key]: { series, query: make(series), found: true },
+  });
+  const perProvider = (series: string) =>
+    Object.fromEntries(
+      providers.map(
+        (p) => [`${p}_total`, { series, query: emissions(series, p), found: foundProviders.has(p) }] as const,
+      ),
+    );
+  const ebpf = (dir: string, kinds: string[]) =>
+    Object.fromEntries(
+      kinds.map((k) => {
+        const series = `ceems_ebpf_${dir}_${k}_total`;
+        return [`${k}_total`, { series, query: increase(series), found: true }] as const;
+      }),
+    );
+  return {
+    avg_cpu_usage: one('global', 'uuid:ceems_cpu_usage:ratio_irate', avg),
+    avg_cpu_mem_usage: one('global', 'uuid:ceems_cpu_memory_usage:ratio', avg),
+    total_cpu_energy_usage_kwh: one('total', 'uuid:ceems_host_power_watts:pue', energy),
+    total_cpu_emissions_gms: perProvider(HOST_EMISSIONS),
+    avg_gpu_usage: one('global', 'uuid:ceems_gpu_usage:ratio', avg),
+    avg_gpu_mem_usage: one('global', 'uuid:ceems_gpu_memory_usage:ratio', avg),
+    total_gpu_energy_usage_kwh: one('total', 'uuid:ceems_gpu_power_watts:pue', energy),
+    total_gpu_emissions_gms: perProvider(GPU_EMISSIONS),
+    total_io_write_stats: ebpf('write', ['bytes', 'requests', 'errors']),
+    total_io_read_stats: ebpf('read', ['bytes', 'requests', 'errors']),
+    total_ingress_stats: ebpf('ingress', ['bytes']),
+    total_egress_stats: ebpf('egress', ['bytes']),
   };
-  await add('avg_cpu_usage', 'uuid:ceems_cpu_usage:ratio_irate', avg, 'global');
-  await add('avg_cpu_mem_usage', 'uuid:ceems_cpu_memory_usage:ratio', avg, 'global');
-  await add('total_cpu_energy_usage_kwh', 'uuid:ceems_host_power_watts:pue', energy, 'total');
-  const hostProviders = await providers('uuid:ceems_host_emissions_g_s:pue');
-  if (hostProviders.length > 0) {
-    queries.total_cpu_emissions_gms = Object.fromEntries(
-      hostProviders.map((p) => [`${p}_total`, emissions('uuid:ceems_host_emissions_g_s:pue', p)]),
-    );
-  }
-  await add('avg_gpu_usage', 'uuid:ceems_gpu_usage:ratio', avg, 'global');
-  await add('avg_gpu_mem_usage', 'uuid:ceems_gpu_memory_usage:ratio', avg, 'global');
-  await add('total_gpu_energy_usage_kwh', 'uuid:ceems_gpu_power_watts:pue', energy, 'total');
-  const gpuProviders = await providers('uuid:ceems_gpu_emissions_g_s:pue');
-  if (gpuProviders.length > 0) {
-    queries.total_gpu_emissions_gms = Object.fromEntries(
-      gpuProviders.map((p) => [`${p}_total`, emissions('uuid:ceems_gpu_emissions_g_s:pue', p)]),
-    );
-  }
-  for (const [metric, dir] of [
-    ['total_io_write_stats', 'write'],
-    ['total_io_read_stats', 'read'],
-  ] as const) {
-    const sub: SubQueries = {};
-    for (const k of ['bytes', 'requests', 'errors']) {
-      const m = `ceems_ebpf_${dir}_${k}_total`;
-      if (await exists(m)) sub[`${k}_total`] = increase(m);
+}
+
+const sorted = <T>(o: Record<string, T>) =>
+  Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+
+export const UPDATER_HEADER = 'Queries for TSDB updater:';
+
+/**
+ * The header and the queries YAML, or null when none of the series exists. Byte for byte the original's
+ * template output: `---`, a blank line, `queries:`, then per metric its key line, one line per sub-metric
+ * found, a line break for every sub-metric considered and one more per metric.
+ */
+export async function updaterQueries(prom: Prometheus): Promise<string | null> {
+  // the original takes the providers of the host emissions for both host and GPU emissions
+  const providers = (await prom.series(`{__name__="${HOST_EMISSIONS}"}`)).map((s) => s.provider ?? '');
+  const found = new Set(providers.filter((p) => p !== ''));
+  // the original's fixed providers are always considered (each adds a line break), found or not
+  const metrics = candidates([...new Set([...ORIGINAL_PROVIDERS, ...found])], found);
+  const wanted = [...new Set(Object.values(metrics).flatMap((m) => Object.values(m).map((q) => q.series)))];
+  const existing = new Set(
+    (await prom.series(wanted.map((s) => `{__name__=${JSON.stringify(s)}}`))).map((s) => s.__name__),
+  );
+  if (existing.size === 0) return null;
+  let out = '---\n\nqueries:';
+  for (const [metric, subs] of sorted(metrics)) {
+    out += `\n  ${metric}:`;
+    for (const [sub, q] of sorted(subs)) {
+      if (q.found && existing.has(q.series)) out += `\n    ${sub}: ${q.query}`;
+      out += '\n';
     }
-    if (Object.keys(sub).length > 0) queries[metric] = sub;
+    out += '\n';
   }
-  for (const [metric, dir] of [
-    ['total_ingress_stats', 'ingress'],
-    ['total_egress_stats', 'egress'],
-  ] as const) {
-    const m = `ceems_ebpf_${dir}_bytes_total`;
-    if (await exists(m)) queries[metric] = { bytes_total: increase(m) };
-  }
-  if (Object.keys(queries).length === 0) return null;
-  return YAML.stringify({ queries }, { lineWidth: 0 });
+  return `${UPDATER_HEADER}\n${out}\n\n`;
 }

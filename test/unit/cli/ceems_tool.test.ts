@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,40 +6,25 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
 import YAML from 'yaml';
-import { main, parseTime } from '../../../src/cli/ceems_tool/main.js';
+import { parseTime } from '../../../src/cli/ceems_tool/main.js';
+import { AMD_DEVICE_PROFILING, DCGM_PROFILING } from '../../../src/cli/ceems_tool/rules.js';
 import { createWebConfig } from '../../../src/cli/ceems_tool/webconfig.js';
 import { runProgram } from '../../helpers/process.js';
 import { startFake } from './fake-api.js';
 import { type Labels, startFakePrometheus } from './fake-prometheus.js';
 import { assertGolden } from './golden.js';
+import { promtool, runTool } from './tool.js';
 
 const WINDOW = ['--start=2024-05-06T10:00:00Z', '--end=2024-05-06T13:00:00Z'];
 
-async function tool(argv: string[], answers: string[] = []) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    stdout: (s) => {
-      stdout += s;
-    },
-    stderr: (s) => {
-      stderr += s;
-    },
+const tool = (argv: string[], answers: string[] = []) =>
+  runTool(argv, {
     readLine: async () => answers.shift() ?? null,
     now: () => new Date('2024-05-06T13:00:00Z'),
   });
-  return { code, stdout, stderr };
-}
 
 /** `promtool check rules` must accept every generated file. */
-function promtoolCheck(file: string): void {
-  const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
-  assert.ok(
-    !r.error,
-    `promtool not runnable (${r.error?.message}); install it: bash <testbed>/prometheus/up.sh --port 9293 --no-wait`,
-  );
-  assert.equal(r.status, 0, `promtool check rules ${file}:\n${r.stdout}${r.stderr}`);
-}
+const promtoolCheck = (file: string) => promtool(['check', 'rules', file]);
 
 const unitSeries = (job: string, host: string, uuid: string): Labels[] => [
   {
@@ -151,6 +135,33 @@ const VARIANTS: Variant[] = [
     ],
     bmcMinusGpu: 120,
     files: ['dcgm-gpu.rules', 'slurm-nodes.rules'],
+  },
+  {
+    name: 'rapl-gpu-profiling',
+    args: ['--emission-factor=100'],
+    series: [
+      ...unitSeries('ceems', 'gpu01', '501'),
+      ...unitSeries('ceems', 'gpu02', '502'),
+      nodeSeries('ceems_rapl_package_joules_total', 'ceems', 'gpu01', { index: '0', path: '/sys' }),
+      gpuFlag('ceems', 'gpu01', '501', { index: '0', gpuuuid: 'GPU-aaaa' }),
+      gpuFlag('ceems', 'gpu02', '502', { index: '1' }),
+      ...['DCGM_FI_DEV_POWER_USAGE_INSTANT', 'DCGM_FI_DEV_GPU_UTIL', ...DCGM_PROFILING].map((name) => ({
+        __name__: name,
+        job: 'dcgm',
+        instance: 'gpu01:9400',
+        Hostname: 'gpu01',
+        gpuuuid: 'GPU-aaaa',
+        gpu: '0',
+      })),
+      ...['gpu_power_usage', 'gpu_gfx_activity', ...AMD_DEVICE_PROFILING].map((name) => ({
+        __name__: name,
+        job: 'amd-dm',
+        instance: 'gpu02:5000',
+        hostname: 'gpu02',
+        index: '1',
+      })),
+    ],
+    files: ['amd-dm-gpu.rules', 'ceems.rules', 'dcgm-gpu.rules'],
   },
   {
     name: 'redfish-rapl',
@@ -293,20 +304,61 @@ describe('ceems_tool tsdb create-recording-rules', () => {
     }
   });
 
-  it('warns about DCGM series without gpuuuid (relabel configs missing) and skips their GPU rules', async () => {
+  it('writes the GPU rules of exporters not relabelled yet (paired by node, as the original), with a warning', async () => {
     const prom = await startFakePrometheus({
       series: [
         ...unitSeries('ceems', 'cn01', '1'),
         nodeSeries('ceems_ipmi_dcmi_current_watts', 'ceems', 'cn01'),
-        { __name__: 'DCGM_FI_DEV_POWER_USAGE_INSTANT', job: 'dcgm', UUID: 'GPU-1', modelName: 'NVIDIA A100' },
+        gpuFlag('ceems', 'cn01', '1', { index: '0', gpuuuid: 'GPU-1' }),
+        ...unitSeries('ceems', 'cn02', '2'),
+        gpuFlag('ceems', 'cn02', '2', { index: '0', gpuuuid: 'GPU-2' }),
+        // raw exporter labels: UUID / gpu_power / gpu_id, no gpuuuid / index yet
+        {
+          __name__: 'DCGM_FI_DEV_POWER_USAGE_INSTANT',
+          job: 'dcgm',
+          instance: 'cn01:9400',
+          UUID: 'GPU-1',
+          modelName: 'NVIDIA A100',
+        },
+        { __name__: 'amd_gpu_power', job: 'amd-smi', instance: 'cn02:2021', gpu_power: '0' },
+        { __name__: 'gpu_power_usage', job: 'amd-dm', instance: 'cn02:5000', gpu_id: '0' },
+        // a GPU exporter on a node without GPU units gets no rules
+        { __name__: 'gpu_power_usage', job: 'amd-other', instance: 'cn09:5000', gpu_id: '0' },
       ],
     });
     try {
       const out = mkdtempSync(join(tmpdir(), 'rules-'));
       const r = await tool(['tsdb', 'create-recording-rules', `--url=${prom.url}`, `--output-dir=${out}`]);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stderr, /WARNING: job dcgm: DCGM series have no gpuuuid label; add the relabel configs/);
-      assert.deepEqual(readdirSync(out), ['ceems.rules']);
+      for (const [job, metric, label] of [
+        ['dcgm', 'DCGM_FI_DEV_POWER_USAGE_INSTANT', 'gpuuuid'],
+        ['amd-smi', 'amd_gpu_power', 'index'],
+        ['amd-dm', 'gpu_power_usage', 'index'],
+      ]) {
+        assert.ok(
+          r.stderr.includes(
+            `WARNING: job ${job}: ${metric} series have no ${label} label matching the units' GPUs: the GPU ` +
+              'rules return data only once the relabel configs of `ceems_tool tsdb create-relabel-configs` are ' +
+              'in its scrape config\n',
+          ),
+          r.stderr,
+        );
+      }
+      assert.match(
+        r.stderr,
+        /WARNING: job amd-other: no gpu_power_usage series on a node whose units use GPUs; skipped/,
+      );
+      const files = ['amd-dm-gpu.rules', 'amd-smi-gpu.rules', 'ceems.rules', 'dcgm-gpu.rules'];
+      assert.deepEqual(readdirSync(out).sort(), files);
+      for (const f of files) promtoolCheck(join(out, f));
+      assert.match(
+        readFileSync(join(out, 'dcgm-gpu.rules'), 'utf8'),
+        /ceems_compute_unit_gpu_index_flag\{job="ceems"/,
+      );
+      assert.match(
+        r.stderr,
+        /generating recording rules for job ceems in file ceems\.rules\ngenerating recording rules for GPU for job dcgm in file dcgm-gpu\.rules\n/,
+      );
     } finally {
       await prom.close();
     }
@@ -375,13 +427,32 @@ describe('ceems_tool tsdb create-relabel-configs / create-ceems-tsdb-updater-que
     });
     try {
       const r = await tool(['tsdb', 'create-relabel-configs', `--url=${prom.url}`, ...WINDOW]);
+      const again = await tool(['tsdb', 'create-relabel-configs', `--url=${prom.url}`, ...WINDOW]);
+      assert.equal(again.stderr, r.stderr);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, '');
       assertGolden(r.stderr, 'ceems_tool/relabel-configs.yml');
-      const parsed = YAML.parse(r.stderr);
+      // the original's message line, then the YAML and a blank line
+      const [header, ...rest] = r.stderr.split('\n');
+      assert.equal(header, 'Merge the following scrape_configs with the current config.');
+      assert.ok(r.stderr.endsWith('\n\n'));
+      const yaml = rest.join('\n');
+      // spelled out for each job: no anchors or aliases
+      assert.doesNotMatch(yaml, /[&*][a-z]/);
+      const parsed = YAML.parse(yaml);
+      // jobs in the order of Prometheus' series (DCGM's capitalised labels sort first), as the original
       assert.deepEqual(
         parsed.scrape_configs.map((c: { job_name: string }) => c.job_name),
-        ['amd-dm', 'amd-smi', 'dcgm'],
+        ['dcgm', 'amd-smi', 'amd-dm'],
+      );
+      // one labeldrop entry per label
+      const dcgm = parsed.scrape_configs[0].metric_relabel_configs;
+      assert.deepEqual(
+        dcgm.filter((c: { action: string }) => c.action === 'labeldrop'),
+        [
+          { regex: 'UUID', action: 'labeldrop' },
+          { regex: 'GPU_I_ID', action: 'labeldrop' },
+        ],
       );
     } finally {
       await prom.close();
@@ -419,9 +490,26 @@ describe('ceems_tool tsdb create-relabel-configs / create-ceems-tsdb-updater-que
       const r = await tool(['tsdb', 'create-ceems-tsdb-updater-queries', `--url=${prom.url}`, ...WINDOW]);
       assert.equal(r.code, 0, r.stderr);
       assertGolden(r.stderr, 'ceems_tool/updater-queries.yml');
-      const q = YAML.parse(r.stderr).queries;
+      assert.ok(r.stderr.startsWith('Queries for TSDB updater:\n---\n\nqueries:\n  avg_cpu_mem_usage:\n'));
+      const q = YAML.parse(r.stderr.slice(r.stderr.indexOf('\n') + 1)).queries;
+      // every metric key in sorted order, empty (null) when none of its series exists
+      assert.deepEqual(Object.keys(q), [
+        'avg_cpu_mem_usage',
+        'avg_cpu_usage',
+        'avg_gpu_mem_usage',
+        'avg_gpu_usage',
+        'total_cpu_emissions_gms',
+        'total_cpu_energy_usage_kwh',
+        'total_egress_stats',
+        'total_gpu_emissions_gms',
+        'total_gpu_energy_usage_kwh',
+        'total_ingress_stats',
+        'total_io_read_stats',
+        'total_io_write_stats',
+      ]);
       assert.deepEqual(Object.keys(q.total_cpu_emissions_gms), ['owid_total', 'rte_total']);
-      assert.equal(q.avg_gpu_usage, undefined);
+      assert.equal(q.avg_gpu_usage, null);
+      assert.equal(q.total_gpu_emissions_gms, null);
     } finally {
       await prom.close();
     }
@@ -441,8 +529,16 @@ describe('ceems_tool config create-web-config / check', () => {
       `--output-dir=${dir}`,
     ]);
     assert.equal(r.code, 0, r.stderr);
-    const password = /password \(store it, it is not saved\): ([a-zA-Z0-9]+)\n/.exec(r.stderr)?.[1];
-    assert.equal(password?.length, 24);
+    // the original's lines, on stderr
+    assert.equal(r.stdout, '');
+    const lines = r.stderr.split('\n');
+    assert.equal(lines[0], `web config file created at ${join(dir, 'web-config.yml')}`);
+    const password = /^plain text password for basic auth is ([a-zA-Z0-9]{24})$/.exec(lines[1]!)?.[1];
+    assert.ok(password, r.stderr);
+    assert.equal(
+      lines.slice(2).join('\n'),
+      'store the plain text password securely as you will need it to configure Prometheus\n',
+    );
     const cfg = YAML.parse(readFileSync(join(dir, 'web-config.yml'), 'utf8'));
     assert.deepEqual(cfg.tls_server_config, { cert_file: 'cert.pem', key_file: 'key.pem' });
     assert.match(cfg.basic_auth_users.ceems, /^\$2[ab]\$10\$/);
@@ -475,7 +571,29 @@ describe('ceems_tool config create-web-config / check', () => {
     ]);
     assert.equal(a.code, 0);
     assert.doesNotMatch(a.stderr, /certificate/);
-    assert.notEqual(a.stderr.split(': ').pop(), b.stderr.split(': ').pop());
+    const password = (s: string) => /basic auth is (\S+)\n/.exec(s)?.[1];
+    assert.ok(password(a.stderr));
+    assert.notEqual(password(a.stderr), password(b.stderr));
+  });
+
+  it("accepts kingpin's boolean flag syntax (--flag=true|false, --no-flag)", async () => {
+    const run = async (...flags: string[]) => {
+      const dir = mkdtempSync(join(tmpdir(), 'w-'));
+      const r = await tool(['config', 'create-web-config', ...flags, `--output-dir=${dir}`]);
+      const cfg = r.code === 0 ? YAML.parse(readFileSync(join(dir, 'web-config.yml'), 'utf8')) : null;
+      return { ...r, cfg };
+    };
+    let r = await run('--basic-auth=false', '--tls=true', '--tls.host=node01');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(Object.keys(r.cfg), ['tls_server_config']);
+    assert.equal(r.stderr.split('\n').length, 2, 'no password lines without basic auth');
+    r = await run('--no-basic-auth', '--tls', '--tls.host=node01');
+    assert.deepEqual(Object.keys(r.cfg), ['tls_server_config']);
+    r = await run('--basic-auth=TRUE', '--tls=false');
+    assert.deepEqual(Object.keys(r.cfg), ['basic_auth_users']);
+    r = await run('--tls=maybe');
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, "ceems_tool: error: invalid --tls 'maybe': expected true or false\n");
   });
 
   it('errors: --tls without host, nothing enabled, missing openssl', async () => {

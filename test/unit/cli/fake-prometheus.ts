@@ -35,6 +35,18 @@ function matcher(selector: string): (l: Labels) => boolean {
   return (l) => tests.every((t) => t(l));
 }
 
+/** Prometheus' series order (labels.Compare): label by label in name order, by name then value. */
+function compareLabels(a: Labels, b: Labels): number {
+  const x = Object.entries(a).sort(([p], [q]) => (p < q ? -1 : 1));
+  const y = Object.entries(b).sort(([p], [q]) => (p < q ? -1 : 1));
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const [[xn, xv], [yn, yv]] = [x[i]!, y[i]!];
+    if (xn !== yn) return xn < yn ? -1 : 1;
+    if (xv !== yv) return xv < yv ? -1 : 1;
+  }
+  return x.length - y.length;
+}
+
 export function startFakePrometheus(data: FakePrometheusData): Promise<FakeServer> {
   const ok = (d: unknown) => ({ status: 200, body: JSON.stringify({ status: 'success', data: d }) });
   return startFake((req) => {
@@ -55,8 +67,8 @@ export function startFakePrometheus(data: FakePrometheusData): Promise<FakeServe
           droppedTargets: [],
         });
       case '/api/v1/series': {
-        const match = matcher(params.get('match[]') ?? '');
-        return ok(data.series.filter(match));
+        const matchers = req.query.filter(([k]) => k === 'match[]').map(([, v]) => matcher(v));
+        return ok(data.series.filter((l) => matchers.some((m) => m(l))).sort(compareLabels));
       }
       case '/api/v1/query': {
         const v = data.query?.(params.get('query') ?? '');

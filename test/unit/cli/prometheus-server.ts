@@ -8,13 +8,18 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import YAML from 'yaml';
 import { waitFor } from '../../helpers/wait.js';
 
 export interface RealPrometheus {
   url: string;
   dir: string;
+  /** The configuration file Prometheus runs with. */
+  configFile: string;
   /** Rewrites the configuration with these rule files and reloads it. */
   loadRules(files: string[]): Promise<void>;
+  /** Rewrites the configuration with these `metric_relabel_configs` per job and reloads it. */
+  setMetricRelabelConfigs(byJob: Record<string, unknown[]>): Promise<void>;
   /** Instant query at now; the samples of the result vector. */
   query(q: string): Promise<{ metric: Record<string, string>; value: number }[]>;
   stop(): Promise<void>;
@@ -30,28 +35,44 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts Prometheus scraping `targets` (job name → host:port) every second. */
-export async function startPrometheus(targets: Record<string, string>): Promise<RealPrometheus> {
+/** A scrape target: its address, and the `instance` label of the node it stands for (default: the address). */
+export interface ScrapeTarget {
+  address: string;
+  instance?: string;
+  /** More keys of the job's scrape config (`scheme`, `basic_auth`, `tls_config`, ...). */
+  scrapeConfig?: Record<string, unknown>;
+}
+
+/** Starts Prometheus scraping `targets` (job name → host:port or target) every second. */
+export async function startPrometheus(
+  targets: Record<string, string | ScrapeTarget>,
+): Promise<RealPrometheus> {
   const dir = mkdtempSync(join(tmpdir(), 'ceems-tool-prom-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const config = (rules: string[]) =>
-    [
-      'global:',
-      '  scrape_interval: 1s',
-      '  evaluation_interval: 1s',
-      '  scrape_timeout: 1s',
-      ...(rules.length ? ['rule_files:', ...rules.map((r) => `  - ${JSON.stringify(r)}`)] : []),
-      'scrape_configs:',
-      ...Object.entries(targets).flatMap(([job, t]) => [
-        `  - job_name: ${JSON.stringify(job)}`,
-        '    static_configs:',
-        `      - targets: [${JSON.stringify(t)}]`,
-      ]),
-      '',
-    ].join('\n');
+  let rules: string[] = [];
+  let relabel: Record<string, unknown[]> = {};
+  const config = () =>
+    YAML.stringify({
+      global: { scrape_interval: '1s', evaluation_interval: '1s', scrape_timeout: '1s' },
+      ...(rules.length ? { rule_files: rules } : {}),
+      scrape_configs: Object.entries(targets).map(([job, t]) => {
+        const target: ScrapeTarget = typeof t === 'string' ? { address: t } : t;
+        return {
+          job_name: job,
+          static_configs: [
+            {
+              targets: [target.address],
+              ...(target.instance ? { labels: { instance: target.instance } } : {}),
+            },
+          ],
+          ...target.scrapeConfig,
+          ...(relabel[job] ? { metric_relabel_configs: relabel[job] } : {}),
+        };
+      }),
+    });
   const configFile = join(dir, 'prometheus.yml');
-  writeFileSync(configFile, config([]));
+  writeFileSync(configFile, config());
   let log = '';
   const proc: ChildProcess = spawn(
     'prometheus',
@@ -92,13 +113,22 @@ export async function startPrometheus(targets: Record<string, string>): Promise<
     await stop();
     throw new Error(`${(e as Error).message}\n${log}`);
   }
+  const reload = async () => {
+    writeFileSync(configFile, config());
+    const res = await fetch(`${url}/-/reload`, { method: 'POST' });
+    if (!res.ok) throw new Error(`reload failed: HTTP ${res.status} ${await res.text()}\n${log}`);
+  };
   return {
     url,
     dir,
+    configFile,
     async loadRules(files) {
-      writeFileSync(configFile, config(files));
-      const res = await fetch(`${url}/-/reload`, { method: 'POST' });
-      if (!res.ok) throw new Error(`reload failed: HTTP ${res.status} ${await res.text()}\n${log}`);
+      rules = files;
+      await reload();
+    },
+    async setMetricRelabelConfigs(byJob) {
+      relabel = byJob;
+      await reload();
     },
     async query(q) {
       const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(q)}`);
