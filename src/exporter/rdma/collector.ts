@@ -88,17 +88,32 @@ export interface RdmaOptions {
   readonly read?: ReadFile;
 }
 
-/** Per-unit totals of one device (`port=""`: MRs and CQs) or one device port (QPs and QP counters). */
-interface UnitRow {
-  readonly uuid: string;
+/**
+ * One unit's totals of one resource kind across all its lines, labelled — as the original CEEMS (Go) does —
+ * with the device (and port) of the unit's first line: one series per unit and family.
+ */
+interface UnitTotals {
   readonly device: string;
   readonly port: string;
-  mrs: number;
-  mrsLen: number;
-  cqs: number;
-  cqeLen: number;
-  qps: number;
+  count: number;
+  /** Σ `mrlen` (MRs) or Σ `cqe` (CQs). */
+  length: number;
+  /** QP hardware counters summed over the unit's counter lines [D-EXP-21]. */
   readonly counters: Map<string, number>;
+}
+
+/** The unit's totals in `byUnit`, created with the device (and port) of the unit's first line. */
+function totalsOf(
+  byUnit: Map<string, UnitTotals>,
+  uuid: string,
+  first: { readonly device: string; readonly port?: string },
+): UnitTotals {
+  let t = byUnit.get(uuid);
+  if (!t) {
+    t = { device: first.device, port: first.port ?? '', count: 0, length: 0, counters: new Map() };
+    byUnit.set(uuid, t);
+  }
+  return t;
 }
 
 export class RdmaCollector implements UnitSubCollector {
@@ -215,7 +230,11 @@ export class RdmaCollector implements UnitSubCollector {
       );
   }
 
-  /** Runs the four commands once (concurrently) and emits the per-unit families of what succeeded. */
+  /**
+   * Runs the commands once (concurrently) and emits the per-unit families of what succeeded. QP hardware
+   * counters are read only when `statistic qp mode` listed a Mellanox link, as the original does: other
+   * devices' `statistic qp show` lines are never reported.
+   */
   private async updateUnits(
     out: Emitter,
     units: readonly CgroupUnit[],
@@ -224,75 +243,80 @@ export class RdmaCollector implements UnitSubCollector {
   ): Promise<void> {
     const unitOf = new Map<number, string>();
     for (const u of units) for (const pid of u.pids) unitOf.set(pid, u.uuid);
-    const rows = new Map<string, UnitRow>();
-    const row = (uuid: string, device: string, port: string): UnitRow => {
-      const key = `${uuid}\0${device}\0${port}`;
-      let r = rows.get(key);
-      if (!r) {
-        r = { uuid, device, port, mrs: 0, mrsLen: 0, cqs: 0, cqeLen: 0, qps: 0, counters: new Map() };
-        rows.set(key, r);
-      }
-      return r;
-    };
-    const collect = async <T extends { pid: number }>(
+    /** The entries of one command that belong to a unit, with that unit; none when the command failed. */
+    const read = async <T extends { pid: number }>(
       args: readonly string[],
       parse: (text: string) => Parsed<T>,
-      add: (e: T, uuid: string) => void,
-    ) => {
+    ): Promise<Array<[T, string]>> => {
       let text: string;
       try {
         text = await this.run(args, deadline, signal);
       } catch (e) {
         this.o.logger.error({ err: (e as Error).message }, 'rdma: command failed; its metrics are skipped');
-        return;
+        return [];
       }
       const parsed = parse(text);
       this.reportMalformed(args.join(' '), parsed);
-      for (const e of parsed.entries) {
+      return parsed.entries.flatMap((e): Array<[T, string]> => {
         const uuid = unitOf.get(e.pid);
-        if (uuid !== undefined) add(e, uuid);
-      }
+        return uuid === undefined ? [] : [[e, uuid]];
+      });
     };
-    await Promise.all([
-      collect(['resource', 'show', 'mr'], parseMrs, (e, uuid) => {
-        const r = row(uuid, e.device, '');
-        r.mrs++;
-        r.mrsLen += e.mrlen;
-      }),
-      collect(['resource', 'show', 'cq'], parseCqs, (e, uuid) => {
-        const r = row(uuid, e.device, '');
-        r.cqs++;
-        r.cqeLen += e.cqe;
-      }),
-      collect(['resource', 'show', 'qp'], parseQps, (e, uuid) => {
-        row(uuid, e.device, e.port).qps++;
-      }),
-      collect(['statistic', 'qp', 'show'], parseQpCounters, (e, uuid) => {
-        const r = row(uuid, e.device, e.port);
-        for (const [name, v] of e.counters) r.counters.set(name, (r.counters.get(name) ?? 0) + v);
-      }),
+    const perPidCounters = this.modes !== undefined && this.modes.size > 0;
+    const [mrs, cqs, qps, qpCounters] = await Promise.all([
+      read(['resource', 'show', 'mr'], parseMrs),
+      read(['resource', 'show', 'cq'], parseCqs),
+      read(['resource', 'show', 'qp'], parseQps),
+      perPidCounters ? read(['statistic', 'qp', 'show'], parseQpCounters) : [],
     ]);
-    for (const r of rows.values()) this.emitRow(out, r);
+    const mr = new Map<string, UnitTotals>();
+    for (const [e, uuid] of mrs) {
+      const t = totalsOf(mr, uuid, e);
+      t.count++;
+      t.length += e.mrlen;
+    }
+    const cq = new Map<string, UnitTotals>();
+    for (const [e, uuid] of cqs) {
+      const t = totalsOf(cq, uuid, e);
+      t.count++;
+      t.length += e.cqe;
+    }
+    // QP lines first: a unit's QP series carry the link of its first QP, its counters included
+    const qp = new Map<string, UnitTotals>();
+    for (const [e, uuid] of qps) totalsOf(qp, uuid, e).count++;
+    for (const [e, uuid] of qpCounters) {
+      const t = totalsOf(qp, uuid, e);
+      for (const [name, v] of e.counters) t.counters.set(name, (t.counters.get(name) ?? 0) + v);
+    }
+    this.emitUnits(out, mr, cq, qp);
   }
 
   private labels(device: string, port: string): Record<string, string> {
     return { device, hostname: this.o.hostname, manager: this.o.manager, port };
   }
 
-  private emitRow(out: Emitter, r: UnitRow): void {
-    const l = { ...this.labels(r.device, r.port), uuid: r.uuid };
-    if (r.mrs > 0) {
-      out.emit('ceems_rdma_mrs_active', G, 'Number of active MRs', l, r.mrs);
-      out.emit('ceems_rdma_mrs_len_active', G, 'Length of active MRs', l, r.mrsLen);
+  private emitUnits(
+    out: Emitter,
+    mrs: ReadonlyMap<string, UnitTotals>,
+    cqs: ReadonlyMap<string, UnitTotals>,
+    qps: ReadonlyMap<string, UnitTotals>,
+  ): void {
+    const labels = (uuid: string, t: UnitTotals) => ({ ...this.labels(t.device, t.port), uuid });
+    for (const [uuid, t] of mrs) {
+      out.emit('ceems_rdma_mrs_active', G, 'Number of active MRs', labels(uuid, t), t.count);
+      out.emit('ceems_rdma_mrs_len_active', G, 'Length of active MRs', labels(uuid, t), t.length);
     }
-    if (r.cqs > 0) {
-      out.emit('ceems_rdma_cqs_active', G, 'Number of active CQs', l, r.cqs);
-      out.emit('ceems_rdma_cqe_len_active', G, 'Length of active CQs', l, r.cqeLen);
+    for (const [uuid, t] of cqs) {
+      out.emit('ceems_rdma_cqs_active', G, 'Number of active CQs', labels(uuid, t), t.count);
+      out.emit('ceems_rdma_cqe_len_active', G, 'Length of active CQs', labels(uuid, t), t.length);
     }
-    if (r.qps > 0) out.emit('ceems_rdma_qps_active', G, 'Number of active QPs', l, r.qps);
-    for (const name of QP_HW_COUNTERS) {
-      const v = r.counters.get(name) ?? 0;
-      if (v > 0) out.emit(`ceems_rdma_${name}`, C, HW_COUNTER_HELP[name], l, v);
+    for (const [uuid, t] of qps) {
+      const l = labels(uuid, t);
+      if (t.count > 0) out.emit('ceems_rdma_qps_active', G, 'Number of active QPs', l, t.count);
+      for (const name of QP_HW_COUNTERS) {
+        const v = t.counters.get(name) ?? 0;
+        if (v > 0) out.emit(`ceems_rdma_${name}`, C, HW_COUNTER_HELP[name], l, v);
+      }
     }
   }
 

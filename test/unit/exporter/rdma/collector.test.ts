@@ -13,6 +13,7 @@ import { CGROUP_FLAGS } from '../../../../src/exporter/cgroup/layout.js';
 import { type CollectorContext, FamilySet } from '../../../../src/exporter/collector.js';
 import { K8sCollector, k8s } from '../../../../src/exporter/collectors/k8s.js';
 import { SlurmCollector, slurm } from '../../../../src/exporter/collectors/slurm.js';
+import { EBPF_FLAGS } from '../../../../src/exporter/ebpf/collector.js';
 import { GPU_FLAGS } from '../../../../src/exporter/gpu/index.js';
 import { PERF_FLAGS } from '../../../../src/exporter/perf/collector.js';
 import { RDMA_FLAGS, RdmaCollector, rdmaCapabilities } from '../../../../src/exporter/rdma/collector.js';
@@ -81,44 +82,57 @@ const fixtureLines = (file: string) => readFileSync(join(RDMA_FIX, file), 'utf8'
 const match = (line: string, re: RegExp) => re.exec(line)?.[1];
 
 /**
- * The per-unit samples the fixture outputs should give, summed per unit/device(/port) straight from the
- * text with plain regular expressions; lines lacking a numeric pid or field do not count.
+ * The per-unit samples the fixture outputs should give by the original's rule, straight from the text with
+ * plain regular expressions: per unit and family one series, labelled with the device (and port) of the
+ * unit's first line (QP counters: of its first QP), values counted or summed over all its lines; lines
+ * lacking a numeric pid or field do not count.
  */
 function expectedUnitSamples(pidUnit: Map<number, string>, manager: string): string[] {
-  const totals = new Map<string, { counter: boolean; value: number }>();
-  const add = (name: string, device: string, port: string, pid: string, value: number, counter = false) => {
+  const totals = new Map<string, { device: string; port: string; value: number; counter: boolean }>();
+  const add = (kind: string, name: string, device: string, port: string, pid: string, value: number) => {
     const uuid = pidUnit.get(Number(pid));
     if (uuid === undefined) return;
-    const key = `ceems_rdma_${name}{device="${device}",hostname="node1",manager="${manager}",port="${port}",uuid="${uuid}"}`;
-    totals.set(key, { counter, value: (totals.get(key)?.value ?? 0) + value });
+    const first = [...totals.entries()].find(([k]) => k.startsWith(`${kind}/${uuid}/`))?.[1];
+    const key = `${kind}/${uuid}/${name}`;
+    const t = totals.get(key) ?? {
+      device: first?.device ?? device,
+      port: first?.port ?? port,
+      value: 0,
+      counter: kind === 'qp' && name !== 'qps_active',
+    };
+    totals.set(key, { ...t, value: t.value + value });
   };
   for (const l of fixtureLines('resource-mr.txt')) {
     const [dev, pid, len] = [match(l, /^dev (\S+)/), match(l, / pid (\d+) /), match(l, / mrlen (\d+) /)];
     if (!dev || !pid || !len) continue;
-    add('mrs_active', dev, '', pid, 1);
-    add('mrs_len_active', dev, '', pid, Number(len));
+    add('mr', 'mrs_active', dev, '', pid, 1);
+    add('mr', 'mrs_len_active', dev, '', pid, Number(len));
   }
   for (const l of fixtureLines('resource-cq.txt')) {
     const [dev, pid, cqe] = [match(l, /^dev (\S+)/), match(l, / pid (\d+) /), match(l, / cqe (\d+) /)];
     if (!dev || !pid || !cqe) continue;
-    add('cqs_active', dev, '', pid, 1);
-    add('cqe_len_active', dev, '', pid, Number(cqe));
+    add('cq', 'cqs_active', dev, '', pid, 1);
+    add('cq', 'cqe_len_active', dev, '', pid, Number(cqe));
   }
   for (const l of fixtureLines('resource-qp.txt')) {
     const link = /^link (\S+)\/(\d+) /.exec(l);
     const pid = match(l, / pid (\d+) /);
-    if (link && pid) add('qps_active', link[1]!, link[2]!, pid, 1);
+    if (link && pid) add('qp', 'qps_active', link[1]!, link[2]!, pid, 1);
   }
   for (const l of fixtureLines('statistic-qp.txt')) {
     const link = /^link (\S+)\/(\d+) /.exec(l);
     const pid = match(l, / pid (\d+) /);
     if (!link || !pid) continue;
     for (const name of QP_HW_COUNTERS)
-      add(name, link[1]!, link[2]!, pid, Number(match(l, new RegExp(` ${name} (\\d+)`))), true);
+      add('qp', name, link[1]!, link[2]!, pid, Number(match(l, new RegExp(` ${name} (\\d+)`))));
   }
   return [...totals]
     .filter(([, t]) => !t.counter || t.value > 0)
-    .map(([key, t]) => `${key} ${formatFloat(t.value)}`)
+    .map(([key, t]) => {
+      const [, uuid, name] = key.split('/');
+      const labels = `{device="${t.device}",hostname="node1",manager="${manager}",port="${t.port}",uuid="${uuid}"}`;
+      return `ceems_rdma_${name}${labels} ${formatFloat(t.value)}`;
+    })
     .sort();
 }
 
@@ -265,6 +279,38 @@ describe('rdma sub-collector in the slurm collector', () => {
     });
   });
 
+  it("reports QP counters of Mellanox links only, as the original: another HCA's statistic lines never", async () => {
+    // the same outputs on a node whose only HCA is an Intel irdma (per-PID QP counters are a Mellanox feature)
+    const sysfs = join(tmp, 'irdma-sys');
+    cpSync(join(SYSFS, 'class/infiniband/mlx5_0'), join(sysfs, 'class/infiniband/irdma0'), {
+      recursive: true,
+    });
+    const irdma = (file: string) =>
+      readFileSync(join(RDMA_FIX, file), 'utf8').replace(/mlx5_[01]/g, 'irdma0');
+    const tool = fakeTool('irdma', {
+      'statistic-qp-mode.txt': 'link irdma0/1 mode qp auto type,pid on\n',
+      ...Object.fromEntries(
+        ['resource-mr.txt', 'resource-cq.txt', 'resource-qp.txt', 'statistic-qp.txt'].map((f) => [
+          f,
+          irdma(f),
+        ]),
+      ),
+    });
+    const ctx = context(['--collector.rdma.stats', `--collector.rdma.cmd=${tool.cmd}`], { sysfs });
+    const lines = rdmaSamples(await scrapeLines((await slurm.create(ctx)) as SlurmCollector), true);
+    assert.ok(
+      lines.some((l) => l.startsWith('ceems_rdma_qps_active{device="irdma0"')),
+      lines.join('\n'),
+    );
+    assert.ok(
+      lines.some((l) => l.startsWith('ceems_rdma_mrs_active{device="irdma0"')),
+      lines.join('\n'),
+    );
+    const counters = lines.filter((l) => QP_HW_COUNTERS.some((name) => l.startsWith(`ceems_rdma_${name}{`)));
+    assert.deepEqual(counters, []);
+    assert.ok(!tool.calls().includes('statistic qp show'), tool.calls().join('\n'));
+  });
+
   it('a failing rdma tool (no netlink access) is logged; port counters are still emitted', async () => {
     const failing = join(tmp, 'rdma-no-netlink');
     writeFileSync(failing, '#!/bin/sh\necho "Failed to open NETLINK_RDMA socket" >&2\nexit 1\n', {
@@ -279,7 +325,8 @@ describe('rdma sub-collector in the slurm collector', () => {
     const logged = ctx.logs
       .filter((r) => r.level === 'ERROR' && r.subcollector === 'rdma')
       .map((r) => String(r.err));
-    assert.equal(logged.length, 5); // the mode check and the four resource commands
+    // the mode check and the three resource commands; no QP counters without a Mellanox link's mode
+    assert.equal(logged.length, 4);
     assert.ok(logged.every((e) => e.includes('exited with status 1: Failed to open NETLINK_RDMA socket')));
   });
 
@@ -342,7 +389,7 @@ describe('rdma sub-collector in the k8s collector', () => {
     });
     const ctx = context(['--collector.rdma.stats', `--collector.rdma.cmd=${tool.cmd}`], {
       cgroupfs: join(FIX, 'cgroup/k8s-v2'),
-      flags: [...k8s.flags, ...CGROUP_FLAGS, ...GPU_FLAGS, ...PERF_FLAGS, ...RDMA_FLAGS],
+      flags: [...k8s.flags, ...CGROUP_FLAGS, ...GPU_FLAGS, ...PERF_FLAGS, ...EBPF_FLAGS, ...RDMA_FLAGS],
     });
     const c = new K8sCollector(ctx);
     c.cgroups.enableSubCollectors(ctx);
