@@ -105,7 +105,7 @@ export function suiteFakeApi(
 export async function runCacct(
   main: (argv: string[], io: object) => Promise<number>,
   argv: string[],
-  io: { configDirs: string[]; user?: string; columns?: number; now?: Date },
+  io: { configDirs: string[]; user?: string; now?: Date },
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
@@ -119,7 +119,6 @@ export async function runCacct(
     user: io.user ?? 'usr1',
     now: () => io.now ?? new Date('2024-05-07T12:00:00Z'),
     configDirs: io.configDirs,
-    columns: io.columns ?? Number.POSITIVE_INFINITY,
   });
   return { code, stdout, stderr };
 }
