@@ -186,7 +186,7 @@ describe('rdma sub-collector in the slurm collector', () => {
     assert.equal(lines.filter((l) => DURATION.test(l)).length, 1);
     // the cgroup metrics are all still there
     assert.equal(lines.filter((l) => l.startsWith('ceems_compute_unit_cpu_user_seconds_total')).length, 3);
-    // every zero counter is left out, the *_active gauges are per unit and device (port "" for MRs/CQs)
+    // every zero counter is left out, MR and CQ series have port "" (they belong to a device)
     assert.ok(rdmaSamples(lines, true).every((l) => !l.endsWith(' 0')));
     assert.ok(
       rdmaSamples(lines, true)
