@@ -64,6 +64,8 @@ export interface RulesOptions {
   /** Asks the operator to pick one of several values (Redfish chassis). */
   choose: (question: string, choices: string[]) => Promise<string>;
   warn: (message: string) => void;
+  /** A line of information (not a warning). */
+  say: (message: string) => void;
 }
 
 export interface Plans {
@@ -106,9 +108,7 @@ async function emissionFactors(prom: Prometheus, o: RulesOptions): Promise<Emiss
     if (providers.length > 0) return providers.map((provider) => ({ provider, countryCode: o.countryCode }));
     const v = staticCountryFactor(o.countryCode);
     if (v !== undefined) {
-      o.warn(
-        `no ceems_emissions_gCo2_kWh series for country code ${o.countryCode}: using the static OWID factor ${v} gCO2e/kWh`,
-      );
+      o.say(`static emission factor ${v} g/kWh from OWID data will be used`); // the original's line
       return [{ provider: 'owid', gramsPerKwh: v }];
     }
     o.warn(`no emission factor known for country code ${o.countryCode}`);
@@ -205,7 +205,8 @@ export async function discoverPlans(prom: Prometheus, o: RulesOptions): Promise<
         all.length === 1
           ? all[0]
           : await o.choose(
-              `job ${job}: several Redfish chassis report power; which one is the node power?`,
+              `Multiple chassis found for ceems_redfish_current_watts for job ${job}\n` +
+                'Choose the chassis that reports host power usage',
               all,
             );
     } else if (ipmi.has(job)) source = 'ipmi';

@@ -327,14 +327,23 @@ Generated YAML and messages are written to stderr. Exit status: 0 success, 1 fai
                 o.disableProviders === true
                   ? 'all'
                   : (o.disableProviders ?? '').split(',').filter((p) => p !== ''),
+              // the original's prompt and 0-based answer (scripts pipe it in); a choice's name also works
               choose: async (question, choices) => {
-                io.stderr(`${question}\n${choices.map((c, i) => `  ${i + 1}) ${c}`).join('\n')}\nchoice: `);
+                const last = choices.length - 1;
+                io.stderr(
+                  `${question}\n${choices.map((c, i) => `[${i}]: ${c}\n`).join('')}Enter number between 0 and ${last}\n`,
+                );
                 const a = (await io.readLine())?.trim() ?? '';
-                const pick = /^\d+$/.test(a) ? choices[Number(a) - 1] : choices.find((c) => c === a);
-                if (!pick) throw new CliError(`no valid choice among ${choices.join(', ')} (got '${a}')`);
+                const pick = /^\d+$/.test(a) ? choices[Number(a)] : choices.find((c) => c === a);
+                if (!pick) {
+                  throw new CliError(
+                    `invalid choice '${a}': enter a number between 0 and ${last} (or one of ${choices.join(', ')})`,
+                  );
+                }
                 return pick;
               },
               warn: (m) => io.stderr(`WARNING: ${m}\n`),
+              say: (m) => io.stderr(`${m}\n`),
             });
             mkdirSync(o.outputDir, { recursive: true });
             // the original's progress lines (file names relative to the output directory)

@@ -108,7 +108,7 @@ const VARIANTS: Variant[] = [
       nodeSeries('ceems_ipmi_dcmi_current_watts', 'ceems', 'cn01'),
     ],
     files: ['ceems.rules'],
-    warnings: [/no ceems_emissions_gCo2_kWh series for country code DE: using the static OWID factor/],
+    warnings: [/^static emission factor \d+(\.\d+)? g\/kWh from OWID data will be used$/m],
   },
   {
     name: 'ipmi-rapl-nvidia',
@@ -166,7 +166,7 @@ const VARIANTS: Variant[] = [
   {
     name: 'redfish-rapl',
     args: ['--emission-factor=100'],
-    answers: ['2'],
+    answers: ['1'],
     series: [
       ...unitSeries('ceems', 'cn01', '101'),
       nodeSeries('ceems_redfish_current_watts', 'ceems', 'cn01', { chassis: 'Enclosure_1' }),
@@ -262,18 +262,30 @@ describe('ceems_tool tsdb create-recording-rules', () => {
     try {
       const out = mkdtempSync(join(tmpdir(), 'rules-'));
       const r = await tool(
-        ['tsdb', 'create-recording-rules', `--url=${prom.url}`, `--output-dir=${out}`],
+        [
+          'tsdb',
+          'create-recording-rules',
+          `--url=${prom.url}`,
+          `--output-dir=${out}`,
+          '--emission-factor=100',
+        ],
         ['7'],
       );
       assert.equal(r.code, 1);
-      assert.match(
+      // the original's prompt, 0-based
+      assert.equal(
         r.stderr,
-        /several Redfish chassis report power.*\n {2}1\) Enclosure_1\n {2}2\) System_Embedded_1\nchoice: /s,
+        'Multiple chassis found for ceems_redfish_current_watts for job ceems\n' +
+          'Choose the chassis that reports host power usage\n' +
+          '[0]: Enclosure_1\n[1]: System_Embedded_1\nEnter number between 0 and 1\n' +
+          "ceems_tool: error: invalid choice '7': enter a number between 0 and 1 (or one of Enclosure_1, System_Embedded_1)\n",
       );
-      assert.match(
-        r.stderr,
-        /ceems_tool: error: no valid choice among Enclosure_1, System_Embedded_1 \(got '7'\)/,
+      const first = await tool(
+        ['tsdb', 'create-recording-rules', `--url=${prom.url}`, `--output-dir=${out}`],
+        ['0'],
       );
+      assert.equal(first.code, 0, first.stderr);
+      assert.match(readFileSync(join(out, 'ceems.rules'), 'utf8'), /chassis="Enclosure_1"/);
       const ok = await tool(
         ['tsdb', 'create-recording-rules', `--url=${prom.url}`, `--output-dir=${out}`],
         ['System_Embedded_1'],
