@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import bcrypt from 'bcryptjs';
 import type { FastifyInstance } from 'fastify';
-import { createOwnershipDb, listen, rawApp, tempDir, writeYaml } from '../fixtures/lb/setup.js';
+import { createOwnershipDb, listen, pbString, rawApp, tempDir, writeYaml } from '../fixtures/lb/setup.js';
 import { runProgram, type Started, startProgram } from '../helpers/process.js';
 
 /** Fake API server implementing the three endpoints the load balancer calls. */
@@ -53,13 +53,6 @@ function echoBackend(name: string): FastifyInstance {
     authorization: req.headers.authorization ?? null,
   }));
   return app;
-}
-
-/** A protobuf string field (wire type 2). */
-function pbString(field: number, s: string): Buffer {
-  const b = Buffer.from(s);
-  assert.ok(b.length < 128);
-  return Buffer.concat([Buffer.from([(field << 3) | 2, b.length]), b]);
 }
 
 describe('ceems_lb with the API server, Pyroscope and routing only', { timeout: 60_000 }, () => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { createOwnershipDb, tempDir, writeYaml } from '../fixtures/lb/setup.js';
+import { createOwnershipDb, pbString, tempDir, writeYaml } from '../fixtures/lb/setup.js';
 import { type Started, startProgram } from '../helpers/process.js';
 import { type PrometheusProcess, startPrometheus } from '../helpers/prometheus.js';
 import { waitFor } from '../helpers/wait.js';
@@ -251,13 +251,6 @@ describe('ceems_lb wire details', { timeout: 180_000 }, () => {
     assert.equal(answer.body.toString(), backend.toString().replace(`"data":${data}`, '"data":null'));
   });
 });
-
-/** A protobuf string field (wire type 2) with a one-byte length. */
-function pbString(field: number, s: string): Buffer {
-  const b = Buffer.from(s);
-  assert.ok(b.length < 128);
-  return Buffer.concat([Buffer.from([(field << 3) | 2, b.length]), b]);
-}
 
 describe('ceems_lb Pyroscope bodies without Content-Type', { timeout: 60_000 }, () => {
   const tmp = tempDir('ceems-lb-pyro-');
