@@ -143,13 +143,14 @@ describe('cacct run by local users, config in $XDG_CONFIG_HOME/ceems, real API s
     assert.notEqual(r.code, 0, 'usr3 can read the config of usr1');
   });
 
-  it('usr1, default format: numeric job order, the running job listed, totals of the account (golden)', async () => {
+  it('usr1, default format: numeric job order, the running job listed as RUNNING, totals of the account (golden)', async () => {
     const r = await cacctAs('usr1', WINDOW);
     assert.equal(r.stderr, '');
     assert.equal(r.code, 0);
     assertGolden(r.stdout, 'cacct/golden/users-usr1-default.txt');
     const ids = [...r.stdout.matchAll(/^│ (\d+) +│/gm)].map((m) => m[1]);
     assert.deepEqual(ids, ['1', '3', '10', '13']);
+    assert.match(r.stdout, /^│ 13 +│ acc1 +│ 02:00:00 │ RUNNI │/m);
     assert.match(r.stdout, /^│ 4 jobs +│ acc1 +│/m);
   });
 

@@ -90,8 +90,9 @@ export const FIELDS: readonly Field[] = [
   },
 ];
 
+/** The original's default set, `state` added after `elapsed` so running jobs show as such [DIFF D-CLI-28]. */
 export const DEFAULT_FORMAT =
-  'jobid,account,elapsed,cpuusage,cpumemoryusage,hostenergy,hostemissions,gpuusage,gpumemoryusage,gpuenergy,gpuemissions';
+  'jobid,account,elapsed,state,cpuusage,cpumemoryusage,hostenergy,hostemissions,gpuusage,gpumemoryusage,gpuenergy,gpuemissions';
 
 const BY_KEY = new Map(FIELDS.map((f) => [f.key, f]));
 

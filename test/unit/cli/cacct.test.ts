@@ -50,7 +50,13 @@ describe('cacct prints what the original prints (its documented examples, byte f
   );
 
   const cases: [string, string[]][] = [
-    ['original-default-format.txt', []],
+    // the original's default set (ours adds state, D-CLI-28)
+    [
+      'original-default-format.txt',
+      [
+        '--format=jobid,account,elapsed,cpuusage,cpumemoryusage,hostenergy,hostemissions,gpuusage,gpumemoryusage,gpuenergy,gpuemissions',
+      ],
+    ],
     ['original-long-format.txt', ['--long']],
     ['original-custom-format.txt', ['--format=jobid,account,cpuusage']],
   ];
