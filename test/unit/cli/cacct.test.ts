@@ -684,7 +684,7 @@ describe('bin/cacct', () => {
       // the caller is not usr1, so the fixture's totals are not shown: header, 3 unit rows, Summary
       const lines = r.stdout.trimEnd().split('\n');
       assert.equal(lines.length, 1 + JSON.parse(fixture('cacct/units.json')).data.length + 1);
-      assert.equal(lines.at(-1), 'Summary,,,,,,,,,,,,,,');
+      assert.equal(lines.at(-1), 'Summary,,,,,,,,,,,,,,,');
     } finally {
       await api.close();
     }
