@@ -87,7 +87,10 @@ describe('ceems_tool GPU rules with real exporters in a real Prometheus', () => 
       'amd-smi': { address: amdSmi.address, instance: 'gpu-smi:2021' },
     });
     // the job's processes carry the GPU ordinal SLURM would give them (the testbed has no GRES)
-    jobId = submitJob('usr1', 'acc1', 'SLURM_JOB_GPUS=1 sleep 240', { mem: '64M', minutes: 5 });
+    jobId = submitJob('usr1', 'acc1', 'SLURM_JOB_GPUS=1 stress-ng --cpu 1 --timeout 240s', {
+      mem: '64M',
+      minutes: 5,
+    });
   });
 
   after(async () => {
@@ -244,8 +247,28 @@ describe('ceems_tool GPU rules with real exporters in a real Prometheus', () => 
     const q = await runTool(['tsdb', 'create-ceems-tsdb-updater-queries', `--url=${prom.url}`]);
     assert.equal(q.code, 0, q.stderr);
     assert.ok(q.stderr.startsWith('Queries for TSDB updater:\n---\n'), q.stderr);
-    const queries = YAML.parse(q.stderr.slice(q.stderr.indexOf('\n') + 1)).queries;
+    const queries = YAML.parse(q.stderr.slice(q.stderr.indexOf('\n') + 1)).queries as Record<
+      string,
+      Record<string, string> | null
+    >;
     for (const k of ['avg_gpu_usage', 'avg_gpu_mem_usage', 'total_gpu_energy_usage_kwh'])
       assert.ok(queries[k], `${k} in\n${q.stderr}`);
+    // every query, rendered as the updater renders it, runs in Prometheus and gives the job a value
+    for (const [metric, subs] of Object.entries(queries)) {
+      for (const [sub, template] of Object.entries(subs ?? {})) {
+        const query = template
+          .replaceAll('{{.UUIDs}}', jobId)
+          .replaceAll('{{.Range}}', '30s')
+          .replaceAll('{{.ScrapeInterval}}', '1s')
+          .replaceAll('{{.ScrapeIntervalMilli}}', '1000');
+        const r = await prom.query(query);
+        assert.deepEqual(
+          r.map((s) => s.metric.uuid),
+          [jobId],
+          `${metric}.${sub}: ${query} → ${JSON.stringify(r)}`,
+        );
+        assert.ok(r[0]!.value > 0, `${metric}.${sub}: ${r[0]!.value}`);
+      }
+    }
   });
 });

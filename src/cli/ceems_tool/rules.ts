@@ -61,13 +61,13 @@ const SOURCE_SERIES: Record<Exclude<HostSource, 'rapl'>, string> = {
 };
 
 /** Template file name of a plan (cli.md §2.3). */
-export function hostTemplate(source: HostSource): string {
+function hostTemplate(source: HostSource): string {
   if (source === 'cray') return 'cpu-cray.rules';
   if (source === 'rapl') return 'cpu-rapl.rules';
   return 'cpu-ipmi-redfish.rules';
 }
 
-export function gpuTemplate(vendor: GpuVendor): string {
+function gpuTemplate(vendor: GpuVendor): string {
   return vendor === 'nvidia' ? 'gpu-nvidia.rules' : `gpu-${vendor}.rules`;
 }
 
