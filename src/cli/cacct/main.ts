@@ -3,8 +3,8 @@
 
 import { userInfo } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { versionText } from '../../common/buildinfo.js';
-import { FlagError, type FlagSpec, type ParsedFlags, parseFlags, usage } from '../../common/flags.js';
+import { buildInfo, versionText } from '../../common/buildinfo.js';
+import { FlagError, type FlagSpec, helpText, type ParsedFlags, parseFlags } from '../../common/flags.js';
 import { createHttpClient, type HttpClient } from '../../common/httpclient.js';
 import { CliError } from '../http.js';
 import { type ApiRow, fetchUnits, fetchUsage, type Query } from './api.js';
@@ -248,7 +248,8 @@ export async function main(argv: string[], overrides: Partial<Io> = {}): Promise
   try {
     const parsed = parseFlags(FLAGS, argv);
     if (parsed.help) {
-      io.stdout(usage('cacct', DESCRIPTION, FLAGS) + EXAMPLES);
+      const text = helpText(parsed.helpFormat, 'cacct', DESCRIPTION, buildInfo.version, FLAGS);
+      io.stdout(parsed.helpFormat === 'man' ? text : text + EXAMPLES);
       return 0;
     }
     if (parsed.version) {

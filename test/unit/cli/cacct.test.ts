@@ -240,11 +240,18 @@ describe('cacct flags (kingpin syntax, like the original)', () => {
     assert.equal(a.stdout, b.stdout);
   });
 
-  it('-h is --help; a bool flag followed by a value is an unexpected argument (as kingpin)', async () => {
+  it('-h is --help, --help-long and --help-man work; a bool flag followed by a value is an unexpected argument (as kingpin)', async () => {
     const h = await runCacct(main, ['-h'], { configDirs: [] });
     assert.equal(h.code, 0);
     assert.match(h.stdout, /^usage: cacct \[<flags>\]/);
     assert.match(h.stdout, /--\[no-\]csv/);
+    // the advertised --help-long (same usage) and --help-man (roff) work
+    const long = await runCacct(main, ['--help-long'], { configDirs: [] });
+    assert.equal(long.stdout, h.stdout);
+    const man = await runCacct(main, ['--help-man'], { configDirs: [] });
+    assert.equal(man.code, 0);
+    assert.match(man.stdout, /^\.TH cacct 1 /m);
+    assert.match(man.stdout, /\\-\\-human\\-units/);
     const r = await runCacct(main, [...WINDOW, '--csv', 'false'], { configDirs: [fake.dir()] });
     assert.equal(r.code, 1);
     assert.equal(r.stderr, "cacct: error: unexpected argument 'false', try --help\n");
