@@ -288,7 +288,7 @@ Generated YAML and messages are written to stderr. Exit status: 0 success, 1 fai
       .option('--pue <pue>', 'power usage effectiveness of the data centre', positiveNumber('pue', 1), 1)
       .option(
         '--emission-factor <g/kWh>',
-        'static emission factor (provider "custom") when no --country-code factor exists',
+        'static emission factor in gCO2e/kWh (provider "custom"); not with --country-code',
         positiveNumber('emission-factor', 0),
         0,
       )
@@ -316,6 +316,11 @@ Generated YAML and messages are written to stderr. Exit status: 0 success, 1 fai
           },
           cmd: Command,
         ) => {
+          if (o.countryCode !== '' && o.emissionFactor > 0) {
+            throw new CliError(
+              '--country-code and --emission-factor cannot be used together. Set atmost one.',
+            );
+          }
           const { prom, client } = promFor(o, cmd, io);
           try {
             const plans = await discoverPlans(prom, {

@@ -416,6 +416,11 @@ describe('ceems_tool tsdb create-recording-rules', () => {
       [['--eval-interval=soon', '--url=http://127.0.0.1:9'], /ceems_tool: error: /],
       [['--start=tomorrow'], /invalid --start 'tomorrow'/],
       [['--start=2024-05-07T00:00:00Z', '--end=2024-05-06T00:00:00Z'], /--start must be before --end/],
+      // the original's rule and message
+      [
+        ['--country-code=FR', '--emission-factor=50'],
+        /error: --country-code and --emission-factor cannot be used together\. Set atmost one\./,
+      ],
       [
         ['--url=http://u:p@127.0.0.1:9', '--http.config.file=x.yml'],
         /--url with credentials cannot be combined with --http.config.file/,
