@@ -259,7 +259,8 @@ export async function main(argv: string[], overrides: Partial<Io> = {}): Promise
     return await run(parsed.flags, io);
   } catch (e) {
     const msg = (e as Error).message;
-    if (e instanceof FlagError) io.stderr(`cacct: error: ${msg}, try --help\n`);
+    // the original's kingpin.Fatalf line
+    if (e instanceof FlagError) io.stderr(`cacct: error: failed to parse CLI flags: ${msg}\n`);
     else io.stderr(e instanceof CliError && e.verbatim ? `${msg}\n` : `cacct: error: ${msg}\n`);
     return 1;
   }

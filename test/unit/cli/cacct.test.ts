@@ -254,7 +254,7 @@ describe('cacct flags (kingpin syntax, like the original)', () => {
     assert.match(man.stdout, /\\-\\-human\\-units/);
     const r = await runCacct(main, [...WINDOW, '--csv', 'false'], { configDirs: [fake.dir()] });
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, "cacct: error: unexpected argument 'false', try --help\n");
+    assert.equal(r.stderr, "cacct: error: failed to parse CLI flags: unexpected argument 'false'\n");
   });
 });
 
@@ -460,9 +460,9 @@ describe('cacct errors', () => {
     [
       'two output formats',
       ['--csv', '--json'],
-      /^cacct: error: --csv cannot be used with --json, try --help\n$/,
+      /^cacct: error: failed to parse CLI flags: --csv cannot be used with --json\n$/,
     ],
-    ['unknown flag', ['--bogus'], /^cacct: error: unknown long flag '--bogus', try --help\n$/],
+    ['unknown flag', ['--bogus'], /^cacct: error: failed to parse CLI flags: unknown long flag '--bogus'\n$/],
   ];
   for (const [what, args, re] of usageErrors) {
     it(`${what} → clear error, exit 1`, async () => {
