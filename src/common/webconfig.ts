@@ -66,7 +66,7 @@ const tlsSchema = z
   })
   .nullish();
 
-const fileSchema = z
+export const webConfigSchema = z
   .strictObject({
     tls_server_config: tlsSchema,
     http_server_config: z
@@ -125,7 +125,7 @@ export function parseWebConfig(text: string, baseDir: string): WebConfig {
   } catch (e) {
     throw new WebConfigError(`invalid YAML: ${(e as Error).message}`);
   }
-  const parsed = fileSchema.safeParse(raw);
+  const parsed = webConfigSchema.safeParse(raw);
   if (!parsed.success) throw new WebConfigError(zodMessage(parsed.error));
   const cfg = parsed.data ?? {};
   const headers = cfg.http_server_config?.headers ?? {};

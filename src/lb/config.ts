@@ -20,7 +20,7 @@ const backendSchema = z.strictObject({
   pyroscope: z.array(z.strictObject({ web: webSchema })).nullish(),
 });
 
-const fileSchema = z.strictObject({
+export const lbConfigSchema = z.strictObject({
   ceems_lb: z.strictObject({
     strategy: z.string().optional(),
     unrestricted_metrics: z.array(z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/)).nullish(),
@@ -62,7 +62,7 @@ function clientOf(web: Record<string, unknown>): HttpClientConfig {
 }
 
 export function loadConfig(file: string, expandEnv: boolean): LbConfig {
-  const { config: raw, notices } = loadConfigFile(file, fileSchema, { expandEnv });
+  const { config: raw, notices } = loadConfigFile(file, lbConfigSchema, { expandEnv });
   const lb = raw.ceems_lb;
   const strategy = lb.strategy ?? 'round-robin';
   if (strategy !== 'round-robin' && strategy !== 'least-connection') {

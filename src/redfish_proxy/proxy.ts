@@ -33,7 +33,7 @@ const proxyShape = z.strictObject({
   ...httpClientConfigShape,
 });
 
-const fileSchema = z
+export const proxyConfigSchema = z
   .strictObject({ redfish_proxy: proxyShape.optional() })
   .refine((o) => o.redfish_proxy !== undefined, { message: "root key 'redfish_proxy' is missing" });
 
@@ -64,7 +64,7 @@ export function loadProxyConfig(path: string, expandEnv: boolean): ProxyConfig {
       baseDir: process.cwd(),
       notices: [],
     };
-  const { config: doc, notices } = loadConfigFile(path, fileSchema, {
+  const { config: doc, notices } = loadConfigFile(path, proxyConfigSchema, {
     what: `redfish_proxy config file '${path}'`,
     renamed: PROXY_RENAMED_KEYS,
     expandEnv,

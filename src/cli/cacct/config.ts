@@ -12,7 +12,7 @@ const CONFIG_NAMES = ['config.yml', 'config.yaml', 'cacct.yml', 'cacct.yaml'];
 // Keys the original ignores are warnings (common/config.ts): existing cacct files keep working.
 const webSchema = z.strictObject({ url: z.string().url(), ...httpClientConfigShape });
 
-const configSchema = z.strictObject({
+export const cacctConfigSchema = z.strictObject({
   ceems_api_server: z.strictObject({
     cluster_id: z.string().default(''),
     user_header_name: z.string().min(1).default('X-Grafana-User'),
@@ -31,7 +31,7 @@ const configSchema = z.strictObject({
     .nullish(),
 });
 
-export type CacctConfig = z.infer<typeof configSchema>;
+export type CacctConfig = z.infer<typeof cacctConfigSchema>;
 
 /** Lookup directories: `/etc/ceems`, then `$XDG_CONFIG_HOME/ceems` (or `~/.config/ceems`). */
 export function configDirs(env: NodeJS.ProcessEnv = process.env): string[] {
@@ -58,7 +58,7 @@ export function loadConfig(
   path: string,
   warn: (line: string) => void = (line) => process.stderr.write(line),
 ): CacctConfig {
-  const { config, notices } = loadConfigFile(path, configSchema, {});
+  const { config, notices } = loadConfigFile(path, cacctConfigSchema, {});
   for (const n of notices) warn(`cacct: warning: ${noticeText(n)}\n`);
   return config;
 }

@@ -19,7 +19,7 @@ const redfishShape = z.strictObject({
   ...httpClientConfigShape,
 });
 
-const fileSchema = z
+export const redfishConfigSchema = z
   .strictObject({ redfish_collector: redfishShape.optional() })
   .refine((o) => o.redfish_collector !== undefined, { message: "root key 'redfish_collector' is missing" });
 
@@ -52,7 +52,7 @@ export function loadRedfishConfig(
   opts: { expandEnv: boolean; nodeName: string; env?: NodeJS.ProcessEnv },
 ): RedfishConfig {
   const env = opts.env ?? process.env;
-  const { config: doc, notices } = loadConfigFile(path, fileSchema, {
+  const { config: doc, notices } = loadConfigFile(path, redfishConfigSchema, {
     what: `redfish config file '${path}'`,
     renamed: REDFISH_RENAMED_KEYS,
     expandEnv: opts.expandEnv,
