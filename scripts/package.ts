@@ -277,6 +277,51 @@ function seaPlugin(): Plugin {
   };
 }
 
+/**
+ * Packages each executable loads only when first required (packaging/sea/lazy.cjs): bundled apart and embedded
+ * instead of inlined in the main script, whose whole source V8 holds from start-up. They are the big ones the
+ * programs reach only through a feature or a dynamic import (exporter: emission providers, Redfish, GPUs,
+ * Kubernetes; measured: the exporter's executable starts at 80 instead of 94 MiB RSS). Packages two of them
+ * share are listed too, so that each is loaded once; bundleLazy refuses a module found in two bundles.
+ */
+export const LAZY_PACKAGES = [
+  'undici',
+  'zod',
+  'yaml',
+  'i18n-iso-countries',
+  '@tgwf/co2',
+  '@grpc/grpc-js',
+  '@grpc/proto-loader',
+  'protobufjs',
+  'long',
+  'fast-xml-parser',
+  'bcryptjs',
+];
+
+/** The lazy package (or subpath of one) `specifier` names, if any. */
+function lazyPackageOf(specifier: string): string | undefined {
+  return LAZY_PACKAGES.find((p) => specifier === p || specifier.startsWith(`${p}/`));
+}
+
+/** Imports of lazy packages become `loadLazy(specifier)`; `used` collects the specifiers. */
+function lazyPlugin(used: Set<string>): Plugin {
+  return {
+    name: 'ceems-lazy',
+    setup(build) {
+      build.onResolve({ filter: /^[@a-z]/ }, (args) => {
+        if (!lazyPackageOf(args.path)) return undefined;
+        used.add(args.path);
+        return { path: args.path, namespace: 'ceems-lazy' };
+      });
+      build.onLoad({ filter: /.*/, namespace: 'ceems-lazy' }, (args) => ({
+        contents: `module.exports = require(${JSON.stringify(join(SHIMS, 'lazy.cjs'))}).loadLazy(${JSON.stringify(args.path)});`,
+        resolveDir: ROOT,
+        loader: 'js',
+      }));
+    },
+  };
+}
+
 interface Bundle {
   code: string;
   metafile: Metafile;
@@ -289,6 +334,7 @@ async function assetsOf(
   metafile: Metafile,
   work: string,
   buildinfo: string,
+  lazy: { used: Set<string> } | { self: string },
 ): Promise<Record<string, string>> {
   const inputs = Object.keys(metafile.inputs);
   const has = (re: RegExp) => inputs.some((f) => re.test(f));
@@ -299,7 +345,8 @@ async function assetsOf(
   }
   if (has(/^src\/api\/db\/writer\.ts$/)) {
     const entry = join(ROOT, 'src/api/db/writer-thread.ts');
-    const thread = await bundle({ stdin: undefined, entry }, work, buildinfo);
+    // the thread's lazy packages join the executable's (`lazy`)
+    const thread = await bundle({ stdin: undefined, entry }, work, buildinfo, lazy);
     const file = join(work, 'writer-thread.js');
     writeFileSync(file, thread.code);
     Object.assign(assets, thread.assets, { [virtualPath(entry)]: file });
@@ -319,11 +366,18 @@ async function assetsOf(
   return assets;
 }
 
+/**
+ * One CommonJS bundle of `what` for a single executable. `lazy`: imports of LAZY_PACKAGES go through the lazy
+ * loader and are collected there (main scripts); otherwise they stay external requires, served by the lazy
+ * loader at run time, except the package being bundled (package bundles).
+ */
 async function bundle(
   what: { stdin: string | undefined; entry: string },
   work: string,
   buildinfo: string,
+  lazy: { used: Set<string> } | { self: string },
 ): Promise<Bundle> {
+  const self = 'self' in lazy ? lazy.self : undefined;
   const result = await esbuild.build({
     ...(what.stdin
       ? { stdin: { contents: what.stdin, resolveDir: ROOT, sourcefile: what.entry, loader: 'ts' as const } }
@@ -339,7 +393,9 @@ async function bundle(
     // not minified: stack traces keep their lines and names; minifying saved 2 of ~90 MiB and no start-up time
     legalComments: 'none',
     define: { __CEEMS_SEA_ROOT__: JSON.stringify(SEA_ROOT) },
-    plugins: [seaPlugin()],
+    // seaPlugin first: its shims take the lazy packages' imports of the modules it locates
+    plugins: 'used' in lazy ? [seaPlugin(), lazyPlugin(lazy.used)] : [seaPlugin()],
+    external: self === undefined ? [] : LAZY_PACKAGES.filter((p) => p !== self).flatMap((p) => [p, `${p}/*`]),
     logLevel: 'silent',
   });
   if (result.warnings.length > 0) {
@@ -349,7 +405,11 @@ async function bundle(
     );
   }
   const code = result.outputFiles.find((f) => f.path.endsWith('.js'))!.text;
-  return { code, metafile: result.metafile, assets: await assetsOf(result.metafile, work, buildinfo) };
+  return {
+    code,
+    metafile: result.metafile,
+    assets: await assetsOf(result.metafile, work, buildinfo, lazy),
+  };
 }
 
 /** Inputs and external imports of a bundle matching one of `forbidden`. */
@@ -360,6 +420,71 @@ export function forbiddenInputs(metafile: Metafile, forbidden: RegExp[]): string
   return [...names].filter((n) => forbidden.some((re) => re.test(n)));
 }
 
+/**
+ * The lazy package bundles `used` (and the lazy packages they use in turn) as embedded files, with their
+ * inputs and assets added to `main`'s. One bundle per package, holding every specifier of it in use (the
+ * package and subpaths such as protobufjs/ext/descriptor, which must share the package's modules): its
+ * exports map each specifier to a getter. A module bundled twice (into the main script and a package bundle,
+ * or into two package bundles) would run as two instances: refused, naming the package to add to
+ * LAZY_PACKAGES (JSON data excepted).
+ */
+async function bundleLazy(
+  main: Bundle,
+  used: Set<string>,
+  work: string,
+  buildinfo: string,
+): Promise<{ packages: string[]; bytes: number }> {
+  const specs = new Map<string, Set<string>>();
+  const add = (spec: string) => {
+    const pkg = lazyPackageOf(spec)!;
+    const set = specs.get(pkg) ?? new Set<string>();
+    specs.set(pkg, set);
+    if (set.has(spec)) return false;
+    set.add(spec);
+    return true;
+  };
+  for (const spec of used) add(spec);
+  const built = new Map<string, Bundle>();
+  // a package bundle may use a subpath of a package built already: build that one again, until none is new
+  for (let stale = [...specs.keys()]; stale.length > 0; ) {
+    const again = new Set<string>();
+    for (const pkg of stale) {
+      const getters = [...specs.get(pkg)!]
+        .map((spec) => `  get ${JSON.stringify(spec)}() { return require(${JSON.stringify(spec)}); },`)
+        .join('\n');
+      const b = await bundle(
+        { stdin: `module.exports = {\n${getters}\n};\n`, entry: `lazy:${pkg}` },
+        work,
+        buildinfo,
+        { self: pkg },
+      );
+      built.set(pkg, b);
+      for (const out of Object.values(b.metafile.outputs))
+        for (const imp of out.imports)
+          if (imp.external && lazyPackageOf(imp.path) && add(imp.path)) again.add(lazyPackageOf(imp.path)!);
+    }
+    stale = [...again];
+  }
+  const owner = new Map(Object.keys(main.metafile.inputs).map((f) => [f, 'the main script']));
+  let bytes = 0;
+  for (const [pkg, b] of built) {
+    for (const f of Object.keys(b.metafile.inputs)) {
+      const other = owner.get(f);
+      // a JSON file is data, not state: two copies of it are harmless
+      if (other !== undefined && !f.startsWith('lazy:') && !f.endsWith('.json'))
+        throw new Error(`${f} is in ${other} and in the bundle of ${pkg}: add its package to LAZY_PACKAGES`);
+      owner.set(f, pkg);
+    }
+    const file = join(work, 'lazy', `${pkg}.cjs`);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, b.code);
+    bytes += Buffer.byteLength(b.code);
+    Object.assign(main.metafile.inputs, b.metafile.inputs);
+    Object.assign(main.assets, b.assets, { [`${SEA_ROOT}/lazy/${pkg}.cjs`]: file });
+  }
+  return { packages: [...built.keys()].sort(), bytes };
+}
+
 // ------------------------------------------------------------------------------------------- executables
 
 export interface Executable {
@@ -367,6 +492,11 @@ export interface Executable {
   path: string;
   bytes: number;
   bundleBytes: number;
+  /** Inputs of the main script (`metafile` has those of the lazy package bundles too). */
+  mainInputs: string[];
+  /** Packages embedded as lazy package bundles, and the bytes of those bundles. */
+  lazyPackages: string[];
+  lazyBytes: number;
   assetBytes: number;
   metafile: Metafile;
   /** Whether the node binary was stripped of its symbols first. */
@@ -408,7 +538,12 @@ export async function buildExecutable(program: Program, output: string): Promise
         ? '.then((code) => process.exit(code))'
         : '.then((code) => {\n  process.exitCode = code;\n})';
     const entry = `import { main } from './${program.entry}';\nmain(process.argv.slice(2))${end};\n`;
-    const b = await bundle({ stdin: entry, entry: `${program.name}-sea-entry.ts` }, work, buildinfo);
+    const used = new Set<string>();
+    const b = await bundle({ stdin: entry, entry: `${program.name}-sea-entry.ts` }, work, buildinfo, {
+      used,
+    });
+    const mainInputs = Object.keys(b.metafile.inputs);
+    const lazy = await bundleLazy(b, used, work, buildinfo);
     const bad = forbiddenInputs(b.metafile, program.forbidden);
     if (bad.length > 0) throw new Error(`${program.name} must not carry: ${bad.join(', ')}`);
     // relative names, resolved in `work`: stack traces name the file `<program>.cjs`
@@ -450,6 +585,9 @@ export async function buildExecutable(program: Program, output: string): Promise
       path: out,
       bytes: statSync(out).size,
       bundleBytes: Buffer.byteLength(b.code),
+      mainInputs,
+      lazyPackages: lazy.packages,
+      lazyBytes: lazy.bytes,
       assetBytes: Object.values(b.assets).reduce((n, f) => n + statSync(f).size, 0),
       metafile: b.metafile,
       stripped,
@@ -569,7 +707,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
       process.stdout.write(`Built with ${node}${built[0]?.exe.stripped ? ', symbols stripped' : ''}:\n`);
       for (const b of built)
         process.stdout.write(
-          `  ${b.exe.program.name.padEnd(17)} ${MiB(b.exe.bytes).padStart(10)} (bundle ${MiB(b.exe.bundleBytes)}, embedded files ${MiB(b.exe.assetBytes)})  ${relative(process.cwd(), b.deb)} ${MiB(b.debBytes)}\n`,
+          `  ${b.exe.program.name.padEnd(17)} ${MiB(b.exe.bytes).padStart(10)} (bundle ${MiB(b.exe.bundleBytes)}, embedded files ${MiB(b.exe.assetBytes)} of which lazy packages ${MiB(b.exe.lazyBytes)})  ${relative(process.cwd(), b.deb)} ${MiB(b.debBytes)}\n`,
         );
       process.stdout.write(`in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
     },

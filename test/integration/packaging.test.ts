@@ -27,7 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import YAML from 'yaml';
-import { type Built, PROGRAMS, packageAll, ROOT } from '../../scripts/package.js';
+import { type Built, LAZY_PACKAGES, PROGRAMS, packageAll, ROOT } from '../../scripts/package.js';
 import { STATIC_ASSETS } from '../../src/web/assets.js';
 import { awaitListening, runCommand } from '../helpers/process.js';
 import { startTestbedPrometheus, type TestbedPrometheus } from '../helpers/prometheus.js';
@@ -242,6 +242,17 @@ describe('Debian packages installed, run from their units and purged', { timeout
     );
   });
 
+  it('big packages reached through a feature are embedded apart from the main script, loaded at first use', () => {
+    const exporter = built.find((b) => b.exe.program.name === 'ceems_exporter')!.exe;
+    for (const pkg of ['undici', 'zod', 'yaml', 'i18n-iso-countries', '@grpc/grpc-js', 'fast-xml-parser'])
+      assert.ok(exporter.lazyPackages.includes(pkg), `${pkg} in ${exporter.lazyPackages.join(' ')}`);
+    const inMain = exporter.mainInputs.filter((f) =>
+      LAZY_PACKAGES.some((p) => f.includes(`node_modules/${p}/`)),
+    );
+    assert.deepEqual(inMain, []);
+    assert.ok(exporter.metafile.inputs['node_modules/yaml/dist/index.js'], 'lazy inputs are listed');
+  });
+
   it('installs each program, its example configs as conffiles and its unit, with users and modes', async () => {
     for (const p of PROGRAMS) {
       assert.ok(installed(p.pkg), p.pkg);
@@ -390,9 +401,11 @@ describe('Debian packages installed, run from their units and purged', { timeout
   });
 
   it('servers run from their units as their users: SLURM job → exporter → Prometheus → API server → LB', async () => {
-    // exporter: default collectors plus slurm, reading the testbed's job cgroups
+    // exporter: default collectors plus slurm, reading the testbed's job cgroups, and the emissions collector
+    // with the offline OWID factors (lazy package bundles: i18n-iso-countries, @tgwf/co2)
     const exporter = await startUnit('ceems_exporter', {
-      CEEMS_EXPORTER_OPTIONS: '--web.listen-address=127.0.0.1:0 --collector.slurm',
+      CEEMS_EXPORTER_OPTIONS:
+        '--web.listen-address=127.0.0.1:0 --collector.slurm --collector.emissions --collector.emissions.provider=owid',
     });
     servers.push(exporter);
     // an idle job: its cgroup and series exist without taking a core from the other tests
@@ -401,6 +414,10 @@ describe('Debian packages installed, run from their units and purged', { timeout
     const scrape = async () => (await fetch(`${exporter.url}/metrics`)).text();
     await waitFor(`job ${job} in the packaged exporter's scrape`, 120_000, async () =>
       (await scrape()).includes(`uuid="${job}"`),
+    );
+    assert.match(
+      await scrape(),
+      /^ceems_emissions_gCo2_kWh\{country="France",country_code="FR",provider="owid",/m,
     );
 
     writeFileSync(
