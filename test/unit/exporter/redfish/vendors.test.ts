@@ -2,11 +2,12 @@
 // MegaRAC without `Power`) and against session services that are present, absent, token-less or expiring.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createLogger } from '../../../../src/common/logger.js';
+import { startProgram } from '../../../helpers/process.js';
 import {
   type BmcModel,
   collectorYaml,
@@ -19,6 +20,7 @@ import {
 
 const quiet = createLogger({ level: 'error' });
 const dir = mkdtempSync(join(tmpdir(), 'ceems-redfish-vendors-'));
+chmodSync(dir, 0o755); // read by the exporter after it switched to nobody
 after(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 
@@ -162,6 +164,53 @@ describe('redfish collector: vendor-shaped BMCs', () => {
       await assert.rejects(scrapeRedfish(c), /no chassis with a power resource/i);
     } finally {
       await c.stop();
+      await bmc.close();
+    }
+  });
+});
+
+describe('ceems_exporter binary: the migrating operator case', () => {
+  it('an older-layout Redfish config (redfish_web_config, host, a stray key) and a BMC without tokens', async () => {
+    const bmc = await startFakeBmc({ sessions: 'no-token' });
+    const u = new URL(bmc.url);
+    const path = join(dir, `cfg-${++n}.yml`);
+    writeFileSync(
+      path,
+      `redfish_web_config:\n  protocol: http\n  host: 127.0.0.1\n  port: ${u.port}\n  username: root\n  password: calvin\n  use_session_token: true\n  vendor: dell\n`,
+    );
+    const exporter = await startProgram('ceems_exporter', [
+      '--web.listen-address=127.0.0.1:0',
+      '--collector.disable-defaults',
+      '--collector.redfish',
+      `--collector.redfish.config.file=${path}`,
+      '--web.disable-exporter-metrics',
+    ]);
+    try {
+      const text = await (await fetch(`${exporter.url}/metrics`)).text();
+      const lines = text.split('\n');
+      assert.ok(lines.includes('ceems_scrape_collector_success{collector="redfish"} 1'), text);
+      assert.ok(
+        lines.some((l) => /^ceems_redfish_current_watts\{.*chassis="System_Embedded_1".*\} 312$/.test(l)),
+        text,
+      );
+      const log = exporter.stderr();
+      assert.match(
+        log,
+        new RegExp(
+          `msg="Unknown configuration key ignored" collector=redfish key=redfish_collector.vendor file=${path}`,
+        ),
+      );
+      assert.match(
+        log,
+        /msg="Deprecated configuration key; use the new name" collector=redfish key=redfish_web_config use=redfish_collector/,
+      );
+      assert.match(
+        log,
+        /msg="Deprecated configuration key; use the new name" collector=redfish key=redfish_collector.host use=redfish_collector.hostname/,
+      );
+      assert.match(log, /msg="BMC session login returned no X-Auth-Token; using basic auth"/);
+    } finally {
+      await exporter.stop();
       await bmc.close();
     }
   });
