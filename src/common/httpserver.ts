@@ -185,6 +185,37 @@ export class Listeners {
   }
 }
 
+/**
+ * The request body, or undefined when there is none; 'too large' beyond `limit` bytes (announced or sent).
+ * Once too large the rest is not read: answer and close the connection (HTTP/1). With `drain` it is read to
+ * its end and dropped instead (within the request timeout), so that a client still sending sees the answer.
+ */
+export function readBody(
+  req: IncomingMessage,
+  limit: number,
+  opts: { drain?: boolean } = {},
+): Promise<Buffer | undefined | 'too large'> {
+  if (!opts.drain && Number(req.headers['content-length'] ?? 0) > limit) return Promise.resolve('too large');
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size <= limit) chunks.push(c);
+      else if (opts.drain) chunks.length = 0;
+      else {
+        req.off('data', onData);
+        resolve('too large');
+      }
+    };
+    req.on('data', onData);
+    req.once('end', () =>
+      resolve(size > limit ? 'too large' : size === 0 ? undefined : Buffer.concat(chunks)),
+    );
+    req.once('error', reject);
+  });
+}
+
 export interface PlainServer {
   /** Starts listening on every address; resolves to the bound addresses (`host:port`). */
   listen(): Promise<string[]>;

@@ -2,8 +2,8 @@
 // server's k8s resource manager reads on pods (spec cli.md §4, api-server.md §11): which object path
 // carries them, whether the request must add them, and the one JSON patch operation that does.
 
-export const CREATED_BY = 'ceems.io/created-by';
-export const CREATED_BY_UID = 'ceems.io/created-by-uid';
+const CREATED_BY = 'ceems.io/created-by';
+const CREATED_BY_UID = 'ceems.io/created-by-uid';
 /**
  * Kubernetes' reserved user name prefix: service accounts (`system:serviceaccount:<ns>:<name>`) and the
  * control plane's own users (`system:kube-controller-manager` when it runs without per-controller service

@@ -3,21 +3,21 @@
 // plain text, a newline, nosniff) and a bound on the body the original did not have.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Handler } from '../common/httpserver.js';
+import { type Handler, readBody } from '../common/httpserver.js';
 import type { Logger } from '../common/logger.js';
 import { answerReview, type HookName } from './webhook.js';
 
-export const HEALTH_PATH = '/health';
-export const WEBHOOK_PATHS: Readonly<Record<string, HookName>> = {
+const HEALTH_PATH = '/health';
+const WEBHOOK_PATHS: Readonly<Record<string, HookName>> = {
   '/ceems-admission-controller/mutate': 'mutate',
   '/ceems-admission-controller/validate': 'validate',
 };
-export const HEALTHY = 'CEEMS k8s Admission Controller is healthy';
+const HEALTHY = 'CEEMS k8s Admission Controller is healthy';
 /**
  * Largest review read, in bytes. The API server accepts request bodies up to 3 MiB and a review of an
  * UPDATE carries the object twice (object, oldObject), so 8 MiB admits every review it can send.
  */
-export const MAX_BODY_BYTES = 8 * 1024 * 1024;
+const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
 /** Go's http.Error: the text and a newline as plain text, never sniffed as anything else. */
 function sendError(res: ServerResponse, status: number, text: string): void {
@@ -40,42 +40,26 @@ function isJson(contentType: string | undefined): boolean {
   return (contentType ?? '').split(';')[0]!.trim().toLowerCase() === 'application/json';
 }
 
-/** The body, or undefined when it is larger than `limit` (read to its end and dropped). */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= limit) chunks.push(chunk);
-      else chunks.length = 0;
-    });
-    req.on('end', () => resolve(size <= limit ? Buffer.concat(chunks) : undefined));
-    req.on('error', reject);
-    req.on('close', () => reject(new Error('connection closed before the body ended')));
-  });
-}
-
 async function serveWebhook(hook: HookName, req: IncomingMessage, res: ServerResponse, log: Logger) {
   if (!isJson(req.headers['content-type'])) {
     sendError(res, 400, "only content type 'application/json' is supported");
     return;
   }
-  let body: Buffer | undefined;
+  let body: Awaited<ReturnType<typeof readBody>>;
   try {
-    body = await readBody(req, MAX_BODY_BYTES);
+    body = await readBody(req, MAX_BODY_BYTES, { drain: true });
   } catch (e) {
     log.error({ hook, err: (e as Error).message }, 'Failed to read request body');
     if (!res.headersSent && !res.destroyed)
       sendError(res, 400, `could not read request body: ${(e as Error).message}`);
     return;
   }
-  if (!body) {
+  if (body === 'too large') {
     log.error({ hook, limit: MAX_BODY_BYTES }, 'Request body too large');
     sendError(res, 413, `could not read request body: larger than ${MAX_BODY_BYTES} bytes`);
     return;
   }
-  const answer = answerReview(hook, body.toString('utf8'), log);
+  const answer = answerReview(hook, body?.toString('utf8') ?? '', log);
   if (answer.status === 200) send(res, 200, 'application/json', answer.review);
   else if (answer.status === 400) sendError(res, 400, answer.reason);
   else send(res, 500, 'application/json', '');

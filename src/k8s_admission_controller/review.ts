@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { isObject, type PatchOperation, type Requester } from './creator.js';
 
 /** `apiVersion`s of AdmissionReview answered, each in its own version. */
-export const REVIEW_VERSIONS: readonly string[] = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'];
+const REVIEW_VERSIONS: readonly string[] = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'];
 
 /** A review the webhook cannot read: HTTP 400 with `message` (the original's texts). */
 export class ReviewError extends Error {}

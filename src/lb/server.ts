@@ -2,6 +2,7 @@
 // headers, admin check, allowed endpoints, query parsing and the selector rule, ownership, proxying.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readBody } from '../common/httpserver.js';
 import { readIdentityHeader } from '../common/identity.js';
 import type { Logger } from '../common/logger.js';
 import { type AccessDecision, type AccessPolicy, adminClusterOverride, checkQueries } from './access.js';
@@ -222,29 +223,6 @@ async function handle(
 }
 
 /**
- * The request body, or undefined when there is none; 'too large' beyond `limit` bytes (announced or sent).
- * Bodies are buffered because they are parsed for the check and may be sent twice (retry on another backend).
- */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined | 'too large'> {
-  if (Number(req.headers['content-length'] ?? 0) > limit) return Promise.resolve('too large');
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (c: Buffer) => {
-      size += c.length;
-      if (size <= limit) chunks.push(c);
-      else {
-        req.off('data', onData);
-        resolve('too large');
-      }
-    };
-    req.on('data', onData);
-    req.once('end', () => resolve(size === 0 ? undefined : Buffer.concat(chunks)));
-    req.once('error', reject);
-  });
-}
-
-/**
  * The pipeline as a plain node:http handler: methods outside the list get 405, request targets that are
  * not paths (`*`, absolute URLs) 400, bodies of other methods than GET and HEAD are read (up to
  * MAX_BODY_BYTES, else 413 and the connection is closed) and the request goes through `handle`.
@@ -272,6 +250,7 @@ export function loadBalancerHandler(ctx: LbContext): (req: IncomingMessage, res:
       handle(ctx, req, res, undefined).catch((e) => fail(req, res, e));
       return;
     }
+    // buffered: parsed for the check, and sent twice when retried on another backend
     readBody(req, MAX_BODY_BYTES).then(
       (body) => {
         if (body === 'too large') {
