@@ -8,8 +8,6 @@
 
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import YAML from 'yaml';
@@ -17,22 +15,17 @@ import { ROOT, type Started, startProgram } from '../helpers/process.js';
 import { cancelJobs, submitJob } from '../helpers/slurm.js';
 import { waitFor } from '../helpers/wait.js';
 import { type RealPrometheus, startPrometheus } from '../unit/cli/prometheus-server.js';
-import { promtool, runTool, TESTBED_EXPORTER_ARGS } from '../unit/cli/tool.js';
+import { promtool, runTool, startExposition, TESTBED_EXPORTER_ARGS } from '../unit/cli/tool.js';
 
 const FIX = join(ROOT, 'test/fixtures');
 const EXPOSITIONS = join(FIX, 'cli/ceems_tool/exporters');
 const PUE = 1.5;
 
-/** A GPU exporter: serves a fixture exposition with the text format's content type. */
-async function startGpuExporter(file: string): Promise<{ address: string; server: Server }> {
+/** A GPU exporter serving a fixture exposition. */
+const startGpuExporter = (file: string) => {
   const body = readFileSync(join(EXPOSITIONS, file));
-  const server = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-    res.end(body);
-  });
-  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
-  return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, server };
-}
+  return startExposition(() => body);
+};
 
 /** A ceems_exporter standing for GPU node `node` (its hostname label). */
 function startCeemsExporter(node: string, gpu: string[], env: NodeJS.ProcessEnv): Promise<Started> {
@@ -49,7 +42,7 @@ const near = (got: number | undefined, want: number, what: string) =>
 
 describe('ceems_tool GPU rules with real exporters in a real Prometheus', () => {
   const exporters: Started[] = [];
-  const gpuExporters: Server[] = [];
+  const gpuExporters: { close: () => Promise<void> }[] = [];
   let prom: RealPrometheus;
   let jobId = '';
 
@@ -75,7 +68,7 @@ describe('ceems_tool GPU rules with real exporters in a real Prometheus', () => 
       startGpuExporter('amd-device-metrics-mi300x.prom'),
       startGpuExporter('amd-smi-exporter-mi300x.prom'),
     ]);
-    gpuExporters.push(dcgm.server, amdDm.server, amdSmi.server);
+    gpuExporters.push(dcgm, amdDm, amdSmi);
     // each node has its own instance label, as with one host per node (the AMD SMI exporter's series
     // name their node only through it)
     prom = await startPrometheus({
@@ -97,7 +90,7 @@ describe('ceems_tool GPU rules with real exporters in a real Prometheus', () => 
     cancelJobs(jobId ? [jobId] : []);
     await prom?.stop();
     for (const e of exporters) await e.stop();
-    for (const s of gpuExporters) await new Promise((res) => s.close(res));
+    for (const s of gpuExporters) await s.close();
   });
 
   it('rules before and after relabelling; per-unit GPU power, usage, memory and profiling', async (t) => {

@@ -439,14 +439,25 @@ export function gpuRules(p: GpuPlan): string {
     `ceems_compute_unit_gpu_index_flag${sel({ ...C, ...labels })}`;
   const sm = `ceems_compute_unit_gpu_sm_count${sel({ ...C, gpuiid: ['!=', ''] })}`;
   const dev = `${devRecord}${sel(G)}`;
+  const smShare = (weight: string) =>
+    `${weight}\n  / on (${join}) group_left ()\n(sum by (${join}) (${weight}) > 0)`;
+  // with DCGM's SM activity and occupancy a MIG instance weighs its SMs × activity × occupancy (the
+  // original's "effective" SM use); an idle device falls back to the SM count
+  const weighted =
+    p.vendor === 'nvidia' &&
+    p.profiling.includes('DCGM_FI_PROF_SM_ACTIVE') &&
+    p.profiling.includes('DCGM_FI_PROF_SM_OCCUPANCY');
+  const instanceShare = weighted
+    ? `(\n  ${smShare(`(\n  ${sm}\n    * on (gpuuuid, gpuiid) group_left ()\n  (DCGM_FI_PROF_SM_ACTIVE${sel(G)} * on (gpuuuid, gpuiid) DCGM_FI_PROF_SM_OCCUPANCY${sel(G)})\n)`).replaceAll('\n', '\n  ')}\n)\nor\n${smShare(sm)}`
+    : smShare(sm);
   const rules: Rule[] = [
     { comment: 'GPU device power (W) × PUE', record: devRecord, expr: withPue(p.pue, devSource) },
     {
       comment:
         'GPU power of each unit (W): whole GPUs by their index flag (1, or the share under MPS/shards); ' +
-        'partitions (MIG) get the device power split by SM count among the used instances',
+        `partitions (MIG) get the device power split among the used instances by SM count${weighted ? ' × SM activity × SM occupancy' : ''}`,
       record: 'uuid:ceems_gpu_power_watts:pue',
-      expr: `sum without (${GPU_DEVICE_LABELS}) (\n  ${dev}\n    * on (${join}) group_right ()\n  ${flag({ gpuiid: '' })}\n  or\n  ${dev}\n    * on (${join}) group_right ()\n  (\n    ${sm}\n      / on (${join}) group_left ()\n    sum by (${join}) (${sm})\n  )\n    *\n  ${flag({ gpuiid: ['!=', ''] })}\n)`,
+      expr: `sum without (${GPU_DEVICE_LABELS}) (\n  ${dev}\n    * on (${join}) group_right ()\n  ${flag({ gpuiid: '' })}\n  or\n  ${dev}\n    * on (${join}) group_right ()\n  (\n    ${instanceShare.replaceAll('\n', '\n    ')}\n  )\n    *\n  ${flag({ gpuiid: ['!=', ''] })}\n)`,
     },
   ];
   // per-device series meet the unit's GPUs: NVIDIA by device and MIG instance; AMD by node and ordinal

@@ -1,8 +1,10 @@
-// Running ceems_tool in-process with its output captured, promtool on what it generates, and the exporter
-// flags of the testbed node the rules tests scrape.
+// Running ceems_tool in-process with its output captured, promtool on what it generates, the exporter
+// flags of the testbed node the rules tests scrape, and fixture exporters for them.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { type Io, main } from '../../../src/cli/ceems_tool/main.js';
 
 /** ceems_tool's exit code and what it wrote; `io` overrides its input and clock. */
@@ -42,3 +44,18 @@ export const TESTBED_EXPORTER_ARGS = [
   '--collector.estimated_power.max-watts=160',
   '--web.listen-address=127.0.0.1:0',
 ];
+
+/** A scrape target serving `body()` in the text exposition format on 127.0.0.1 (a fixture exporter). */
+export async function startExposition(
+  body: () => string | Buffer,
+): Promise<{ address: string; close: () => Promise<void> }> {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+    res.end(body());
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  return {
+    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise((res) => server.close(() => res())),
+  };
+}
