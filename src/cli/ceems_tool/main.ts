@@ -356,12 +356,15 @@ Generated YAML and messages are written to stderr. Exit status: 0 success, 1 fai
               writeFileSync(join(o.outputDir, name), text);
               io.stderr(`generating recording rules for ${what} in file ${name}\n`);
             };
+            const writeGpu = (p: (typeof plans.gpus)[number]) =>
+              write(`GPU for job ${p.gpuJob}`, `${safeFileName(p.gpuJob)}-gpu.rules`, gpuRules(p));
+            // each job's GPU files right after its own, as the original orders them
             for (const p of plans.hosts) {
               write(`job ${p.job}`, `${safeFileName(p.job)}.rules`, hostRules(p));
+              plans.gpus.filter((g) => g.ceemsJob === p.job).forEach(writeGpu);
             }
-            for (const p of plans.gpus) {
-              write(`GPU for job ${p.gpuJob}`, `${safeFileName(p.gpuJob)}-gpu.rules`, gpuRules(p));
-            }
+            const hostJobs = new Set(plans.hosts.map((p) => p.job));
+            plans.gpus.filter((g) => !hostJobs.has(g.ceemsJob)).forEach(writeGpu);
             if (plans.hosts.length === 0) {
               throw new CliError(
                 'no recording rules generated: no CEEMS job with a node power source was found',

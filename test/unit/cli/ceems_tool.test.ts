@@ -367,9 +367,15 @@ describe('ceems_tool tsdb create-recording-rules', () => {
         readFileSync(join(out, 'dcgm-gpu.rules'), 'utf8'),
         /ceems_compute_unit_gpu_index_flag\{job="ceems"/,
       );
-      assert.match(
-        r.stderr,
-        /generating recording rules for job ceems in file ceems\.rules\ngenerating recording rules for GPU for job dcgm in file dcgm-gpu\.rules\n/,
+      // each CEEMS job's line, then those of its GPU jobs
+      assert.deepEqual(
+        r.stderr.split('\n').filter((l) => l.startsWith('generating')),
+        [
+          'generating recording rules for job ceems in file ceems.rules',
+          'generating recording rules for GPU for job dcgm in file dcgm-gpu.rules',
+          'generating recording rules for GPU for job amd-smi in file amd-smi-gpu.rules',
+          'generating recording rules for GPU for job amd-dm in file amd-dm-gpu.rules',
+        ],
       );
     } finally {
       await prom.close();
