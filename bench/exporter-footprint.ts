@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buildExecutable, PROGRAMS, type Program } from '../scripts/package.js';
 import { ROOT } from '../test/helpers/process.js';
 import {
   bareNode,
@@ -136,6 +137,8 @@ export async function run(small: boolean): Promise<void> {
     rmSync(work, { recursive: true, force: true });
   }
 
+  if (!small) await packaged(settleMs);
+
   const bin = nodeExporterBinary();
   if (!bin) {
     console.log('peer: prometheus-node-exporter not installed (apt-get install prometheus-node-exporter)');
@@ -157,5 +160,40 @@ export async function run(small: boolean): Promise<void> {
   } finally {
     peer.proc.kill('SIGTERM');
     await once(peer.proc, 'exit');
+  }
+}
+
+/**
+ * The installed artefact: the exporter's single executable (scripts/package.ts) with the default collectors,
+ * against a single executable that only waits, both built here with the node binary running this benchmark.
+ */
+async function packaged(settleMs: number): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'bench-sea-'));
+  try {
+    const exporter = PROGRAMS.find((p) => p.name === 'ceems_exporter')!;
+    const idle: Program = { ...exporter, name: 'idle', entry: 'bench/lib/idle-main.ts', forbidden: [] };
+    const [exe, floorExe] = [
+      await buildExecutable(exporter, join(work, 'ceems_exporter')),
+      await buildExecutable(idle, join(work, 'idle')),
+    ];
+    const floorProc = spawn(floorExe.path, [], { stdio: 'ignore' });
+    await sleep(settleMs);
+    const bare = memory(floorProc.pid!);
+    floorProc.kill('SIGKILL');
+    await once(floorProc, 'exit');
+    const exp = await startExporter([...NODE_PATHS, '--no-security.drop-privileges'], exe.path);
+    try {
+      await sleep(settleMs);
+      const m = memory(exp.pid);
+      console.log(
+        `single executables: idle ${mib(bare.rssMiB)}; exporter (main script ${mib(exe.bundleBytes / 2 ** 20)}, ` +
+          `lazy packages ${mib(exe.lazyBytes / 2 ** 20)}), default collectors, before the first scrape: RSS ` +
+          `${mib(m.rssMiB)} = idle + ${mib(m.rssMiB - bare.rssMiB)} (anonymous + ${mib(m.anonMiB - bare.anonMiB)})`,
+      );
+    } finally {
+      await exp.stop();
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
   }
 }

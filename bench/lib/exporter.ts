@@ -322,8 +322,9 @@ export function warnIfStale(): void {
 }
 
 /** Starts bin/ceems_exporter itself (its first line picks the Node.js and its flags) on a free port. */
-export function startExporter(args: string[]): Promise<Started> {
-  const proc = spawn(join(ROOT, 'bin/ceems_exporter'), ['--web.listen-address=127.0.0.1:0', ...args], {
+/** Starts bin/ceems_exporter, or the executable `exe` (a packaged one), on a free loopback port. */
+export function startExporter(args: string[], exe = join(ROOT, 'bin/ceems_exporter')): Promise<Started> {
+  const proc = spawn(exe, ['--web.listen-address=127.0.0.1:0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return awaitListening(proc, 'ceems_exporter', { timeoutMs: 60_000 });
