@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 out=ceems.bpf.o
 [[ ${1:-} == --check ]] && out=$(mktemp --suffix=.bpf.o) && trap 'rm -f "$out"' EXIT
 clang -O2 -g -target bpfel -I"/usr/include/$(uname -m)-linux-gnu" \
-  -fdebug-compilation-dir=. -Wall -Werror -c ceems.bpf.c -o "$out"
+  -D__TARGET_ARCH_x86 -fdebug-compilation-dir=. -Wall -Werror -c ceems.bpf.c -o "$out"
 llvm-strip -g "$out"
 if [[ ${1:-} == --check ]]; then
   cmp -s "$out" ceems.bpf.o || { echo "bpf/ceems.bpf.o is not what bpf/ceems.bpf.c builds: run bpf/build.sh" >&2; exit 1; }

@@ -5,11 +5,16 @@
 // fentry (which kernels without ftrace function tracing lack); the few kernel structs read (the task's
 // cgroup on v1, an fd's mount, a socket buffer's length) are reached through CO-RE relocations.
 //
+// Only syscall exits are traced: the record has the result, the registers saved at the syscall's entry
+// still hold its arguments (the fd, the open flags), which halves the programs run per syscall against an
+// enter/exit pair and needs no map between them.
+//
 // Every counter is keyed by the cgroup id of the current task (cgroup v2: bpf_get_current_cgroup_id; v1:
 // the cgroup of subsystem `cgroup_v1_subsys`). The exporter maps ids to units and deletes keys of ended
 // cgroups; the maps are bounded and nothing is pinned, so everything goes when the exporter's fds close.
 //
-// Build: bpf/build.sh (the committed ceems.bpf.o must be what it builds; test/unit/exporter/ebpf-object).
+// Build: bpf/build.sh, for x86-64 (the committed ceems.bpf.o must be what it builds: its check runs in
+// test/unit/exporter/ebpf/collector.test.ts).
 
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -65,14 +70,19 @@ struct sk_buff {
 struct open_how {
 	__u64 flags;
 };
+#if defined(__TARGET_ARCH_x86)
+// the user registers saved at syscall entry; a syscall's exit still finds its arguments there
+struct pt_regs {
+	unsigned long di;
+	unsigned long si;
+	unsigned long dx;
+} __attribute__((preserve_access_index));
+#else
+#error "syscall argument registers are only defined for x86-64 (build with -D__TARGET_ARCH_x86)"
+#endif
 
 // ---- tracepoint records (include/trace/events/{syscalls,sock,tcp}.h; formats under tracefs events/) ----
 
-struct sys_enter_args {
-	__u64 common;
-	__s64 nr;
-	__u64 args[6];
-};
 struct sys_exit_args {
 	__u64 common;
 	__s64 nr;
@@ -148,14 +158,6 @@ struct {
 	__type(value, struct net_value);
 } net_stats SEC(".maps");
 
-// what a thread's syscall entry saw (the fd's mount, the open flags) until its exit gives the result
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u64);
-} inflight SEC(".maps");
-
 // the cgroup of the last task that sent on a TCP socket: retransmissions run in softirq context
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -207,40 +209,25 @@ static __always_inline void *slot(void *map, const void *key, const void *zero)
 	return bpf_map_lookup_elem(map, key);
 }
 
-static __always_inline void remember(__u64 what)
+/** Argument `n` (0-2) of the current task's syscall, from the registers saved at its entry. */
+static __always_inline unsigned long syscall_arg(int n)
 {
-	__u64 tid = bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&inflight, &tid, &what, BPF_ANY);
-}
-
-/** What the entry of the current thread's syscall remembered; false when nothing. */
-static __always_inline int recall(__u64 *what)
-{
-	__u64 tid = bpf_get_current_pid_tgid();
-	__u64 *v = bpf_map_lookup_elem(&inflight, &tid);
-	if (!v)
-		return 0;
-	*what = *v;
-	bpf_map_delete_elem(&inflight, &tid);
-	return 1;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (n == 0)
+		return BPF_CORE_READ(regs, di);
+	if (n == 1)
+		return BPF_CORE_READ(regs, si);
+	return BPF_CORE_READ(regs, dx);
 }
 
 // ---- file IO: read/write bytes, requests and errors per mount ----
 
-static __always_inline int io_enter(struct sys_enter_args *ctx)
-{
-	__u32 mnt = fd_mount(ctx->args[0]);
-	if (mnt)
-		remember(mnt);
-	return 0;
-}
-
 static __always_inline int io_exit(struct sys_exit_args *ctx, int write)
 {
-	__u64 mnt;
-	if (!recall(&mnt))
+	__u32 mnt = fd_mount(syscall_arg(0));
+	if (!mnt)
 		return 0;
-	struct io_key key = {.cgroup = current_cgroup(), .mnt_id = (__u32)mnt};
+	struct io_key key = {.cgroup = current_cgroup(), .mnt_id = mnt};
 	struct io_value zero = {};
 	struct io_value *v = slot(&io_stats, &key, &zero);
 	if (!v)
@@ -262,10 +249,9 @@ static __always_inline int io_exit(struct sys_exit_args *ctx, int write)
 	return 0;
 }
 
-#define IO_SYSCALL(name, write)                                                    \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                \
-	int enter_##name(struct sys_enter_args *ctx) { return io_enter(ctx); }     \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                                 \
+// exit only: the fd is still in the saved registers, the result in the record
+#define IO_SYSCALL(name, write)                 \
+	SEC("tracepoint/syscalls/sys_exit_" #name) \
 	int exit_##name(struct sys_exit_args *ctx) { return io_exit(ctx, write); }
 
 IO_SYSCALL(read, 0)
@@ -286,11 +272,8 @@ IO_SYSCALL(pwritev2, 1)
 #define OP_UNLINK 4
 #define O_CREAT_FLAG 0100
 
-static __always_inline int op_exit(struct sys_exit_args *ctx)
+static __always_inline int op_exit(struct sys_exit_args *ctx, __u64 ops)
 {
-	__u64 ops;
-	if (!recall(&ops))
-		return 0;
 	__u64 cgroup = current_cgroup();
 	struct file_value zero = {};
 	struct file_value *v = slot(&file_stats, &cgroup, &zero);
@@ -320,14 +303,12 @@ static __always_inline __u64 open_ops(__u64 flags)
 	return OP_OPEN | ((flags & O_CREAT_FLAG) ? OP_CREATE : 0);
 }
 
-#define OP_SYSCALL(name, ops_expr)                                                          \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                         \
-	int enter_##name(struct sys_enter_args *ctx) { remember(ops_expr); return 0; }      \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                                          \
-	int exit_##name(struct sys_exit_args *ctx) { return op_exit(ctx); }
+#define OP_SYSCALL(name, ops)                   \
+	SEC("tracepoint/syscalls/sys_exit_" #name) \
+	int exit_##name(struct sys_exit_args *ctx) { return op_exit(ctx, ops); }
 
-OP_SYSCALL(open, open_ops(ctx->args[1]))
-OP_SYSCALL(openat, open_ops(ctx->args[2]))
+OP_SYSCALL(open, open_ops(syscall_arg(1)))
+OP_SYSCALL(openat, open_ops(syscall_arg(2)))
 OP_SYSCALL(creat, OP_OPEN | OP_CREATE)
 OP_SYSCALL(mkdir, OP_CREATE)
 OP_SYSCALL(mkdirat, OP_CREATE)
@@ -335,16 +316,13 @@ OP_SYSCALL(unlink, OP_UNLINK)
 OP_SYSCALL(unlinkat, OP_UNLINK)
 OP_SYSCALL(rmdir, OP_UNLINK)
 
-SEC("tracepoint/syscalls/sys_enter_openat2")
-int enter_openat2(struct sys_enter_args *ctx)
+static __always_inline __u64 openat2_ops(void)
 {
 	struct open_how how = {};
-	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
-	remember(open_ops(how.flags));
-	return 0;
+	bpf_probe_read_user(&how, sizeof(how), (void *)syscall_arg(2));
+	return open_ops(how.flags);
 }
-SEC("tracepoint/syscalls/sys_exit_openat2")
-int exit_openat2(struct sys_exit_args *ctx) { return op_exit(ctx); }
+OP_SYSCALL(openat2, openat2_ops())
 
 // ---- network: TCP and UDP over IPv4 and IPv6 ----
 

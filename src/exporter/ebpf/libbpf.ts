@@ -32,6 +32,7 @@ interface Libbpf {
   setInitialValue: Fn;
   lookupBatch: Fn;
   deleteElem: Fn;
+  updateElem: Fn;
 }
 
 let lib: Libbpf | undefined;
@@ -63,6 +64,7 @@ function load(): Libbpf {
       'int bpf_map_lookup_batch(int, void *, void *, void *, void *, uint32_t *, const void *)',
     ),
     deleteElem: so.func('int bpf_map_delete_elem(int, const void *)'),
+    updateElem: so.func('int bpf_map_update_elem(int, const void *, const void *, uint64_t)'),
   };
   return lib;
 }
@@ -86,7 +88,7 @@ function checkPointer(call: string, fn: () => unknown): Handle {
 export interface Program {
   readonly handle: Handle;
   readonly name: string;
-  /** ELF section, e.g. `tracepoint/syscalls/sys_enter_read`. */
+  /** ELF section, e.g. `tracepoint/syscalls/sys_exit_read`. */
   readonly section: string;
 }
 
@@ -193,4 +195,9 @@ export function lookupAll(map: MapInfo, keys: Buffer, values: Buffer): number {
 export function deleteEntry(fd: number, key: Buffer): void {
   const r = load().deleteElem(fd, key) as number;
   if (r !== -2) checkInt('bpf_map_delete_elem', r);
+}
+
+/** Sets one entry (BPF_ANY); the benchmark fills maps as 1,000 running units would. */
+export function updateEntry(fd: number, key: Buffer, value: Buffer): void {
+  checkInt('bpf_map_update_elem', load().updateElem(fd, key, value, 0));
 }

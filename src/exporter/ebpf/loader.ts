@@ -15,7 +15,7 @@ export type MetricGroup = 'io' | 'file' | 'network';
 /** Which metric group each program feeds, by the event it is attached to. */
 export function programGroup(section: string): MetricGroup {
   const event = section.split('/').pop() ?? '';
-  if (/^sys_(enter|exit)_(p?read|p?write)/.test(event)) return 'io';
+  if (/^sys_exit_(p?read|p?write)/.test(event)) return 'io';
   if (event.startsWith('sys_')) return 'file';
   return 'network';
 }
@@ -59,6 +59,8 @@ export class LoadedPrograms {
    * error says which step failed.
    */
   static load(o: LoadOptions): LoadedPrograms {
+    // the programs read syscall arguments from x86-64 registers (bpf/ceems.bpf.c)
+    if (process.arch !== 'x64') throw new Error(`bpf/ceems.bpf.o is built for x86-64, not ${process.arch}`);
     const tracefs = o.tracefs ?? '/sys/kernel/tracing';
     ensureTracefs(tracefs);
     const obj = libbpf.openObject(o.object ?? readFileSync(OBJECT_PATH));
