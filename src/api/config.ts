@@ -4,10 +4,13 @@
 
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, type ConfigNotice, loadConfigFile } from '../common/config.js';
+import { ConfigError, type ConfigNotice, loadConfigFile, parseLenient } from '../common/config.js';
 import { parseDuration } from '../common/duration.js';
 import { httpClientConfigShape } from '../common/httpclient.js';
+import { k8sExtraConfigSchema } from './resource/k8s.js';
+import { openstackExtraConfigSchema } from './resource/openstack.js';
 import { isValidZone } from './timefmt.js';
+import { tsdbExtraConfigSchema } from './updater/tsdb.js';
 
 const DAY_MS = 24 * 3600e3;
 
@@ -138,6 +141,37 @@ export interface LoadedConfig {
   notices: ConfigNotice[];
 }
 
+const EXTRA_CONFIG_SCHEMAS: Partial<Record<ClusterConfig['manager'], z.ZodType>> = {
+  openstack: openstackExtraConfigSchema,
+  k8s: k8sExtraConfigSchema,
+};
+
+/**
+ * `extra_config` of each cluster and updater read by the same rule as the rest of the file (its schema
+ * belongs to the manager or updater), so that its unknown keys are reported with their place and its
+ * errors stop the start-up; the managers and updaters get it without the unknown keys.
+ */
+function readExtraConfigs(config: ApiServerConfig, file: string): ConfigNotice[] {
+  const notices: ConfigNotice[] = [];
+  const read = (schema: z.ZodType | undefined, input: unknown, at: string) => {
+    if (!schema || input == null) return input;
+    const r = parseLenient(schema, input, { file, what: `config file '${file}': ${at}`, at });
+    notices.push(...r.notices);
+    return r.cleaned; // the manager or updater applies its defaults itself
+  };
+  config.clusters.forEach((c, i) => {
+    c.extra_config = read(EXTRA_CONFIG_SCHEMAS[c.manager], c.extra_config, `clusters.${i}.extra_config`) as
+      | Record<string, unknown>
+      | undefined;
+  });
+  config.updaters.forEach((u, i) => {
+    u.extra_config = read(tsdbExtraConfigSchema, u.extra_config, `updaters.${i}.extra_config`) as
+      | Record<string, unknown>
+      | undefined;
+  });
+  return notices;
+}
+
 /** Reads and validates the config file; `disableChecks` skips the backup-interval sanity check. */
 export function loadConfig(
   file: string,
@@ -156,7 +190,7 @@ export function loadConfig(
   }
   return {
     config,
-    notices,
+    notices: [...notices, ...readExtraConfigs(config, file)],
     configDir: dirname(resolve(file)),
     dataPath: resolve(data.path),
     backupPath: data.backup_path === '' ? '' : resolve(data.backup_path),

@@ -85,6 +85,8 @@ export interface LenientOptions {
   /** Error prefix, e.g. `config file '<file>'`. */
   what: string;
   renamed?: readonly RenamedKey[];
+  /** Dotted path of `input` in its file, prefixed to the keys of the notices. */
+  at?: string;
 }
 
 type Obj = Record<string, unknown>;
@@ -104,13 +106,18 @@ function objectsAt(doc: unknown, path: string): Array<{ obj: Obj; at: string[] }
 }
 
 /** Moves renamed keys to their new names in place; the new name wins when both are set. */
-function applyRenames(doc: unknown, renamed: readonly RenamedKey[], file: string): ConfigNotice[] {
+function applyRenames(
+  doc: unknown,
+  renamed: readonly RenamedKey[],
+  file: string,
+  base: readonly string[],
+): ConfigNotice[] {
   const notices: ConfigNotice[] = [];
   for (const r of renamed) {
     for (const { obj, at } of objectsAt(doc, r.in)) {
       if (!(r.from in obj)) continue;
-      const key = [...at, r.from].join('.');
-      notices.push({ kind: 'deprecated', file, key, use: [...at, r.to].join('.') });
+      const key = [...base, ...at, r.from].join('.');
+      notices.push({ kind: 'deprecated', file, key, use: [...base, ...at, r.to].join('.') });
       const to = r.to.split('.');
       const last = to.pop()!;
       let target: unknown = obj;
@@ -144,9 +151,10 @@ export function parseLenient<T extends z.ZodType>(
   schema: T,
   input: unknown,
   opts: LenientOptions,
-): { config: z.infer<T>; notices: ConfigNotice[] } {
+): { config: z.infer<T>; notices: ConfigNotice[]; cleaned: unknown } {
   const doc = structuredClone(input);
-  const notices = applyRenames(doc, opts.renamed ?? [], opts.file);
+  const base = opts.at ? [opts.at] : [];
+  const notices = applyRenames(doc, opts.renamed ?? [], opts.file, base);
   let r = schema.safeParse(doc);
   if (!r.success) {
     const fatal = r.error.issues.filter((i) => i.code !== 'unrecognized_keys');
@@ -156,14 +164,16 @@ export function parseLenient<T extends z.ZodType>(
     for (const i of r.error.issues) {
       if (i.code !== 'unrecognized_keys') continue;
       for (const k of i.keys) {
-        notices.push({ kind: 'unknown', file: opts.file, key: [...i.path.map(String), k].join('.') });
+        const key = [...base, ...i.path.map(String), k].join('.');
+        notices.push({ kind: 'unknown', file: opts.file, key });
         deleteAt(doc, i.path, k);
       }
     }
     r = schema.safeParse(doc);
     if (!r.success) throw new ConfigError(`${opts.what}: ${formatZodError(r.error, doc)}`);
   }
-  return { config: r.data, notices };
+  // `cleaned`: the input under its new key names and without the unknown keys, defaults not applied
+  return { config: r.data, notices, cleaned: doc };
 }
 
 /** Reads a YAML file and applies `parseLenient` to it. */

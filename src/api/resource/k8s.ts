@@ -31,7 +31,7 @@ import {
   type UsersProjects,
 } from './types.js';
 
-export const k8sExtraConfigSchema = z.object({
+export const k8sExtraConfigSchema = z.strictObject({
   kubeconfig_file: z.string().default(''),
   ns_users_list_file: z.string().default('/var/run/ceems/users.yaml'),
   gpu_resource_names: z.array(z.string()).default(['nvidia.com/gpu', 'amd.com/gpu']),

@@ -22,8 +22,8 @@ const USERS_TTL_MS = 12 * 3600_000;
 const USER_CHUNK = 256;
 const REQUEST_TIMEOUT_MS = 60_000;
 
-export const openstackExtraConfigSchema = z.object({
-  api_service_endpoints: z.object({
+export const openstackExtraConfigSchema = z.strictObject({
+  api_service_endpoints: z.strictObject({
     compute: z.url().refine((u) => u.includes('/v2.1'), 'Nova endpoint must include /v2.1'),
     identity: z.url(),
   }),

@@ -72,7 +72,7 @@ const durationString = z.string().refine(
 );
 
 export const tsdbExtraConfigSchema = z
-  .object({
+  .strictObject({
     query_max_series: z.number().int().positive().default(50),
     query_min_samples: z.number().gt(0).lte(1).default(0.5),
     cutoff_duration: durationString.default('0s'),

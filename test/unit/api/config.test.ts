@@ -122,6 +122,26 @@ ceems_lb:
     assert.deepEqual(loadConfig(file('')).notices, []);
   });
 
+  test("extra_config is read by its manager's or updater's schema: unknown keys reported with their place", () => {
+    const f = file(
+      'clusters:\n  - id: k0\n    manager: k8s\n    extra_config:\n      kubeconfig_file: /k\n      kubeconfig: /x\n  - id: s0\n    manager: slurm\n    extra_config: {anything: 1}\nupdaters:\n  - id: t0\n    updater: tsdb\n    extra_config:\n      cutoff_duration: 5m\n      cuttoff: 1m\n',
+    );
+    const { config, notices } = loadConfig(f);
+    assert.deepEqual(
+      notices.map((n) => n.key),
+      ['clusters.0.extra_config.kubeconfig', 'updaters.0.extra_config.cuttoff'],
+    );
+    assert.deepEqual(config.clusters[0]?.extra_config, { kubeconfig_file: '/k' });
+    assert.deepEqual(config.updaters[0]?.extra_config, { cutoff_duration: '5m' });
+    assert.throws(
+      () =>
+        loadConfig(
+          file('updaters:\n  - id: t0\n    updater: tsdb\n    extra_config: {query_max_series: many}\n'),
+        ),
+      /updaters\.0\.extra_config: query_max_series: .*\(got "many"\)/,
+    );
+  });
+
   test('backup_interval below one day is refused unless checks are disabled', () => {
     const f = file('ceems_api_server:\n  data:\n    backup_interval: 1h\n    backup_path: bk\n');
     assert.throws(() => loadConfig(f), /backup_interval of less than 1 day is not supported/);
