@@ -141,7 +141,14 @@ export function parseWebConfig(text: string, baseDir: string): WebConfig {
     invalidHashUsers,
   };
   const t = cfg.tls_server_config;
-  if (t && Object.keys(t).length > 0) out.tls = buildTls(t, baseDir);
+  // exporter-toolkit's rule: no certificate, key, client CA or client auth type is no TLS (the original's
+  // ceems_tool writes `cert_file: ""` and `key_file: ""` without --tls)
+  const tlsAsked =
+    t &&
+    [t.cert_file, t.key_file, t.cert, t.key, t.client_ca_file, t.client_ca, t.client_auth_type].some(
+      (v) => v,
+    );
+  if (tlsAsked) out.tls = buildTls(t, baseDir);
   return out;
 }
 

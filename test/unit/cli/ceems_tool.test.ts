@@ -658,18 +658,25 @@ describe('ceems_tool config create-web-config / check', () => {
       'tls_server_config:\n  cert_file: missing.pem\n  key_file: missing.pem\n',
     );
     writeFileSync(join(dir, 'hash.yml'), 'basic_auth_users:\n  a: plaintext\n');
+    // what the original's create-web-config writes without --tls: empty TLS paths mean no TLS
+    writeFileSync(
+      join(dir, 'original.yml'),
+      `tls_server_config:\n  cert_file: ""\n  key_file: ""\nbasic_auth_users:\n  ceems: ${bcrypt.hashSync('pw', 4)}\n`,
+    );
     const r = await tool([
       'check',
       'web-config',
       join(dir, 'good.yml'),
       join(dir, 'bad.yml'),
       join(dir, 'hash.yml'),
+      join(dir, 'original.yml'),
     ]);
     assert.equal(r.code, 1);
     const lines = r.stderr.trimEnd().split('\n');
     assert.equal(lines[0], `${join(dir, 'good.yml')} SUCCESS`);
     assert.match(lines[1]!, /bad\.yml FAILED: .*cannot read cert_file '.*missing\.pem': ENOENT/);
     assert.match(lines[2]!, /hash\.yml FAILED: basic_auth_users: not a bcrypt hash for user\(s\) 'a'/);
+    assert.equal(lines[3], `${join(dir, 'original.yml')} SUCCESS`);
   });
 
   it('check api-healthy / lb-healthy: SUCCESS with the body, else exit 1 naming the status', async () => {
