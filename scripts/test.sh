@@ -21,30 +21,24 @@ echo "== lint"
 npx biome check .
 
 echo "== system tools"
+# Debian packages the tests use; waits for another apt/dpkg run (a testbed script, unattended upgrades)
+# instead of failing at once, and refreshes the package lists only when an install fails without them.
+apt_install() {
+  apt() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
+  apt install -y -q "$@" >/dev/null || { apt update -q >/dev/null && apt install -y -q "$@" >/dev/null; }
+}
 # setfacl/getfacl: the exporter grants the kubelet socket to its run-as user with POSIX ACLs
-if ! command -v setfacl >/dev/null; then
-  # wait for another apt/dpkg run (a testbed script, unattended upgrades) instead of failing at once
-  apt() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
-  apt install -y -q acl >/dev/null || { apt update -q >/dev/null && apt install -y -q acl >/dev/null; }
-fi
+command -v setfacl >/dev/null || apt_install acl
 # chromium: the web view's browser test (test/integration/web-dashboards-e2e.test.ts) drives Debian's build
-if ! command -v chromium >/dev/null; then
-  apt() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
-  apt install -y -q chromium >/dev/null || { apt update -q >/dev/null && apt install -y -q chromium >/dev/null; }
-fi
+command -v chromium >/dev/null || apt_install chromium
 # clang, llvm, libbpf-dev: the BPF object's rebuild check (bpf/build.sh --check); bpftool: the ebpf test
 # lists the programs loaded in the kernel
 if ! command -v clang >/dev/null || ! command -v llvm-strip >/dev/null || ! command -v bpftool >/dev/null ||
   [ ! -e /usr/include/bpf/bpf_helpers.h ]; then
-  apt() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
-  pkgs=(clang llvm libbpf-dev bpftool)
-  apt install -y -q "${pkgs[@]}" >/dev/null || { apt update -q >/dev/null && apt install -y -q "${pkgs[@]}" >/dev/null; }
+  apt_install clang llvm libbpf-dev bpftool
 fi
 # groff: the --help-man test (test/integration/help-flags.test.ts) sets every server's man page with it
-if ! command -v groff >/dev/null; then
-  apt() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
-  apt install -y -q groff-base >/dev/null || { apt update -q >/dev/null && apt install -y -q groff-base >/dev/null; }
-fi
+command -v groff >/dev/null || apt_install groff-base
 # prometheus: tests that start Debian's Prometheus directly (startPrometheus in test/helpers/prometheus.ts:
 # route prefix, remote_read) may run before any testbed script installed it; the testbed's installer keeps
 # apt from starting the packaged service
