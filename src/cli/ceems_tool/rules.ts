@@ -120,6 +120,23 @@ function amdSmiSeries(metric: string, job: string): string {
   return `label_replace(${metric}${sel({ job })}, "hostname", "$1", "instance", "([^:]+)(?::[0-9]+)?")`;
 }
 
+/**
+ * Static labels of a per-unit power record: the power source that fed it and the PUE applied, so that the
+ * API can tell a unit's measured energy from an estimate (issue 20 provenance). The emissions records
+ * derived from it keep both labels.
+ */
+const provenanceLabels = (powerSource: string, pue: number) => ({
+  power_source: powerSource,
+  pue: num(pue),
+});
+
+/** `power_source` label of the GPU power of each exporter. */
+const GPU_POWER_SOURCE: Record<GpuVendor, string> = {
+  nvidia: 'dcgm',
+  'amd-device-metrics': 'amd-device-metrics',
+  'amd-smi': 'amd-smi',
+};
+
 // One rule per provider, told apart by a static `provider` label (promtool rejects identical rules).
 /**
  * Rules that follow a per-unit power rule `uuid:ceems_<part>_power_watts:pue` of one scrape job: per-unit
@@ -225,6 +242,7 @@ export function hostRules(p: HostPlan): string {
       comment: 'host power attributed to each unit (W): CPU share + memory share + equal share of misc power',
       record: 'uuid:ceems_host_power_watts:pue',
       expr: `sum without (power_part) (\n  ${terms.join('\n  or\n  ')}\n)`,
+      labels: provenanceLabels(p.source, p.pue),
     },
     ...powerTotalRules('host', 'host', p.job, p.emissions),
   );
@@ -458,6 +476,7 @@ export function gpuRules(p: GpuPlan): string {
         `partitions (MIG) get the device power split among the used instances by SM count${weighted ? ' × SM activity × SM occupancy' : ''}`,
       record: 'uuid:ceems_gpu_power_watts:pue',
       expr: `sum without (${GPU_DEVICE_LABELS}) (\n  ${dev}\n    * on (${join}) group_right ()\n  ${flag({ gpuiid: '' })}\n  or\n  ${dev}\n    * on (${join}) group_right ()\n  (\n    ${instanceShare.replaceAll('\n', '\n    ')}\n  )\n    *\n  ${flag({ gpuiid: ['!=', ''] })}\n)`,
+      labels: provenanceLabels(GPU_POWER_SOURCE[p.vendor], p.pue),
     },
   ];
   // per-device series meet the unit's GPUs: NVIDIA by device and MIG instance; AMD by node and ordinal
