@@ -113,14 +113,17 @@ struct io_key {
 	__u32 mnt_id;
 	__u32 pad;
 };
+struct io_counts {
+	__u64 bytes, requests, errors;
+};
 struct io_value {
-	__u64 read_bytes, read_requests, read_errors;
-	__u64 write_bytes, write_requests, write_errors;
+	struct io_counts read, write;
+};
+struct op_counts {
+	__u64 requests, errors;
 };
 struct file_value {
-	__u64 open_requests, open_errors;
-	__u64 create_requests, create_errors;
-	__u64 unlink_requests, unlink_errors;
+	struct op_counts open, create, unlink;
 };
 struct net_key {
 	__u64 cgroup;
@@ -233,19 +236,12 @@ static __always_inline int io_exit(struct sys_exit_args *ctx, int write)
 	if (!v)
 		return 0;
 	long ret = ctx->ret;
-	if (write) {
-		__sync_fetch_and_add(&v->write_requests, 1);
-		if (ret < 0)
-			__sync_fetch_and_add(&v->write_errors, 1);
-		else
-			__sync_fetch_and_add(&v->write_bytes, ret);
-	} else {
-		__sync_fetch_and_add(&v->read_requests, 1);
-		if (ret < 0)
-			__sync_fetch_and_add(&v->read_errors, 1);
-		else
-			__sync_fetch_and_add(&v->read_bytes, ret);
-	}
+	struct io_counts *c = write ? &v->write : &v->read;
+	__sync_fetch_and_add(&c->requests, 1);
+	if (ret < 0)
+		__sync_fetch_and_add(&c->errors, 1);
+	else
+		__sync_fetch_and_add(&c->bytes, ret);
 	return 0;
 }
 
@@ -272,6 +268,13 @@ IO_SYSCALL(pwritev2, 1)
 #define OP_UNLINK 4
 #define O_CREAT_FLAG 0100
 
+static __always_inline void count_op(struct op_counts *c, int failed)
+{
+	__sync_fetch_and_add(&c->requests, 1);
+	if (failed)
+		__sync_fetch_and_add(&c->errors, 1);
+}
+
 static __always_inline int op_exit(struct sys_exit_args *ctx, __u64 ops)
 {
 	__u64 cgroup = current_cgroup();
@@ -280,21 +283,12 @@ static __always_inline int op_exit(struct sys_exit_args *ctx, __u64 ops)
 	if (!v)
 		return 0;
 	int failed = ctx->ret < 0;
-	if (ops & OP_OPEN) {
-		__sync_fetch_and_add(&v->open_requests, 1);
-		if (failed)
-			__sync_fetch_and_add(&v->open_errors, 1);
-	}
-	if (ops & OP_CREATE) {
-		__sync_fetch_and_add(&v->create_requests, 1);
-		if (failed)
-			__sync_fetch_and_add(&v->create_errors, 1);
-	}
-	if (ops & OP_UNLINK) {
-		__sync_fetch_and_add(&v->unlink_requests, 1);
-		if (failed)
-			__sync_fetch_and_add(&v->unlink_errors, 1);
-	}
+	if (ops & OP_OPEN)
+		count_op(&v->open, failed);
+	if (ops & OP_CREATE)
+		count_op(&v->create, failed);
+	if (ops & OP_UNLINK)
+		count_op(&v->unlink, failed);
 	return 0;
 }
 

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface JobOptions {
   /** `--mem` (default 64M). */
@@ -56,4 +57,19 @@ export function cancelJobs(ids: string[]): void {
   } catch {
     // already finished
   }
+}
+
+/** What `squeue` and the job's output file say about a job, for a wait that failed. */
+export function jobState(id: string): string {
+  let state = '';
+  try {
+    state = execFileSync('squeue', ['-h', '-j', id, '-o', '%T %R'], {
+      env: testbedEnv(),
+      encoding: 'utf8',
+    }).trim();
+  } catch (e) {
+    state = (e as Error).message;
+  }
+  const out = join(jobDir(), `${id}.out`);
+  return `job ${id}: ${state || 'not in squeue'}; output: ${existsSync(out) ? readFileSync(out, 'utf8') : '(none)'}`;
 }

@@ -6,12 +6,12 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { mountOf } from '../helpers/mounts.js';
 import { awaitListening, type Started, startProgram } from '../helpers/process.js';
-import { cancelJobs, jobDir, submitJob, testbedEnv } from '../helpers/slurm.js';
+import { cancelJobs, jobDir, jobState, submitJob, testbedEnv } from '../helpers/slurm.js';
 import { waitFor, waitForScrape } from '../helpers/wait.js';
 
 const env = testbedEnv();
@@ -53,17 +53,6 @@ function ourPrograms(): number {
     name?: string;
   }[];
   return progs.filter((p) => /^(exit_|sock_send$|sock_recv$|tcp_retransmit$)/.test(p.name ?? '')).length;
-}
-
-function jobState(id: string): string {
-  let state = '';
-  try {
-    state = execFileSync('squeue', ['-h', '-j', id, '-o', '%T %R'], { env, encoding: 'utf8' }).trim();
-  } catch (e) {
-    state = (e as Error).message;
-  }
-  const out = join(jobDir(), `${id}.out`);
-  return `job ${id}: ${state || 'not in squeue'}; output: ${existsSync(out) ? readFileSync(out, 'utf8') : '(none)'}`;
 }
 
 describe('ebpf sub-collector on the real SLURM testbed', () => {

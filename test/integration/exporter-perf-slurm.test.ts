@@ -4,12 +4,12 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Started, startProgram } from '../helpers/process.js';
-import { cancelJobs, jobDir, submitJob, testbedEnv } from '../helpers/slurm.js';
+import { cancelJobs, jobDir, jobState, submitJob, testbedEnv } from '../helpers/slurm.js';
 import { scrapeExcerpt, waitFor, waitForScrape } from '../helpers/wait.js';
 
 const env = testbedEnv();
@@ -31,18 +31,6 @@ function counts(text: string, uuid: string): Counts {
 }
 
 const diff = (a: Counts, b: Counts) => Object.fromEntries(EVENTS.map((e) => [e, b[e] - a[e]])) as Counts;
-
-/** What `squeue` and the job's output say, for a failed wait. */
-function jobState(id: string): string {
-  let state = '';
-  try {
-    state = execFileSync('squeue', ['-h', '-j', id, '-o', '%T %R'], { env, encoding: 'utf8' }).trim();
-  } catch (e) {
-    state = (e as Error).message;
-  }
-  const out = join(jobDir(), `${id}.out`);
-  return `job ${id}: ${state || 'not in squeue'}; output: ${existsSync(out) ? readFileSync(out, 'utf8') : '(none)'}`;
-}
 
 describe('perf sub-collector on the real SLURM testbed', () => {
   let exporter: Started;
