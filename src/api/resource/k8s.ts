@@ -94,6 +94,15 @@ const time = (v: string | undefined) => {
   return Number.isNaN(ms) ? 0 : ms;
 };
 
+/**
+ * Whether a creator annotation names no person: a service account (the original's rule: the value contains
+ * `serviceaccount`) or another Kubernetes identity, `system:node:<n>`, `system:kube-controller-manager`…
+ * [D-API-21], as the admission controller treats them (cli.md §4, D-CLI-5).
+ */
+function isServiceIdentity(owner: string): boolean {
+  return owner.includes('serviceaccount') || owner.startsWith('system:');
+}
+
 /** Unit of one pod for the window `[start, end]` (ms). */
 export function podToUnit(
   pod: K8sPod,
@@ -107,7 +116,7 @@ export function podToUnit(
   const owner = cfg.username_annotations.map((a) => annotations[a]).find((v) => v);
   u.name = md.name ?? '';
   u.project = project;
-  u.username = owner && !owner.includes('serviceaccount') ? owner : `${project}:unknown`;
+  u.username = owner && !isServiceIdentity(owner) ? owner : `${project}:unknown`;
 
   const phase = pod.status?.phase ?? 'Unknown';
   const ready = pod.status?.conditions?.find((c) => c.type === 'PodReadyToStartContainers');

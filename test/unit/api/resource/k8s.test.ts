@@ -140,6 +140,18 @@ describe('Kubernetes pods → units', () => {
     assert.deepEqual(u.allocation, { vcpus: 2, mem: 2 ** 30 });
   });
 
+  it('control-plane identities are no owner either: system:node, system:kube-controller-manager', () => {
+    for (const creator of ['system:node:worker-3', 'system:kube-controller-manager', 'system:admin'])
+      assert.equal(
+        podToUnit(pod('x', { phase: 'Running', annotations: { 'ceems.io/created-by': creator } }), CFG, opts)
+          .username,
+        'team-a:unknown',
+        creator,
+      );
+    const person = pod('x', { phase: 'Running', annotations: { 'ceems.io/created-by': 'alice' } });
+    assert.equal(podToUnit(person, CFG, opts).username, 'alice');
+  });
+
   it('succeeded pod deleted in the window; pending pod; minimum resources', () => {
     const done = podToUnit(
       pod('done', { phase: 'Succeeded', ready: '2024-05-06T09:31:00Z', deleted: '2024-05-06T10:10:00Z' }),
