@@ -77,6 +77,8 @@ export interface RenamedKey {
   in: string;
   from: string;
   to: string;
+  /** The old value in the new key's shape, when that changed too. */
+  convert?: (old: unknown) => unknown;
 }
 
 export interface LenientOptions {
@@ -127,7 +129,7 @@ function applyRenames(
         target = target[seg];
       }
       // a sub-object of the wrong type is reported by the schema; the old value is dropped then
-      if (isObj(target) && !(last in target)) target[last] = obj[r.from];
+      if (isObj(target) && !(last in target)) target[last] = r.convert ? r.convert(obj[r.from]) : obj[r.from];
       delete obj[r.from];
     }
   }

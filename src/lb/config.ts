@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, type ConfigNotice, loadConfigFile } from '../common/config.js';
+import { ConfigError, type ConfigNotice, loadConfigFile, type RenamedKey } from '../common/config.js';
 import { type HttpClientConfig, httpClientConfigShape } from '../common/httpclient.js';
 import type { Strategy } from './backend.js';
 import type { LbType } from './endpoints.js';
@@ -36,6 +36,22 @@ export const lbConfigSchema = z.strictObject({
   updaters: z.unknown().optional(), // the API server's
 });
 
+/** A URL of the older layout as a server entry; credentials in the URL become its basic auth. */
+function serverOfUrl(url: unknown): unknown {
+  const m = typeof url === 'string' ? /^(https?:\/\/)([^@/]*)@(.*)$/.exec(url) : null;
+  if (!m) return { web: { url } };
+  const [user = '', pass = ''] = m[2]!.split(/:(.*)/s);
+  const basic_auth = { username: decodeURIComponent(user), password: decodeURIComponent(pass) };
+  return { web: { url: `${m[1]}${m[3]}`, basic_auth } };
+}
+const serversOfUrls = (urls: unknown) => (Array.isArray(urls) ? urls.map(serverOfUrl) : urls);
+
+/** The first releases listed backends as `tsdb_urls` / `pyroscope_urls`, credentials inside the URLs. */
+export const LB_RENAMED_KEYS: readonly RenamedKey[] = [
+  { in: 'ceems_lb.backends.*', from: 'tsdb_urls', to: 'tsdb', convert: serversOfUrls },
+  { in: 'ceems_lb.backends.*', from: 'pyroscope_urls', to: 'pyroscope', convert: serversOfUrls },
+];
+
 export interface BackendConfig {
   url: string;
   client: HttpClientConfig;
@@ -62,7 +78,10 @@ function clientOf(web: Record<string, unknown>): HttpClientConfig {
 }
 
 export function loadConfig(file: string, expandEnv: boolean): LbConfig {
-  const { config: raw, notices } = loadConfigFile(file, lbConfigSchema, { expandEnv });
+  const { config: raw, notices } = loadConfigFile(file, lbConfigSchema, {
+    expandEnv,
+    renamed: LB_RENAMED_KEYS,
+  });
   const lb = raw.ceems_lb;
   const strategy = lb.strategy ?? 'round-robin';
   if (strategy !== 'round-robin' && strategy !== 'least-connection') {
