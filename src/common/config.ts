@@ -1,5 +1,6 @@
-// YAML configuration files shared by the stack: optional `$VAR`/`${VAR}` expansion (`$$` = literal `$`)
-// and zod validation errors that name the bad key and value.
+// YAML configuration files shared by the stack: optional `$VAR`/`${VAR}` expansion (`$$` = literal `$`),
+// zod validation errors that name the bad key and value, and the lenient rule every program's own
+// configuration file is read by (`parseLenient`: unknown and renamed keys are notices, not errors).
 
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
