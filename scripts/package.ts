@@ -352,6 +352,11 @@ async function assetsOf(
     Object.assign(assets, thread.assets, { [virtualPath(entry)]: file });
   }
   if (has(/^src\/common\/syscall\.ts$/)) assets[`${SEA_ROOT}/koffi.node`] = koffiAddon();
+  if (has(/^src\/exporter\/ebpf\/loader\.ts$/)) {
+    // the ebpf sub-collector's BPF programs, read beside the loader (libbpf1 itself comes from the system)
+    const object = join(ROOT, 'src/exporter/ebpf/bpf/ceems.bpf.o');
+    assets[virtualPath(object)] = object;
+  }
   if (has(/^src\/web\/assets\.ts$/))
     for (const [name, asset] of Object.entries(STATIC_ASSETS))
       assets[`${dirname(virtualPath(join(ROOT, 'src/web/assets.ts')))}/static/${name}`] = join(

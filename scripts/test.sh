@@ -31,7 +31,7 @@ apt_install() {
 command -v setfacl >/dev/null || apt_install acl
 # chromium: the web view's browser test (test/integration/web-dashboards-e2e.test.ts) drives Debian's build
 command -v chromium >/dev/null || apt_install chromium
-# clang, llvm, libbpf-dev: the BPF object's rebuild check (bpf/build.sh --check); bpftool: the ebpf test
+# clang, llvm, libbpf-dev: the BPF object's rebuild check (src/exporter/ebpf/bpf/build.sh --check); bpftool: the ebpf test
 # lists the programs loaded in the kernel
 if ! command -v clang >/dev/null || ! command -v llvm-strip >/dev/null || ! command -v bpftool >/dev/null ||
   [ ! -e /usr/include/bpf/bpf_helpers.h ]; then

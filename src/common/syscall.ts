@@ -95,6 +95,11 @@ function load(): Libc {
   return libc;
 }
 
+/** The FFI library, for modules binding other C libraries (the exporter's libbpf binding). */
+export function ffi(): KoffiModule {
+  return load().koffi;
+}
+
 /** Calls `fn` and throws a SyscallError naming `call` when it returns -1. */
 function check(call: string, fn: () => number): number {
   const { koffi } = load();

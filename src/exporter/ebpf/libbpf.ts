@@ -3,12 +3,12 @@
 // structs whose layout differs between kernels (the v1 cgroup of a task, the mount of an fd): libbpf applies
 // their CO-RE relocations against the kernel's BTF, which a loader of our own would have to reimplement
 // (BTF parsing, relocation of field offsets in the instructions; libbpf's relo_core.c is ~1,400 lines),
-// while the calls below are all the FFI it takes. Loaded on first use, like libc in syscall.ts.
+// while the calls below are all the FFI it takes. Loaded on first use, through syscall.ts's koffi (the one
+// module that loads it, also inside the single executable).
 
-import { createRequire } from 'node:module';
-import { SyscallError } from '../../common/syscall.js';
+import { ffi, SyscallError } from '../../common/syscall.js';
 
-type KoffiModule = typeof import('koffi');
+type KoffiModule = ReturnType<typeof ffi>;
 /** An opaque libbpf object (struct bpf_object *, bpf_program *, bpf_map *, bpf_link *). */
 export type Handle = object;
 type Fn = (...args: unknown[]) => unknown;
@@ -39,7 +39,7 @@ let lib: Libbpf | undefined;
 
 function load(): Libbpf {
   if (lib) return lib;
-  const koffi = createRequire(import.meta.url)('koffi') as KoffiModule;
+  const koffi = ffi();
   const so = koffi.load('libbpf.so.1');
   // libbpf prints its own warnings to stderr; the collector reports failures in the exporter's log instead
   so.func('void *libbpf_set_print(void *)')(null);

@@ -7,8 +7,19 @@ import { join, resolve } from 'node:path';
 import { mountTracefs } from '../../common/syscall.js';
 import * as libbpf from './libbpf.js';
 
-/** The compiled programs; the same path from src/exporter/ebpf and dist/exporter/ebpf. */
-export const OBJECT_PATH = resolve(import.meta.dirname, '../../../bpf/ceems.bpf.o');
+/**
+ * The compiled programs, beside this module in src/ (and in the single executable, which embeds them);
+ * tsc copies no object into dist/, whose modules read the one in src/.
+ */
+function objectPath(): string {
+  const candidates = [
+    join(import.meta.dirname, 'bpf/ceems.bpf.o'),
+    resolve(import.meta.dirname, '../../../src/exporter/ebpf/bpf/ceems.bpf.o'),
+  ];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) throw new Error(`the BPF object is missing (looked at ${candidates.join(', ')})`);
+  return found;
+}
 
 export type MetricGroup = 'io' | 'file' | 'network';
 
@@ -63,7 +74,7 @@ export class LoadedPrograms {
     if (process.arch !== 'x64') throw new Error(`bpf/ceems.bpf.o is built for x86-64, not ${process.arch}`);
     const tracefs = o.tracefs ?? '/sys/kernel/tracing';
     ensureTracefs(tracefs);
-    const obj = libbpf.openObject(o.object ?? readFileSync(OBJECT_PATH));
+    const obj = libbpf.openObject(o.object ?? readFileSync(objectPath()));
     const links: libbpf.Handle[] = [];
     try {
       const rodata = Buffer.alloc(4);

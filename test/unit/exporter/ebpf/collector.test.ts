@@ -121,7 +121,9 @@ describe('ebpf programs on this kernel, cgroup v2', () => {
     assert.ok(!ids.includes(stepId), 'the removed cgroup has no key left');
   });
 
-  it('the committed object is what bpf/build.sh builds from its source', () => {
-    execFileSync(join(import.meta.dirname, '../../../../bpf/build.sh'), ['--check'], { stdio: 'pipe' });
+  it('the committed object is what its build.sh builds from its source', () => {
+    execFileSync(join(import.meta.dirname, '../../../../src/exporter/ebpf/bpf/build.sh'), ['--check'], {
+      stdio: 'pipe',
+    });
   });
 });

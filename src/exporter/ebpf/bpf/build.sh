@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds bpf/ceems.bpf.o from bpf/ceems.bpf.c with Debian's clang and libbpf-dev headers
+# Builds ceems.bpf.o from ceems.bpf.c (this folder) with Debian's clang and libbpf-dev headers
 # (apt install clang llvm libbpf-dev). `--check` builds into a temporary file and fails when it differs from the
 # committed object, so the object in the repository is always what its source gives.
 # The object is reproducible: DWARF is stripped (BTF and CO-RE relocations stay) and the source is named by
@@ -13,5 +13,5 @@ clang -O2 -g -target bpfel -I"/usr/include/$(uname -m)-linux-gnu" \
   -D__TARGET_ARCH_x86 -fdebug-compilation-dir=. -Wall -Werror -c ceems.bpf.c -o "$out"
 llvm-strip -g "$out"
 if [[ ${1:-} == --check ]]; then
-  cmp -s "$out" ceems.bpf.o || { echo "bpf/ceems.bpf.o is not what bpf/ceems.bpf.c builds: run bpf/build.sh" >&2; exit 1; }
+  cmp -s "$out" ceems.bpf.o || { echo "src/exporter/ebpf/bpf/ceems.bpf.o is not what ceems.bpf.c builds: run src/exporter/ebpf/bpf/build.sh" >&2; exit 1; }
 fi

@@ -13,7 +13,7 @@
 // the cgroup of subsystem `cgroup_v1_subsys`). The exporter maps ids to units and deletes keys of ended
 // cgroups; the maps are bounded and nothing is pinned, so everything goes when the exporter's fds close.
 //
-// Build: bpf/build.sh, for x86-64 (the committed ceems.bpf.o must be what it builds: its check runs in
+// Build: ./build.sh, for x86-64 (the committed ceems.bpf.o must be what it builds: its check runs in
 // test/unit/exporter/ebpf/collector.test.ts).
 
 #include <linux/types.h>
