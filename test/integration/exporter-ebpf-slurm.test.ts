@@ -177,6 +177,8 @@ describe('ebpf sub-collector on the real SLURM testbed', () => {
     assert.equal(ops.get('unlink_errors_total{}'), k);
     nothing(quiet, /^(open|create|unlink)_|^open_create/, 'the quiet job beside the files job');
 
+    // all of it read from the maps after root was dropped: the exporter kept cap_bpf and cap_perfmon only
+    assert.match(exporter.stderr(), /msg="Dropped root privileges" .*capabilities=\S*cap_perfmon,cap_bpf/);
     const text = await scrape();
     assert.match(text, /^ceems_scrape_collector_duration_seconds\{collector="slurm",subcollector="ebpf"\} /m);
     assert.match(text, /^ceems_scrape_collector_success\{collector="slurm"\} 1$/m);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseFlags } from '../../../../src/common/flags.js';
+import { createLogger } from '../../../../src/common/logger.js';
 import type { CgroupUnit } from '../../../../src/exporter/cgroup/walk.js';
 import { FamilySet } from '../../../../src/exporter/collector.js';
 import {
@@ -20,7 +21,7 @@ import {
 } from '../../../../src/exporter/ebpf/collector.js';
 import { lookupAll } from '../../../../src/exporter/ebpf/libbpf.js';
 import { LoadedPrograms } from '../../../../src/exporter/ebpf/loader.js';
-import { allFlags } from '../../../../src/exporter/main.js';
+import { allFlags, neededCapabilities } from '../../../../src/exporter/main.js';
 import { mountOf } from '../../../helpers/mounts.js';
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
@@ -45,6 +46,21 @@ describe('ebpf flags, capabilities and subsystem index', () => {
     assert.deepEqual(ebpfCapabilities(on, '5.8.0'), ['cap_bpf', 'cap_perfmon']);
     assert.deepEqual(ebpfCapabilities(on, '5.4.0-150-generic'), ['cap_sys_admin']);
     assert.deepEqual(ebpfCapabilities(flags(), '6.18.0'), []);
+  });
+  it('the exporter keeps them for ebpf when a unit collector runs it', () => {
+    const ctx = (...args: string[]) => ({
+      hostname: 'n',
+      procfs: '/proc',
+      sysfs: '/sys',
+      cgroupfs: '/sys/fs/cgroup',
+      flags: flags(...args),
+      logger: createLogger({ level: 'silent' }),
+    });
+    assert.deepEqual(neededCapabilities(['slurm'], ctx('--collector.ebpf.io-metrics')).ebpf, [
+      'cap_bpf',
+      'cap_perfmon',
+    ]);
+    assert.equal(neededCapabilities(['slurm'], ctx()).ebpf, undefined);
   });
   it('a v1 subsystem index is its line in /proc/cgroups', () => {
     const procCgroups =
