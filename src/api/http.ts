@@ -1,7 +1,7 @@
 // Response envelope and error types of the API (spec §6.1, §6.2), shared by every route group.
 
 import type { FastifyReply } from 'fastify';
-import { encodeError, encodeSuccess, type FieldSpec } from './jsonenc.js';
+import { encodeEnvelope, encodeError, encodeSuccess, type FieldSpec } from './jsonenc.js';
 import type { EncodedRows } from './rowenc.js';
 
 export type ErrorType =
@@ -58,24 +58,30 @@ export function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
     .send(Buffer.from(encodeError(err.type, err.message)));
 }
 
+/** A 200 answer with a complete JSON body. */
+function sendOk(reply: FastifyReply, body: Buffer): FastifyReply {
+  return reply
+    .code(200)
+    .header('Content-Type', JSON_TYPE)
+    .header('X-Content-Type-Options', 'nosniff')
+    .send(body);
+}
+
 export function sendSuccess(
   reply: FastifyReply,
   struct: readonly FieldSpec[] | undefined,
   data: readonly Record<string, unknown>[] | null,
   warnings: readonly string[] = [],
 ): FastifyReply {
-  return reply
-    .code(200)
-    .header('Content-Type', JSON_TYPE)
-    .header('X-Content-Type-Options', 'nosniff')
-    .send(Buffer.from(encodeSuccess(struct, data, warnings)));
+  return sendOk(reply, Buffer.from(encodeSuccess(struct, data, warnings)));
+}
+
+/** A success envelope around `data` encoded by JSON.stringify (records outside the Go wire models). */
+export function sendJson(reply: FastifyReply, data: unknown): FastifyReply {
+  return sendOk(reply, Buffer.from(encodeEnvelope(JSON.stringify(data))));
 }
 
 /** Rows encoded by rowenc.ts, their body complete (skipped rows reported as its warning, §6.1). */
 export function sendRows(reply: FastifyReply, rows: EncodedRows): FastifyReply {
-  return reply
-    .code(200)
-    .header('Content-Type', JSON_TYPE)
-    .header('X-Content-Type-Options', 'nosniff')
-    .send(rows.body);
+  return sendOk(reply, rows.body);
 }

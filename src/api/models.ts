@@ -7,7 +7,19 @@ export type MetricMap = Record<string, number>;
 /** Generic map (`allocation`, `tags`): arbitrary JSON values. */
 export type GenericMap = Record<string, unknown>;
 
-/** The 13 metric columns of `units`, `usage` and `daily_usage`, in wire order. */
+/**
+ * Provenance of the energy columns (issue 20, migration 11): kWh by the `power_source` label and by the
+ * `pue` label of the per-unit power records. Keyed maps summed like every `total_*` metric, so that a
+ * unit fed partly by an estimate says how much, and `usage` sums them per project.
+ */
+export const PROVENANCE_FIELDS = [
+  'total_cpu_energy_by_source_kwh',
+  'total_gpu_energy_by_source_kwh',
+  'total_cpu_energy_by_pue_kwh',
+  'total_gpu_energy_by_pue_kwh',
+] as const;
+
+/** The metric columns of `units`, `usage` and `daily_usage`, in wire order: the original's 13, then ours. */
 export const METRIC_FIELDS = [
   'total_time_seconds',
   'avg_cpu_usage',
@@ -22,6 +34,7 @@ export const METRIC_FIELDS = [
   'total_io_read_stats',
   'total_ingress_stats',
   'total_egress_stats',
+  ...PROVENANCE_FIELDS,
 ] as const;
 export type MetricField = (typeof METRIC_FIELDS)[number];
 

@@ -1,9 +1,11 @@
 // Versioned schema migrations in the golang-migrate layout of the original (`schema_migrations(version,
-// dirty)`, current version 10), so that an existing ceems.db is taken over as is. Version 1 creates the
-// schema as it stood before the original's migration 6; 6–9 replay the original's later changes; 10 is
-// ours (issue 15): the indexes that let every user-scoped route search instead of scanning.
+// dirty)`, current version 11), so that an existing ceems.db is taken over as is. Version 1 creates the
+// schema as it stood before the original's migration 6; 6–9 replay the original's later changes; 10 and 11
+// are ours: the indexes that let every user-scoped route search instead of scanning (issue 15), the
+// energy provenance columns (issue 20).
 
 import { type Database, transaction } from '../../common/sqlite.js';
+import { PROVENANCE_FIELDS } from '../models.js';
 
 const METRIC_COLUMNS_V1 = [
   'total_time_seconds',
@@ -162,6 +164,15 @@ CREATE INDEX IF NOT EXISTS idx_usage_cluster_project ON usage (cluster_id, proje
 -- /usage/current?experimental: the daily rows of the user's projects in the window
 CREATE INDEX IF NOT EXISTS idx_daily_usage_cluster_project_updated ON daily_usage (cluster_id, project, last_updated_at);
 `,
+  },
+  {
+    // Rows written before keep '{}': their energy's source is unknown, which is what they will say.
+    version: 11,
+    sql: ['units', 'usage', 'daily_usage']
+      .flatMap((table) =>
+        PROVENANCE_FIELDS.map((c) => `ALTER TABLE ${table} ADD COLUMN ${c} text default '{}';`),
+      )
+      .join('\n'),
   },
 ];
 

@@ -63,10 +63,13 @@ export function apiRoute(
     querystring?: object;
     /** Model of the `data` list; absent = `data` is null. */
     model?: readonly FieldSpec[];
+    /** JSON Schema of one `data` item, for lists that are no Go wire model (the footprint record). */
+    dataSchema?: object;
   },
   handler: Handler,
 ): void {
-  const { model, access, ...doc } = schema;
+  const { model, dataSchema, access, ...doc } = schema;
+  const item = model ? structSchema(model) : dataSchema;
   const envelope = (data: object, description: string) => ({
     description,
     type: 'object',
@@ -93,7 +96,7 @@ export function apiRoute(
     schema: {
       ...doc,
       response: {
-        200: envelope(model ? { type: 'array', items: structSchema(model) } : { type: 'null' }, 'Success'),
+        200: envelope(item ? { type: 'array', items: item } : { type: 'null' }, 'Success'),
         400: error('Bad request (`bad_data`)'),
         401: error('No user identified (`unauthorized`)'),
         403: error('Not allowed (`forbidden`)'),

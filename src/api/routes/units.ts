@@ -1,9 +1,12 @@
 // /units, /units/admin and /units/verify (spec §7.2, §7.3).
 
 import { firstColumn, type SQLInputValue } from '../../common/sqlite.js';
-import { ApiError, sendRows, sendSuccess } from '../http.js';
+import { parseMetricMap } from '../db/functions.js';
+import { FOOTPRINT_SCHEMA_VERSION, footprintRecord } from '../footprint.js';
+import { FOOTPRINT_RECORD_SCHEMA } from '../footprint-schema.js';
+import { ApiError, sendJson, sendRows, sendSuccess } from '../http.js';
 import { UNIT_STRUCT } from '../jsonenc.js';
-import { METRIC_FIELDS, UNIT_FIELDS } from '../models.js';
+import { METRIC_FIELDS, UNIT_FIELDS, type Unit } from '../models.js';
 import {
   ownUnitsClause,
   present,
@@ -33,9 +36,8 @@ const COMMON_PARAMS = {
   field: { description: 'Fields to return', repeatable: true },
 };
 
-/** Runs the unit query of §7.2 restricted by `owner` (SQL and parameters; undefined = every user). */
-function queryUnits(ctx: RouteContext, q: Query, owner: [string, SQLInputValue[]] | undefined) {
-  const fields = selectFields(q, UNIT_FIELDS);
+/** The WHERE clause of the unit query of §7.2 restricted by `owner` (SQL and parameters; undefined = every user). */
+function unitsWhere(ctx: RouteContext, q: Query, owner: [string, SQLInputValue[]] | undefined): Where {
   const where = new Where().add('ignore = 0');
   if (owner) where.add(owner[0], ...owner[1]);
   where.inIfAny('project', values(q, 'project'));
@@ -48,8 +50,20 @@ function queryUnits(ctx: RouteContext, q: Query, owner: [string, SQLInputValue[]
     const [sql, params] = windowClause('ended_at', w, ctx.timeZone, { running: present(q, 'running') });
     where.add(sql, ...params);
   }
+  return where;
+}
+
+/** The `timezone` parameter when it names a zone the times can be converted to. */
+function outputZone(q: Query): string | undefined {
   const zone = values(q, 'timezone')[0];
-  const convert = zone !== undefined && zone !== '' && isValidZone(zone) ? zone : undefined;
+  return zone !== undefined && zone !== '' && isValidZone(zone) ? zone : undefined;
+}
+
+/** Runs the unit query of §7.2 restricted by `owner`. */
+function queryUnits(ctx: RouteContext, q: Query, owner: [string, SQLInputValue[]] | undefined) {
+  const fields = selectFields(q, UNIT_FIELDS);
+  const where = unitsWhere(ctx, q, owner);
+  const convert = outputZone(q);
   return encodeQuery(
     ctx.db(),
     `SELECT ${fields.join(', ')} FROM units WHERE ${where.sql()} ORDER BY cluster_id ASC, uuid ASC`,
@@ -60,6 +74,30 @@ function queryUnits(ctx: RouteContext, q: Query, owner: [string, SQLInputValue[]
       convert: convert ? { columns: TIME_COLUMNS, fn: (v) => convertDatetimezone(v, convert) } : undefined,
     },
   );
+}
+
+const { field: _field, ...FOOTPRINT_PARAMS } = COMMON_PARAMS;
+
+/** A stored unit row as the model: JSON columns decoded (metric maps leniently), times in `zone`. */
+function decodeUnitRow(row: Record<string, unknown>, zone: string | undefined): Unit {
+  const unit: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) {
+    if ((METRIC_FIELDS as readonly string[]).includes(k)) unit[k] = parseMetricMap(v);
+    else if (JSON_COLUMNS.has(k)) unit[k] = parseObject(v);
+    else if (zone && TIME_COLUMNS.has(k) && typeof v === 'string') unit[k] = convertDatetimezone(v, zone);
+    else unit[k] = v;
+  }
+  return unit as unknown as Unit;
+}
+
+/** A stored JSON object column (`allocation`, `tags`); anything else counts as empty. */
+function parseObject(text: unknown): Record<string, unknown> {
+  try {
+    const v = typeof text === 'string' ? JSON.parse(text) : null;
+    return v && typeof v === 'object' && !Array.isArray(v) ? v : {};
+  } catch {
+    return {};
+  }
 }
 
 export const unitRoutes: RouteGroup = (app, ctx) => {
@@ -78,6 +116,32 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
     async (req, reply) => {
       const q = req.query as Query;
       return sendRows(reply, queryUnits(ctx, q, ownUnitsClause(req.ceemsUser, values(q, 'project'))));
+    },
+  );
+
+  apiRoute(
+    app,
+    `${ctx.api}/units/footprint`,
+    {
+      access: 'user',
+      summary: 'Footprint records of the units of the logged user',
+      description: `The units of \`/units\` (same parameters but \`field\`, same access rule) as footprint records of schema version ${FOOTPRINT_SCHEMA_VERSION} (docs/footprint-schema.json): energy with its power source and PUE, operational emissions per provider with their factor.`,
+      tags: ['units'],
+      dataSchema: FOOTPRINT_RECORD_SCHEMA,
+      querystring: querySchema(FOOTPRINT_PARAMS),
+    },
+    async (req, reply) => {
+      const q = req.query as Query;
+      const where = unitsWhere(ctx, q, ownUnitsClause(req.ceemsUser, values(q, 'project')));
+      const zone = outputZone(q);
+      const rows = ctx
+        .db()
+        .prepare(
+          `SELECT ${UNIT_FIELDS.join(', ')} FROM units WHERE ${where.sql()} ORDER BY cluster_id ASC, uuid ASC`,
+        )
+        .all(...where.params) as Record<string, unknown>[];
+      const records = rows.map((row) => footprintRecord(decodeUnitRow(row, zone)));
+      return sendJson(reply, records);
     },
   );
 

@@ -6,6 +6,7 @@ import { after, describe, test } from 'node:test';
 import { addMetricMaps, avgMetricMaps, registerFunctions } from '../../../src/api/db/functions.js';
 import { CeemsDb, openReader, type UnitRecord } from '../../../src/api/db/index.js';
 import { MIGRATIONS, migrate, SCHEMA_VERSION } from '../../../src/api/db/migrations.js';
+import { PROVENANCE_FIELDS } from '../../../src/api/models.js';
 import { openDatabase, pragma } from '../../../src/common/sqlite.js';
 import { plain } from '../../helpers/rows.js';
 
@@ -82,13 +83,19 @@ describe('SQL functions', () => {
   });
 });
 
+/** Undoes migration 11 on a file, to stand for a database written by an older version. */
+function dropProvenanceColumns(db: ReturnType<typeof openDatabase>): void {
+  for (const table of ['units', 'usage', 'daily_usage'])
+    for (const c of PROVENANCE_FIELDS) db.exec(`ALTER TABLE ${table} DROP COLUMN ${c}`);
+}
+
 describe('migrations', () => {
-  test('fresh DB reaches version 10 with the §9.2 tables and indexes, WAL, mode 0640', () => {
+  test('fresh DB reaches version 11 with the §9.2 tables and indexes, WAL, mode 0640', () => {
     const dir = tmp();
     const db = CeemsDb.open(dir);
-    assert.equal(SCHEMA_VERSION, 10);
+    assert.equal(SCHEMA_VERSION, 11);
     const v = db.db.prepare('SELECT version, dirty FROM schema_migrations').all();
-    assert.deepEqual(plain(v), [{ version: 10, dirty: 0 }]);
+    assert.deepEqual(plain(v), [{ version: 11, dirty: 0 }]);
     const names = (
       db.db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table','index')").all() as {
         name: string;
@@ -160,16 +167,48 @@ describe('migrations', () => {
       DROP INDEX idx_usage_cluster_project;
       DROP INDEX idx_daily_usage_cluster_project_updated; DROP TABLE sqlite_stat1;
       UPDATE schema_migrations SET version = 9`);
+    dropProvenanceColumns(v9);
     v9.close();
     const migrated = CeemsDb.open(dir);
     assert.deepEqual(plain(migrated.db.prepare('SELECT version FROM schema_migrations').all()), [
-      { version: 10 },
+      { version: 11 },
     ]);
     const stat = migrated.db
       .prepare("SELECT stat FROM sqlite_stat1 WHERE idx = 'idx_units_username_ended'")
       .get() as { stat: string };
     assert.equal(stat.stat, '50 10 10', '50 rows, 10 per user (all running: one ended_at)');
     assert.equal(migrated.optimize(), false, 'nothing left to analyze');
+    migrated.close();
+  });
+
+  test('a version 10 database keeps its rows and gets the provenance columns, empty, summed from then on', () => {
+    const dir = tmp();
+    const db = CeemsDb.open(dir);
+    db.storeCollection({ start: T0, end: T0 + H, timeZone: 'UTC', units: [unit()] });
+    db.close();
+    // The same file as version 10 left it: no provenance column.
+    const v10 = openDatabase(join(dir, 'ceems.db'));
+    dropProvenanceColumns(v10);
+    v10.exec('UPDATE schema_migrations SET version = 10');
+    v10.close();
+    const migrated = CeemsDb.open(dir);
+    const row = () =>
+      plain(
+        migrated.db
+          .prepare(
+            'SELECT u.total_cpu_energy_usage_kwh AS e, u.total_cpu_energy_by_source_kwh AS s, g.total_cpu_energy_by_source_kwh AS gs FROM units u, usage g',
+          )
+          .get(),
+      );
+    assert.deepEqual(row(), { e: '{"total":1.5}', s: '{}', gs: '{}' });
+    const next = { total_cpu_energy_by_source_kwh: { estimated: 0.5, rapl: 1 } };
+    migrated.storeCollection({ start: T0 + H, end: T0 + 2 * H, timeZone: 'UTC', units: [unit(next)] });
+    migrated.storeCollection({ start: T0 + 2 * H, end: T0 + 3 * H, timeZone: 'UTC', units: [unit(next)] });
+    assert.deepEqual(row(), {
+      e: '{"total":4.5}',
+      s: '{"estimated":1,"rapl":2}',
+      gs: '{"estimated":1,"rapl":2}',
+    });
     migrated.close();
   });
 

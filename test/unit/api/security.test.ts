@@ -48,7 +48,17 @@ const PARAMS = [
   'role',
   'running',
 ];
-const USER_ROUTES = ['/units', '/users', '/projects', '/usage/current', '/usage/global', '/units/verify'];
+const USER_ROUTES = [
+  '/units',
+  '/units/footprint',
+  '/users',
+  '/projects',
+  '/usage/current',
+  '/usage/global',
+  '/units/verify',
+];
+/** Routes listing units, each row with its uuid and owner. */
+const UNIT_LISTS = new Set(['/units', '/units/footprint']);
 const ADMIN_ROUTES = [
   '/units/admin',
   '/users/admin',
@@ -69,7 +79,7 @@ const BOB = {
 
 function assertBobOnly(route: string, json: { data: Record<string, unknown>[] | null }, what: string) {
   for (const row of json.data ?? []) {
-    if (route === '/units') {
+    if (UNIT_LISTS.has(route)) {
       if (row.uuid) assert.ok(BOB.uuids.has(row.uuid as string), `${what}: leaked unit ${row.uuid}`);
       if (row.username) assert.equal(row.username, 'bob', what);
     }
@@ -150,8 +160,8 @@ describe('project isolation', () => {
           if (c) base.append('cluster_id', c);
           if (p) base.append('project', p);
           if (running) base.append('running', '');
-          for (const route of ['/units', '/users', '/projects', '/usage/current', '/usage/global']) {
-            const list = route === '/units' ? uuidsList : [''];
+          for (const route of [...UNIT_LISTS, '/users', '/projects', '/usage/current', '/usage/global']) {
+            const list = UNIT_LISTS.has(route) ? uuidsList : [''];
             for (const u of list) {
               const q = new URLSearchParams(base);
               if (u) q.append('uuid', u);
@@ -178,11 +188,14 @@ describe('spoofed internal headers', () => {
   test('X-Ceems-Admin-User / X-Ceems-Logged-User from the client have no effect', async () => {
     const spoof = { 'x-ceems-admin-user': 'bob', 'x-ceems-logged-user': 'alice' };
     assert.equal((await s.get('/api/v1/units/admin', 'bob', spoof)).status, 403);
-    const own = await s.get('/api/v1/units?running', 'bob', spoof);
-    assert.deepEqual(
-      own.json.data.map((u: { uuid: string }) => u.uuid),
-      ['1003'],
-    );
+    for (const route of UNIT_LISTS) {
+      const own = await s.get(`/api/v1${route}?running`, 'bob', spoof);
+      assert.deepEqual(
+        own.json.data.map((u: { uuid: string }) => u.uuid),
+        ['1003'],
+        route,
+      );
+    }
     // Without the real user header the internal one does not identify anybody.
     assert.equal((await s.get('/api/v1/units', undefined, { 'x-ceems-logged-user': 'alice' })).status, 401);
     assert.equal(
@@ -192,13 +205,13 @@ describe('spoofed internal headers', () => {
   });
 
   test('an empty user header does not identify anybody', async () => {
-    assert.equal((await s.get('/api/v1/units', '')).status, 401);
+    for (const route of UNIT_LISTS) assert.equal((await s.get(`/api/v1${route}`, '')).status, 401, route);
   });
 });
 
 describe('bad input', () => {
   test('oversized windows with --query.max-period → 400 maximum query window exceeded', async () => {
-    for (const route of ['/units', '/usage/current', '/stats/current/admin']) {
+    for (const route of [...UNIT_LISTS, '/usage/current', '/stats/current/admin']) {
       const r = await s.get(
         `/api/v1${route}?from=0&to=${NOW / 1000}`,
         route.endsWith('admin') ? ADMIN : 'bob',

@@ -1,0 +1,190 @@
+// The footprint record of a unit (issue 20, `GET /api/v1/units/footprint`): what `/units` stores, put in
+// one documented, versioned shape that says where each number came from. Pure functions of a stored unit:
+// every number is the stored one or a ratio of stored ones, so the record and `/units` never disagree.
+
+import type { MetricMap, Unit } from './models.js';
+
+/** Semantic version of the record; additions bump the minor part (docs/footprint-schema.json). */
+export const FOOTPRINT_SCHEMA_VERSION = '1.0.0';
+
+/** `power_source` key of energy stored without provenance (rules older than issue 20, or an older API). */
+export const UNKNOWN_SOURCE = 'unknown';
+export const ESTIMATED_SOURCE = 'estimated';
+
+/**
+ * How a part's energy was obtained: `measured` (every kWh from a meter), `estimated` (every kWh from the
+ * power model), `partly_estimated`, `partly_unknown` (measured, but some kWh have no recorded source),
+ * `unknown` (no source recorded at all), `none` (no energy).
+ */
+export type Provenance =
+  | 'measured'
+  | 'estimated'
+  | 'partly_estimated'
+  | 'partly_unknown'
+  | 'unknown'
+  | 'none';
+
+export interface EnergyPart {
+  kwh: number;
+  /** kWh by power source; what the sources do not cover is `unknown`. */
+  sources: MetricMap;
+  provenance: Provenance;
+  /** Share of `kwh` from the estimated-power model (0–1), null without energy. */
+  estimated_fraction: number | null;
+  /** Energy-weighted PUE the energy includes, null when none was recorded. */
+  pue: number | null;
+}
+
+export interface OperationalEmissions {
+  provider: string;
+  /** Energy-weighted mean grid factor over the unit's life: emissions ÷ energy, null without energy. */
+  factor_g_per_kwh: number | null;
+  host_g: number;
+  gpu_g: number;
+  total_g: number;
+}
+
+export interface FootprintRecord {
+  schema_version: string;
+  cluster_id: string;
+  resource_manager: string;
+  uuid: string;
+  name: string;
+  project: string;
+  groupname: string;
+  username: string;
+  started_at: string;
+  ended_at: string;
+  started_at_ts: number;
+  ended_at_ts: number;
+  elapsed: string;
+  state: string;
+  resources: { allocation: Record<string, unknown>; time_seconds: MetricMap };
+  energy: { host: EnergyPart; gpu: EnergyPart; total_kwh: number };
+  emissions: { operational: OperationalEmissions[] };
+}
+
+const sum = (m: MetricMap) => Object.values(m).reduce((a, b) => a + b, 0);
+
+/** Below this relative gap the sources cover the part's energy (both are sums of the same samples). */
+const COVERED = 1e-9;
+
+/** kWh by source, topped up with `unknown` for what the recorded sources do not cover. */
+export function energySources(kwh: number, bySource: MetricMap): MetricMap {
+  const sources: MetricMap = {};
+  for (const [k, v] of Object.entries(bySource)) {
+    const key = k === '' ? UNKNOWN_SOURCE : k;
+    if (v > 0) sources[key] = (sources[key] ?? 0) + v;
+  }
+  const gap = kwh - sum(sources);
+  if (gap > COVERED * Math.max(kwh, 1e-12)) sources[UNKNOWN_SOURCE] = (sources[UNKNOWN_SOURCE] ?? 0) + gap;
+  return sources;
+}
+
+export function provenanceOf(sources: MetricMap): Provenance {
+  const total = sum(sources);
+  if (total <= 0) return 'none';
+  const estimated = sources[ESTIMATED_SOURCE] ?? 0;
+  const unknown = sources[UNKNOWN_SOURCE] ?? 0;
+  if (unknown >= total) return 'unknown';
+  if (estimated >= total) return 'estimated';
+  if (estimated > 0) return 'partly_estimated';
+  return unknown > 0 ? 'partly_unknown' : 'measured';
+}
+
+/** Energy-weighted mean of the `pue` keys of a by-PUE map; null when it holds no energy. */
+export function weightedPue(byPue: MetricMap): number | null {
+  let weight = 0;
+  let weighted = 0;
+  for (const [k, v] of Object.entries(byPue)) {
+    const pue = Number(k);
+    if (k === '' || !Number.isFinite(pue) || v <= 0) continue;
+    weight += v;
+    weighted += pue * v;
+  }
+  return weight > 0 ? weighted / weight : null;
+}
+
+/** The provenance summary of one part (host or GPU) of a stored unit. */
+export function energyPart(
+  energy: MetricMap | undefined,
+  bySource?: MetricMap,
+  byPue?: MetricMap,
+): EnergyPart {
+  const kwh = energy?.total ?? 0;
+  const sources = energySources(kwh, bySource ?? {});
+  const total = sum(sources);
+  return {
+    kwh,
+    sources,
+    provenance: provenanceOf(sources),
+    estimated_fraction: total > 0 ? (sources[ESTIMATED_SOURCE] ?? 0) / total : null,
+    pue: weightedPue(byPue ?? {}),
+  };
+}
+
+/** Provider of an emissions sub-metric: the updater's keys are `<provider>_total`. */
+const providerOf = (key: string) => key.replace(/_total$/, '');
+
+export function operationalEmissions(
+  host: { kwh: number; grams: MetricMap },
+  gpu: { kwh: number; grams: MetricMap },
+): OperationalEmissions[] {
+  const providers = new Map<string, { host: number; gpu: number }>();
+  const add = (grams: MetricMap, part: 'host' | 'gpu') => {
+    for (const [k, v] of Object.entries(grams)) {
+      const p = providers.get(providerOf(k)) ?? { host: 0, gpu: 0 };
+      p[part] += v;
+      providers.set(providerOf(k), p);
+    }
+  };
+  add(host.grams, 'host');
+  add(gpu.grams, 'gpu');
+  const kwh = host.kwh + gpu.kwh;
+  return [...providers.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([provider, g]) => ({
+      provider,
+      factor_g_per_kwh: kwh > 0 ? (g.host + g.gpu) / kwh : null,
+      host_g: g.host,
+      gpu_g: g.gpu,
+      total_g: g.host + g.gpu,
+    }));
+}
+
+export function footprintRecord(u: Unit): FootprintRecord {
+  const host = energyPart(
+    u.total_cpu_energy_usage_kwh,
+    u.total_cpu_energy_by_source_kwh,
+    u.total_cpu_energy_by_pue_kwh,
+  );
+  const gpu = energyPart(
+    u.total_gpu_energy_usage_kwh,
+    u.total_gpu_energy_by_source_kwh,
+    u.total_gpu_energy_by_pue_kwh,
+  );
+  return {
+    schema_version: FOOTPRINT_SCHEMA_VERSION,
+    cluster_id: u.cluster_id ?? '',
+    resource_manager: u.resource_manager ?? '',
+    uuid: u.uuid,
+    name: u.name ?? '',
+    project: u.project ?? '',
+    groupname: u.groupname ?? '',
+    username: u.username ?? '',
+    started_at: u.started_at ?? '',
+    ended_at: u.ended_at ?? '',
+    started_at_ts: u.started_at_ts ?? 0,
+    ended_at_ts: u.ended_at_ts ?? 0,
+    elapsed: u.elapsed ?? '',
+    state: u.state ?? '',
+    resources: { allocation: u.allocation ?? {}, time_seconds: u.total_time_seconds ?? {} },
+    energy: { host, gpu, total_kwh: host.kwh + gpu.kwh },
+    emissions: {
+      operational: operationalEmissions(
+        { kwh: host.kwh, grams: u.total_cpu_emissions_gms ?? {} },
+        { kwh: gpu.kwh, grams: u.total_gpu_emissions_gms ?? {} },
+      ),
+    },
+  };
+}

@@ -1,0 +1,185 @@
+// The footprint record (issue 20): provenance arithmetic, the versioned JSON Schema in docs/ (validated
+// with a real validator), and `/units/footprint` against `/units` on a DB written by the real write path.
+
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { CeemsDb } from '../../../src/api/db/index.js';
+import {
+  energyPart,
+  FOOTPRINT_SCHEMA_VERSION,
+  footprintRecord,
+  operationalEmissions,
+  provenanceOf,
+  weightedPue,
+} from '../../../src/api/footprint.js';
+import { FOOTPRINT_SCHEMA } from '../../../src/api/footprint-schema.js';
+import { NOW, seedDb, TZ, UNITS } from '../../fixtures/api/seed.js';
+import { type TestServer, testServer } from '../../fixtures/api/server.js';
+
+const SCHEMA_FILE = join(import.meta.dirname, '../../../docs/footprint-schema.json');
+const validate = new Ajv2020({ strict: true, allErrors: true }).compile(FOOTPRINT_SCHEMA);
+
+/** Fails with every schema error of `record`. */
+function assertValid(record: unknown, what: string): void {
+  assert.ok(validate(record), `${what}: ${JSON.stringify(validate.errors, null, 1)}`);
+}
+
+describe('footprint arithmetic', () => {
+  test('sources cover the energy; what they do not is unknown; provenance follows the shares', () => {
+    const part = energyPart({ total: 1 }, { rapl: 0.5, estimated: 0.25 }, { '1.2': 0.75 });
+    assert.deepEqual(part, {
+      kwh: 1,
+      sources: { rapl: 0.5, estimated: 0.25, unknown: 0.25 },
+      provenance: 'partly_estimated',
+      estimated_fraction: 0.25,
+      pue: 1.2,
+    });
+    // rounding of the two sums of the same samples is no unknown energy
+    assert.deepEqual(energyPart({ total: 0.3 }, { ipmi: 0.1 + 0.2 }).sources, { ipmi: 0.1 + 0.2 });
+    // the empty label of series without provenance is unknown
+    assert.deepEqual(energyPart({ total: 2 }, { '': 2 }).sources, { unknown: 2 });
+    assert.equal(provenanceOf({ estimated: 2 }), 'estimated');
+    assert.equal(provenanceOf({ rapl: 2 }), 'measured');
+    assert.equal(provenanceOf({ rapl: 2, unknown: 1 }), 'partly_unknown');
+    assert.equal(provenanceOf({ unknown: 1 }), 'unknown');
+    assert.equal(provenanceOf({}), 'none');
+    assert.deepEqual(energyPart(undefined), {
+      kwh: 0,
+      sources: {},
+      provenance: 'none',
+      estimated_fraction: null,
+      pue: null,
+    });
+  });
+
+  test('PUE is weighted by energy; the factor is emissions over energy, per provider, never summed', () => {
+    assert.equal(weightedPue({ '1': 1, '1.5': 3 }), 1.375);
+    assert.equal(weightedPue({ '': 5, x: 1 }), null);
+    assert.deepEqual(
+      operationalEmissions(
+        { kwh: 1, grams: { rte_total: 50, owid_total: 80 } },
+        { kwh: 3, grams: { rte_total: 150 } },
+      ),
+      [
+        { provider: 'owid', factor_g_per_kwh: 20, host_g: 80, gpu_g: 0, total_g: 80 },
+        { provider: 'rte', factor_g_per_kwh: 50, host_g: 50, gpu_g: 150, total_g: 200 },
+      ],
+    );
+    assert.deepEqual(operationalEmissions({ kwh: 0, grams: { rte_total: 0 } }, { kwh: 0, grams: {} }), [
+      { provider: 'rte', factor_g_per_kwh: null, host_g: 0, gpu_g: 0, total_g: 0 },
+    ]);
+  });
+});
+
+describe('footprint schema', () => {
+  test('docs/footprint-schema.json is the schema of the code (UPDATE_GOLDEN=1 rewrites it)', () => {
+    const text = `${JSON.stringify(FOOTPRINT_SCHEMA, null, 2)}\n`;
+    if (process.env.UPDATE_GOLDEN === '1') writeFileSync(SCHEMA_FILE, text);
+    assert.equal(readFileSync(SCHEMA_FILE, 'utf8'), text);
+    assert.equal(FOOTPRINT_SCHEMA.$id, `urn:ceems:footprint-schema:${FOOTPRINT_SCHEMA_VERSION}`);
+  });
+
+  test('a record of a unit without any metric is valid; a wrong one is refused with its place', () => {
+    const bare = footprintRecord({ uuid: 'x' });
+    assertValid(bare, 'bare unit');
+    const wrong = structuredClone(bare) as unknown as { energy: { host: { provenance: string } } };
+    wrong.energy.host.provenance = 'guessed';
+    assert.equal(validate(wrong), false);
+    assert.equal(validate.errors?.[0]?.instancePath, '/energy/host/provenance');
+  });
+});
+
+describe('GET /api/v1/units/footprint', () => {
+  let s: TestServer;
+  before(async () => {
+    const dir = seedDb();
+    // A second window of alice's unit 1001 from rules with provenance: its first window (the seed) had none.
+    const db = CeemsDb.open(dir);
+    const first = UNITS.find((u) => u.uuid === '1001')!;
+    db.storeCollection({
+      start: NOW - 3600_000,
+      end: NOW,
+      timeZone: TZ,
+      units: [
+        {
+          ...first,
+          total_cpu_energy_usage_kwh: { total: 0.75 },
+          total_cpu_emissions_gms: { rte_total: 30 },
+          total_cpu_energy_by_source_kwh: { rapl: 0.5, estimated: 0.25 },
+          total_cpu_energy_by_pue_kwh: { '1.2': 0.75 },
+          total_gpu_energy_usage_kwh: { total: 0.5 },
+          total_gpu_energy_by_source_kwh: { dcgm: 0.5 },
+          total_gpu_energy_by_pue_kwh: { '1.2': 0.5 },
+          total_gpu_emissions_gms: { rte_total: 20 },
+        },
+      ],
+    });
+    db.close();
+    s = await testServer({}, dir);
+  });
+  after(async () => {
+    await s.close();
+    rmSync(s.dataDir, { recursive: true, force: true });
+  });
+
+  test('the same units and numbers as /units, with provenance, valid against the schema', async () => {
+    const q = `from=${NOW / 1000 - 24 * 3600}&to=${NOW / 1000}&running`;
+    const units = await s.get(`/api/v1/units?${q}`, 'alice');
+    const records = await s.get(`/api/v1/units/footprint?${q}`, 'alice');
+    assert.equal(records.status, 200, records.body);
+    assert.equal(records.headers['content-type'], 'application/json');
+    assert.deepEqual(
+      records.json.data.map((r: { uuid: string }) => r.uuid),
+      units.json.data.map((u: { uuid: string }) => u.uuid),
+    );
+    for (const [i, r] of records.json.data.entries()) {
+      const u = units.json.data[i];
+      assertValid(r, `record ${r.uuid}`);
+      assert.equal(r.schema_version, FOOTPRINT_SCHEMA_VERSION);
+      assert.equal(r.energy.host.kwh, u.total_cpu_energy_usage_kwh?.total ?? 0, r.uuid);
+      assert.equal(r.energy.gpu.kwh, u.total_gpu_energy_usage_kwh?.total ?? 0, r.uuid);
+      assert.deepEqual(r.resources, { allocation: u.allocation, time_seconds: u.total_time_seconds });
+      assert.equal(r.started_at, u.started_at);
+    }
+    const unit = units.json.data.find((u: { uuid: string }) => u.uuid === '1001');
+    assert.deepEqual(unit.total_cpu_energy_by_source_kwh, { estimated: 0.25, rapl: 0.5 });
+    const r = records.json.data.find((x: { uuid: string }) => x.uuid === '1001');
+    assert.deepEqual(r.energy, {
+      host: {
+        kwh: 1,
+        sources: { rapl: 0.5, estimated: 0.25, unknown: 0.25 },
+        provenance: 'partly_estimated',
+        estimated_fraction: 0.25,
+        pue: 1.2,
+      },
+      gpu: { kwh: 0.5, sources: { dcgm: 0.5 }, provenance: 'measured', estimated_fraction: 0, pue: 1.2 },
+      total_kwh: 1.5,
+    });
+    assert.deepEqual(r.emissions.operational, [
+      { provider: 'rte', factor_g_per_kwh: 60.5 / 1.5, host_g: 40.5, gpu_g: 20, total_g: 60.5 },
+    ]);
+    // a unit of the seed, stored before provenance: its energy says so
+    const old = records.json.data.find((x: { uuid: string }) => x.uuid === '1002');
+    assert.equal(old.energy.host.provenance, 'unknown');
+  });
+
+  test('usage sums the provenance of the units per project', async () => {
+    const r = await s.get('/api/v1/usage/global?project=acc1', 'alice');
+    const acc1 = r.json.data.find((u: { username: string }) => u.username === 'alice');
+    assert.deepEqual(acc1.total_cpu_energy_by_source_kwh, { estimated: 0.25, rapl: 0.5 });
+    assert.deepEqual(acc1.total_gpu_energy_by_pue_kwh, { '1.2': 0.5 });
+  });
+
+  test('times follow `timezone` as in /units; `field` does not apply; unknown users get nothing', async () => {
+    const tz = await s.get('/api/v1/units/footprint?uuid=1001&timezone=UTC', 'alice');
+    const plain = await s.get('/api/v1/units?uuid=1001&timezone=UTC', 'alice');
+    assert.equal(tz.json.data[0].started_at, plain.json.data[0].started_at);
+    assert.notEqual(tz.json.data[0].started_at, UNITS.find((u) => u.uuid === '1001')!.started_at);
+    const fields = await s.get('/api/v1/units/footprint?uuid=1001&field=uuid', 'alice');
+    assertValid(fields.json.data[0], 'with field=');
+    assert.deepEqual((await s.get('/api/v1/units/footprint?uuid=1001', 'bob')).json.data, []);
+  });
+});
