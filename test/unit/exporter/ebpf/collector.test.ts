@@ -1,7 +1,7 @@
 // The ebpf sub-collector on this machine's kernel, with cgroup v2 ids (the SLURM testbed test covers v1):
 // a process in a child cgroup of a unit is counted for the unit on the right mount point, the count stays
 // when that child cgroup is removed, and the removed cgroup's key leaves the map. Also the pure parts: flags,
-// capabilities, the /proc/cgroups index, the program groups of the committed object.
+// capabilities, the /proc/cgroups index. And TCP retransmissions, which the testbed's loopback never has.
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -25,6 +25,7 @@ import { allFlags, neededCapabilities } from '../../../../src/exporter/main.js';
 import { mountOf } from '../../../helpers/mounts.js';
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
+const RETRANSMIT_PY = join(import.meta.dirname, '../../../fixtures/ebpf/retransmit.py');
 const flags = (...args: string[]) => parseFlags(allFlags(), args, { env: {} }).flags;
 
 /** This machine's cgroup v2 hierarchy: /sys/fs/cgroup itself, or the hybrid layout's unified/. */
@@ -135,6 +136,32 @@ describe('ebpf programs on this kernel, cgroup v2', () => {
     const n = lookupAll(info, keys, Buffer.alloc(info.valueSize * info.maxEntries));
     const ids = Array.from({ length: n }, (_, i) => keys.readBigUInt64LE(i * info.keySize));
     assert.ok(!ids.includes(stepId), 'the removed cgroup has no key left');
+  });
+
+  it('TCP retransmissions (sent from timer context) are counted for the cgroup that sent on the socket', async () => {
+    // a network namespace of its own: taking its lo down drops what is in flight, the timer resends it
+    const n = 4_000_000;
+    const r = spawnSync('sh', [
+      '-c',
+      `echo $$ > ${unitDir}/cgroup.procs && exec unshare -n sh -c 'ip link set lo up && exec /usr/bin/python3 ${RETRANSMIT_PY} ${n}'`,
+    ]);
+    assert.equal(r.status, 0, String(r.stderr));
+    assert.equal(String(r.stdout).trim(), String(n));
+    const out = new FamilySet();
+    await collector.update(out, [unit]);
+    const tcp4 = (family: string) =>
+      out.families
+        .get(`ceems_ebpf_${family}_total`)
+        ?.samples.find(
+          (x) => x.labels.uuid === 'unit1' && x.labels.proto === 'tcp' && x.labels.family === 'ipv4',
+        )?.value ?? 0;
+    assert.equal(tcp4('egress_bytes'), n);
+    assert.equal(tcp4('ingress_bytes'), n);
+    assert.ok(tcp4('retrans_packets') >= 1, `retransmitted packets: ${tcp4('retrans_packets')}`);
+    assert.ok(
+      tcp4('retrans_bytes') >= tcp4('retrans_packets'),
+      `retransmitted bytes: ${tcp4('retrans_bytes')} for ${tcp4('retrans_packets')} packets`,
+    );
   });
 
   it('the committed object is what its build.sh builds from its source', () => {
