@@ -78,7 +78,8 @@ export const tsdbExtraConfigSchema = z
     cutoff_duration: durationString.default('0s'),
     delete_ignored: z.boolean().default(false),
     labels_to_drop: z.array(z.string()).default([]),
-    queries: z.record(z.string(), z.record(z.string(), z.string())).default({}),
+    // an empty metric key (null), as ceems_tool prints for series that do not exist, has no sub-metric
+    queries: z.record(z.string(), z.record(z.string(), z.string()).nullable()).default({}),
   })
   .default({
     query_max_series: 50,
@@ -163,7 +164,7 @@ export class TsdbUpdater implements Updater {
         this.logger.warn({ updater: this.id, metric }, 'Unknown metric in TSDB updater queries; ignored');
         continue;
       }
-      for (const [sub, text] of Object.entries(subs))
+      for (const [sub, text] of Object.entries(subs ?? {}))
         this.queries.push({
           metric: metric as CompiledQuery['metric'],
           sub,
