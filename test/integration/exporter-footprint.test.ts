@@ -33,7 +33,9 @@ const HEAVY = [
 ];
 
 /** Packages (node_modules/<name>) and builtins loaded by an exporter run with `args` until it listens. */
-async function loaded(args: string[]): Promise<{ packages: Set<string>; builtins: string[]; urls: string[] }> {
+async function loaded(
+  args: string[],
+): Promise<{ packages: Set<string>; builtins: string[]; urls: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'ceems-footprint-'));
   chmodSync(dir, 0o777); // written at exit, after the switch to nobody
   const hook = join(dir, 'hook.mjs');
