@@ -126,6 +126,28 @@ describe('ebpf programs on this kernel, cgroup v2', () => {
     assert.deepEqual(await writes(), { bytes: 16 * 65536, requests: 16, errors: 0 });
   });
 
+  it('keeps only the mount points --collector.ebpf.fs-mount-point names (substrings)', async () => {
+    // a second reader of the same maps, scraping once (its key rules never act on the first's keys then)
+    const filtered = new EbpfCollector({
+      manager: 'slurm',
+      hostname: 'h',
+      procfs: '/proc',
+      cgroupBase: root,
+      programs,
+      mountFilter: ['/dev'],
+    });
+    const out = new FamilySet();
+    await filtered.update(out, [unit]);
+    const mounts = new Set(
+      out.families.get('ceems_ebpf_read_bytes_total')?.samples.map((x) => x.labels.mountpoint),
+    );
+    assert.ok(mounts.has('/dev'), `dd read /dev/zero: ${[...mounts]}`);
+    assert.deepEqual(
+      [...mounts].filter((m) => !m?.includes('/dev')),
+      [],
+    );
+  });
+
   it('keeps the count when the child cgroup is removed and deletes its key from the map', async () => {
     const stepId = statSync(stepDir, { bigint: true }).ino;
     rmdirSync(stepDir);
