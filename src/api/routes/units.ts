@@ -77,6 +77,25 @@ function queryUnits(ctx: RouteContext, q: Query, owner: [string, SQLInputValue[]
 }
 
 const { field: _field, ...FOOTPRINT_PARAMS } = COMMON_PARAMS;
+const ADMIN_PARAMS = { user: { description: 'Users', repeatable: true } };
+
+/** The admin routes' owner restriction: the listed users, or everybody. */
+function usersClause(users: string[]): [string, SQLInputValue[]] | undefined {
+  return users.length > 0 ? [`username IN (${users.map(() => '?').join(', ')})`, users] : undefined;
+}
+
+/** The units of §7.2 restricted by `owner`, as footprint records. */
+function queryFootprints(ctx: RouteContext, q: Query, owner: [string, SQLInputValue[]] | undefined) {
+  const where = unitsWhere(ctx, q, owner);
+  const zone = outputZone(q);
+  const rows = ctx
+    .db()
+    .prepare(
+      `SELECT ${UNIT_FIELDS.join(', ')} FROM units WHERE ${where.sql()} ORDER BY cluster_id ASC, uuid ASC`,
+    )
+    .all(...where.params) as Record<string, unknown>[];
+  return rows.map((row) => footprintRecord(decodeUnitRow(row, zone)));
+}
 
 /** A stored unit row as the model: JSON columns decoded (metric maps leniently), times in `zone`. */
 function decodeUnitRow(row: Record<string, unknown>, zone: string | undefined): Unit {
@@ -119,29 +138,38 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
     },
   );
 
+  const footprintDoc = {
+    tags: ['units'],
+    dataSchema: FOOTPRINT_RECORD_SCHEMA,
+    description: `The units of the matching unit route (same parameters but \`field\`, same access rule) as footprint records of schema version ${FOOTPRINT_SCHEMA_VERSION} (docs/footprint-schema.json): energy with its power source and PUE, operational emissions per provider with their factor.`,
+  };
   apiRoute(
     app,
     `${ctx.api}/units/footprint`,
     {
+      ...footprintDoc,
       access: 'user',
       summary: 'Footprint records of the units of the logged user',
-      description: `The units of \`/units\` (same parameters but \`field\`, same access rule) as footprint records of schema version ${FOOTPRINT_SCHEMA_VERSION} (docs/footprint-schema.json): energy with its power source and PUE, operational emissions per provider with their factor.`,
-      tags: ['units'],
-      dataSchema: FOOTPRINT_RECORD_SCHEMA,
       querystring: querySchema(FOOTPRINT_PARAMS),
     },
     async (req, reply) => {
       const q = req.query as Query;
-      const where = unitsWhere(ctx, q, ownUnitsClause(req.ceemsUser, values(q, 'project')));
-      const zone = outputZone(q);
-      const rows = ctx
-        .db()
-        .prepare(
-          `SELECT ${UNIT_FIELDS.join(', ')} FROM units WHERE ${where.sql()} ORDER BY cluster_id ASC, uuid ASC`,
-        )
-        .all(...where.params) as Record<string, unknown>[];
-      const records = rows.map((row) => footprintRecord(decodeUnitRow(row, zone)));
-      return sendJson(reply, records);
+      return sendJson(reply, queryFootprints(ctx, q, ownUnitsClause(req.ceemsUser, values(q, 'project'))));
+    },
+  );
+
+  apiRoute(
+    app,
+    `${ctx.api}/units/footprint/admin`,
+    {
+      ...footprintDoc,
+      access: 'admin',
+      summary: 'Footprint records of the units of any user (admin)',
+      querystring: querySchema({ ...FOOTPRINT_PARAMS, user: ADMIN_PARAMS.user }),
+    },
+    async (req, reply) => {
+      const q = req.query as Query;
+      return sendJson(reply, queryFootprints(ctx, q, usersClause(values(q, 'user'))));
     },
   );
 
@@ -153,14 +181,11 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
       summary: 'Units of any user (admin)',
       tags: ['units'],
       model: UNIT_STRUCT,
-      querystring: querySchema({ ...COMMON_PARAMS, user: { description: 'Users', repeatable: true } }),
+      querystring: querySchema({ ...COMMON_PARAMS, ...ADMIN_PARAMS }),
     },
     async (req, reply) => {
       const q = req.query as Query;
-      const users = values(q, 'user');
-      const owner: [string, SQLInputValue[]] | undefined =
-        users.length > 0 ? [`username IN (${users.map(() => '?').join(', ')})`, users] : undefined;
-      return sendRows(reply, queryUnits(ctx, q, owner));
+      return sendRows(reply, queryUnits(ctx, q, usersClause(values(q, 'user'))));
     },
   );
 

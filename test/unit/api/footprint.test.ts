@@ -16,7 +16,7 @@ import {
   weightedPue,
 } from '../../../src/api/footprint.js';
 import { FOOTPRINT_SCHEMA } from '../../../src/api/footprint-schema.js';
-import { NOW, seedDb, TZ, UNITS } from '../../fixtures/api/seed.js';
+import { ADMIN, NOW, seedDb, TZ, UNITS } from '../../fixtures/api/seed.js';
 import { type TestServer, testServer } from '../../fixtures/api/server.js';
 
 const SCHEMA_FILE = join(import.meta.dirname, '../../../docs/footprint-schema.json');
@@ -181,5 +181,18 @@ describe('GET /api/v1/units/footprint', () => {
     const fields = await s.get('/api/v1/units/footprint?uuid=1001&field=uuid', 'alice');
     assertValid(fields.json.data[0], 'with field=');
     assert.deepEqual((await s.get('/api/v1/units/footprint?uuid=1001', 'bob')).json.data, []);
+  });
+
+  test('admins get the records of any user, filtered by `user`, as /units/admin', async () => {
+    const q = `from=${NOW / 1000 - 24 * 3600}&to=${NOW / 1000}&running&user=carol`;
+    const units = await s.get(`/api/v1/units/admin?${q}`, ADMIN);
+    const records = await s.get(`/api/v1/units/footprint/admin?${q}`, ADMIN);
+    assert.ok(records.json.data.length > 0);
+    assert.deepEqual(
+      records.json.data.map((r: { uuid: string; username: string }) => [r.uuid, r.username]),
+      units.json.data.map((u: { uuid: string; username: string }) => [u.uuid, u.username]),
+    );
+    for (const r of records.json.data) assertValid(r, r.uuid);
+    assert.equal((await s.get(`/api/v1/units/footprint/admin?${q}`, 'bob')).status, 403);
   });
 });

@@ -61,6 +61,7 @@ const USER_ROUTES = [
 const UNIT_LISTS = new Set(['/units', '/units/footprint']);
 const ADMIN_ROUTES = [
   '/units/admin',
+  '/units/footprint/admin',
   '/users/admin',
   '/projects/admin',
   '/usage/current/admin',
@@ -187,7 +188,8 @@ describe('project isolation', () => {
 describe('spoofed internal headers', () => {
   test('X-Ceems-Admin-User / X-Ceems-Logged-User from the client have no effect', async () => {
     const spoof = { 'x-ceems-admin-user': 'bob', 'x-ceems-logged-user': 'alice' };
-    assert.equal((await s.get('/api/v1/units/admin', 'bob', spoof)).status, 403);
+    for (const route of ['/units/admin', '/units/footprint/admin'])
+      assert.equal((await s.get(`/api/v1${route}`, 'bob', spoof)).status, 403, route);
     for (const route of UNIT_LISTS) {
       const own = await s.get(`/api/v1${route}?running`, 'bob', spoof);
       assert.deepEqual(
