@@ -273,6 +273,30 @@ export function grantRunAsReadAccess(
   return grantRunAsAccess(entry, { read: files }, opts);
 }
 
+/**
+ * The end of a start-up as root for a server that needs no capability once its ports are bound (LB,
+ * redfish_proxy, admission controller): read access for the run-as user to `readFiles` (its web config and
+ * the TLS files it names, re-read when they change), then the switch to that user keeping nothing. Returns
+ * what the server's stop calls to take that access back.
+ */
+export async function dropAfterListening(
+  entry: RunAsUser | undefined,
+  readFiles: readonly string[],
+  dropEnabled: boolean,
+  log: Logger,
+): Promise<() => Promise<void>> {
+  const drop = { dropPrivileges: dropEnabled, needed: {}, logger: log };
+  const lease = await grantRunAsReadAccess(entry, readFiles, drop);
+  const release = () => releaseAccess(lease, 'web config', log);
+  try {
+    await dropPrivileges(entry, drop);
+  } catch (e) {
+    await release();
+    throw e;
+  }
+  return release;
+}
+
 /** Restores what a lease granted (at shutdown); a failure is logged, not thrown. */
 export async function releaseAccess(lease: AclLease | undefined, what: string, log: Logger): Promise<void> {
   await lease

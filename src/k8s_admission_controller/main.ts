@@ -4,12 +4,7 @@
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import { createPlainServer } from '../common/httpserver.js';
 import type { Logger } from '../common/logger.js';
-import {
-  dropPrivileges,
-  grantRunAsReadAccess,
-  releaseAccess,
-  resolveRunAsUser,
-} from '../common/privileges.js';
+import { dropAfterListening, resolveRunAsUser } from '../common/privileges.js';
 import {
   DEBUG_SERVER_FLAG,
   PRIVILEGE_FLAGS,
@@ -59,22 +54,21 @@ async function startController(flags: ParsedFlags, log: Logger): Promise<Stoppab
     },
     admissionHandler(log),
   );
-  const drop = { dropPrivileges: flags.bool('security.drop-privileges'), needed: {}, logger: log };
-  let webConfigAcl: Awaited<ReturnType<typeof grantRunAsReadAccess>>;
+  let releaseAccess: (() => Promise<void>) | undefined;
   const stop = async () => {
     await server.close();
-    await releaseAccess(webConfigAcl, 'web config', log);
+    await releaseAccess?.();
   };
   try {
     await server.listen();
     // bound and configured: it only answers reviews from here on, with no capability; the web config
-    // (TLS certificates rotated by cert-manager) is re-read when it changes, through a read ACL
-    webConfigAcl = await grantRunAsReadAccess(
+    // (TLS certificates rotated by cert-manager) is re-read when it changes
+    releaseAccess = await dropAfterListening(
       runAs,
       webConfigFile ? webConfigFiles(webConfigFile) : [],
-      drop,
+      flags.bool('security.drop-privileges'),
+      log,
     );
-    await dropPrivileges(runAs, drop);
   } catch (e) {
     await stop();
     throw e;

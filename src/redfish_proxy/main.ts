@@ -3,12 +3,7 @@
 import { logConfigNotices } from '../common/config.js';
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import type { Logger } from '../common/logger.js';
-import {
-  dropPrivileges,
-  grantRunAsReadAccess,
-  releaseAccess,
-  resolveRunAsUser,
-} from '../common/privileges.js';
+import { dropAfterListening, resolveRunAsUser } from '../common/privileges.js';
 import {
   DEBUG_SERVER_FLAG,
   PRIVILEGE_FLAGS,
@@ -73,28 +68,25 @@ async function startProxy(flags: ParsedFlags, log: Logger): Promise<Stoppable> {
   });
   proxy.register(server.app);
   const webConfigFile = flags.string('web.config.file');
-  const drop = { dropPrivileges: flags.bool('security.drop-privileges'), needed: {}, logger: log };
-  let webConfigAcl: Awaited<ReturnType<typeof grantRunAsReadAccess>>;
+  let releaseAccess: (() => Promise<void>) | undefined;
+  const stop = async () => {
+    await Promise.allSettled([server.close(), proxy.close()]);
+    await releaseAccess?.();
+  };
   try {
     await server.listen();
     // bound and configured: it only relays HTTP from here on, with no capability
-    webConfigAcl = await grantRunAsReadAccess(
+    releaseAccess = await dropAfterListening(
       runAs,
       webConfigFile ? webConfigFiles(webConfigFile) : [],
-      drop,
+      flags.bool('security.drop-privileges'),
+      log,
     );
-    await dropPrivileges(runAs, drop);
   } catch (e) {
-    await Promise.allSettled([server.close(), proxy.close()]);
-    await releaseAccess(webConfigAcl, 'web config', log);
+    await stop();
     throw e;
   }
-  return {
-    async stop() {
-      await Promise.allSettled([server.close(), proxy.close()]);
-      await releaseAccess(webConfigAcl, 'web config', log);
-    },
-  };
+  return { stop };
 }
 
 export async function main(argv: string[]): Promise<number> {
