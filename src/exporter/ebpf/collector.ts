@@ -82,6 +82,11 @@ interface MapView {
   labels(series: string, common: { hostname: string; manager: string; uuid: string }): Record<string, string>;
 }
 
+interface UnitIds {
+  readonly id: bigint;
+  readonly children: ReadonlyMap<string, bigint>;
+}
+
 const PROTOCOLS: Record<number, string> = { 6: 'tcp', 17: 'udp' };
 const FAMILIES: Record<number, string> = { 2: 'ipv4', 10: 'ipv6' };
 
@@ -101,8 +106,8 @@ export class EbpfCollector implements UnitSubCollector {
   private readonly views: readonly MapView[];
   private readonly tallies = new Map<MapName, UnitTally>();
   private readonly buffers = new Map<MapName, { keys: Buffer; values: Buffer }>();
-  /** Cgroup directory → cgroup id (its inode number), for the directories of the last scrape. */
-  private ids = new Map<string, bigint>();
+  /** Per unit directory (`rel`) of the last scrape: the cgroup ids (inode numbers) of it and its children. */
+  private ids = new Map<string, UnitIds>();
 
   constructor(private readonly o: EbpfOptions) {
     this.mounts = new MountPoints(o.procfs);
@@ -174,29 +179,37 @@ export class EbpfCollector implements UnitSubCollector {
     return this.o.mountFilter.length === 0 || this.o.mountFilter.some((s) => path.includes(s));
   }
 
-  /** Cgroup id → unit for the directories of `units` (ids of new directories found by stat). */
+  /**
+   * Cgroup id → unit for the directories of `units`. A unit directory is stat'ed on every scrape (a job
+   * requeued under the same id gets a new directory at the same path); its children's ids are kept while
+   * the unit directory stays the same one.
+   */
   private owners(units: readonly CgroupUnit[]): {
     owners: Map<bigint, string>;
     byUuid: Map<string, CgroupUnit>;
   } {
     const owners = new Map<bigint, string>();
     const byUuid = new Map<string, CgroupUnit>();
-    const ids = new Map<string, bigint>();
+    const known = new Map<string, UnitIds>();
+    const id = (rel: string) =>
+      statSync(join(this.o.cgroupBase, rel), { bigint: true, throwIfNoEntry: false })?.ino;
     for (const u of units) {
+      const unitId = id(u.rel);
+      if (unitId === undefined) continue; // removed since the walk
       byUuid.set(u.uuid, u);
-      for (const rel of [u.rel, ...u.children]) {
-        const dir = join(this.o.cgroupBase, rel);
-        let id = this.ids.get(dir);
-        if (id === undefined) {
-          const st = statSync(dir, { bigint: true, throwIfNoEntry: false });
-          if (!st) continue; // removed since the walk
-          id = st.ino;
-        }
-        ids.set(dir, id);
-        owners.set(id, u.uuid);
+      owners.set(unitId, u.uuid);
+      const last = this.ids.get(u.rel);
+      const kept = last?.id === unitId ? last.children : new Map<string, bigint>();
+      const children = new Map<string, bigint>();
+      for (const rel of u.children) {
+        const childId = kept.get(rel) ?? id(rel);
+        if (childId === undefined) continue;
+        children.set(rel, childId);
+        owners.set(childId, u.uuid);
       }
+      known.set(u.rel, { id: unitId, children });
     }
-    this.ids = ids;
+    this.ids = known;
     return { owners, byUuid };
   }
 

@@ -186,6 +186,44 @@ describe('ebpf programs on this kernel, cgroup v2', () => {
     );
   });
 
+  it('a unit directory made again at the same path (a requeued job) is followed to its new cgroup id', async () => {
+    const dir = join(root, `ceems-ebpf-requeue-${process.pid}`);
+    const requeued: CgroupUnit = {
+      ...unit,
+      id: 'unit2',
+      uuid: 'unit2',
+      rel: dir.slice(root.length),
+      children: [],
+    };
+    /** A new directory at the path, dd writing `blocks` × 64 KiB in it. */
+    const runIn = (blocks: number) => {
+      mkdirSync(dir);
+      const r = spawnSync('sh', [
+        '-c',
+        `echo $$ > ${dir}/cgroup.procs && exec dd if=/dev/zero of=${work}/g bs=64k count=${blocks} status=none`,
+      ]);
+      assert.equal(r.status, 0, String(r.stderr));
+    };
+    const written = async () => {
+      const out = new FamilySet();
+      await collector.update(out, [requeued]);
+      return out.families
+        .get('ceems_ebpf_write_bytes_total')
+        ?.samples.find((x) => x.labels.uuid === 'unit2' && x.labels.mountpoint === mountOf(work))?.value;
+    };
+    try {
+      runIn(4);
+      assert.equal(await written(), 4 * 65536);
+      rmdirSync(dir); // dd has exited: the cgroup is empty
+      runIn(8);
+      // the first run's cgroup is gone while the unit lives on: its count is kept, the new one's added
+      assert.equal(await written(), 12 * 65536);
+      assert.equal(await written(), 12 * 65536, 'the new cgroup stays counted');
+    } finally {
+      if (existsSync(dir)) rmdirSync(dir);
+    }
+  });
+
   it('the committed object is what its build.sh builds from its source', () => {
     execFileSync(join(import.meta.dirname, '../../../../src/exporter/ebpf/bpf/build.sh'), ['--check'], {
       stdio: 'pipe',
