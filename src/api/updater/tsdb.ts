@@ -16,6 +16,7 @@ import {
 } from '../../common/httpclient.js';
 import type { Logger } from '../../common/logger.js';
 import type { UnitRecord } from '../db/index.js';
+import { UNKNOWN_SOURCE } from '../footprint.js';
 import { METRIC_FIELDS, type MetricField } from '../models.js';
 import { compileTemplate, goDuration, type QueryTemplate, type TemplateValues } from './template.js';
 import type { Updater } from './types.js';
@@ -26,8 +27,8 @@ export const TSDB_METRICS = METRIC_FIELDS.filter((f): f is TsdbMetric => f !== '
 
 const avgQuery = (series: string) =>
   `avg_over_time(avg by (uuid) (${series}{uuid=~"{{.UUIDs}}"} >= 0 < inf)[{{.Range}}:])`;
-const energyQuery = (series: string) =>
-  `sum_over_time(sum by (uuid) (${series}{uuid=~"{{.UUIDs}}"} >= 0 < inf)[{{.Range}}:{{.ScrapeInterval}}]) * {{.ScrapeIntervalMilli}} / 3.6e9`;
+const energyQuery = (series: string, by = 'uuid') =>
+  `sum_over_time(sum by (${by}) (${series}{uuid=~"{{.UUIDs}}"} >= 0 < inf)[{{.Range}}:{{.ScrapeInterval}}]) * {{.ScrapeIntervalMilli}} / 3.6e9`;
 const emissionsQuery = (series: string, provider: string) =>
   `sum_over_time(sum by (uuid) (${series}{uuid=~"{{.UUIDs}}",provider="${provider}"} >= 0 < inf)[{{.Range}}:{{.ScrapeInterval}}]) * {{.ScrapeIntervalMilli}} / 1e3`;
 const emissions = (series: string) => ({
@@ -57,7 +58,22 @@ export const DEFAULT_QUERIES: Record<string, Record<string, string>> = {
   total_io_read_stats: io('read'),
   total_ingress_stats: { bytes_total: increase('ceems_ebpf_ingress_bytes_total') },
   total_egress_stats: { bytes_total: increase('ceems_ebpf_egress_bytes_total') },
+  // provenance (issue 20): the same energy split by the labels of the per-unit power records
+  total_cpu_energy_by_source_kwh: {
+    $power_source: energyQuery('uuid:ceems_host_power_watts:pue', 'uuid, power_source'),
+  },
+  total_gpu_energy_by_source_kwh: {
+    $power_source: energyQuery('uuid:ceems_gpu_power_watts:pue', 'uuid, power_source'),
+  },
+  total_cpu_energy_by_pue_kwh: { $pue: energyQuery('uuid:ceems_host_power_watts:pue', 'uuid, pue') },
+  total_gpu_energy_by_pue_kwh: { $pue: energyQuery('uuid:ceems_gpu_power_watts:pue', 'uuid, pue') },
 };
+
+/**
+ * A sub-metric key `$<label>` stands for one sub-metric per value of that label in the query's result;
+ * series without the label count as `unknown` (issue 20).
+ */
+const LABEL_SUB_METRIC = /^\$([a-zA-Z_][a-zA-Z0-9_]*)$/;
 
 const durationString = z.string().refine(
   (s) => {
@@ -133,7 +149,16 @@ const cleanValue = (v: number) => (Number.isFinite(v) && v >= 0 ? v : 0);
 interface CompiledQuery {
   metric: TsdbMetric;
   sub: string;
+  /** Label whose values name the sub-metrics (`$<label>` keys), instead of `sub`. */
+  subLabel?: string;
   template: QueryTemplate;
+}
+
+/** One sample of an instant vector: its uuid, its labels and its value. */
+interface UnitSample {
+  uuid: string;
+  labels: Record<string, string>;
+  value: number;
 }
 
 export class TsdbUpdater implements Updater {
@@ -168,6 +193,7 @@ export class TsdbUpdater implements Updater {
         this.queries.push({
           metric: metric as CompiledQuery['metric'],
           sub,
+          subLabel: LABEL_SUB_METRIC.exec(sub)?.[1],
           template: compileTemplate(text, `updater '${this.id}' query ${metric}.${sub}`),
         });
     }
@@ -214,13 +240,13 @@ export class TsdbUpdater implements Updater {
     return s;
   }
 
-  /** One instant query at `time` (ms): POST, falling back to GET on 405/501; uuid → value. */
+  /** One instant query at `time` (ms): POST, falling back to GET on 405/501; the samples with a uuid. */
   async instantQuery(
     query: string,
     time: number,
     s: PromSettings,
     signal?: AbortSignal,
-  ): Promise<Map<string, number>> {
+  ): Promise<UnitSample[]> {
     const params = new URLSearchParams({
       query,
       time: String(time / 1000),
@@ -247,13 +273,14 @@ export class TsdbUpdater implements Updater {
       throw new Error(`HTTP ${res.status}: ${body.error ?? 'query failed'}`);
     if (body.data?.resultType !== 'vector' || !Array.isArray(body.data.result))
       throw new Error(`result is ${body.data?.resultType ?? 'missing'}, not a vector`);
-    const out = new Map<string, number>();
+    const out: UnitSample[] = [];
     for (const sample of body.data.result as Array<{
-      metric?: { uuid?: string };
+      metric?: Record<string, string>;
       value?: [number, string];
     }>) {
       const uuid = sample.metric?.uuid;
-      if (uuid !== undefined && Array.isArray(sample.value)) out.set(uuid, Number(sample.value[1]));
+      if (uuid !== undefined && Array.isArray(sample.value))
+        out.push({ uuid, labels: sample.metric!, value: Number(sample.value[1]) });
     }
     return out;
   }
@@ -324,8 +351,13 @@ export class TsdbUpdater implements Updater {
             const got = await this.instantQuery(query, end, s, signal);
             if (!results.has(q.metric)) results.set(q.metric, new Map());
             const bySub = results.get(q.metric)!;
-            if (!bySub.has(q.sub)) bySub.set(q.sub, new Map());
-            for (const [uuid, v] of got) bySub.get(q.sub)!.set(uuid, v);
+            for (const { uuid, labels, value } of got) {
+              const sub = q.subLabel ? labels[q.subLabel] || UNKNOWN_SOURCE : q.sub;
+              if (!bySub.has(sub)) bySub.set(sub, new Map());
+              const byUuid = bySub.get(sub)!;
+              // a label's '' and `unknown` are one sub-metric: added; a plain sub-metric keeps its last sample
+              byUuid.set(uuid, q.subLabel ? (byUuid.get(uuid) ?? 0) + value : value);
+            }
           } catch (e) {
             failed++;
             firstError ||= (e as Error).message;

@@ -81,6 +81,16 @@ describe('TSDB updater against a fake Prometheus', () => {
 
   const answer = (query: string) => {
     const uuids = /uuid=~"([^"]*)"/.exec(query)![1]!.split('|');
+    // a query split by a label: each unit fed by two sources, and by series without the label
+    if (query.startsWith('by_source'))
+      return uuids.flatMap((uuid) =>
+        [
+          [{ power_source: 'rapl' }, '2'],
+          [{ power_source: 'estimated' }, '1'],
+          [{}, '0.5'],
+          [{ power_source: 'unknown' }, '0.25'],
+        ].map(([labels, v]) => ({ metric: { uuid, ...(labels as object) }, value: [0, v] })),
+      );
     // value depends on the uuid and on the metric, so results can be told apart
     const base = query.includes('cpu_usage') ? 10 : query.includes('power') ? 0.5 : 1;
     return uuids
@@ -194,6 +204,23 @@ describe('TSDB updater against a fake Prometheus', () => {
     assert.deepEqual(q.getAll('match[]'), ['{__name__="junk"}', '{uuid=~"4"}']);
     assert.equal(q.get('start'), String((start - 300_000) / 1000));
     assert.equal(q.get('end'), String(end / 1000));
+  });
+
+  it('a `$<label>` sub-metric key makes one sub-metric per label value, unlabelled series unknown', async () => {
+    mode = 'ok';
+    const up = make({
+      queries: { total_cpu_energy_by_source_kwh: { $power_source: 'by_source{uuid=~"{{.UUIDs}}"}' } },
+    });
+    const end = Date.UTC(2024, 4, 6, 12);
+    const units = [unit('5', end - 3_600_000)];
+    await up.update('c', units, end - 600_000, end);
+    assert.deepEqual(units[0]!.total_cpu_energy_by_source_kwh, { rapl: 2, estimated: 1, unknown: 0.75 });
+    // the defaults split the energy queries by the labels of the per-unit power records
+    assert.match(
+      DEFAULT_QUERIES.total_gpu_energy_by_source_kwh!.$power_source!,
+      /^sum_over_time\(sum by \(uuid, power_source\) \(uuid:ceems_gpu_power_watts:pue\{/,
+    );
+    assert.match(DEFAULT_QUERIES.total_cpu_energy_by_pue_kwh!.$pue!, /sum by \(uuid, pue\)/);
   });
 
   it('keeps the map an earlier updater set for a unit it has no sample of (D-API-20)', async () => {
