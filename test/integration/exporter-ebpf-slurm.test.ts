@@ -81,7 +81,7 @@ describe('ebpf sub-collector on the real SLURM testbed', () => {
     const file = (what: string) => join(jobDir(), `ebpf-${what}-${tag}`);
     const [ready, go, done] = [file('ready'), file('go'), file('done')];
     files.push(ready, go, done);
-    const id = submitJob('usr1', 'acc1', `/usr/bin/python3 ${JOB_PY} ${ready} ${go} ${done} ${args}`, {
+    const id = submitJob('usr1', 'acc1', `/usr/bin/python3 -B ${JOB_PY} ${ready} ${go} ${done} ${args}`, {
       mem: '256M',
       minutes: 5,
       name: `ebpf-${name}`,

@@ -165,7 +165,7 @@ describe('ebpf programs on this kernel, cgroup v2', () => {
     const n = 4_000_000;
     const r = spawnSync('sh', [
       '-c',
-      `echo $$ > ${unitDir}/cgroup.procs && exec unshare -n sh -c 'ip link set lo up && exec /usr/bin/python3 ${RETRANSMIT_PY} ${n}'`,
+      `echo $$ > ${unitDir}/cgroup.procs && exec unshare -n sh -c 'ip link set lo up && exec /usr/bin/python3 -B ${RETRANSMIT_PY} ${n}'`,
     ]);
     assert.equal(r.status, 0, String(r.stderr));
     assert.equal(String(r.stdout).trim(), String(n));
