@@ -77,6 +77,13 @@ export function fetchUnits(q: Query): Promise<ApiRow[]> {
   return getData(q, '/units', params);
 }
 
+/** The footprint records (issue 20) of the units request 1 would list, without its field list. */
+export function fetchFootprints(q: Query): Promise<ApiRow[]> {
+  const params = commonParams({ ...q, fields: [] }, []);
+  if (q.jobs.length === 0) params.push(['running', 'true']);
+  return getData(q, '/units/footprint', params);
+}
+
 /** Request 2: current usage aggregated per user and project over the window. */
 export function fetchUsage(q: Query): Promise<ApiRow[]> {
   // "Same parameters" as request 1 (the server drops the unit-only fields), plus the usage ones.

@@ -11,6 +11,8 @@ export interface Field {
   /** Column width bounds of the box table (the original's per-field values); longer text wraps. */
   readonly widthMin: number;
   readonly widthMax: number;
+  /** Sub-columns named by their key even when the map has one key (provenance: the key is the news). */
+  readonly keyed?: boolean;
 }
 
 export const FIELDS: readonly Field[] = [
@@ -90,11 +92,33 @@ export const FIELDS: readonly Field[] = [
   },
 ];
 
+/**
+ * Energy provenance (issue 20): kWh by power source and by PUE, one sub-column per key (`rapl`,
+ * `estimated`, `unknown`…). Asked for by --format only: `--long` stays the original's 18 fields.
+ */
+export const PROVENANCE_FIELDS: readonly Field[] = (
+  [
+    ['hostenergysource', 'total_cpu_energy_by_source_kwh', 'Host Energy by Source(kWh)'],
+    ['hostenergypue', 'total_cpu_energy_by_pue_kwh', 'Host Energy by PUE(kWh)'],
+    ['gpuenergysource', 'total_gpu_energy_by_source_kwh', 'GPU Energy by Source(kWh)'],
+    ['gpuenergypue', 'total_gpu_energy_by_pue_kwh', 'GPU Energy by PUE(kWh)'],
+  ] as const
+).map(([key, apiField, title]) => ({
+  key,
+  apiField,
+  title,
+  kind: 'energy',
+  widthMin: 5,
+  widthMax: 10,
+  keyed: true,
+}));
+
 /** The original's default set, `state` added after `elapsed` so running jobs show as such [DIFF D-CLI-28]. */
 export const DEFAULT_FORMAT =
   'jobid,account,elapsed,state,cpuusage,cpumemoryusage,hostenergy,hostemissions,gpuusage,gpumemoryusage,gpuenergy,gpuemissions';
 
-const BY_KEY = new Map(FIELDS.map((f) => [f.key, f]));
+const ALL_FIELDS = [...FIELDS, ...PROVENANCE_FIELDS];
+const BY_KEY = new Map(ALL_FIELDS.map((f) => [f.key, f]));
 
 /** Resolves a comma-separated `--format` value; unknown keys are an error naming them. */
 export function parseFormat(format: string): Field[] {
@@ -114,6 +138,6 @@ export function parseFormat(format: string): Field[] {
 
 /** Text of `--helpformat`. */
 export function helpFormat(): string {
-  const width = Math.max(...FIELDS.map((f) => f.key.length)) + 2;
-  return `${FIELDS.map((f) => `${f.key.padEnd(width)}${f.title}`).join('\n')}\n`;
+  const width = Math.max(...ALL_FIELDS.map((f) => f.key.length)) + 2;
+  return `${ALL_FIELDS.map((f) => `${f.key.padEnd(width)}${f.title}`).join('\n')}\n`;
 }

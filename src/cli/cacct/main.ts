@@ -7,9 +7,10 @@ import { buildInfo, versionText } from '../../common/buildinfo.js';
 import { FlagError, type FlagSpec, helpText, type ParsedFlags, parseFlags } from '../../common/flags.js';
 import { createHttpClient, type HttpClient } from '../../common/httpclient.js';
 import { CliError } from '../http.js';
-import { type ApiRow, fetchUnits, fetchUsage, type Query } from './api.js';
+import { type ApiRow, fetchFootprints, fetchUnits, fetchUsage, type Query } from './api.js';
 import { configDirs, findConfigFile, loadConfig } from './config.js';
 import { DEFAULT_FORMAT, FIELDS, type Field, helpFormat, parseFormat } from './fields.js';
+import { FOOTPRINT_FORMATS, isFootprintFormat, renderFootprint } from './footprint.js';
 import { dropEmptyColumns, renderBox, renderCsv, renderHtml, renderMarkdown } from './render.js';
 import { buildTable, sortByJobId } from './report.js';
 import { summariseUnits } from './summary.js';
@@ -108,10 +109,14 @@ const FLAGS: readonly FlagSpec[] = [
     name: 'format',
     type: 'string',
     placeholder: 'FORMAT',
-    help: `Comma-separated field keys (see --helpformat; default: ${DEFAULT_FORMAT}).`,
+    help: `Comma-separated field keys (see --helpformat; default: ${DEFAULT_FORMAT}), or ${FOOTPRINT_FORMATS.join(' or ')}: the footprint record of each unit (energy with its source and PUE, emissions with their factor).`,
   },
   { name: 'helpformat', type: 'bool', help: 'Print the field keys for --format and exit.' },
-  { name: 'long', type: 'bool', help: `Show all ${FIELDS.length} fields.` },
+  {
+    name: 'long',
+    type: 'bool',
+    help: `Show the original's ${FIELDS.length} fields (the provenance keys only through --format).`,
+  },
   { name: 'ts', type: 'bool', help: 'Also save the time series of the jobs as CSV files (requires --job).' },
   {
     name: 'ts.out-dir',
@@ -145,8 +150,14 @@ async function run(flags: ParsedFlags, io: Io): Promise<number> {
     return 0;
   }
   const format = flags.string('format');
-  const fields = flags.bool('long') ? [...FIELDS] : parseFormat(format === '' ? DEFAULT_FORMAT : format);
+  const footprint = isFootprintFormat(format) ? format : undefined;
+  const fields =
+    flags.bool('long') || footprint ? [...FIELDS] : parseFormat(format === '' ? DEFAULT_FORMAT : format);
   const output = renderer(flags);
+  if (footprint) {
+    const other = [...RENDERERS, 'long', 'ts'].find((f) => flags.bool(f));
+    if (other) throw new FlagError(`--format=${footprint} cannot be used with --${other}`);
+  }
   const jobs = splitList(flags.string('job'));
   if (flags.bool('ts') && jobs.length === 0) {
     throw new CliError('cacct: error: explicit job IDs must be passed using --job when --ts is enabled', {
@@ -184,6 +195,10 @@ async function run(flags: ParsedFlags, io: Io): Promise<number> {
       jobs,
       users,
     };
+    if (footprint) {
+      io.stdout(renderFootprint(footprint, await fetchFootprints(q)));
+      return 0;
+    }
     // With --job the totals are those of the listed jobs, not of the whole window [DIFF D-CLI-21].
     const [units, usage] = await Promise.all([
       fetchUnits(q).then(sortByJobId),

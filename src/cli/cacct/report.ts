@@ -56,7 +56,8 @@ export function buildColumns(fields: readonly Field[], rows: readonly ApiRow[]):
     }
     const sorted = mapKeys(rows, field.apiField);
     if (sorted.length === 0) columns.push({ field, subHeader: '' });
-    for (const key of sorted) columns.push({ field, key, subHeader: sorted.length > 1 ? key : '' });
+    for (const key of sorted)
+      columns.push({ field, key, subHeader: sorted.length > 1 || field.keyed ? key : '' });
   }
   return columns;
 }

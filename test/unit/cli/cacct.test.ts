@@ -656,7 +656,7 @@ describe('cacct helpers', () => {
     assert.match(configDirs({})[1]!, /\/\.config\/ceems$/);
   });
 
-  it('--helpformat lists the 18 field keys with their titles', async () => {
+  it('--helpformat lists the 18 field keys of the original and the 4 provenance keys with their titles', async () => {
     const r = await runCacct(main, ['--helpformat'], { configDirs: [] });
     assert.equal(r.code, 0);
     assertGolden(r.stdout, 'cacct/golden/helpformat.txt');
