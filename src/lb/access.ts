@@ -2,7 +2,14 @@
 // restricting label (`uuid` / `service_name`) to literal values, except selectors of node-level series
 // named in `unrestricted_metrics` [D-LB-14]; the pinned values form the set whose ownership is checked.
 
-import { type Grammar, type LabelMatcher, PromQLParseError, parseQuery, type Selector } from './promql.js';
+import {
+  type Grammar,
+  type LabelMatcher,
+  PromQLParseError,
+  parseQuery,
+  type QueryParser,
+  type Selector,
+} from './promql.js';
 
 /** The uuid alphabet accepted by the original CEEMS (Go). */
 const LITERAL = /^[A-Za-z0-9-]+$/;
@@ -80,15 +87,16 @@ export function checkQueries(
   queries: readonly string[],
   grammar: Grammar,
   policy: AccessPolicy,
+  parse: QueryParser = parseQuery,
 ): AccessDecision {
   const ids = new Set<string>();
   const canonical: string[] = [];
   let clusterOverride: string | undefined;
   let denial: string | undefined;
   for (const q of queries) {
-    let parsed: ReturnType<typeof parseQuery>;
+    let parsed: ReturnType<QueryParser>;
     try {
-      parsed = parseQuery(q, grammar);
+      parsed = parse(q, grammar);
     } catch (e) {
       if (e instanceof PromQLParseError) return { kind: 'invalid', message: e.message };
       throw e;
@@ -110,11 +118,15 @@ export function checkQueries(
 }
 
 /** The `ceems_id` override of an admin's queries, which are not checked; malformed ones are skipped. */
-export function adminClusterOverride(queries: readonly string[], grammar: Grammar): string | undefined {
+export function adminClusterOverride(
+  queries: readonly string[],
+  grammar: Grammar,
+  parse: QueryParser = parseQuery,
+): string | undefined {
   let id: string | undefined;
   for (const q of queries) {
     try {
-      id = clusterOverrideOf(parseQuery(q, grammar).selectors, id);
+      id = clusterOverrideOf(parse(q, grammar).selectors, id);
     } catch (e) {
       if (!(e instanceof PromQLParseError)) throw e;
     }

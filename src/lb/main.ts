@@ -17,6 +17,7 @@ import { webConfigFiles } from '../common/webconfig.js';
 import { ApiAuthzSource, Authorizer, type AuthzSource, DbAuthzSource } from './authz.js';
 import { Backend, BackendPool } from './backend.js';
 import { clientBaseDir, type LbConfig, loadConfig } from './config.js';
+import { ParseCache } from './promql.js';
 import { loadBalancerHandler } from './server.js';
 
 const PROGRAM = 'ceems_lb';
@@ -162,6 +163,7 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
           restrictingLabel: type === 'tsdb' ? 'uuid' : 'service_name',
           unrestrictedMetrics: new Set(type === 'tsdb' ? cfg.unrestrictedMetrics : []),
         },
+        parse: new ParseCache().parse,
         timeoutMs: flags.number('lb.backend-timeout'),
         log: tlog,
       });

@@ -525,3 +525,58 @@ export function parseQuery(query: string, grammar: Grammar = 'expr'): ParsedQuer
   printer.checkCode();
   return { selectors: printer.selectors, functions: printer.functions, canonical };
 }
+
+/** A query parser: `parseQuery` itself or a ParseCache's `parse`. */
+export type QueryParser = (query: string, grammar: Grammar) => ParsedQuery;
+
+/**
+ * `parseQuery` remembering its recent answers (failures too): dashboards send the same query texts on every
+ * refresh, and a parse is a pure function of the exact text and the grammar, so a hit is what a new parse
+ * would return. Least recently used entries go first; bounded in entries and in characters kept.
+ */
+export class ParseCache {
+  private readonly entries = new Map<string, ParsedQuery | PromQLParseError>();
+  private chars = 0;
+
+  constructor(
+    private readonly maxEntries = 4096,
+    private readonly maxChars = 4 * 1024 * 1024,
+  ) {}
+
+  readonly parse: QueryParser = (query, grammar) => {
+    const key = grammar === 'expr' ? `e${query}` : `s${query}`;
+    let outcome = this.entries.get(key);
+    if (outcome === undefined) {
+      try {
+        outcome = parseQuery(query, grammar);
+      } catch (e) {
+        if (!(e instanceof PromQLParseError)) throw e;
+        outcome = e;
+      }
+      this.remember(key, outcome);
+    } else {
+      this.entries.delete(key); // most recently used last
+      this.entries.set(key, outcome);
+    }
+    if (outcome instanceof PromQLParseError) throw outcome;
+    return outcome;
+  };
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private remember(key: string, outcome: ParsedQuery | PromQLParseError): void {
+    const size = (k: string, o: ParsedQuery | PromQLParseError) =>
+      k.length + (o instanceof PromQLParseError ? o.message.length : o.canonical.length);
+    const added = size(key, outcome);
+    if (added > this.maxChars) return;
+    this.entries.set(key, outcome);
+    this.chars += added;
+    for (const [k, o] of this.entries) {
+      if (this.entries.size <= this.maxEntries && this.chars <= this.maxChars) break;
+      this.entries.delete(k);
+      this.chars -= size(k, o);
+    }
+  }
+}

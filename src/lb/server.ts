@@ -11,6 +11,7 @@ import type { BackendPool } from './backend.js';
 import { type Endpoint, type LbType, matchEndpoint } from './endpoints.js';
 import { MESSAGES, sendError } from './errors.js';
 import { BadRequestError, type Params, parseMultipart, parseUrlEncoded } from './form.js';
+import type { QueryParser } from './promql.js';
 import { forward } from './proxy.js';
 import { readPyroscopeRequest } from './pyroscope.js';
 
@@ -26,6 +27,8 @@ export interface LbContext {
   /** Undefined when neither DB nor API is configured: routing only, no access control. */
   readonly authz: Authorizer | undefined;
   readonly policy: AccessPolicy;
+  /** Parser of the queries checked: a ParseCache's, since dashboards repeat the same texts. */
+  readonly parse: QueryParser;
   readonly timeoutMs: number;
   readonly log: Logger;
 }
@@ -174,9 +177,9 @@ async function handle(
     let decision: AccessDecision | undefined;
     let override: string | undefined;
     if (admin) {
-      if (endpoint) override = adminClusterOverride(queries, endpoint.grammar);
+      if (endpoint) override = adminClusterOverride(queries, endpoint.grammar, ctx.parse);
     } else {
-      decision = checkQueries(queries, endpoint!.grammar, ctx.policy);
+      decision = checkQueries(queries, endpoint!.grammar, ctx.policy, ctx.parse);
       if (decision.kind === 'invalid')
         return sendError(res, 'bad_data', `invalid query: ${decision.message}`);
       override = decision.clusterOverride;
