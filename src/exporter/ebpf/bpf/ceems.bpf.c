@@ -38,7 +38,8 @@ struct cgroup_subsys_state {
 	struct cgroup *cgroup;
 } __attribute__((preserve_access_index));
 struct css_set {
-	struct cgroup_subsys_state *subsys[1];
+	// bound for the compiler only: the verifier checks the index against the kernel's CGROUP_SUBSYS_COUNT
+	struct cgroup_subsys_state *subsys[16];
 } __attribute__((preserve_access_index));
 struct vfsmount {
 	int mnt_flags;
@@ -175,26 +176,24 @@ static __always_inline __u64 current_cgroup(void)
 {
 	if (cgroup_v1_subsys < 0)
 		return bpf_get_current_cgroup_id();
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct css_set *cset = BPF_CORE_READ(task, cgroups);
-	struct cgroup_subsys_state *css = 0;
-	// subsys[] is indexed at run time: its offset is relocated, the index added here
-	__u64 offset = bpf_core_field_offset(struct css_set, subsys) + (__u64)(cgroup_v1_subsys & 63) * sizeof(css);
-	if (bpf_probe_read_kernel(&css, sizeof(css), (void *)cset + offset) || !css)
+	// direct loads through the task's BTF pointer (no helper call per step); the index is a constant once
+	// loaded (.rodata), so the verifier checks the access like a field's
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct cgroup_subsys_state *css = task->cgroups->subsys[cgroup_v1_subsys & 15];
+	if (!css)
 		return 0;
-	return BPF_CORE_READ(css, cgroup, kn, id);
+	return css->cgroup->kn->id;
 }
 
 /** The mount id (as /proc/<pid>/mountinfo shows it) of the current task's fd, 0 when there is none. */
 static __always_inline __u32 fd_mount(__u64 fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = task->files->fdt;
+	if (fd >= fdt->max_fds)
 		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
 	struct file *f = 0;
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]) || !f)
 		return 0;
 	struct vfsmount *mnt = BPF_CORE_READ(f, f_path.mnt);
 	if (!mnt)

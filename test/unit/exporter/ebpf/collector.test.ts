@@ -162,13 +162,13 @@ describe('ebpf programs on this kernel, cgroup v2', () => {
 
   it('TCP retransmissions (sent from timer context) are counted for the cgroup that sent on the socket', async () => {
     // a network namespace of its own: taking its lo down drops what is in flight, the timer resends it
-    const n = 4_000_000;
     const r = spawnSync('sh', [
       '-c',
-      `echo $$ > ${unitDir}/cgroup.procs && exec unshare -n sh -c 'ip link set lo up && exec /usr/bin/python3 -B ${RETRANSMIT_PY} ${n}'`,
+      `echo $$ > ${unitDir}/cgroup.procs && exec unshare -n sh -c 'ip link set lo up && exec /usr/bin/python3 -B ${RETRANSMIT_PY} 1000000'`,
     ]);
     assert.equal(r.status, 0, String(r.stderr));
-    assert.equal(String(r.stdout).trim(), String(n));
+    const [sent = 0, segments = 0] = String(r.stdout).trim().split(' ').map(Number);
+    assert.ok(segments > 0, `the kernel retransmitted nothing in ${sent / 1e6} transfers: ${r.stdout}`);
     const out = new FamilySet();
     await collector.update(out, [unit]);
     const tcp4 = (family: string) =>
@@ -177,13 +177,15 @@ describe('ebpf programs on this kernel, cgroup v2', () => {
         ?.samples.find(
           (x) => x.labels.uuid === 'unit1' && x.labels.proto === 'tcp' && x.labels.family === 'ipv4',
         )?.value ?? 0;
-    assert.equal(tcp4('egress_bytes'), n);
-    assert.equal(tcp4('ingress_bytes'), n);
-    assert.ok(tcp4('retrans_packets') >= 1, `retransmitted packets: ${tcp4('retrans_packets')}`);
+    assert.equal(tcp4('egress_bytes'), sent);
+    assert.equal(tcp4('ingress_bytes'), sent);
+    // one event per retransmitted buffer, which may hold several of the kernel's segments
+    const packets = tcp4('retrans_packets');
     assert.ok(
-      tcp4('retrans_bytes') >= tcp4('retrans_packets'),
-      `retransmitted bytes: ${tcp4('retrans_bytes')} for ${tcp4('retrans_packets')} packets`,
+      packets >= 1 && packets <= segments,
+      `retransmitted packets: ${packets}, segments: ${segments}`,
     );
+    assert.ok(tcp4('retrans_bytes') >= packets, `retransmitted bytes: ${tcp4('retrans_bytes')}`);
   });
 
   it('a unit directory made again at the same path (a requeued job) is followed to its new cgroup id', async () => {
