@@ -7,6 +7,9 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { FootprintRecord } from '../../src/api/footprint.js';
+import { FOOTPRINT_SCHEMA } from '../../src/api/footprint-schema.js';
 import { staticCountryFactor } from '../../src/cli/ceems_tool/discover.js';
 import { ROOT, runCommand } from '../helpers/process.js';
 import { ADMIN, CLUSTER, MAX_WATTS, promQuery, type Stack, startTestbedStack } from '../helpers/stack.js';
@@ -25,6 +28,8 @@ interface ApiUnit {
   total_time_seconds: Record<string, number>;
   total_cpu_energy_usage_kwh: Record<string, number>;
   total_cpu_emissions_gms: Record<string, number>;
+  total_cpu_energy_by_source_kwh: Record<string, number>;
+  total_cpu_energy_by_pue_kwh: Record<string, number>;
 }
 
 /** Prometheus API and CEEMS API replies (only the parts read here). */
@@ -177,6 +182,50 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
       done.find((u) => u.uuid === mine),
     );
 
+    // Provenance (issue 20): the testbed node has only the estimated-power model; the per-unit record says
+    // so, and so do the API, the footprint record (valid against its schema, the numbers of /units) and cacct.
+    const power = await promQuery(
+      promUrl,
+      `last_over_time(uuid:ceems_host_power_watts:pue${sel(mine)}[10m])`,
+    );
+    assert.deepEqual(
+      power.map((p) => [p.metric.power_source, p.metric.pue]),
+      [['estimated', '1']],
+    );
+    for (const u of done) {
+      const kwh = u.total_cpu_energy_usage_kwh.total!;
+      assert.deepEqual(u.total_cpu_energy_by_source_kwh, { estimated: kwh }, u.uuid);
+      assert.deepEqual(u.total_cpu_energy_by_pue_kwh, { '1': kwh }, u.uuid);
+    }
+    const fp = await getJson(`${api.url}/api/v1/units/footprint?uuid=${mine}&uuid=${theirs}`, {
+      'X-Grafana-User': 'usr1',
+    });
+    assert.equal(fp.status, 200, JSON.stringify(fp.json));
+    const records = fp.json.data as unknown as FootprintRecord[];
+    assert.deepEqual(
+      records.map((r) => r.uuid),
+      [mine],
+    );
+    const validate = new Ajv2020({ strict: true }).compile(FOOTPRINT_SCHEMA);
+    assert.ok(validate(records[0]), JSON.stringify(validate.errors));
+    const { energy, emissions } = records[0]!;
+    // /units writes metric values with 8 decimals (Go's format), the record at full precision
+    const near = (a: number, b: number | undefined, what: string) =>
+      assert.ok(b !== undefined && Math.abs(a - b) <= 5e-9, `${what}: ${a} vs /units ${b}`);
+    near(energy.host.kwh, unit.total_cpu_energy_usage_kwh.total, 'host kWh');
+    assert.deepEqual(energy.host, {
+      kwh: energy.host.kwh,
+      sources: { estimated: energy.host.kwh },
+      provenance: 'estimated',
+      estimated_fraction: 1,
+      pue: 1,
+    });
+    assert.equal(energy.gpu.provenance, 'none');
+    const owidRecord = emissions.operational.find((e) => e.provider === 'owid')!;
+    near(owidRecord.host_g, unit.total_cpu_emissions_gms.owid_total, 'host g');
+    assert.ok(Math.abs(owidRecord.factor_g_per_kwh! - owid) <= 0.01 * owid, JSON.stringify(owidRecord));
+    t.diagnostic(`footprint of ${mine}: ${JSON.stringify({ energy, emissions })}`);
+
     // usr1's own series after the end, through the LB: 200 with the samples of the run.
     const range = await lbQuery(`max_over_time(uuid:ceems_host_power_watts:pue${sel(mine)}[10m])`, 'usr1');
     assert.equal(range.status, 200);
@@ -217,5 +266,16 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
       jobRows.every((r) => r[1] === 'usr1' && r[0] !== theirs),
       csv.stdout,
     );
+    // cacct names the source of the energy, and prints the footprint record of the API
+    const source = await cacctAs('usr1', ['--job', mine, '--format=jobid,hostenergysource', '--csv'], {
+      XDG_CONFIG_HOME: xdg,
+    });
+    assert.equal(source.code, 0, source.stderr);
+    assert.equal(source.stdout.split('\n')[0], 'Job ID,Host Energy by Source(kWh):estimated', source.stdout);
+    const footprint = await cacctAs('usr1', ['--job', mine, '--format=footprint-json'], {
+      XDG_CONFIG_HOME: xdg,
+    });
+    assert.equal(footprint.code, 0, footprint.stderr);
+    assert.deepEqual(JSON.parse(footprint.stdout), records);
   });
 });
