@@ -1,16 +1,18 @@
 // ceems_lb overhead against its floor, in the same run:
 // (1) in process: parse + selector rule per query over the test corpora, and the admin + ownership check;
 // (2) a real Prometheus (the testbed's, on 127.0.0.1:9380) queried directly (the floor) and through ceems_lb
-//     by the same closed-loop load generator with 1, 16 and 64 clients: throughput, p50/p99, added p50 and
-//     the CPU seconds per 1000 queries of Prometheus, the LB and the load generator (from /proc, so they
+//     by the same closed-loop load generator with 1, 16 and 64 clients, and through a bare Node.js proxy
+//     (the floor of any proxy on this runtime): throughput, p50/p99, added p50 and
+//     the CPU seconds per 1000 queries of Prometheus, the proxies and the load generator (from /proc, so they
 //     do not depend on how many cores the machine has). Needs `npm run build` (the LB runs from dist/).
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import Fastify from 'fastify';
 import { Pool } from 'undici';
+import { openDatabase } from '../src/common/sqlite.js';
 import { checkQueries } from '../src/lb/access.js';
 import { Authorizer, DbAuthzSource } from '../src/lb/authz.js';
 import { ParseCache, parseQuery, type QueryParser } from '../src/lb/promql.js';
@@ -118,9 +120,9 @@ interface Run {
   rps: number;
   p50: number;
   p99: number;
-  /** CPU milliseconds per query of Prometheus, the LB (0 for direct runs) and the load generator. */
+  /** CPU milliseconds per query of Prometheus, the proxy in between (0 for direct runs) and the generator. */
   prom: number;
-  lb: number;
+  proxy: number;
   gen: number;
 }
 
@@ -131,14 +133,14 @@ async function load(
   headers: Record<string, string>,
   requests: number,
   clients: number,
-  pids: { prom: number; lb?: number },
+  pids: { prom: number; proxy?: number },
 ): Promise<Run> {
   const pool = new Pool(base, { connections: clients });
   const latencies: number[] = [];
   let next = 0;
   const before = {
     prom: cpuSeconds(pids.prom),
-    lb: pids.lb ? cpuSeconds(pids.lb) : 0,
+    proxy: pids.proxy ? cpuSeconds(pids.proxy) : 0,
     gen: process.cpuUsage(),
   };
   const t0 = performance.now();
@@ -162,7 +164,7 @@ async function load(
     p50: 0,
     p99: 0,
     prom: perQuery(cpuSeconds(pids.prom) - before.prom),
-    lb: pids.lb ? perQuery(cpuSeconds(pids.lb) - before.lb) : 0,
+    proxy: pids.proxy ? perQuery(cpuSeconds(pids.proxy) - before.proxy) : 0,
     gen: perQuery((gen.user + gen.system) / 1e6),
   };
   await pool.close();
@@ -172,55 +174,70 @@ async function load(
   return run;
 }
 
-/** Direct and via-LB runs, alternated `rounds` times so that load from other work hits both alike. */
+/** Where the load goes: straight to Prometheus, through the bare Node.js proxy, through ceems_lb. */
+interface Target {
+  url: string;
+  /** The proxy's pid; undefined for Prometheus itself. */
+  pid: number | undefined;
+}
+type Paths = { direct: Target; bare: Target; lb: Target };
+type Comparison = { [K in keyof Paths]: Run } & { bareRatios: number[]; lbRatios: number[] };
+
+/** Direct, bare-proxy and LB runs, alternated `rounds` times so that load from other work hits all alike. */
 async function compare(
-  urls: { prom: string; lb: string },
-  pids: { prom: number; lb: number },
+  paths: Paths,
+  promPid: number,
   path: string,
   headers: Record<string, string>,
   requests: number,
   clients: number,
   rounds: number,
-): Promise<{ direct: Run; viaLb: Run; ratios: number[] }> {
-  const directs: Run[] = [];
-  const viaLbs: Run[] = [];
+): Promise<Comparison> {
+  const runs: { [K in keyof Paths]: Run[] } = { direct: [], bare: [], lb: [] };
   for (let i = 0; i < rounds; i++) {
-    directs.push(await load(urls.prom, path, headers, requests, clients, { prom: pids.prom }));
-    viaLbs.push(await load(urls.lb, path, headers, requests, clients, pids));
+    for (const k of ['direct', 'bare', 'lb'] as const) {
+      const t = paths[k];
+      runs[k].push(await load(t.url, path, headers, requests, clients, { prom: promPid, proxy: t.pid }));
+    }
   }
-  const mid = (runs: Run[]): Run => ({
-    rps: median(runs.map((r) => r.rps)),
-    p50: median(runs.map((r) => r.p50)),
-    p99: median(runs.map((r) => r.p99)),
-    prom: median(runs.map((r) => r.prom)),
-    lb: median(runs.map((r) => r.lb)),
-    gen: median(runs.map((r) => r.gen)),
+  const mid = (rs: Run[]): Run => ({
+    rps: median(rs.map((r) => r.rps)),
+    p50: median(rs.map((r) => r.p50)),
+    p99: median(rs.map((r) => r.p99)),
+    prom: median(rs.map((r) => r.prom)),
+    proxy: median(rs.map((r) => r.proxy)),
+    gen: median(rs.map((r) => r.gen)),
   });
-  return { direct: mid(directs), viaLb: mid(viaLbs), ratios: viaLbs.map((r, i) => r.rps / directs[i]!.rps) };
+  const ratios = (rs: Run[]) => rs.map((r, i) => r.rps / runs.direct[i]!.rps);
+  return {
+    direct: mid(runs.direct),
+    bare: mid(runs.bare),
+    lb: mid(runs.lb),
+    bareRatios: ratios(runs.bare),
+    lbRatios: ratios(runs.lb),
+  };
 }
 
-function report(
-  label: string,
-  { direct, viaLb, ratios }: Awaited<ReturnType<typeof compare>>,
-  cpuBound: boolean,
-): void {
+function report(label: string, c: Comparison, cpuBound: boolean): void {
   const ms = (x: number) => `${x.toFixed(2)} ms`;
-  const range =
-    ratios.length > 1 ? ` (rounds ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})` : '';
+  const ratio = (rs: number[]) =>
+    `${median(rs).toFixed(2)}${rs.length > 1 ? ` (rounds ${Math.min(...rs).toFixed(2)}–${Math.max(...rs).toFixed(2)})` : ''}`;
+  const { direct, bare, lb } = c;
   console.log(
     `${label}: direct ${direct.rps.toFixed(0)} req/s p50 ${ms(direct.p50)} p99 ${ms(direct.p99)} | ` +
-      `via LB ${viaLb.rps.toFixed(0)} req/s p50 ${ms(viaLb.p50)} p99 ${ms(viaLb.p99)} | ` +
-      `ratio ${median(ratios).toFixed(2)}${range}, added p50 ${(viaLb.p50 - direct.p50).toFixed(2)} ms`,
+      `via LB ${lb.rps.toFixed(0)} req/s p50 ${ms(lb.p50)} p99 ${ms(lb.p99)} | ` +
+      `ratio ${ratio(c.lbRatios)}, added p50 ${(lb.p50 - direct.p50).toFixed(2)} ms | ` +
+      `bare proxy ${bare.rps.toFixed(0)} req/s, ratio ${ratio(c.bareRatios)}`,
   );
   // What the three processes cost per query bounds what two shared cores can serve: direct (P + G) vs
-  // via LB (P' + L + G'); the ratio cannot exceed their quotient whatever the LB does with its time.
-  const directCpu = direct.prom + direct.gen;
-  const viaCpu = viaLb.prom + viaLb.lb + viaLb.gen;
+  // via a proxy (P' + L + G'); the ratio cannot exceed their quotient whatever the proxy does with its time.
+  const bound = (r: Run) => ((direct.prom + direct.gen) / (r.prom + r.proxy + r.gen)).toFixed(2);
   console.log(
-    `  CPU s per 1000 queries: Prometheus ${direct.prom.toFixed(3)} direct / ${viaLb.prom.toFixed(3)} via LB, ` +
-      `LB ${viaLb.lb.toFixed(3)} (${(viaLb.lb / viaLb.prom).toFixed(2)}× Prometheus'), load generator ` +
-      `${direct.gen.toFixed(3)} / ${viaLb.gen.toFixed(3)}` +
-      (cpuBound ? `; CPU-bound ratio on shared cores ${(directCpu / viaCpu).toFixed(2)}` : ''),
+    `  CPU s per 1000 queries: Prometheus ${direct.prom.toFixed(3)} direct / ${lb.prom.toFixed(3)} via LB, ` +
+      `LB ${lb.proxy.toFixed(3)} (${(lb.proxy / lb.prom).toFixed(2)}× Prometheus'), bare proxy ` +
+      `${bare.proxy.toFixed(3)} (LB ${(lb.proxy / bare.proxy).toFixed(2)}× bare), load generator ` +
+      `${direct.gen.toFixed(3)} / ${lb.gen.toFixed(3)}` +
+      (cpuBound ? `; CPU-bound ratio on shared cores: LB ${bound(lb)}, bare proxy ${bound(bare)}` : ''),
   );
 }
 
@@ -228,6 +245,24 @@ function report(
 function pin(pid: number, cpus: string): string {
   const out = execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { encoding: 'utf8' });
   return /current affinity list: (\S+)/.exec(out)?.[1] ?? '0-1023';
+}
+
+/** bench/lib/bare-proxy.ts in front of `backend`, as its own process (its CPU is read like the LB's). */
+async function startBareProxy(backend: string): Promise<Target & { stop(): void }> {
+  const proc = spawn(process.execPath, [join(ROOT, 'bench/lib/bare-proxy.ts'), backend], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  const port = await new Promise<string>((res, rej) => {
+    proc.stdout.setEncoding('utf8');
+    proc.stdout.on('data', (d: string) => {
+      out += d;
+      const m = /listening (\d+)/.exec(out);
+      if (m) res(m[1]!);
+    });
+    proc.once('exit', (code) => rej(new Error(`bare proxy exited with ${code}: ${out}`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, pid: proc.pid!, stop: () => proc.kill() };
 }
 
 export async function run(small: boolean): Promise<void> {
@@ -246,6 +281,10 @@ export async function run(small: boolean): Promise<void> {
     })),
     admins: ['boss'],
   });
+  // As the API server keeps it: WAL mode, its writer connection open. A DB in rollback-journal mode costs
+  // the LB's admin check 8 system calls (locks, hot-journal stats, header read) instead of 2 per request.
+  const apiServerDb = openDatabase(dbFile);
+  apiServerDb.exec('PRAGMA journal_mode = WAL');
   await checkOverhead(small, dbFile);
 
   const exporter = Fastify({ logger: false });
@@ -261,6 +300,7 @@ export async function run(small: boolean): Promise<void> {
   const target = (await listen(exporter)).replace('http://', '');
   let prometheus: Prometheus | undefined;
   let lb: Started | undefined;
+  let bare: Awaited<ReturnType<typeof startBareProxy>> | undefined;
   const restore: Array<() => void> = [];
   try {
     prometheus = startPrometheus(testbed, PROM_PORT, [`bench=${target}`]);
@@ -270,6 +310,7 @@ export async function run(small: boolean): Promise<void> {
       ceems_lb: { backends: [{ id: 'hpc-0', tsdb: [{ web: { url: prom } }] }] },
     });
     lb = await startProgram('ceems_lb', [`--config.file=${config}`, '--web.listen-address=127.0.0.1:0']);
+    bare = await startBareProxy(prom);
     const query = `sum by (uuid) (uuid:ceems_cpu_usage:ratio_irate{uuid=~"${uuidOf(7, 1)}|${uuidOf(7, 2)}"})`;
     const now = Math.floor(Date.now() / 1000);
     const path = `/api/v1/query_range?query=${encodeURIComponent(query)}&start=${now - 300}&end=${now + 60}&step=15`;
@@ -279,53 +320,60 @@ export async function run(small: boolean): Promise<void> {
       if (((await r.json()) as { data: { result: unknown[] } }).data.result.length === 2) break;
       await new Promise((r) => setTimeout(r, 200));
     }
-    const urls = { prom, lb: lb.url };
-    const pids = { prom: prometheus.pid, lb: lb.pid };
+    const paths: Paths = {
+      direct: { url: prom, pid: undefined },
+      bare: { url: bare.url, pid: bare.pid },
+      lb: { url: lb.url, pid: lb.pid },
+    };
     const requests = small ? 200 : 5000;
     const rounds = small ? 1 : 3;
-    await load(lb.url, path, headers, small ? 200 : 2000, 4, pids); // warm-up of both paths
-    await load(prom, path, headers, small ? 200 : 2000, 4, pids);
+    for (const t of Object.values(paths)) // warm-up of every path
+      await load(t.url, path, headers, small ? 200 : 2000, 4, { prom: prometheus.pid, proxy: t.pid });
     console.log(
-      `${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(2)} before the runs; median of ${rounds} alternated direct/LB round(s) of ${requests} queries`,
+      `${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(2)} before the runs; median of ${rounds} alternated direct/bare proxy/LB round(s) of ${requests} queries`,
     );
     for (const line of [
-      'How to read the ratios: the load generator is the same for both paths (closed loop, keep-alive).',
+      'How to read the ratios: the load generator is the same for every path (closed loop, keep-alive).',
       '- shared cores: generator, LB and Prometheus on every core. Each CPU second the LB spends is taken',
       '  from Prometheus or the generator, so via LB / direct cannot exceed (P + G) / (P + L + G) with the',
       "  CPU per query of Prometheus, LB and generator (printed as 'CPU-bound ratio'), however fast the LB is.",
+      "- bare proxy: bench/lib/bare-proxy.ts, node:http + undici with no checks: any Node.js proxy's floor;",
+      "  'LB n× bare' is the LB's CPU per query over that floor (its access control, routing, headers).",
       "- CPU s per 1000 queries do not depend on the number of cores: 'LB n× Prometheus'' is how much CPU the",
       "  LB needs per unit of Prometheus' CPU for this query (2 series, 25 steps: about the cheapest range",
       '  query, so the LB weighs most here; heavier queries cost Prometheus more and the LB the same).',
-      "- pinned: Prometheus alone on CPU 1 in both runs, the LB on the generator's CPU 0: Prometheus keeps the",
-      '  same CPU with and without the LB, as when the LB runs next to Grafana.',
+      "- pinned: Prometheus alone on CPU 1 in every run, the proxies on the generator's CPU 0: Prometheus keeps",
+      '  the same CPU with and without a proxy, as when the LB runs next to Grafana.',
     ])
       console.log(line);
     console.log('shared cores:');
     const summary: string[] = [];
     for (const clients of [1, 16, 64]) {
       const label = clients === 1 ? 'latency, 1 client' : `throughput, ${clients} clients`;
-      const result = await compare(urls, pids, path, headers, requests, clients, rounds);
+      const result = await compare(paths, prometheus.pid, path, headers, requests, clients, rounds);
       report(label, result, clients > 1);
       summary.push(
         clients === 1
-          ? `added p50 ${(result.viaLb.p50 - result.direct.p50).toFixed(2)} ms (target ≤ 0.3)`
-          : `${clients} clients ${median(result.ratios).toFixed(2)}`,
+          ? `added p50 ${(result.lb.p50 - result.direct.p50).toFixed(2)} ms (target ≤ 0.3)`
+          : `${clients} clients ${median(result.lbRatios).toFixed(2)} (bare proxy ${median(result.bareRatios).toFixed(2)})`,
       );
     }
     if (availableParallelism() >= 2) {
-      // The same runs with Prometheus alone on CPU 1 and the load generator (plus the LB) on CPU 0:
-      // Prometheus has the same CPU with and without the LB, whose own CPU comes out of the client's core.
+      // The same runs with Prometheus alone on CPU 1 and the load generator (plus the proxies) on CPU 0:
+      // Prometheus has the same CPU with and without a proxy, whose own CPU comes out of the client's core.
       restore.push(
-        ...[prometheus.pid, process.pid, lb.pid].map((pid, i) => {
+        ...[prometheus.pid, process.pid, lb.pid, bare.pid].map((pid, i) => {
           const previous = pin(pid, i === 0 ? '1' : '0');
           return () => pin(pid, previous);
         }),
       );
-      console.log('pinned: Prometheus alone on CPU 1, load generator and LB on CPU 0');
+      console.log('pinned: Prometheus alone on CPU 1, load generator and proxies on CPU 0');
       for (const clients of [16, 64]) {
-        const result = await compare(urls, pids, path, headers, requests, clients, rounds);
+        const result = await compare(paths, prometheus.pid, path, headers, requests, clients, rounds);
         report(`throughput, ${clients} clients`, result, false);
-        summary.push(`pinned ${clients} clients ${median(result.ratios).toFixed(2)}`);
+        summary.push(
+          `pinned ${clients} clients ${median(result.lbRatios).toFixed(2)} (bare proxy ${median(result.bareRatios).toFixed(2)})`,
+        );
       }
     }
     console.log(`targets of issue 15 (not asserted): ${summary.join(', ')} (ratio target ≥ 0.8)`);
@@ -338,8 +386,10 @@ export async function run(small: boolean): Promise<void> {
       }
     }
     await lb?.stop();
+    bare?.stop();
     prometheus?.stop();
     await exporter.close();
+    apiServerDb.close();
     tmp.cleanup();
   }
 }
