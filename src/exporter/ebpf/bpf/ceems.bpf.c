@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 // The ebpf sub-collector's programs (spec exporter.md §10.2), attached to the kernel's tracepoints only: the
-// syscall tracepoints for file IO and file operations, sock:sock_{send,recv}_length for network traffic and
-// tcp:tcp_retransmit_skb for retransmissions. Tracepoints are a stable ABI and need neither kprobes nor
+// syscall tracepoints for file IO and file operations, sock:sock_{send,recv}_length for network traffic,
+// tcp:tcp_retransmit_skb for retransmissions (sock:inet_sock_set_state forgets closed sockets' owners).
+// Tracepoints are a stable ABI and need neither kprobes nor
 // fentry (which kernels without ftrace function tracing lack); the few kernel structs read (the task's
 // cgroup on v1, an fd's mount, a socket buffer's length) are reached through CO-RE relocations.
 //
@@ -97,6 +98,16 @@ struct sock_length_args {
 	int ret;
 	int flags;
 };
+struct sock_state_args {
+	__u64 common;
+	const void *skaddr;
+	int oldstate;
+	int newstate;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u16 protocol;
+};
 struct tcp_retransmit_args {
 	__u64 common;
 	const void *skbaddr;
@@ -162,7 +173,8 @@ struct {
 	__type(value, struct net_value);
 } net_stats SEC(".maps");
 
-// the cgroup of the last task that sent on a TCP socket: retransmissions run in softirq context
+// the cgroup of the last task that sent or received on a TCP socket, until it closes: retransmissions run
+// in softirq context
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -332,6 +344,19 @@ static __always_inline struct net_value *net_slot(__u64 cgroup, __u16 protocol, 
 	return slot(&net_stats, &key, &zero);
 }
 
+#define TCP_CLOSE 7
+
+/** Notes who uses a TCP socket, for its retransmissions. */
+static __always_inline void own_socket(struct sock_length_args *ctx, __u64 cgroup)
+{
+	if (ctx->protocol != IPPROTO_TCP)
+		return;
+	__u64 sk = (__u64)ctx->sk;
+	__u64 *owner = bpf_map_lookup_elem(&sock_owner, &sk);
+	if (!owner || *owner != cgroup)
+		bpf_map_update_elem(&sock_owner, &sk, &cgroup, BPF_ANY);
+}
+
 static __always_inline int counted(struct sock_length_args *ctx)
 {
 	return ctx->ret > 0 && (ctx->family == AF_INET || ctx->family == AF_INET6) &&
@@ -349,12 +374,7 @@ int sock_send(struct sock_length_args *ctx)
 		__sync_fetch_and_add(&v->egress_packets, 1);
 		__sync_fetch_and_add(&v->egress_bytes, ctx->ret);
 	}
-	if (ctx->protocol == IPPROTO_TCP) {
-		__u64 sk = (__u64)ctx->sk;
-		__u64 *owner = bpf_map_lookup_elem(&sock_owner, &sk);
-		if (!owner || *owner != cgroup)
-			bpf_map_update_elem(&sock_owner, &sk, &cgroup, BPF_ANY);
-	}
+	own_socket(ctx, cgroup);
 	return 0;
 }
 
@@ -364,11 +384,13 @@ int sock_recv(struct sock_length_args *ctx)
 	// a peek leaves the data to be received (and counted) again
 	if (!counted(ctx) || (ctx->flags & MSG_PEEK))
 		return 0;
-	struct net_value *v = net_slot(current_cgroup(), ctx->protocol, ctx->family);
+	__u64 cgroup = current_cgroup();
+	struct net_value *v = net_slot(cgroup, ctx->protocol, ctx->family);
 	if (v) {
 		__sync_fetch_and_add(&v->ingress_packets, 1);
 		__sync_fetch_and_add(&v->ingress_bytes, ctx->ret);
 	}
+	own_socket(ctx, cgroup);
 	return 0;
 }
 
@@ -384,6 +406,17 @@ int tcp_retransmit(struct tcp_retransmit_args *ctx)
 	if (v) {
 		__sync_fetch_and_add(&v->retrans_packets, 1);
 		__sync_fetch_and_add(&v->retrans_bytes, BPF_CORE_READ(skb, len));
+	}
+	return 0;
+}
+
+// a closed socket's address may be reused by another's: its owner goes with it
+SEC("tracepoint/sock/inet_sock_set_state")
+int sock_state(struct sock_state_args *ctx)
+{
+	if (ctx->protocol == IPPROTO_TCP && ctx->newstate == TCP_CLOSE) {
+		__u64 sk = (__u64)ctx->skaddr;
+		bpf_map_delete_elem(&sock_owner, &sk);
 	}
 	return 0;
 }

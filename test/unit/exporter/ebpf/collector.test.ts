@@ -179,13 +179,14 @@ describe('ebpf programs on this kernel, cgroup v2', () => {
         )?.value ?? 0;
     assert.equal(tcp4('egress_bytes'), sent);
     assert.equal(tcp4('ingress_bytes'), sent);
-    // one event per retransmitted buffer, which may hold several of the kernel's segments
+    // one event per retransmitted buffer, which may hold several of the kernel's segments; a retransmitted
+    // FIN (the listener's side closing while lo is down) has no data bytes
     const packets = tcp4('retrans_packets');
     assert.ok(
       packets >= 1 && packets <= segments,
       `retransmitted packets: ${packets}, segments: ${segments}`,
     );
-    assert.ok(tcp4('retrans_bytes') >= packets, `retransmitted bytes: ${tcp4('retrans_bytes')}`);
+    assert.ok(tcp4('retrans_bytes') <= sent, `retransmitted bytes: ${tcp4('retrans_bytes')}`);
   });
 
   it('a unit directory made again at the same path (a requeued job) is followed to its new cgroup id', async () => {
