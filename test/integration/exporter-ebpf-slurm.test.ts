@@ -52,7 +52,8 @@ function ourPrograms(): number {
   const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as {
     name?: string;
   }[];
-  return progs.filter((p) => /^(exit_|sock_send$|sock_recv$|sock_state$|tcp_retransmit$)/.test(p.name ?? '')).length;
+  return progs.filter((p) => /^(exit_|sock_send$|sock_recv$|sock_state$|tcp_retransmit$)/.test(p.name ?? ''))
+    .length;
 }
 
 describe('ebpf sub-collector on the real SLURM testbed', () => {
