@@ -532,51 +532,72 @@ export type QueryParser = (query: string, grammar: Grammar) => ParsedQuery;
 /**
  * `parseQuery` remembering its recent answers (failures too): dashboards send the same query texts on every
  * refresh, and a parse is a pure function of the exact text and the grammar, so a hit is what a new parse
- * would return. Least recently used entries go first; bounded in entries and in characters kept.
+ * would return. Least recently used entries go first; each grammar has its own entries, bounded in number
+ * and in characters kept, so that texts of one grammar never push out the other's.
  */
 export class ParseCache {
-  private readonly entries = new Map<string, ParsedQuery | PromQLParseError>();
+  private readonly grammars: Record<Grammar, RecentParses>;
+
+  constructor(maxEntries = 4096, maxChars = 4 * 1024 * 1024) {
+    this.grammars = {
+      expr: new RecentParses('expr', maxEntries, maxChars),
+      selector: new RecentParses('selector', maxEntries, maxChars),
+    };
+  }
+
+  readonly parse: QueryParser = (query, grammar) => this.grammars[grammar].parse(query);
+
+  get size(): number {
+    return this.grammars.expr.size + this.grammars.selector.size;
+  }
+}
+
+type ParseOutcome = ParsedQuery | PromQLParseError;
+
+/** One grammar's parses, keyed by the text itself (hashed once; a prefixed copy would be hashed again). */
+class RecentParses {
+  private readonly entries = new Map<string, ParseOutcome>();
   private chars = 0;
 
   constructor(
-    private readonly maxEntries = 4096,
-    private readonly maxChars = 4 * 1024 * 1024,
+    private readonly grammar: Grammar,
+    private readonly maxEntries: number,
+    private readonly maxChars: number,
   ) {}
-
-  readonly parse: QueryParser = (query, grammar) => {
-    const key = grammar === 'expr' ? `e${query}` : `s${query}`;
-    let outcome = this.entries.get(key);
-    if (outcome === undefined) {
-      try {
-        outcome = parseQuery(query, grammar);
-      } catch (e) {
-        if (!(e instanceof PromQLParseError)) throw e;
-        outcome = e;
-      }
-      this.remember(key, outcome);
-    } else {
-      this.entries.delete(key); // most recently used last
-      this.entries.set(key, outcome);
-    }
-    if (outcome instanceof PromQLParseError) throw outcome;
-    return outcome;
-  };
 
   get size(): number {
     return this.entries.size;
   }
 
-  private remember(key: string, outcome: ParsedQuery | PromQLParseError): void {
-    const size = (k: string, o: ParsedQuery | PromQLParseError) =>
-      k.length + (o instanceof PromQLParseError ? o.message.length : o.canonical.length);
-    const added = size(key, outcome);
+  parse(query: string): ParsedQuery {
+    let outcome = this.entries.get(query);
+    if (outcome === undefined) {
+      try {
+        outcome = parseQuery(query, this.grammar);
+      } catch (e) {
+        if (!(e instanceof PromQLParseError)) throw e;
+        outcome = e;
+      }
+      this.remember(query, outcome);
+    } else {
+      this.entries.delete(query); // most recently used last
+      this.entries.set(query, outcome);
+    }
+    if (outcome instanceof PromQLParseError) throw outcome;
+    return outcome;
+  }
+
+  private remember(query: string, outcome: ParseOutcome): void {
+    const size = (q: string, o: ParseOutcome) =>
+      q.length + (o instanceof PromQLParseError ? o.message.length : o.canonical.length);
+    const added = size(query, outcome);
     if (added > this.maxChars) return;
-    this.entries.set(key, outcome);
+    this.entries.set(query, outcome);
     this.chars += added;
-    for (const [k, o] of this.entries) {
+    for (const [q, o] of this.entries) {
       if (this.entries.size <= this.maxEntries && this.chars <= this.maxChars) break;
-      this.entries.delete(k);
-      this.chars -= size(k, o);
+      this.entries.delete(q);
+      this.chars -= size(q, o);
     }
   }
 }

@@ -50,9 +50,19 @@ interface CheckedRequest {
   rebuild(replacements: readonly string[]): { url: string; body: Buffer | undefined; contentType?: string };
 }
 
+/** Characters encodeURIComponent leaves as they are. */
+const UNRESERVED = /^[A-Za-z0-9\-_.!~*'()]*$/;
+/** encodeURIComponent, without its call for the common text it would return unchanged (numbers, names). */
+const encodeComponent = (s: string) => (UNRESERVED.test(s) ? s : encodeURIComponent(s));
+
 /** Encodes parameters so that Go's `url.ParseQuery` reads back exactly the same pairs. */
 function encodeParams(params: Params): string {
-  return params.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+  let out = '';
+  for (let i = 0; i < params.length; i++) {
+    const [k, v] = params[i]!;
+    out += `${i === 0 ? '' : '&'}${encodeComponent(k)}=${encodeComponent(v)}`;
+  }
+  return out;
 }
 
 /** A TSDB request's parameters, from the URL and a form body, exactly as the backend reads them. */

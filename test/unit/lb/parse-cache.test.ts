@@ -87,4 +87,12 @@ describe('ParseCache', () => {
     assert.equal(tiny.parse(long, 'expr').canonical, parseQuery(long).canonical);
     assert.equal(tiny.size, 0);
   });
+
+  it('bounds each grammar on its own: selectors never push out expressions', () => {
+    const cache = new ParseCache(2);
+    const kept = cache.parse('a{uuid="1"}', 'expr');
+    for (let i = 0; i < 10; i++) cache.parse(`{uuid="${i}"}`, 'selector');
+    assert.equal(cache.size, 3);
+    assert.equal(cache.parse('a{uuid="1"}', 'expr'), kept);
+  });
 });
