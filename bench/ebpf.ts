@@ -1,7 +1,8 @@
 // ebpf sub-collector overhead, both arms in the same run:
 // 1. Syscall cost: `dd bs=1` copying N bytes from /dev/zero to /dev/null (N reads and N writes, each through
 //    a syscall exit program with the programs attached) without the programs (the floor) and with them,
-//    alternated; printed as the slowdown and the added time per syscall.
+//    keying by cgroup v2 id and by v1 cgroup, alternated; printed as the slowdown and the added time per
+//    syscall.
 // 2. Scrape cost: one slurm scrape of 1,000 jobs (a generated cgroup v2 tree, bench/lib/exporter.ts) without
 //    ebpf (the floor) and with the ebpf sub-collector reading maps filled as those jobs would fill them
 //    (2 cgroups per job with processes: 3 mount points each, file operations, TCP/IPv4), encoded to text.
@@ -15,7 +16,7 @@ import { parseFlags } from '../src/common/flags.js';
 import { createLogger } from '../src/common/logger.js';
 import { FamilySet } from '../src/exporter/collector.js';
 import { type SlurmCollector, slurm } from '../src/exporter/collectors/slurm.js';
-import { EbpfCollector } from '../src/exporter/ebpf/collector.js';
+import { EbpfCollector, subsystemIndex } from '../src/exporter/ebpf/collector.js';
 import { updateEntry } from '../src/exporter/ebpf/libbpf.js';
 import { LoadedPrograms, type MetricGroup } from '../src/exporter/ebpf/loader.js';
 import { parseMountinfo } from '../src/exporter/ebpf/mounts.js';
@@ -31,26 +32,36 @@ function ddMs(bytes: number): number {
   return performance.now() - t0;
 }
 
+/** dd without programs, with them keying by cgroup v2 id, and keying by the cpuacct v1 cgroup (as on SLURM). */
 function syscalls(bytes: number, reps: number): void {
-  const floor: number[] = [];
-  const traced: number[] = [];
+  const cpuacct = subsystemIndex(readFileSync('/proc/cgroups', 'utf8'), 'cpuacct');
+  const arms: Record<string, number | undefined> = {
+    floor: undefined,
+    'cgroup v2': -1,
+    'cgroup v1': cpuacct,
+  };
+  const times: Record<string, number[]> = Object.fromEntries(Object.keys(arms).map((k) => [k, []]));
   ddMs(bytes); // warm-up
-  for (let i = 0; i < reps; i++) {
-    floor.push(ddMs(bytes));
-    const programs = LoadedPrograms.load({ groups: ALL, v1Subsystem: -1 });
-    try {
-      traced.push(ddMs(bytes));
-    } finally {
-      programs.close();
+  for (let i = 0; i < reps; i++)
+    for (const [arm, v1Subsystem] of Object.entries(arms)) {
+      const programs =
+        v1Subsystem === undefined ? undefined : LoadedPrograms.load({ groups: ALL, v1Subsystem });
+      try {
+        times[arm]!.push(ddMs(bytes));
+      } finally {
+        programs?.close();
+      }
     }
-  }
-  const [f, t] = [median(floor), median(traced)];
-  const perCall = ((t - f) * 1e6) / (2 * bytes);
+  const f = median(times.floor!);
   console.log(`dd bs=1 of ${bytes} bytes (${bytes} reads + ${bytes} writes), median of ${reps}:`);
-  console.log(
-    `  without programs (floor) ${ms(f)}, with programs ${ms(t)}: ratio ${ratio(t, f)}, ` +
-      `+${perCall.toFixed(0)} ns per read/write`,
-  );
+  console.log(`  without programs (floor) ${ms(f)}`);
+  for (const arm of ['cgroup v2', 'cgroup v1']) {
+    const t = median(times[arm]!);
+    const perCall = ((t - f) * 1e6) / (2 * bytes);
+    console.log(
+      `  with programs, ${arm} ids: ${ms(t)}, ratio ${ratio(t, f)}, +${perCall.toFixed(0)} ns per read/write`,
+    );
+  }
 }
 
 /** Fills the maps with what `jobs` would count: per job cgroup with processes, 3 mounts, file ops, TCP. */
