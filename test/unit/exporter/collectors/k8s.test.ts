@@ -6,16 +6,15 @@ import { after, describe, it } from 'node:test';
 import { encode } from '../../../../src/common/exposition.js';
 import { parseFlags } from '../../../../src/common/flags.js';
 import { createLogger } from '../../../../src/common/logger.js';
-import { CGROUP_FLAGS } from '../../../../src/exporter/cgroup/layout.js';
 import { FamilySet } from '../../../../src/exporter/collector.js';
 import { K8sCollector, k8s } from '../../../../src/exporter/collectors/k8s.js';
-import { GPU_FLAGS, type GpuDevice } from '../../../../src/exporter/gpu/index.js';
+import type { GpuDevice } from '../../../../src/exporter/gpu/index.js';
 import { PodGpuMapper, podResourcesSocket } from '../../../../src/exporter/k8s/index.js';
-import { PERF_FLAGS } from '../../../../src/exporter/perf/collector.js';
-import { RDMA_FLAGS } from '../../../../src/exporter/rdma/collector.js';
+import { allFlags } from '../../../../src/exporter/main.js';
 
 const FIX = resolve(import.meta.dirname, '../../../fixtures/cgroup');
-const FLAGS = [...k8s.flags, ...CGROUP_FLAGS, ...GPU_FLAGS, ...PERF_FLAGS, ...RDMA_FLAGS];
+// every flag of the binary: a sub-collector added later reads its own flags in these collectors too
+const FLAGS = allFlags();
 const POD_A = '0f1e2d3c-aaaa-4bbb-8ccc-123456789abc';
 const POD_G = '7d6c5b4a-1111-4222-8333-444455556666';
 const POD_B = '99aa88bb-77cc-466d-955e-44ff33ee22dd';

@@ -6,13 +6,11 @@ import { describe, it } from 'node:test';
 import { encode } from '../../../../src/common/exposition.js';
 import { parseFlags } from '../../../../src/common/flags.js';
 import { createLogger } from '../../../../src/common/logger.js';
-import { CGROUP_FLAGS } from '../../../../src/exporter/cgroup/layout.js';
 import { FamilySet } from '../../../../src/exporter/collector.js';
 import { LibvirtCollector, libvirt } from '../../../../src/exporter/collectors/libvirt.js';
-import { GPU_FLAGS, type GpuDevice } from '../../../../src/exporter/gpu/index.js';
+import type { GpuDevice } from '../../../../src/exporter/gpu/index.js';
 import { loadXmlParser } from '../../../../src/exporter/gpu/xml.js';
-import { PERF_FLAGS } from '../../../../src/exporter/perf/collector.js';
-import { RDMA_FLAGS } from '../../../../src/exporter/rdma/collector.js';
+import { allFlags } from '../../../../src/exporter/main.js';
 
 // the XML parsers need fast-xml-parser loaded (the collectors load it at create time)
 await loadXmlParser();
@@ -23,10 +21,11 @@ const UUID_2A = '4f6a3b2c-8d1e-4f7a-9b0c-1d2e3f4a5b6c';
 const UUID_2B = '9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
 
 function makeCollector(tree: string, version: 'v1' | 'v2', args: string[] = [], now?: () => number) {
-  const { flags } = parseFlags(
-    [...libvirt.flags, ...CGROUP_FLAGS, ...GPU_FLAGS, ...PERF_FLAGS, ...RDMA_FLAGS],
-    [`--collector.cgroups.force-version=${version}`, `--collector.libvirt.xml-dir=${XML_DIR}`, ...args],
-  );
+  const { flags } = parseFlags(allFlags(), [
+    `--collector.cgroups.force-version=${version}`,
+    `--collector.libvirt.xml-dir=${XML_DIR}`,
+    ...args,
+  ]);
   return new LibvirtCollector(
     {
       hostname: 'compute-0',
@@ -175,10 +174,7 @@ describe('libvirt collector', () => {
   });
 
   it('creates through the definition with no GPUs and no VMs yet', async () => {
-    const { flags } = parseFlags(
-      [...libvirt.flags, ...CGROUP_FLAGS, ...GPU_FLAGS, ...PERF_FLAGS, ...RDMA_FLAGS],
-      ['--collector.cgroups.force-version=v2'],
-    );
+    const { flags } = parseFlags(allFlags(), ['--collector.cgroups.force-version=v2']);
     const c = await libvirt.create({
       hostname: 'compute-0',
       procfs: join(FIX, 'cgroup/proc'),

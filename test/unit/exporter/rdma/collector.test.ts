@@ -9,13 +9,10 @@ import { after, describe, it } from 'node:test';
 import { encode, formatFloat } from '../../../../src/common/exposition.js';
 import { parseFlags } from '../../../../src/common/flags.js';
 import { createLogger } from '../../../../src/common/logger.js';
-import { CGROUP_FLAGS } from '../../../../src/exporter/cgroup/layout.js';
 import { type CollectorContext, FamilySet } from '../../../../src/exporter/collector.js';
-import { K8sCollector, k8s } from '../../../../src/exporter/collectors/k8s.js';
+import { K8sCollector } from '../../../../src/exporter/collectors/k8s.js';
 import { SlurmCollector, slurm } from '../../../../src/exporter/collectors/slurm.js';
-import { EBPF_FLAGS } from '../../../../src/exporter/ebpf/collector.js';
-import { GPU_FLAGS } from '../../../../src/exporter/gpu/index.js';
-import { PERF_FLAGS } from '../../../../src/exporter/perf/collector.js';
+import { allFlags } from '../../../../src/exporter/main.js';
 import { RDMA_FLAGS, RdmaCollector, rdmaCapabilities } from '../../../../src/exporter/rdma/collector.js';
 import { QP_HW_COUNTERS } from '../../../../src/exporter/rdma/parse.js';
 
@@ -389,7 +386,7 @@ describe('rdma sub-collector in the k8s collector', () => {
     });
     const ctx = context(['--collector.rdma.stats', `--collector.rdma.cmd=${tool.cmd}`], {
       cgroupfs: join(FIX, 'cgroup/k8s-v2'),
-      flags: [...k8s.flags, ...CGROUP_FLAGS, ...GPU_FLAGS, ...PERF_FLAGS, ...EBPF_FLAGS, ...RDMA_FLAGS],
+      flags: allFlags(),
     });
     const c = new K8sCollector(ctx);
     c.cgroups.enableSubCollectors(ctx);
