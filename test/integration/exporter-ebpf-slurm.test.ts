@@ -47,13 +47,15 @@ function grown(before: Map<string, number>, now: Map<string, number>): Map<strin
   return out;
 }
 
-/** Names of the BPF programs loaded in the kernel that are ours (bpftool, needs root). */
-function ourPrograms(): number {
-  const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as {
-    name?: string;
-  }[];
-  return progs.filter((p) => /^(exit_|sock_send$|sock_recv$|sock_state$|tcp_retransmit$)/.test(p.name ?? ''))
-    .length;
+/** How many BPF programs and maps of ours the kernel holds (bpftool, needs root), as `<programs>/<maps>`. */
+function ours(): string {
+  const list = (what: string) =>
+    JSON.parse(execFileSync('bpftool', ['-j', what, 'show'], { encoding: 'utf8' })) as { name?: string }[];
+  const programs = list('prog').filter((p) =>
+    /^(exit_|sock_send$|sock_recv$|sock_state$|tcp_retransmit$)/.test(p.name ?? ''),
+  );
+  const maps = list('map').filter((m) => /^(io_stats|file_stats|net_stats|sock_owner)$/.test(m.name ?? ''));
+  return `${programs.length}/${maps.length}`;
 }
 
 describe('ebpf sub-collector on the real SLURM testbed', () => {
@@ -185,24 +187,23 @@ describe('ebpf sub-collector on the real SLURM testbed', () => {
     assert.match(text, /^ceems_scrape_collector_success\{collector="slurm"\} 1$/m);
   });
 
-  it('detaches its programs at stop and the kernel frees them when the exporter dies', async () => {
-    const base = ourPrograms(); // this file's exporter's
-    assert.ok(base >= 20, `programs of the running exporter: ${base}`);
+  it('detaches its programs at stop and the kernel frees them and their maps when the exporter dies', async () => {
+    const base = ours(); // this file's exporter's
+    const [programs = 0, maps = 0] = base.split('/').map(Number);
+    assert.ok(programs >= 20 && maps === 4, `programs/maps of the running exporter: ${base}`);
     const second = await startProgram('ceems_exporter', EXPORTER_ARGS);
-    assert.equal(ourPrograms(), 2 * base);
+    assert.equal(ours(), `${2 * programs}/${2 * maps}`);
     await second.stop('SIGKILL');
-    await waitFor('programs of the killed exporter to be freed', 10_000, () => {
-      const n = ourPrograms();
-      if (n === base) return true;
-      throw new Error(`${n} programs loaded`);
-    });
+    const freed = (what: string) =>
+      waitFor(`programs and maps of the ${what} exporter to be freed`, 10_000, () => {
+        const now = ours();
+        if (now === base) return true;
+        throw new Error(`${now} loaded, ${base} before`);
+      });
+    await freed('killed');
     const third = await startProgram('ceems_exporter', EXPORTER_ARGS);
     assert.equal(await third.stop(), 0);
-    await waitFor('programs of the stopped exporter to be freed', 10_000, () => {
-      const n = ourPrograms();
-      if (n === base) return true;
-      throw new Error(`${n} programs loaded`);
-    });
+    await freed('stopped');
   });
 
   it('without cap_bpf: the reason is logged once and the slurm collector still succeeds', async () => {
