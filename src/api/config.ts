@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ConfigError, type ConfigNotice, loadConfigFile, parseLenient } from '../common/config.js';
 import { parseDuration } from '../common/duration.js';
 import { httpClientConfigShape } from '../common/httpclient.js';
+import { footprintConfigSchema } from './embodied.js';
 import { k8sExtraConfigSchema } from './resource/k8s.js';
 import { openstackExtraConfigSchema } from './resource/openstack.js';
 import { isValidZone } from './timefmt.js';
@@ -90,6 +91,8 @@ const clusterSchema = z.strictObject({
     .optional(),
   web: webUrlClient.optional(),
   extra_config: z.record(z.string(), z.unknown()).nullish(),
+  /** Embodied emissions of the cluster's nodes (issue 20); defaults in embodied.ts. */
+  footprint: footprintConfigSchema.optional(),
 });
 
 const updaterSchema = z.strictObject({

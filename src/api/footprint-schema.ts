@@ -12,7 +12,16 @@ const kwhBy = (what: string) => ({
 const energyPart = (what: string) => ({
   type: 'object',
   description: `${what} energy of the unit, PUE included (kWh), and how it was obtained`,
-  required: ['kwh', 'sources', 'provenance', 'estimated_fraction', 'pue'],
+  required: [
+    'kwh',
+    'sources',
+    'provenance',
+    'estimated_fraction',
+    'pue',
+    'lower_kwh',
+    'upper_kwh',
+    'uncertainty',
+  ],
   additionalProperties: false,
   properties: {
     kwh: { type: 'number', minimum: 0, description: 'the `total` of the unit energy metric of /units' },
@@ -35,14 +44,72 @@ const energyPart = (what: string) => ({
       minimum: 1,
       description: 'energy-weighted PUE included in kwh; null when none was recorded',
     },
+    lower_kwh: { type: 'number', minimum: 0, description: 'kwh × (1 − uncertainty.combined), at least 0' },
+    upper_kwh: { type: 'number', minimum: 0, description: 'kwh × (1 + uncertainty.combined)' },
+    uncertainty: {
+      type: 'object',
+      description: 'relative half-widths of ~95 % intervals (docs/footprint.md)',
+      required: ['source', 'attribution', 'sampling', 'combined'],
+      additionalProperties: false,
+      properties: {
+        source: { type: 'number', minimum: 0, description: 'energy-weighted accuracy of the power sources' },
+        attribution: {
+          type: 'number',
+          minimum: 0,
+          description: "the attribution model's split of node power",
+        },
+        sampling: { type: 'number', minimum: 0, maximum: 1, description: 'sample interval ÷ unit duration' },
+        combined: { type: 'number', minimum: 0, description: 'the three in quadrature' },
+      },
+    },
   },
 });
+
+const grams = (description: string) => ({ type: 'number', minimum: 0, description });
+
+const embodied = {
+  type: 'object',
+  description:
+    "manufacturing emissions of the unit's allocated core-hours and GPU-hours, amortised over the node class's lifetime; never part of operational",
+  required: [
+    'grams',
+    'lower',
+    'upper',
+    'core_hours',
+    'gpu_hours',
+    'g_per_core_hour',
+    'g_per_gpu_hour',
+    'class',
+  ],
+  additionalProperties: false,
+  properties: {
+    grams: grams('gCO2e'),
+    lower: grams('gCO2e, lower bound'),
+    upper: grams('gCO2e, upper bound'),
+    core_hours: { type: 'number', minimum: 0 },
+    gpu_hours: { type: 'number', minimum: 0 },
+    g_per_core_hour: grams('server footprint ÷ (lifetime hours × cores)'),
+    g_per_gpu_hour: grams('GPU footprint ÷ lifetime hours'),
+    class: {
+      type: 'object',
+      description: 'the node class of the cluster (API server config clusters[].footprint.embodied)',
+      required: ['server_kgco2e', 'cores', 'gpu_kgco2e', 'lifetime_years', 'uncertainty'],
+      properties: {
+        server_kgco2e: { type: 'number', minimum: 0 },
+        cores: { type: 'integer', minimum: 1 },
+        gpu_kgco2e: { type: 'number', minimum: 0 },
+        lifetime_years: { type: 'number', exclusiveMinimum: 0 },
+        uncertainty: { type: 'number', minimum: 0, maximum: 1 },
+      },
+    },
+  },
+};
 
 /** One record, as the API description embeds it (no `$schema`/`$id` inside another document). */
 export const FOOTPRINT_RECORD_SCHEMA = {
   title: 'CEEMS unit footprint record',
   description:
-    'One compute unit (SLURM job, VM, pod) with its energy, the power source and PUE behind it, and its operational emissions per provider. Numbers are those of GET /api/v1/units. The version follows semver: fields are only added in minor versions.',
+    'One compute unit (SLURM job, VM, pod) with its energy, the power source and PUE behind it, its operational emissions per provider, its embodied emissions apart, and lower/upper bounds of each (docs/footprint.md). Numbers are those of GET /api/v1/units. The version follows semver: fields are only added in minor versions.',
   type: 'object',
   required: [
     'schema_version',
@@ -86,16 +153,18 @@ export const FOOTPRINT_RECORD_SCHEMA = {
     },
     energy: {
       type: 'object',
-      required: ['host', 'gpu', 'total_kwh'],
+      required: ['host', 'gpu', 'total_kwh', 'lower_kwh', 'upper_kwh'],
       properties: {
         host: energyPart('host (CPU, memory and the rest of the node)'),
         gpu: energyPart('GPU'),
         total_kwh: { type: 'number', minimum: 0 },
+        lower_kwh: { type: 'number', minimum: 0, description: 'sum of the parts’ lower bounds' },
+        upper_kwh: { type: 'number', minimum: 0, description: 'sum of the parts’ upper bounds' },
       },
     },
     emissions: {
       type: 'object',
-      required: ['operational'],
+      required: ['operational', 'embodied'],
       properties: {
         operational: {
           type: 'array',
@@ -103,7 +172,16 @@ export const FOOTPRINT_RECORD_SCHEMA = {
             'one entry per emission factor provider (rte, emaps, owid…): never summed across providers',
           items: {
             type: 'object',
-            required: ['provider', 'factor_g_per_kwh', 'host_g', 'gpu_g', 'total_g'],
+            required: [
+              'provider',
+              'factor_g_per_kwh',
+              'host_g',
+              'gpu_g',
+              'total_g',
+              'lower_g',
+              'upper_g',
+              'factor_spread',
+            ],
             additionalProperties: false,
             properties: {
               provider: { type: 'string' },
@@ -115,9 +193,19 @@ export const FOOTPRINT_RECORD_SCHEMA = {
               host_g: { type: 'number', minimum: 0 },
               gpu_g: { type: 'number', minimum: 0 },
               total_g: { type: 'number', minimum: 0 },
+              lower_g: grams(
+                'bounds of total_g: energy uncertainty and factor spread in quadrature, per part',
+              ),
+              upper_g: grams('upper bound of total_g'),
+              factor_spread: {
+                type: 'number',
+                minimum: 0,
+                description: "assumed relative spread of the provider's factor over the unit's life",
+              },
             },
           },
         },
+        embodied,
       },
     },
   },

@@ -1,11 +1,25 @@
 // The footprint record of a unit (issue 20, `GET /api/v1/units/footprint`): what `/units` stores, put in
-// one documented, versioned shape that says where each number came from. Pure functions of a stored unit:
-// every number is the stored one or a ratio of stored ones, so the record and `/units` never disagree.
+// one documented, versioned shape that says where each number came from and how sure it is. Pure
+// functions of a stored unit (and its cluster's embodied-emissions class): every value is a stored number
+// or derived from stored numbers, so the record and `/units` never disagree. Model: docs/footprint.md.
 
-import type { MetricMap, Unit } from './models.js';
+import {
+  DEFAULT_EMBODIED,
+  type EmbodiedClass,
+  type EmbodiedEmissions,
+  embodiedEmissions,
+} from './embodied.js';
+import { type MetricMap, SAMPLING_FIELD, type Unit } from './models.js';
+import {
+  bounds,
+  type EnergyUncertainty,
+  emissionsBounds,
+  energyUncertainty,
+  factorSpread,
+} from './uncertainty.js';
 
 /** Semantic version of the record; additions bump the minor part (docs/footprint-schema.json). */
-export const FOOTPRINT_SCHEMA_VERSION = '1.0.0';
+export const FOOTPRINT_SCHEMA_VERSION = '1.1.0';
 
 /** `power_source` key of energy stored without provenance (rules older than issue 20, or an older API). */
 export const UNKNOWN_SOURCE = 'unknown';
@@ -33,6 +47,10 @@ export interface EnergyPart {
   estimated_fraction: number | null;
   /** Energy-weighted PUE the energy includes, null when none was recorded. */
   pue: number | null;
+  lower_kwh: number;
+  upper_kwh: number;
+  /** Relative error of each source and combined (docs/footprint.md). */
+  uncertainty: EnergyUncertainty;
 }
 
 export interface OperationalEmissions {
@@ -42,6 +60,10 @@ export interface OperationalEmissions {
   host_g: number;
   gpu_g: number;
   total_g: number;
+  lower_g: number;
+  upper_g: number;
+  /** Relative spread of the factor over the unit's life assumed for this provider. */
+  factor_spread: number;
 }
 
 export interface FootprintRecord {
@@ -60,8 +82,12 @@ export interface FootprintRecord {
   elapsed: string;
   state: string;
   resources: { allocation: Record<string, unknown>; time_seconds: MetricMap };
-  energy: { host: EnergyPart; gpu: EnergyPart; total_kwh: number };
-  emissions: { operational: OperationalEmissions[] };
+  energy: { host: EnergyPart; gpu: EnergyPart; total_kwh: number; lower_kwh: number; upper_kwh: number };
+  emissions: {
+    operational: OperationalEmissions[];
+    /** Manufacturing share of the allocated cores and GPUs: never added to `operational`. */
+    embodied: EmbodiedEmissions & { class: EmbodiedClass };
+  };
 }
 
 const sum = (m: MetricMap) => Object.values(m).reduce((a, b) => a + b, 0);
@@ -105,31 +131,48 @@ export function weightedPue(byPue: MetricMap): number | null {
   return weight > 0 ? weighted / weight : null;
 }
 
-/** The provenance summary of one part (host or GPU) of a stored unit. */
+/** How a unit's energy was sampled: the interval of its samples and its duration (s). */
+export interface Sampling {
+  intervalS: number | undefined;
+  durationS: number;
+}
+
+/** The provenance and bounds of one part (host or GPU) of a stored unit. */
 export function energyPart(
+  part: 'host' | 'gpu',
   energy: MetricMap | undefined,
-  bySource?: MetricMap,
-  byPue?: MetricMap,
+  bySource: MetricMap | undefined,
+  byPue: MetricMap | undefined,
+  sampling: Sampling,
 ): EnergyPart {
   const kwh = energy?.total ?? 0;
   const sources = energySources(kwh, bySource ?? {});
   const total = sum(sources);
+  const uncertainty = energyUncertainty(part, sources, sampling);
+  const b = bounds(kwh, uncertainty.combined);
   return {
     kwh,
     sources,
     provenance: provenanceOf(sources),
     estimated_fraction: total > 0 ? (sources[ESTIMATED_SOURCE] ?? 0) / total : null,
     pue: weightedPue(byPue ?? {}),
+    lower_kwh: b.lower,
+    upper_kwh: b.upper,
+    uncertainty,
   };
 }
 
 /** Provider of an emissions sub-metric: the updater's keys are `<provider>_total`. */
 const providerOf = (key: string) => key.replace(/_total$/, '');
 
-export function operationalEmissions(
-  host: { kwh: number; grams: MetricMap },
-  gpu: { kwh: number; grams: MetricMap },
-): OperationalEmissions[] {
+interface PartEmissions {
+  kwh: number;
+  grams: MetricMap;
+  /** Combined relative error of the part's energy. */
+  error: number;
+}
+
+export function operationalEmissions(host: PartEmissions, gpu: PartEmissions): OperationalEmissions[] {
   const providers = new Map<string, { host: number; gpu: number }>();
   const add = (grams: MetricMap, part: 'host' | 'gpu') => {
     for (const [k, v] of Object.entries(grams)) {
@@ -143,25 +186,44 @@ export function operationalEmissions(
   const kwh = host.kwh + gpu.kwh;
   return [...providers.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([provider, g]) => ({
-      provider,
-      factor_g_per_kwh: kwh > 0 ? (g.host + g.gpu) / kwh : null,
-      host_g: g.host,
-      gpu_g: g.gpu,
-      total_g: g.host + g.gpu,
-    }));
+    .map(([provider, g]) => {
+      const b = emissionsBounds(
+        [
+          { grams: g.host, energy: host.error },
+          { grams: g.gpu, energy: gpu.error },
+        ],
+        provider,
+      );
+      return {
+        provider,
+        factor_g_per_kwh: kwh > 0 ? (g.host + g.gpu) / kwh : null,
+        host_g: g.host,
+        gpu_g: g.gpu,
+        total_g: g.host + g.gpu,
+        lower_g: b.lower,
+        upper_g: b.upper,
+        factor_spread: factorSpread(provider),
+      };
+    });
 }
 
-export function footprintRecord(u: Unit): FootprintRecord {
+/** The footprint record of a stored unit; `embodied` is the class of its cluster's nodes. */
+export function footprintRecord(u: Unit, embodied: EmbodiedClass = DEFAULT_EMBODIED): FootprintRecord {
+  const time = u.total_time_seconds ?? {};
+  const sampling = { intervalS: u[SAMPLING_FIELD]?.scrape, durationS: time.walltime ?? 0 };
   const host = energyPart(
+    'host',
     u.total_cpu_energy_usage_kwh,
     u.total_cpu_energy_by_source_kwh,
     u.total_cpu_energy_by_pue_kwh,
+    sampling,
   );
   const gpu = energyPart(
+    'gpu',
     u.total_gpu_energy_usage_kwh,
     u.total_gpu_energy_by_source_kwh,
     u.total_gpu_energy_by_pue_kwh,
+    sampling,
   );
   return {
     schema_version: FOOTPRINT_SCHEMA_VERSION,
@@ -178,13 +240,21 @@ export function footprintRecord(u: Unit): FootprintRecord {
     ended_at_ts: u.ended_at_ts ?? 0,
     elapsed: u.elapsed ?? '',
     state: u.state ?? '',
-    resources: { allocation: u.allocation ?? {}, time_seconds: u.total_time_seconds ?? {} },
-    energy: { host, gpu, total_kwh: host.kwh + gpu.kwh },
+    resources: { allocation: u.allocation ?? {}, time_seconds: time },
+    energy: {
+      host,
+      gpu,
+      total_kwh: host.kwh + gpu.kwh,
+      // the parts share the sampling error and may share a source: their bounds add linearly (wider)
+      lower_kwh: host.lower_kwh + gpu.lower_kwh,
+      upper_kwh: host.upper_kwh + gpu.upper_kwh,
+    },
     emissions: {
       operational: operationalEmissions(
-        { kwh: host.kwh, grams: u.total_cpu_emissions_gms ?? {} },
-        { kwh: gpu.kwh, grams: u.total_gpu_emissions_gms ?? {} },
+        { kwh: host.kwh, grams: u.total_cpu_emissions_gms ?? {}, error: host.uncertainty.combined },
+        { kwh: gpu.kwh, grams: u.total_gpu_emissions_gms ?? {}, error: gpu.uncertainty.combined },
       ),
+      embodied: { ...embodiedEmissions(time, embodied), class: embodied },
     },
   };
 }

@@ -260,6 +260,9 @@ export async function startApiServer(
       externalUrl: flags.string('web.external-url'),
       ui: { lbUrl: flags.string('web.ui.lb-url'), basicAuthUsers: flags.string('web.ui.basic-auth-users') },
       openDb: () => openReader(dataPath),
+      embodiedClasses: new Map(
+        config.clusters.flatMap((c) => (c.footprint ? [[c.id, c.footprint.embodied] as const] : [])),
+      ),
     });
     admins.start(data.update_interval);
     tasks.unshift({ start() {}, stop: () => admins.stop() });

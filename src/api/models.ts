@@ -19,6 +19,12 @@ export const PROVENANCE_FIELDS = [
   'total_gpu_energy_by_pue_kwh',
 ] as const;
 
+/**
+ * Seconds between the samples the energy was integrated from (`scrape`: Prometheus' scrape interval),
+ * averaged over the unit's windows by walltime: the sampling error of its energy (issue 20, migration 12).
+ */
+export const SAMPLING_FIELD = 'avg_sample_interval_seconds';
+
 /** The metric columns of `units`, `usage` and `daily_usage`, in wire order: the original's 13, then ours. */
 export const METRIC_FIELDS = [
   'total_time_seconds',
@@ -35,6 +41,7 @@ export const METRIC_FIELDS = [
   'total_ingress_stats',
   'total_egress_stats',
   ...PROVENANCE_FIELDS,
+  SAMPLING_FIELD,
 ] as const;
 export type MetricField = (typeof METRIC_FIELDS)[number];
 
@@ -44,6 +51,7 @@ export const AVG_WEIGHTS: Readonly<Record<string, string>> = {
   avg_cpu_mem_usage: 'alloc_cpumemtime',
   avg_gpu_usage: 'alloc_gputime',
   avg_gpu_mem_usage: 'alloc_gpumemtime',
+  [SAMPLING_FIELD]: 'walltime',
 };
 
 export type Metrics = { [K in MetricField]?: MetricMap };

@@ -1,11 +1,11 @@
 // Versioned schema migrations in the golang-migrate layout of the original (`schema_migrations(version,
-// dirty)`, current version 11), so that an existing ceems.db is taken over as is. Version 1 creates the
-// schema as it stood before the original's migration 6; 6–9 replay the original's later changes; 10 and 11
-// are ours: the indexes that let every user-scoped route search instead of scanning (issue 15), the
-// energy provenance columns (issue 20).
+// dirty)`, current version 12), so that an existing ceems.db is taken over as is. Version 1 creates the
+// schema as it stood before the original's migration 6; 6–9 replay the original's later changes; 10–12 are
+// ours: the indexes that let every user-scoped route search instead of scanning (issue 15), the
+// energy provenance and sampling interval columns (issue 20).
 
 import { type Database, transaction } from '../../common/sqlite.js';
-import { PROVENANCE_FIELDS } from '../models.js';
+import { PROVENANCE_FIELDS, SAMPLING_FIELD } from '../models.js';
 
 const METRIC_COLUMNS_V1 = [
   'total_time_seconds',
@@ -41,6 +41,13 @@ export interface Migration {
   sql: string;
   /** Adds indexes: the planner statistics are refreshed once it is applied (migrate's `analyze`). */
   analyze?: boolean;
+}
+
+/** New metric-map columns of the three tables that hold them. */
+function addMetricColumns(columns: readonly string[]): string {
+  return ['units', 'usage', 'daily_usage']
+    .flatMap((table) => columns.map((c) => `ALTER TABLE ${table} ADD COLUMN ${c} text default '{}';`))
+    .join('\n');
 }
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -165,15 +172,10 @@ CREATE INDEX IF NOT EXISTS idx_usage_cluster_project ON usage (cluster_id, proje
 CREATE INDEX IF NOT EXISTS idx_daily_usage_cluster_project_updated ON daily_usage (cluster_id, project, last_updated_at);
 `,
   },
-  {
-    // Rows written before keep '{}': their energy's source is unknown, which is what they will say.
-    version: 11,
-    sql: ['units', 'usage', 'daily_usage']
-      .flatMap((table) =>
-        PROVENANCE_FIELDS.map((c) => `ALTER TABLE ${table} ADD COLUMN ${c} text default '{}';`),
-      )
-      .join('\n'),
-  },
+  // Rows written before keep '{}': their energy's source is unknown, which is what they will say.
+  { version: 11, sql: addMetricColumns(PROVENANCE_FIELDS) },
+  // Rows written before have no sampling interval: their sampling error is not counted.
+  { version: 12, sql: addMetricColumns([SAMPLING_FIELD]) },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

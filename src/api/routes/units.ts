@@ -94,7 +94,10 @@ function queryFootprints(ctx: RouteContext, q: Query, owner: [string, SQLInputVa
       `SELECT ${UNIT_FIELDS.join(', ')} FROM units WHERE ${where.sql()} ORDER BY cluster_id ASC, uuid ASC`,
     )
     .all(...where.params) as Record<string, unknown>[];
-  return rows.map((row) => footprintRecord(decodeUnitRow(row, zone)));
+  return rows.map((row) => {
+    const unit = decodeUnitRow(row, zone);
+    return footprintRecord(unit, ctx.embodied(unit.cluster_id ?? ''));
+  });
 }
 
 /** A stored unit row as the model: JSON columns decoded (metric maps leniently), times in `zone`. */

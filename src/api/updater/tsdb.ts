@@ -17,7 +17,7 @@ import {
 import type { Logger } from '../../common/logger.js';
 import type { UnitRecord } from '../db/index.js';
 import { UNKNOWN_SOURCE } from '../footprint.js';
-import { METRIC_FIELDS, type MetricField } from '../models.js';
+import { METRIC_FIELDS, type MetricField, SAMPLING_FIELD } from '../models.js';
 import { compileTemplate, goDuration, type QueryTemplate, type TemplateValues } from './template.js';
 import type { Updater } from './types.js';
 
@@ -379,6 +379,8 @@ export class TsdbUpdater implements Updater {
       throw new Error(`Prometheus ${this.url} failed every aggregate query of the window: ${firstError}`);
     const handled = new Set(this.queries.map((q) => q.metric));
     for (const u of units) {
+      // what the energy of this window was integrated from: its sampling error (docs/footprint.md)
+      if (!handled.has(SAMPLING_FIELD)) u[SAMPLING_FIELD] = { scrape: s.scrapeMs / 1000 };
       for (const metric of handled) {
         const map: Record<string, number> = {};
         for (const [sub, byUuid] of results.get(metric) ?? []) {

@@ -43,9 +43,13 @@ const IDENTITY = [
   'ended_at',
   'elapsed',
 ];
-const PART_COLUMNS = ['kwh', 'provenance', 'estimated_fraction', 'pue', 'sources'];
+const PART_COLUMNS = ['kwh', 'lower_kwh', 'upper_kwh', 'provenance', 'estimated_fraction', 'pue', 'sources'];
+/** Columns after the parts: `energy.<key>`, then the embodied emissions, apart from the operational ones. */
+const TOTAL_COLUMNS = ['total_kwh', 'lower_kwh', 'upper_kwh'];
+const EMBODIED_COLUMNS = ['grams', 'lower', 'upper'];
+const PROVIDER_COLUMNS = ['factor_g_per_kwh', 'total_g', 'lower_g', 'upper_g'];
 
-/** One row per record; one factor and one total column per emissions provider found in any record. */
+/** One row per record; the factor and emissions columns of every provider found in any record. */
 export function renderFootprintCsv(records: readonly ApiRow[]): string {
   const providers = [
     ...new Set(
@@ -57,8 +61,9 @@ export function renderFootprintCsv(records: readonly ApiRow[]): string {
   const header = [
     ...IDENTITY,
     ...PARTS.flatMap((p) => PART_COLUMNS.map((c) => `${p}_${c}`)),
-    'total_kwh',
-    ...providers.flatMap((p) => [`${p}_factor_g_per_kwh`, `${p}_total_g`]),
+    ...TOTAL_COLUMNS.map((c) => (c === 'total_kwh' ? c : `total_${c}`)),
+    ...providers.flatMap((p) => PROVIDER_COLUMNS.map((c) => `${p}_${c}`)),
+    ...EMBODIED_COLUMNS.map((c) => `embodied_${c === 'grams' ? 'g' : `${c}_g`}`),
   ];
   const rows = records.map((r) => {
     const emissions = (at(r, 'emissions.operational') as ApiRow[] | undefined) ?? [];
@@ -66,8 +71,9 @@ export function renderFootprintCsv(records: readonly ApiRow[]): string {
     return [
       ...IDENTITY.map((k) => r[k]),
       ...PARTS.flatMap((p) => PART_COLUMNS.map((c) => at(r, `energy.${p}.${c}`))),
-      at(r, 'energy.total_kwh'),
-      ...providers.flatMap((p) => [byProvider.get(p)?.factor_g_per_kwh, byProvider.get(p)?.total_g]),
+      ...TOTAL_COLUMNS.map((c) => at(r, `energy.${c}`)),
+      ...providers.flatMap((p) => PROVIDER_COLUMNS.map((c) => byProvider.get(p)?.[c])),
+      ...EMBODIED_COLUMNS.map((c) => at(r, `emissions.embodied.${c}`)),
     ].map(cell);
   });
   return `${[header, ...rows].map((r) => r.join(',')).join('\n')}\n`;

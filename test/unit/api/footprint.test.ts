@@ -2,25 +2,34 @@
 // with a real validator), and `/units/footprint` against `/units` on a DB written by the real write path.
 
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import { loadConfig } from '../../../src/api/config.js';
 import { CeemsDb } from '../../../src/api/db/index.js';
+import { DEFAULT_EMBODIED } from '../../../src/api/embodied.js';
 import {
   energyPart,
   FOOTPRINT_SCHEMA_VERSION,
+  type FootprintRecord,
   footprintRecord,
   operationalEmissions,
   provenanceOf,
   weightedPue,
 } from '../../../src/api/footprint.js';
 import { FOOTPRINT_SCHEMA } from '../../../src/api/footprint-schema.js';
+import { quadrature } from '../../../src/api/uncertainty.js';
 import { ADMIN, NOW, seedDb, TZ, UNITS } from '../../fixtures/api/seed.js';
 import { type TestServer, testServer } from '../../fixtures/api/server.js';
 
+/** A unit of one hour sampled every 30 s. */
+const LONG = { intervalS: 30, durationS: 3600 };
 const SCHEMA_FILE = join(import.meta.dirname, '../../../docs/footprint-schema.json');
 const validate = new Ajv2020({ strict: true, allErrors: true }).compile(FOOTPRINT_SCHEMA);
+
+const close = (a: number, b: number) => assert.ok(Math.abs(a - b) <= 1e-12 * Math.abs(b), `${a} ≠ ${b}`);
 
 /** Fails with every schema error of `record`. */
 function assertValid(record: unknown, what: string): void {
@@ -29,48 +38,89 @@ function assertValid(record: unknown, what: string): void {
 
 describe('footprint arithmetic', () => {
   test('sources cover the energy; what they do not is unknown; provenance follows the shares', () => {
-    const part = energyPart({ total: 1 }, { rapl: 0.5, estimated: 0.25 }, { '1.2': 0.75 });
-    assert.deepEqual(part, {
+    const part = energyPart('host', { total: 1 }, { rapl: 0.5, estimated: 0.25 }, { '1.2': 0.75 }, LONG);
+    const { lower_kwh, upper_kwh, uncertainty, ...provenance } = part;
+    assert.deepEqual(provenance, {
       kwh: 1,
       sources: { rapl: 0.5, estimated: 0.25, unknown: 0.25 },
       provenance: 'partly_estimated',
       estimated_fraction: 0.25,
       pue: 1.2,
     });
+    // source error: (0.5 × 5 % + 0.25 × 30 % + 0.25 × 30 %) / 1 = 17.5 %; attribution 10 %; sampling 30/3600
+    assert.deepEqual(uncertainty, {
+      source: 0.175,
+      attribution: 0.1,
+      sampling: 30 / 3600,
+      combined: quadrature(0.175, 0.1, 30 / 3600),
+    });
+    assert.equal(lower_kwh, 1 - uncertainty.combined);
+    assert.equal(upper_kwh, 1 + uncertainty.combined);
+    const sources = (kwh: number, bySource: Record<string, number>) =>
+      energyPart('host', { total: kwh }, bySource, undefined, LONG).sources;
     // rounding of the two sums of the same samples is no unknown energy
-    assert.deepEqual(energyPart({ total: 0.3 }, { ipmi: 0.1 + 0.2 }).sources, { ipmi: 0.1 + 0.2 });
+    assert.deepEqual(sources(0.3, { ipmi: 0.1 + 0.2 }), { ipmi: 0.1 + 0.2 });
     // the empty label of series without provenance is unknown
-    assert.deepEqual(energyPart({ total: 2 }, { '': 2 }).sources, { unknown: 2 });
+    assert.deepEqual(sources(2, { '': 2 }), { unknown: 2 });
     assert.equal(provenanceOf({ estimated: 2 }), 'estimated');
     assert.equal(provenanceOf({ rapl: 2 }), 'measured');
     assert.equal(provenanceOf({ rapl: 2, unknown: 1 }), 'partly_unknown');
     assert.equal(provenanceOf({ unknown: 1 }), 'unknown');
     assert.equal(provenanceOf({}), 'none');
-    assert.deepEqual(energyPart(undefined), {
+    assert.deepEqual(energyPart('gpu', undefined, undefined, undefined, LONG), {
       kwh: 0,
       sources: {},
       provenance: 'none',
       estimated_fraction: null,
       pue: null,
+      lower_kwh: 0,
+      upper_kwh: 0,
+      uncertainty: {
+        source: 0,
+        attribution: 0.02,
+        sampling: 30 / 3600,
+        combined: quadrature(0, 0.02, 30 / 3600),
+      },
     });
   });
 
   test('PUE is weighted by energy; the factor is emissions over energy, per provider, never summed', () => {
     assert.equal(weightedPue({ '1': 1, '1.5': 3 }), 1.375);
     assert.equal(weightedPue({ '': 5, x: 1 }), null);
+    const plain = (e: ReturnType<typeof operationalEmissions>) =>
+      e.map(({ provider, factor_g_per_kwh, host_g, gpu_g, total_g }) => ({
+        provider,
+        factor_g_per_kwh,
+        host_g,
+        gpu_g,
+        total_g,
+      }));
+    const emissions = operationalEmissions(
+      { kwh: 1, grams: { rte_total: 50, owid_total: 80 }, error: 0.4 },
+      { kwh: 3, grams: { rte_total: 150 }, error: 0 },
+    );
+    assert.deepEqual(plain(emissions), [
+      { provider: 'owid', factor_g_per_kwh: 20, host_g: 80, gpu_g: 0, total_g: 80 },
+      { provider: 'rte', factor_g_per_kwh: 50, host_g: 50, gpu_g: 150, total_g: 200 },
+    ]);
+    // owid: host energy 40 % and factor 30 % in quadrature = 50 %; rte: host √(0.4² + 0.1²), GPU 10 %
     assert.deepEqual(
-      operationalEmissions(
-        { kwh: 1, grams: { rte_total: 50, owid_total: 80 } },
-        { kwh: 3, grams: { rte_total: 150 } },
-      ),
+      emissions.map((e) => [e.lower_g, e.upper_g, e.factor_spread]),
       [
-        { provider: 'owid', factor_g_per_kwh: 20, host_g: 80, gpu_g: 0, total_g: 80 },
-        { provider: 'rte', factor_g_per_kwh: 50, host_g: 50, gpu_g: 150, total_g: 200 },
+        [40, 120, 0.3],
+        [
+          50 * (1 - quadrature(0.4, 0.1)) + 150 * (1 - quadrature(0, 0.1)),
+          50 * (1 + quadrature(0.4, 0.1)) + 150 * (1 + quadrature(0, 0.1)),
+          0.1,
+        ],
       ],
     );
-    assert.deepEqual(operationalEmissions({ kwh: 0, grams: { rte_total: 0 } }, { kwh: 0, grams: {} }), [
-      { provider: 'rte', factor_g_per_kwh: null, host_g: 0, gpu_g: 0, total_g: 0 },
-    ]);
+    assert.deepEqual(
+      plain(
+        operationalEmissions({ kwh: 0, grams: { rte_total: 0 }, error: 0 }, { kwh: 0, grams: {}, error: 0 }),
+      ),
+      [{ provider: 'rte', factor_g_per_kwh: null, host_g: 0, gpu_g: 0, total_g: 0 }],
+    );
   });
 });
 
@@ -114,6 +164,7 @@ describe('GET /api/v1/units/footprint', () => {
           total_gpu_energy_by_source_kwh: { dcgm: 0.5 },
           total_gpu_energy_by_pue_kwh: { '1.2': 0.5 },
           total_gpu_emissions_gms: { rte_total: 20 },
+          avg_sample_interval_seconds: { scrape: 30 },
         },
       ],
     });
@@ -147,20 +198,54 @@ describe('GET /api/v1/units/footprint', () => {
     const unit = units.json.data.find((u: { uuid: string }) => u.uuid === '1001');
     assert.deepEqual(unit.total_cpu_energy_by_source_kwh, { estimated: 0.25, rapl: 0.5 });
     const r = records.json.data.find((x: { uuid: string }) => x.uuid === '1001');
-    assert.deepEqual(r.energy, {
-      host: {
-        kwh: 1,
-        sources: { rapl: 0.5, estimated: 0.25, unknown: 0.25 },
-        provenance: 'partly_estimated',
-        estimated_fraction: 0.25,
-        pue: 1.2,
-      },
-      gpu: { kwh: 0.5, sources: { dcgm: 0.5 }, provenance: 'measured', estimated_fraction: 0, pue: 1.2 },
-      total_kwh: 1.5,
+    const { host, gpu } = r.energy;
+    assert.deepEqual(
+      [host.kwh, host.sources, host.provenance, host.estimated_fraction, host.pue],
+      [1, { rapl: 0.5, estimated: 0.25, unknown: 0.25 }, 'partly_estimated', 0.25, 1.2],
+    );
+    assert.deepEqual(
+      [gpu.kwh, gpu.sources, gpu.provenance, gpu.estimated_fraction, gpu.pue],
+      [0.5, { dcgm: 0.5 }, 'measured', 0, 1.2],
+    );
+    // two windows of 2 h each, sampled every 30 s from the second on
+    const sampling = 30 / 14_400;
+    assert.deepEqual(host.uncertainty, {
+      source: 0.175,
+      attribution: 0.1,
+      sampling,
+      combined: quadrature(0.175, 0.1, sampling),
     });
-    assert.deepEqual(r.emissions.operational, [
-      { provider: 'rte', factor_g_per_kwh: 60.5 / 1.5, host_g: 40.5, gpu_g: 20, total_g: 60.5 },
-    ]);
+    assert.deepEqual(gpu.uncertainty, {
+      source: 0.05,
+      attribution: 0.02,
+      sampling,
+      combined: quadrature(0.05, 0.02, sampling),
+    });
+    assert.equal(r.energy.total_kwh, 1.5);
+    for (const [what, b] of [
+      ['host', [host.lower_kwh, host.kwh, host.upper_kwh]],
+      ['gpu', [gpu.lower_kwh, gpu.kwh, gpu.upper_kwh]],
+      ['total', [r.energy.lower_kwh, r.energy.total_kwh, r.energy.upper_kwh]],
+    ] as const)
+      assert.ok(b[0] < b[1] && b[1] < b[2], `${what} bounds ${b}`);
+    const [rte] = r.emissions.operational;
+    assert.deepEqual(
+      [rte.provider, rte.factor_g_per_kwh, rte.host_g, rte.gpu_g, rte.total_g, rte.factor_spread],
+      ['rte', 60.5 / 1.5, 40.5, 20, 60.5, 0.1],
+    );
+    assert.ok(rte.lower_g < rte.total_g && rte.total_g < rte.upper_g, JSON.stringify(rte));
+    // embodied: 8 core-hours (2 CPUs × 2 windows × 2 h) of the default class, apart from operational
+    const gPerCoreHour = 970_000 / (4 * 8760 * 48);
+    assert.deepEqual(r.emissions.embodied, {
+      grams: 8 * gPerCoreHour,
+      lower: 8 * gPerCoreHour * 0.5,
+      upper: 8 * gPerCoreHour * 1.5,
+      core_hours: 8,
+      gpu_hours: 0,
+      g_per_core_hour: gPerCoreHour,
+      g_per_gpu_hour: 150_000 / (4 * 8760),
+      class: DEFAULT_EMBODIED,
+    });
     // a unit of the seed, stored before provenance: its energy says so
     const old = records.json.data.find((x: { uuid: string }) => x.uuid === '1002');
     assert.equal(old.energy.host.provenance, 'unknown');
@@ -194,5 +279,50 @@ describe('GET /api/v1/units/footprint', () => {
     );
     for (const r of records.json.data) assertValid(r, r.uuid);
     assert.equal((await s.get(`/api/v1/units/footprint/admin?${q}`, 'bob')).status, 403);
+  });
+});
+
+describe('embodied classes of the config', () => {
+  test('clusters[].footprint.embodied is read, partly defaulted, and its bad values name their key', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ceems-footprint-'));
+    const file = (text: string) => {
+      writeFileSync(join(dir, 'c.yml'), text);
+      return join(dir, 'c.yml');
+    };
+    try {
+      const { config } = loadConfig(
+        file(
+          'clusters:\n  - id: a\n    manager: slurm\n    footprint:\n      embodied:\n        cores: 128\n  - id: b\n    manager: slurm\n',
+        ),
+      );
+      assert.deepEqual(config.clusters[0]!.footprint?.embodied, { ...DEFAULT_EMBODIED, cores: 128 });
+      assert.equal(config.clusters[1]!.footprint, undefined);
+      assert.throws(
+        () =>
+          loadConfig(
+            file(
+              'clusters:\n  - id: a\n    manager: slurm\n    footprint:\n      embodied:\n        lifetime_years: -1\n',
+            ),
+          ),
+        /clusters\.0\.footprint\.embodied\.lifetime_years/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a unit's record uses its cluster's class; other clusters the defaults", async () => {
+    const cls = { ...DEFAULT_EMBODIED, server_kgco2e: 9700 };
+    const s = await testServer({ embodiedClasses: new Map([['slurm-0', cls]]) });
+    try {
+      const r = await s.get(`/api/v1/units/footprint/admin?from=0&to=${NOW / 1000}&running`, ADMIN);
+      const byCluster = new Map<string, { g_per_core_hour: number }>(
+        r.json.data.map((x: FootprintRecord) => [x.cluster_id, x.emissions.embodied]),
+      );
+      close(byCluster.get('slurm-0')!.g_per_core_hour, 10 * byCluster.get('os-0')!.g_per_core_hour);
+    } finally {
+      await s.close();
+      rmSync(s.dataDir, { recursive: true, force: true });
+    }
   });
 });

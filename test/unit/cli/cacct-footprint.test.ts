@@ -39,7 +39,7 @@ const UNITS: Unit[] = [
 
 const api: Handler = (req) => {
   const data = req.path.includes('/units/footprint')
-    ? UNITS.map(footprintRecord)
+    ? UNITS.map((u) => footprintRecord(u))
     : req.path.endsWith('/units') || req.path.endsWith('/units/admin')
       ? UNITS
       : null;
@@ -85,7 +85,10 @@ describe('cacct --format=footprint-json|footprint-csv', () => {
         configDirs: [dir],
       });
       assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual(JSON.parse(r.stdout), UNITS.map(footprintRecord));
+      assert.deepEqual(
+        JSON.parse(r.stdout),
+        UNITS.map((u) => footprintRecord(u)),
+      );
       assert.equal(fake.requests.length, 1);
       const req = fake.requests[0]!;
       assert.equal(req.path, '/api/v1/units/footprint');
@@ -115,18 +118,39 @@ describe('cacct --format=footprint-json|footprint-csv', () => {
       assert.equal(
         lines[0],
         'schema_version,uuid,cluster_id,project,username,name,state,started_at,ended_at,elapsed,' +
-          'host_kwh,host_provenance,host_estimated_fraction,host_pue,host_sources,' +
-          'gpu_kwh,gpu_provenance,gpu_estimated_fraction,gpu_pue,gpu_sources,total_kwh,' +
-          'owid_factor_g_per_kwh,owid_total_g,rte_factor_g_per_kwh,rte_total_g',
+          'host_kwh,host_lower_kwh,host_upper_kwh,host_provenance,host_estimated_fraction,host_pue,host_sources,' +
+          'gpu_kwh,gpu_lower_kwh,gpu_upper_kwh,gpu_provenance,gpu_estimated_fraction,gpu_pue,gpu_sources,' +
+          'total_kwh,total_lower_kwh,total_upper_kwh,' +
+          'owid_factor_g_per_kwh,owid_total_g,owid_lower_g,owid_upper_g,' +
+          'rte_factor_g_per_kwh,rte_total_g,rte_lower_g,rte_upper_g,' +
+          'embodied_g,embodied_lower_g,embodied_upper_g',
       );
-      assert.equal(
-        lines[1],
-        '1.0.0,11,,acc1,usr1,,COMPLETED,,,,0.5,estimated,1,1.2,estimated=0.5,0,none,,,,0.5,56,28,40,20',
+      // every cell is the record's value at full precision (or empty), in the header's order
+      const header = lines[0]!.split(',');
+      const rows = lines.slice(1).map((l) => {
+        const cells = l.match(/("(?:[^"]|"")*"|[^,]*)(,|$)/g)!.map((c) => c.replace(/,$/, ''));
+        return Object.fromEntries(header.map((h, i) => [h, cells[i]]));
+      });
+      const [first, second] = UNITS.map((u) => footprintRecord(u));
+      assert.deepEqual(
+        [rows[0]!.uuid, rows[0]!.host_provenance, rows[0]!.host_sources, rows[0]!.gpu_provenance],
+        ['11', 'estimated', 'estimated=0.5', 'none'],
       );
-      assert.equal(
-        lines[2],
-        '1.0.0,12,,acc1,usr1,"a, ""quoted"" name",,,,,1,partly_unknown,0,,ipmi=0.75;unknown=0.25,1,measured,0,,dcgm=1,2,,,25,50',
+      assert.equal(rows[0]!.host_lower_kwh, String(first!.energy.host.lower_kwh));
+      assert.equal(rows[0]!.owid_factor_g_per_kwh, '56');
+      assert.equal(rows[0]!.rte_upper_g, String(first!.emissions.operational[1]!.upper_g));
+      assert.equal(rows[0]!.embodied_g, String(first!.emissions.embodied.grams));
+      assert.deepEqual(
+        [
+          rows[1]!.name,
+          rows[1]!.host_provenance,
+          rows[1]!.host_sources,
+          rows[1]!.gpu_sources,
+          rows[1]!.owid_total_g,
+        ],
+        ['"a, ""quoted"" name"', 'partly_unknown', 'ipmi=0.75;unknown=0.25', 'dcgm=1', ''],
       );
+      assert.equal(rows[1]!.total_upper_kwh, String(second!.energy.upper_kwh));
     });
   });
 

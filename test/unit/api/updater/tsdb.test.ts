@@ -168,6 +168,7 @@ describe('TSDB updater against a fake Prometheus', () => {
     assert.deepEqual(u7.total_cpu_energy_usage_kwh, { total: 3.5 });
     assert.deepEqual(u7.total_cpu_emissions_gms, { rte_total: 7, emaps_total: 7, owid_total: 7 });
     assert.deepEqual(u7.total_io_read_stats, { bytes_total: 7, requests_total: 7, errors_total: 7 });
+    assert.deepEqual(u7.avg_sample_interval_seconds, { scrape: 15 }, 'the scrape interval of Prometheus');
     assert.equal(u7.ignore, undefined);
     const short = units.find((u) => u.uuid === 'short')!;
     assert.equal(short.ignore, 1);
