@@ -248,7 +248,7 @@ function pin(pid: number, cpus: string): string {
 }
 
 /** bench/lib/bare-proxy.ts in front of `backend`, as its own process (its CPU is read like the LB's). */
-async function startBareProxy(backend: string): Promise<Target & { stop(): void }> {
+async function startBareProxy(backend: string): Promise<{ url: string; pid: number; stop(): void }> {
   const proc = spawn(process.execPath, [join(ROOT, 'bench/lib/bare-proxy.ts'), backend], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
