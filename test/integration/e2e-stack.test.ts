@@ -213,17 +213,35 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
     const near = (a: number, b: number | undefined, what: string) =>
       assert.ok(b !== undefined && Math.abs(a - b) <= 5e-9, `${what}: ${a} vs /units ${b}`);
     near(energy.host.kwh, unit.total_cpu_energy_usage_kwh.total, 'host kWh');
-    assert.deepEqual(energy.host, {
-      kwh: energy.host.kwh,
-      sources: { estimated: energy.host.kwh },
-      provenance: 'estimated',
-      estimated_fraction: 1,
-      pue: 1,
-    });
+    const { host } = energy;
+    assert.deepEqual(
+      [host.sources, host.provenance, host.estimated_fraction, host.pue],
+      [{ estimated: host.kwh }, 'estimated', 1, 1],
+    );
     assert.equal(energy.gpu.provenance, 'none');
+    // Bounds (docs/footprint.md): the estimate's 30 %, the attribution's 10 %, and the sampling error of
+    // the testbed's scrape interval over the job's run time, stored by the updater.
+    const walltime = unit.total_time_seconds.walltime!;
+    assert.ok(host.uncertainty.sampling > 0 && host.uncertainty.sampling < 1, JSON.stringify(host));
+    const interval = host.uncertainty.sampling * walltime;
+    assert.ok(interval >= 1 && interval <= 60, `sample interval ${interval} s over ${walltime} s`);
+    assert.deepEqual([host.uncertainty.source, host.uncertainty.attribution], [0.3, 0.1]);
+    assert.ok(
+      host.lower_kwh > 0 && host.lower_kwh < host.kwh && host.kwh < host.upper_kwh,
+      `bounds ${host.lower_kwh} ≤ ${host.kwh} ≤ ${host.upper_kwh}`,
+    );
     const owidRecord = emissions.operational.find((e) => e.provider === 'owid')!;
     near(owidRecord.host_g, unit.total_cpu_emissions_gms.owid_total, 'host g');
     assert.ok(Math.abs(owidRecord.factor_g_per_kwh! - owid) <= 0.01 * owid, JSON.stringify(owidRecord));
+    assert.ok(owidRecord.lower_g < owidRecord.total_g && owidRecord.total_g < owidRecord.upper_g);
+    // embodied emissions of the job's allocated core-hours, apart from the operational ones
+    const coreHours = unit.total_time_seconds.alloc_cputime! / 3600;
+    assert.ok(coreHours > 0 && Math.abs(emissions.embodied.core_hours - coreHours) < 1e-9);
+    near(emissions.embodied.grams, coreHours * emissions.embodied.g_per_core_hour, 'embodied g');
+    assert.ok(
+      emissions.embodied.lower < emissions.embodied.grams &&
+        emissions.embodied.grams < emissions.embodied.upper,
+    );
     t.diagnostic(`footprint of ${mine}: ${JSON.stringify({ energy, emissions })}`);
 
     // usr1's own series after the end, through the LB: 200 with the samples of the run.
