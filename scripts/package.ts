@@ -64,6 +64,8 @@ export interface Program {
   secret: string[];
   /** Bundle inputs this program must not carry. */
   forbidden: RegExp[];
+  /** Debian packages of libraries an optional feature loads at run time (the feature logs why it is off without them). */
+  recommends?: string[];
 }
 
 // Every program: no dev tools, tests or benchmarks.
@@ -91,6 +93,8 @@ export const PROGRAMS: Program[] = [
     etc: ['ceems_exporter/web-config.yml', 'ceems_exporter/redfish-config.yml', 'default/ceems_exporter'],
     secret: ['ceems_exporter/web-config.yml', 'ceems_exporter/redfish-config.yml'],
     forbidden: [...DEV, ...NO_DB, /^src\/(api|lb|cli|redfish_proxy)\//],
+    // the ebpf sub-collector loads its programs with libbpf (koffi, src/exporter/ebpf/libbpf.ts)
+    recommends: ['libbpf1'],
   },
   {
     name: 'ceems_api_server',
@@ -648,7 +652,11 @@ export function buildDeb(exe: Executable, version: string, outDir: string): stri
       VERSION: version,
       ARCH: arch,
       INSTALLED_SIZE: String(duKiB(stage)),
-      DEPENDS: `libc6 (>= 2.28), libstdc++6, libgcc-s1${group ? ', adduser' : ''}`,
+      // Depends, and Recommends for what an optional feature loads at run time
+      RELATIONS: [
+        `Depends: libc6 (>= 2.28), libstdc++6, libgcc-s1${group ? ', adduser' : ''}`,
+        ...(p.recommends ? [`Recommends: ${p.recommends.join(', ')}`] : []),
+      ].join('\n'),
       SUMMARY: p.summary,
       DESCRIPTION: p.description
         .split('\n')

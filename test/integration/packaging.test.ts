@@ -256,6 +256,7 @@ describe('Debian packages installed, run from their units and purged', { timeout
   it('installs each program, its example configs as conffiles and its unit, with users and modes', async () => {
     for (const p of PROGRAMS) {
       assert.ok(installed(p.pkg), p.pkg);
+      assert.equal(sh('dpkg-query', ['-W', dpkgField('Recommends'), p.pkg]), (p.recommends ?? []).join(', '));
       const exe = statSync(`/usr/bin/${p.name}`);
       assert.equal(exe.uid, 0);
       const conffiles = sh('dpkg-query', ['-W', dpkgField('Conffiles'), p.pkg])
