@@ -274,27 +274,35 @@ export function grantRunAsReadAccess(
 }
 
 /**
- * The end of a start-up as root for a server that needs no capability once its ports are bound (LB,
- * redfish_proxy, admission controller): read access for the run-as user to `readFiles` (its web config and
- * the TLS files it names, re-read when they change), then the switch to that user keeping nothing. Returns
- * what the server's stop calls to take that access back.
+ * The end of the start-up of a server that needs no capability once its ports are bound (LB, redfish_proxy,
+ * admission controller): `listen`, then read access for the run-as user to `readFiles` (its web config and
+ * the TLS files it names, re-read when they change), then the switch to that user keeping nothing. Resolves
+ * to the server's stop: `close`, then that access taken back; a failure on the way runs it before throwing.
  */
-export async function dropAfterListening(
-  entry: RunAsUser | undefined,
-  readFiles: readonly string[],
-  dropEnabled: boolean,
-  log: Logger,
-): Promise<() => Promise<void>> {
-  const drop = { dropPrivileges: dropEnabled, needed: {}, logger: log };
-  const lease = await grantRunAsReadAccess(entry, readFiles, drop);
-  const release = () => releaseAccess(lease, 'web config', log);
+export async function listenThenDrop(opts: {
+  listen: () => Promise<unknown>;
+  close: () => Promise<unknown>;
+  runAs: RunAsUser | undefined;
+  readFiles: readonly string[];
+  dropEnabled: boolean;
+  log: Logger;
+}): Promise<{ stop(): Promise<void> }> {
+  const { runAs, log } = opts;
+  let lease: AclLease | undefined;
+  const stop = async () => {
+    await opts.close();
+    await releaseAccess(lease, 'web config', log);
+  };
   try {
-    await dropPrivileges(entry, drop);
+    await opts.listen();
+    const drop = { dropPrivileges: opts.dropEnabled, needed: {}, logger: log };
+    lease = await grantRunAsReadAccess(runAs, opts.readFiles, drop);
+    await dropPrivileges(runAs, drop);
   } catch (e) {
-    await release();
+    await stop();
     throw e;
   }
-  return release;
+  return { stop };
 }
 
 /** Restores what a lease granted (at shutdown); a failure is logged, not thrown. */

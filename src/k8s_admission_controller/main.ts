@@ -4,7 +4,7 @@
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import { createPlainServer } from '../common/httpserver.js';
 import type { Logger } from '../common/logger.js';
-import { dropAfterListening, resolveRunAsUser } from '../common/privileges.js';
+import { listenThenDrop, resolveRunAsUser } from '../common/privileges.js';
 import {
   DEBUG_SERVER_FLAG,
   PRIVILEGE_FLAGS,
@@ -54,26 +54,16 @@ async function startController(flags: ParsedFlags, log: Logger): Promise<Stoppab
     },
     admissionHandler(log),
   );
-  let releaseAccess: (() => Promise<void>) | undefined;
-  const stop = async () => {
-    await server.close();
-    await releaseAccess?.();
-  };
-  try {
-    await server.listen();
-    // bound and configured: it only answers reviews from here on, with no capability; the web config
-    // (TLS certificates rotated by cert-manager) is re-read when it changes
-    releaseAccess = await dropAfterListening(
-      runAs,
-      webConfigFile ? webConfigFiles(webConfigFile) : [],
-      flags.bool('security.drop-privileges'),
-      log,
-    );
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-  return { stop };
+  // bound and configured: it only answers reviews from here on, with no capability; the web config (TLS
+  // certificates rotated by cert-manager) is re-read when it changes
+  return listenThenDrop({
+    listen: () => server.listen(),
+    close: () => server.close(),
+    runAs,
+    readFiles: webConfigFile ? webConfigFiles(webConfigFile) : [],
+    dropEnabled: flags.bool('security.drop-privileges'),
+    log,
+  });
 }
 
 export async function main(argv: string[]): Promise<number> {

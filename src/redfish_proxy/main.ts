@@ -3,7 +3,7 @@
 import { logConfigNotices } from '../common/config.js';
 import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import type { Logger } from '../common/logger.js';
-import { dropAfterListening, resolveRunAsUser } from '../common/privileges.js';
+import { listenThenDrop, resolveRunAsUser } from '../common/privileges.js';
 import {
   DEBUG_SERVER_FLAG,
   PRIVILEGE_FLAGS,
@@ -68,25 +68,15 @@ async function startProxy(flags: ParsedFlags, log: Logger): Promise<Stoppable> {
   });
   proxy.register(server.app);
   const webConfigFile = flags.string('web.config.file');
-  let releaseAccess: (() => Promise<void>) | undefined;
-  const stop = async () => {
-    await Promise.allSettled([server.close(), proxy.close()]);
-    await releaseAccess?.();
-  };
-  try {
-    await server.listen();
-    // bound and configured: it only relays HTTP from here on, with no capability
-    releaseAccess = await dropAfterListening(
-      runAs,
-      webConfigFile ? webConfigFiles(webConfigFile) : [],
-      flags.bool('security.drop-privileges'),
-      log,
-    );
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-  return { stop };
+  // bound and configured: it only relays HTTP from here on, with no capability
+  return listenThenDrop({
+    listen: () => server.listen(),
+    close: () => Promise.allSettled([server.close(), proxy.close()]),
+    runAs,
+    readFiles: webConfigFile ? webConfigFiles(webConfigFile) : [],
+    dropEnabled: flags.bool('security.drop-privileges'),
+    log,
+  });
 }
 
 export async function main(argv: string[]): Promise<number> {
