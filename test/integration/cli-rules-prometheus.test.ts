@@ -114,6 +114,8 @@ describe('generated rules in a real Prometheus (exporter-like target)', () => {
       assert.ok(got, `no power series for unit ${u.uuid}`);
       assert.equal(got.metric.job, 'ceems');
       assert.equal(got.metric.hostname, 'cn01');
+      // provenance (issue 20): the BMC reading fed it, with the PUE applied
+      assert.deepEqual([got.metric.power_source, got.metric.pue], ['ipmi', '1']);
       const want = expectedHostPower(u);
       assert.ok(
         Math.abs(got.value - want) / want < 0.02,
@@ -138,6 +140,20 @@ describe('generated rules in a real Prometheus (exporter-like target)', () => {
     const job = await prom.query('job:ceems_host_power_watts:pue');
     assert.equal(job.length, 1);
     assert.ok(Math.abs(job[0]!.value - 364) / 364 < 0.02, `job power ${job[0]!.value}`);
+    // unattributed power (issue 20, B4): the node's 400 W less the units' 364 W, i.e. the half of the
+    // memory part (72 W) that non-unit processes use
+    for (const [record, want] of [
+      ['instance:ceems_host_power_watts:pue', 400],
+      ['instance:ceems_unattributed_power_watts:pue', 36],
+      ['job:ceems_unattributed_power_watts:pue', 36],
+    ] as const) {
+      const got = await prom.query(record);
+      assert.equal(got.length, 1, `${record}: ${JSON.stringify(got)}`);
+      assert.ok(
+        Math.abs(got[0]!.value - want) / want < 0.02,
+        `${record}: ${got[0]!.value} W, expected ${want} W`,
+      );
+    }
 
     // the updater queries now list the recorded series and the provider
     const q = await runTool(['tsdb', 'create-ceems-tsdb-updater-queries', `--url=${prom.url}`]);

@@ -245,6 +245,7 @@ export function hostRules(p: HostPlan): string {
       labels: provenanceLabels(p.source, p.pue),
     },
     ...powerTotalRules('host', 'host', p.job, p.emissions),
+    ...unattributedRules(J),
   );
   const what =
     p.source === 'rapl'
@@ -256,6 +257,31 @@ export function hostRules(p: HostPlan): string {
     `${hostTemplate(p.source)} for job ${p.job}: node power from ${what}; rate interval ${R}, PUE ${num(p.pue)}`,
     rules,
   );
+}
+
+/**
+ * Power the rules distribute on each node and what of it no unit got (issue 20, B4): idle power of nodes
+ * without units, CPU time of daemons, rounding. Per node and per scrape job; units + unattributed = node.
+ */
+function unattributedRules(J: { job: string }): Rule[] {
+  const node = `instance:ceems_host_power_watts:pue${sel(J)}`;
+  return [
+    {
+      comment: 'host power of the node the rules distribute: CPU + memory + misc parts (W)',
+      record: 'instance:ceems_host_power_watts:pue',
+      expr: `sum by (job, instance, hostname) ({__name__=~"instance:ceems_(cpu|memory|misc)_power_watts:pue",job=${q(J.job)}})`,
+    },
+    {
+      comment: 'host power of the node attributed to no unit (W): all of it on a node without units',
+      record: 'instance:ceems_unattributed_power_watts:pue',
+      expr: `${node}\n  - on (instance) group_left ()\nsum by (instance) (uuid:ceems_host_power_watts:pue${sel(J)})\nor\n${node}`,
+    },
+    {
+      comment: 'host power attributed to no unit, all nodes of the job (W)',
+      record: 'job:ceems_unattributed_power_watts:pue',
+      expr: `sum by (job) (instance:ceems_unattributed_power_watts:pue${sel(J)})`,
+    },
+  ];
 }
 
 type Part = 'cpu' | 'memory' | 'misc';
