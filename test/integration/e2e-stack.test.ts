@@ -244,6 +244,25 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
     );
     t.diagnostic(`footprint of ${mine}: ${JSON.stringify({ energy, emissions })}`);
 
+    // Unattributed power (issue 20, B4): over the last 5 minutes (the jobs, then the idle node), the units'
+    // power plus the unattributed power is the node power the rules distribute, within 0.1 %.
+    const overWindow = async (series: string) => {
+      const r = await promQuery(promUrl, `sum(sum_over_time(${series}[5m]))`);
+      assert.equal(r.length, 1, `${series}: ${JSON.stringify(r)}`);
+      return Number(r[0]!.value[1]);
+    };
+    const nodeW = await overWindow('instance:ceems_host_power_watts:pue');
+    const unitsW = await overWindow('uuid:ceems_host_power_watts:pue');
+    const unattributedW = await overWindow('instance:ceems_unattributed_power_watts:pue');
+    t.diagnostic(
+      `over 5 min (W × evaluations): node ${nodeW}, units ${unitsW}, unattributed ${unattributedW}`,
+    );
+    assert.ok(unitsW > 0 && unattributedW > 0, 'both the jobs and the idle node hold power');
+    assert.ok(
+      Math.abs(unitsW + unattributedW - nodeW) <= 1e-3 * nodeW,
+      `units ${unitsW} + unattributed ${unattributedW} ≠ node ${nodeW}`,
+    );
+
     // usr1's own series after the end, through the LB: 200 with the samples of the run.
     const range = await lbQuery(`max_over_time(uuid:ceems_host_power_watts:pue${sel(mine)}[10m])`, 'usr1');
     assert.equal(range.status, 200);
