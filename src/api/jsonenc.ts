@@ -159,6 +159,7 @@ export const STAT_STRUCT: readonly FieldSpec[] = [
   i('num_active_units', false),
   i('num_projects', false),
   i('num_users', false),
+  { name: 'total_node_energy_kwh', kind: 'metric', omitempty: true },
 ];
 
 /** Body of a success response: `{"status":"success","data":…[,"warnings":[…]]}\n`. */

@@ -156,4 +156,9 @@ export interface Stat {
   num_active_units: number;
   num_projects: number;
   num_users: number;
+  /** Issue 20, B4: kWh the recording rules distributed on the nodes (`node`) and to no unit (`unattributed`). */
+  total_node_energy_kwh?: MetricMap;
 }
+
+/** Field of the per-cluster energy of the nodes (table `cluster_energy`, `Stat`). */
+export const NODE_ENERGY_FIELD = 'total_node_energy_kwh';

@@ -263,6 +263,18 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
       `units ${unitsW} + unattributed ${unattributedW} ≠ node ${nodeW}`,
     );
 
+    // ... and the API's cluster stats hold the energy of the nodes with its unattributed share (B4)
+    const stats = await getJson(`${api.url}/api/v1/stats/global/admin?cluster_id=${CLUSTER}`, {
+      'X-Grafana-User': ADMIN,
+    });
+    const nodeEnergy = (stats.json.data as unknown as { total_node_energy_kwh?: Record<string, number> }[])[0]
+      ?.total_node_energy_kwh;
+    t.diagnostic(`stats of ${CLUSTER}: node energy ${JSON.stringify(nodeEnergy)}`);
+    assert.ok(
+      nodeEnergy && nodeEnergy.unattributed! > 0 && nodeEnergy.node! > nodeEnergy.unattributed!,
+      JSON.stringify(stats.json),
+    );
+
     // usr1's own series after the end, through the LB: 200 with the samples of the run.
     const range = await lbQuery(`max_over_time(uuid:ceems_host_power_watts:pue${sel(mine)}[10m])`, 'usr1');
     assert.equal(range.status, 200);

@@ -23,8 +23,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../common/logger.js';
 import type { LoadedConfig } from '../config.js';
+import { addMetricMaps } from '../db/functions.js';
 import type { CeemsDb, CollectionWindow, UnitRecord } from '../db/index.js';
 import type { BackgroundTask, CollectorContext } from '../main.js';
+import type { MetricMap } from '../models.js';
 import { createManager } from '../resource/index.js';
 import type { ResourceManager } from '../resource/types.js';
 import { formatDatetime, parseDatetime } from '../timefmt.js';
@@ -129,6 +131,30 @@ export class Collector implements BackgroundTask {
     return ms;
   }
 
+  /**
+   * The node energy of the window from the cluster's updaters, summed (one updater per TSDB shard); a
+   * failure is logged and costs only this figure, never the window's units.
+   */
+  private async clusterEnergy(
+    c: CollectorCluster,
+    start: number,
+    end: number,
+  ): Promise<MetricMap | undefined> {
+    let total: MetricMap | undefined;
+    for (const up of c.updaters) {
+      try {
+        const e = await up.clusterEnergy?.(start, end, this.abort.signal);
+        if (e) total = addMetricMaps(total ?? {}, e);
+      } catch (err) {
+        this.opts.logger.warn(
+          { cluster_id: c.manager.clusterId, updater: up.id, err: (err as Error).message },
+          'Failed to query the energy of the nodes',
+        );
+      }
+    }
+    return total;
+  }
+
   /** Fetches, updates and commits one window of one cluster. Throws on any failure (nothing stored). */
   private async collectWindow(c: CollectorCluster, start: number, end: number): Promise<number> {
     const signal = this.abort.signal;
@@ -149,12 +175,14 @@ export class Collector implements BackgroundTask {
       u.resource_manager = m.manager;
     }
     for (const up of c.updaters) await up.update(m.clusterId, units, start, end, signal);
+    const energy = await this.clusterEnergy(c, start, end);
     if (signal.aborted) throw new Error('collection stopped');
     await this.opts.store({
       start,
       end,
       timeZone: this.opts.timeZone,
       units,
+      clusterEnergy: energy && { cluster_id: m.clusterId, resource_manager: m.manager, kwh: energy },
       users: usersProjects?.users.map((u) => ({
         ...u,
         cluster_id: m.clusterId,

@@ -38,6 +38,8 @@ import {
   AVG_WEIGHTS,
   METRIC_FIELDS,
   type MetricField,
+  type MetricMap,
+  NODE_ENERGY_FIELD,
   type Project,
   UNIT_FIELDS,
   type Unit,
@@ -66,6 +68,8 @@ export interface CollectionWindow {
   end: number;
   timeZone: string;
   units: readonly UnitRecord[];
+  /** The window's energy of the cluster's nodes (updaters that measure it; issue 20, B4). */
+  clusterEnergy?: { cluster_id: string; resource_manager: string; kwh: MetricMap };
   users?: readonly UserRecord[];
   projects?: readonly ProjectRecord[];
 }
@@ -124,6 +128,18 @@ ON CONFLICT (${key}) DO UPDATE SET
   num_updates = ${table}.num_updates + 1,
   last_updated_at = excluded.last_updated_at`;
 
+const CLUSTER_ENERGY_COLUMNS = [
+  'cluster_id',
+  'resource_manager',
+  NODE_ENERGY_FIELD,
+  'last_updated_at',
+] as const;
+const UPSERT_CLUSTER_ENERGY = `INSERT INTO cluster_energy (${CLUSTER_ENERGY_COLUMNS.join(', ')}, num_updates)
+VALUES (${placeholders(CLUSTER_ENERGY_COLUMNS)}, 1)
+ON CONFLICT (cluster_id, last_updated_at) DO UPDATE SET
+  ${NODE_ENERGY_FIELD} = add_metric_map(cluster_energy.${NODE_ENERGY_FIELD}, excluded.${NODE_ENERGY_FIELD}),
+  num_updates = cluster_energy.num_updates + 1`;
+
 const memberColumns = <L extends string>(list: L) =>
   ['uid', 'cluster_id', 'resource_manager', 'name', list, 'tags', 'last_updated_at'] as const;
 
@@ -172,6 +188,7 @@ export class CeemsDb {
     user: RecordStatement<ReturnType<typeof memberColumns<'projects'>>[number]>;
     project: RecordStatement<ReturnType<typeof memberColumns<'users'>>[number]>;
     admin: RecordStatement<'name' | 'tags' | 'last_updated_at'>;
+    clusterEnergy: RecordStatement<(typeof CLUSTER_ENERGY_COLUMNS)[number]>;
   };
 
   private constructor(
@@ -198,6 +215,7 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
   tags = excluded.tags, last_updated_at = excluded.last_updated_at`,
         ['name', 'tags', 'last_updated_at'],
       ),
+      clusterEnergy: new RecordStatement(db, UPSERT_CLUSTER_ENERGY, CLUSTER_ENERGY_COLUMNS),
     };
   }
 
@@ -384,6 +402,19 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
       this.upsertUsage(w.units, w, this.upsertUnits(w.units, lastUpdated));
       this.upsertUsers(w.users ?? [], lastUpdated);
       this.upsertProjects(w.projects ?? [], lastUpdated);
+      if (w.clusterEnergy) this.upsertClusterEnergy(w.clusterEnergy, midnightDatetime(w.end, w.timeZone));
+    });
+  }
+
+  /** Adds a window's node energy of a cluster to its day's row (transactional on its own). */
+  upsertClusterEnergy(e: NonNullable<CollectionWindow['clusterEnergy']>, day: string): void {
+    transaction(this.db, () => {
+      this.stmts.clusterEnergy.run({
+        cluster_id: e.cluster_id,
+        resource_manager: e.resource_manager,
+        [NODE_ENERGY_FIELD]: metricMapJson(e.kwh),
+        last_updated_at: day,
+      });
     });
   }
 

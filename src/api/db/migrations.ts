@@ -1,11 +1,11 @@
 // Versioned schema migrations in the golang-migrate layout of the original (`schema_migrations(version,
-// dirty)`, current version 12), so that an existing ceems.db is taken over as is. Version 1 creates the
-// schema as it stood before the original's migration 6; 6–9 replay the original's later changes; 10–12 are
+// dirty)`, current version 13), so that an existing ceems.db is taken over as is. Version 1 creates the
+// schema as it stood before the original's migration 6; 6–9 replay the original's later changes; 10–13 are
 // ours: the indexes that let every user-scoped route search instead of scanning (issue 15), the
-// energy provenance and sampling interval columns (issue 20).
+// energy provenance and sampling interval columns and the per-cluster node energy (issue 20).
 
 import { type Database, transaction } from '../../common/sqlite.js';
-import { PROVENANCE_FIELDS, SAMPLING_FIELD } from '../models.js';
+import { NODE_ENERGY_FIELD, PROVENANCE_FIELDS, SAMPLING_FIELD } from '../models.js';
 
 const METRIC_COLUMNS_V1 = [
   'total_time_seconds',
@@ -176,6 +176,21 @@ CREATE INDEX IF NOT EXISTS idx_daily_usage_cluster_project_updated ON daily_usag
   { version: 11, sql: addMetricColumns(PROVENANCE_FIELDS) },
   // Rows written before have no sampling interval: their sampling error is not counted.
   { version: 12, sql: addMetricColumns([SAMPLING_FIELD]) },
+  {
+    // Energy of each cluster's nodes per day: what the rules distributed and what no unit got (B4).
+    version: 13,
+    sql: `
+CREATE TABLE IF NOT EXISTS cluster_energy (
+  id integer not null primary key,
+  cluster_id text,
+  resource_manager text default '',
+  ${NODE_ENERGY_FIELD} text default '{}',
+  num_updates integer default 0,
+  last_updated_at text
+);
+CREATE UNIQUE INDEX IF NOT EXISTS uq_cluster_energy_day ON cluster_energy (cluster_id, last_updated_at);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

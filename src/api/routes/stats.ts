@@ -1,8 +1,11 @@
-// /stats/current/admin and /stats/global/admin (spec §7.8): per-cluster unit, project and user counts.
+// /stats/current/admin and /stats/global/admin (spec §7.8): per-cluster unit, project and user counts,
+// and the energy of the cluster's nodes with the share no unit got (issue 20, B4).
 
 import { sendSuccess } from '../http.js';
 import { STAT_STRUCT } from '../jsonenc.js';
+import { NODE_ENERGY_FIELD } from '../models.js';
 import { type Query, timeWindow, values, Where, windowClause } from '../query.js';
+import { formatDatetime, midnightDatetime } from '../timefmt.js';
 import { apiRoute, querySchema, type RouteGroup } from './context.js';
 
 const STATS_SQL = `SELECT cluster_id, resource_manager, COUNT(*) AS num_units,
@@ -10,6 +13,9 @@ const STATS_SQL = `SELECT cluster_id, resource_manager, COUNT(*) AS num_units,
   COUNT(CASE WHEN ended_at_ts = 0 THEN 1 END) AS num_active_units,
   COUNT(DISTINCT project) AS num_projects, COUNT(DISTINCT username) AS num_users
 FROM units WHERE`;
+
+/** Node energy per cluster: the days of the window (`current`) or all of them (`global`). */
+const ENERGY_SQL = `SELECT cluster_id, sum_metric_map_agg(${NODE_ENERGY_FIELD}) AS energy FROM cluster_energy WHERE`;
 
 export const statsRoutes: RouteGroup = (app, ctx) => {
   for (const mode of ['current', 'global'] as const) {
@@ -35,16 +41,31 @@ export const statsRoutes: RouteGroup = (app, ctx) => {
       async (req, reply) => {
         const q = req.query as Query;
         const where = new Where();
+        const energyWhere = new Where();
         if (mode === 'current') {
           const w = timeWindow(q, ctx.now(), ctx.maxPeriodMs);
           const [sql, params] = windowClause('ended_at', w, ctx.timeZone, { running: true });
           where.add(sql, ...params);
+          energyWhere.add(
+            'last_updated_at BETWEEN ? AND ?',
+            midnightDatetime(w.from * 1000, ctx.timeZone),
+            formatDatetime(w.to * 1000, ctx.timeZone),
+          );
         }
         where.inIfAny('cluster_id', values(q, 'cluster_id'));
-        const rows = ctx
-          .db()
+        energyWhere.inIfAny('cluster_id', values(q, 'cluster_id'));
+        const db = ctx.db();
+        const rows = db
           .prepare(`${STATS_SQL} ${where.sql()} GROUP BY cluster_id ORDER BY cluster_id ASC`)
           .all(...where.params) as Record<string, unknown>[];
+        const energy = new Map(
+          (
+            db
+              .prepare(`${ENERGY_SQL} ${energyWhere.sql()} GROUP BY cluster_id`)
+              .all(...energyWhere.params) as { cluster_id: string; energy: string }[]
+          ).map((r) => [r.cluster_id, JSON.parse(r.energy)]),
+        );
+        for (const r of rows) r[NODE_ENERGY_FIELD] = energy.get(r.cluster_id as string);
         return sendSuccess(reply, STAT_STRUCT, rows);
       },
     );

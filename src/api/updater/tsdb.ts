@@ -17,7 +17,7 @@ import {
 import type { Logger } from '../../common/logger.js';
 import type { UnitRecord } from '../db/index.js';
 import { UNKNOWN_SOURCE } from '../footprint.js';
-import { METRIC_FIELDS, type MetricField, SAMPLING_FIELD } from '../models.js';
+import { METRIC_FIELDS, type MetricField, type MetricMap, SAMPLING_FIELD } from '../models.js';
 import { compileTemplate, goDuration, type QueryTemplate, type TemplateValues } from './template.js';
 import type { Updater } from './types.js';
 
@@ -94,6 +94,8 @@ export const tsdbExtraConfigSchema = z
     cutoff_duration: durationString.default('0s'),
     delete_ignored: z.boolean().default(false),
     labels_to_drop: z.array(z.string()).default([]),
+    /** Label matchers of this cluster's node series in a Prometheus shared by several clusters (B4). */
+    node_matchers: z.string().default(''),
     // an empty metric key (null), as ceems_tool prints for series that do not exist, has no sub-metric
     queries: z.record(z.string(), z.record(z.string(), z.string()).nullable()).default({}),
   })
@@ -103,6 +105,7 @@ export const tsdbExtraConfigSchema = z
     cutoff_duration: '0s',
     delete_ignored: false,
     labels_to_drop: [],
+    node_matchers: '',
     queries: {},
   });
 
@@ -240,12 +243,16 @@ export class TsdbUpdater implements Updater {
     return s;
   }
 
-  /** One instant query at `time` (ms): POST, falling back to GET on 405/501; the samples with a uuid. */
+  /**
+   * One instant query at `time` (ms): POST, falling back to GET on 405/501; the samples with a uuid, or
+   * every sample (`uuid` '') when `perUnit` is false.
+   */
   async instantQuery(
     query: string,
     time: number,
     s: PromSettings,
     signal?: AbortSignal,
+    perUnit = true,
   ): Promise<UnitSample[]> {
     const params = new URLSearchParams({
       query,
@@ -278,7 +285,7 @@ export class TsdbUpdater implements Updater {
       metric?: Record<string, string>;
       value?: [number, string];
     }>) {
-      const uuid = sample.metric?.uuid;
+      const uuid = perUnit ? sample.metric?.uuid : '';
       if (uuid !== undefined && Array.isArray(sample.value))
         out.push({ uuid, labels: sample.metric!, value: Number(sample.value[1]) });
     }
@@ -392,6 +399,26 @@ export class TsdbUpdater implements Updater {
         if (Object.keys(map).length > 0 || u[metric] === undefined) u[metric] = map;
       }
     }
+  }
+
+  async clusterEnergy(start: number, end: number, signal?: AbortSignal): Promise<MetricMap | undefined> {
+    if (!this.client) return undefined;
+    const rangeMs = Math.floor((end - start) / 1000) * 1000;
+    const s = await this.promSettings(signal);
+    if (rangeMs < s.scrapeMs) return undefined;
+    const matchers = this.cfg.node_matchers;
+    const kwh = async (record: string) => {
+      // the energy query of §12.3 over every node's series instead of a unit's
+      const query = `sum(sum_over_time(${record}{${matchers}}[${goDuration(rangeMs)}:${goDuration(s.scrapeMs)}])) * ${s.scrapeMs} / 3.6e9`;
+      const r = await this.instantQuery(query, end, s, signal, false);
+      return r[0]?.value;
+    };
+    const [node, unattributed] = await Promise.all([
+      kwh('instance:ceems_host_power_watts:pue'),
+      kwh('instance:ceems_unattributed_power_watts:pue'),
+    ]);
+    if (node === undefined || unattributed === undefined) return undefined;
+    return { node: cleanValue(node), unattributed: cleanValue(unattributed) };
   }
 
   private async deleteSeries(

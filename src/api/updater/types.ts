@@ -1,6 +1,7 @@
 // Interface of the updaters that enrich the units of one window with aggregate metrics (spec §12).
 
 import type { UnitRecord } from '../db/index.js';
+import type { MetricMap } from '../models.js';
 
 export interface Updater {
   readonly id: string;
@@ -16,5 +17,10 @@ export interface Updater {
     end: number,
     signal?: AbortSignal,
   ): Promise<void>;
+  /**
+   * kWh of the window `[start, end]` (ms) that the recording rules distributed on the nodes (`node`) and
+   * that no unit got (`unattributed`); undefined when the source has none (issue 20, B4).
+   */
+  clusterEnergy?(start: number, end: number, signal?: AbortSignal): Promise<MetricMap | undefined>;
   close(): Promise<void>;
 }

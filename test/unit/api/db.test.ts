@@ -83,19 +83,20 @@ describe('SQL functions', () => {
   });
 });
 
-/** Undoes migrations 11 and 12 on a file, to stand for a database written by an older version. */
+/** Undoes migrations 11 to 13 on a file, to stand for a database written by an older version. */
 function dropProvenanceColumns(db: ReturnType<typeof openDatabase>): void {
+  db.exec('DROP TABLE cluster_energy');
   for (const table of ['units', 'usage', 'daily_usage'])
     for (const c of [...PROVENANCE_FIELDS, SAMPLING_FIELD]) db.exec(`ALTER TABLE ${table} DROP COLUMN ${c}`);
 }
 
 describe('migrations', () => {
-  test('fresh DB reaches version 12 with the §9.2 tables and indexes, WAL, mode 0640', () => {
+  test('fresh DB reaches version 13 with the §9.2 tables and indexes, WAL, mode 0640', () => {
     const dir = tmp();
     const db = CeemsDb.open(dir);
-    assert.equal(SCHEMA_VERSION, 12);
+    assert.equal(SCHEMA_VERSION, 13);
     const v = db.db.prepare('SELECT version, dirty FROM schema_migrations').all();
-    assert.deepEqual(plain(v), [{ version: 12, dirty: 0 }]);
+    assert.deepEqual(plain(v), [{ version: 13, dirty: 0 }]);
     const names = (
       db.db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table','index')").all() as {
         name: string;
@@ -121,6 +122,8 @@ describe('migrations', () => {
       'idx_units_last_updated',
       'idx_usage_cluster_project',
       'idx_daily_usage_cluster_project_updated',
+      'cluster_energy',
+      'uq_cluster_energy_day',
     ])
       assert.ok(names.includes(n), n);
     const cols = (db.db.prepare('PRAGMA table_info(units)').all() as { name: string }[]).map((c) => c.name);
@@ -171,7 +174,7 @@ describe('migrations', () => {
     v9.close();
     const migrated = CeemsDb.open(dir);
     assert.deepEqual(plain(migrated.db.prepare('SELECT version FROM schema_migrations').all()), [
-      { version: 12 },
+      { version: 13 },
     ]);
     const stat = migrated.db
       .prepare("SELECT stat FROM sqlite_stat1 WHERE idx = 'idx_units_username_ended'")

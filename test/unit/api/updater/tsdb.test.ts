@@ -80,6 +80,9 @@ describe('TSDB updater against a fake Prometheus', () => {
   let mode: 'ok' | 'post405' | 'garbage' | 'down' | 'matrix' = 'ok';
 
   const answer = (query: string) => {
+    // the node energy of the cluster: one sample without labels
+    const node = /^sum\(sum_over_time\(instance:ceems_(host|unattributed)_power_watts:pue/.exec(query);
+    if (node) return [{ metric: {}, value: [0, node[1] === 'host' ? '2' : '0.5'] }];
     const uuids = /uuid=~"([^"]*)"/.exec(query)![1]!.split('|');
     // a query split by a label: each unit fed by two sources, and by series without the label
     if (query.startsWith('by_source'))
@@ -222,6 +225,20 @@ describe('TSDB updater against a fake Prometheus', () => {
       /^sum_over_time\(sum by \(uuid, power_source\) \(uuid:ceems_gpu_power_watts:pue\{/,
     );
     assert.match(DEFAULT_QUERIES.total_cpu_energy_by_pue_kwh!.$pue!, /sum by \(uuid, pue\)/);
+  });
+
+  it("queries the window's node energy and unattributed share of the cluster's nodes (B4)", async () => {
+    recorded.length = 0;
+    mode = 'ok';
+    const end = Date.UTC(2024, 4, 6, 12);
+    const up = make({ node_matchers: 'job="slurm"' });
+    assert.deepEqual(await up.clusterEnergy(end - 3_600_000, end), { node: 2, unattributed: 0.5 });
+    assert.deepEqual(recorded.map((r) => r.query).sort(), [
+      'sum(sum_over_time(instance:ceems_host_power_watts:pue{job="slurm"}[1h0m0s:15s])) * 15000 / 3.6e9',
+      'sum(sum_over_time(instance:ceems_unattributed_power_watts:pue{job="slurm"}[1h0m0s:15s])) * 15000 / 3.6e9',
+    ]);
+    // a window shorter than a scrape interval holds no sample: nothing to say
+    assert.equal(await up.clusterEnergy(end - 5000, end), undefined);
   });
 
   it('keeps the map an earlier updater set for a unit it has no sample of (D-API-20)', async () => {
