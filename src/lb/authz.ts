@@ -1,6 +1,7 @@
 // Who may read what (spec lb.md §7.5, §7.6): admin check and unit ownership, answered either from the API
 // server's SQLite DB opened read-only (preferred) or through its HTTP API. Positive ownership answers are
-// cached per (cluster, user, uuid) for a short time; admin status is read on every request.
+// cached per (cluster, user, uuid) for a short time; admin status is never cached (server.ts asks for it
+// whenever it can change the outcome [D-LB-16]).
 
 import { createHttpClient, type HttpClient, type HttpClientConfig, httpFetch } from '../common/httpclient.js';
 import { type Database, openDatabase, type Statement } from '../common/sqlite.js';
@@ -133,13 +134,23 @@ export class Authorizer {
     }
   }
 
-  async owns(user: string, clusterId: string, ids: Iterable<string>): Promise<boolean> {
-    const now = Date.now();
+  /** True iff a fresh positive answer for every id is in memory: no source is asked. */
+  ownsCached(user: string, clusterId: string, ids: Iterable<string>): boolean {
+    return this.notCached(user, clusterId, ids, Date.now()).length === 0;
+  }
+
+  private notCached(user: string, clusterId: string, ids: Iterable<string>, now: number): string[] {
     const missing: string[] = [];
     for (const id of ids) {
       const until = this.owned.get(`${clusterId}\0${user}\0${id}`);
       if (until === undefined || until < now) missing.push(id);
     }
+    return missing;
+  }
+
+  async owns(user: string, clusterId: string, ids: Iterable<string>): Promise<boolean> {
+    const now = Date.now();
+    const missing = this.notCached(user, clusterId, ids, now);
     if (missing.length === 0) return true;
     let ok: boolean;
     try {

@@ -1,15 +1,16 @@
 // The request pipeline of one load-balancer listener (spec lb.md §5): health, cluster id, identity
-// headers, admin check, allowed endpoints, query parsing and the selector rule, ownership, proxying.
+// headers, allowed endpoints, query parsing and the selector rule, ownership, proxying; the admin check
+// where its answer can change the outcome [D-LB-16].
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody } from '../common/httpserver.js';
 import { readIdentityHeader } from '../common/identity.js';
 import type { Logger } from '../common/logger.js';
-import { type AccessDecision, type AccessPolicy, adminClusterOverride, checkQueries } from './access.js';
+import { type AccessPolicy, adminClusterOverride, checkQueries } from './access.js';
 import type { Authorizer } from './authz.js';
 import type { BackendPool } from './backend.js';
 import { type Endpoint, type LbType, matchEndpoint } from './endpoints.js';
-import { MESSAGES, sendError } from './errors.js';
+import { type ErrorType, MESSAGES, sendError } from './errors.js';
 import { BadRequestError, type Params, parseMultipart, parseUrlEncoded } from './form.js';
 import type { QueryParser } from './promql.js';
 import { forward } from './proxy.js';
@@ -131,6 +132,100 @@ function checkedRequest(
   };
 }
 
+/** Where a checked request goes: its cluster, URL and body, and the body's type when it was rebuilt. */
+interface Route {
+  readonly clusterId: string;
+  readonly url: string;
+  readonly body: Buffer | undefined;
+  /** Present when the body is the rebuilt one: its media type (undefined: no body left). */
+  readonly rebuilt?: { readonly contentType: string | undefined };
+}
+
+interface Refusal {
+  readonly error: ErrorType;
+  readonly message: string;
+}
+
+/**
+ * A request checked with the rules for users (§7): the selector rule, then ownership. Whether the user is
+ * an admin can only matter when these rules refuse, or before asking the source about ownership not in
+ * memory, so `isAdmin` is consulted there only; 'admin' means it said yes and the admin route applies.
+ */
+async function userRoute(
+  ctx: LbContext,
+  authz: Authorizer,
+  req: IncomingMessage,
+  body: Buffer | undefined,
+  endpoint: Endpoint | undefined,
+  user: string,
+  clusterId: string,
+  isAdmin: () => Promise<boolean>,
+): Promise<Route | Refusal | 'admin'> {
+  const refuse = async (error: ErrorType, message: string, logReason?: () => void) => {
+    if (await isAdmin()) return 'admin' as const;
+    logReason?.();
+    return { error, message };
+  };
+  if (!endpoint) return refuse('forbidden', MESSAGES.forbiddenResource);
+  let checked: CheckedRequest;
+  try {
+    checked = checkedRequest(req, body, endpoint, true);
+  } catch (e) {
+    if (!(e instanceof BadRequestError)) throw e;
+    return refuse(
+      'bad_data',
+      e.message === MESSAGES.unsupportedBody ? e.message : `invalid query: ${e.message}`,
+    );
+  }
+  const decision = checkQueries(checked.queries, endpoint.grammar, ctx.policy, ctx.parse);
+  if (decision.kind === 'invalid') return refuse('bad_data', `invalid query: ${decision.message}`);
+  const override = decision.clusterOverride;
+  if (override !== undefined) {
+    if (!ctx.pool.has(override)) return refuse('bad_request', MESSAGES.invalidCluster);
+    clusterId = override;
+  }
+  if (checked.queries.length === 0 || decision.kind !== 'allow') {
+    return refuse('forbidden', MESSAGES.forbiddenMetrics, () => {
+      if (decision.kind === 'deny') ctx.log.debug({ user, reason: decision.reason }, 'query denied');
+    });
+  }
+  if (decision.ids.size > 0 && !authz.ownsCached(user, clusterId, decision.ids)) {
+    if (await isAdmin()) return 'admin'; // before a source query an admin's request does not need
+    if (!(await authz.owns(user, clusterId, decision.ids))) {
+      ctx.log.debug({ user, cluster: clusterId, uuids: [...decision.ids] }, 'ownership check failed');
+      return { error: 'forbidden', message: MESSAGES.forbiddenMetrics };
+    }
+  }
+  // What was checked is what runs: the backend gets the canonical queries printed from the parse trees
+  // the rule walked, never the raw text (which its own lexer might read differently).
+  const rebuilt = checked.rebuild(decision.queries);
+  return { clusterId, url: rebuilt.url, body: rebuilt.body, rebuilt: { contentType: rebuilt.contentType } };
+}
+
+/** An admin's request: not checked, forwarded as sent; only its `ceems_id` override is read (§6.2). */
+function adminRoute(
+  ctx: LbContext,
+  req: IncomingMessage,
+  body: Buffer | undefined,
+  endpoint: Endpoint | undefined,
+  clusterId: string,
+): Route | Refusal {
+  let queries: readonly string[] = [];
+  if (endpoint) {
+    try {
+      queries = checkedRequest(req, body, endpoint, false).queries;
+    } catch (e) {
+      if (!(e instanceof BadRequestError)) throw e;
+    }
+  }
+  const override = endpoint && adminClusterOverride(queries, endpoint.grammar, ctx.parse);
+  if (override !== undefined) {
+    if (!ctx.pool.has(override)) return { error: 'bad_request', message: MESSAGES.invalidCluster };
+    clusterId = override;
+  }
+  return { clusterId, url: req.url!, body };
+}
+
 async function handle(
   ctx: LbContext,
   req: IncomingMessage,
@@ -150,82 +245,45 @@ async function handle(
   if (!cluster.ok && cluster.failure !== 'absent' && cluster.failure !== 'empty') {
     return sendError(res, 'bad_request', `invalid X-Ceems-Cluster-Id header: ${cluster.reason}`);
   }
-  let clusterId = cluster.ok ? cluster.value : undefined;
+  const clusterId = cluster.ok ? cluster.value : undefined;
   if (clusterId === undefined || !ctx.pool.has(clusterId)) {
     return sendError(res, 'bad_request', MESSAGES.invalidCluster);
   }
   // Identity headers are never trusted from the client.
   delete req.headers['x-ceems-admin-user'];
   delete req.headers['x-ceems-logged-user'];
-  let forwardUrl = url;
-  let forwardBody = body;
   const endpoint = matchEndpoint(ctx.type, path);
 
+  let route: Route | Refusal = { clusterId, url, body };
   if (ctx.authz) {
+    const authz = ctx.authz;
     const id = readIdentityHeader(req.rawHeaders, 'x-grafana-user');
     if (!id.ok && (id.failure === 'absent' || id.failure === 'empty'))
       return sendError(res, 'unauthorized', MESSAGES.noUser);
     if (!id.ok) return sendError(res, 'bad_data', `invalid X-Grafana-User header: ${id.reason}`);
     const user = id.value;
     req.headers['x-ceems-logged-user'] = user;
-    const admin = await ctx.authz.isAdmin(user);
-    if (!admin && !endpoint) return sendError(res, 'forbidden', MESSAGES.forbiddenResource);
-
-    let checked: CheckedRequest | undefined;
-    if (endpoint) {
-      try {
-        checked = checkedRequest(req, body, endpoint, !admin);
-      } catch (e) {
-        if (!(e instanceof BadRequestError)) throw e;
-        if (!admin) {
-          const msg = e.message === MESSAGES.unsupportedBody ? e.message : `invalid query: ${e.message}`;
-          return sendError(res, 'bad_data', msg);
-        }
-      }
-    }
-    const queries = checked?.queries ?? [];
-    let decision: AccessDecision | undefined;
-    let override: string | undefined;
-    if (admin) {
-      if (endpoint) override = adminClusterOverride(queries, endpoint.grammar, ctx.parse);
-    } else {
-      decision = checkQueries(queries, endpoint!.grammar, ctx.policy, ctx.parse);
-      if (decision.kind === 'invalid')
-        return sendError(res, 'bad_data', `invalid query: ${decision.message}`);
-      override = decision.clusterOverride;
-    }
-    if (override !== undefined) {
-      if (!ctx.pool.has(override)) return sendError(res, 'bad_request', MESSAGES.invalidCluster);
-      clusterId = override;
-    }
-    if (decision) {
-      if (queries.length === 0 || decision.kind !== 'allow') {
-        if (decision.kind === 'deny') ctx.log.debug({ user, reason: decision.reason }, 'query denied');
-        return sendError(res, 'forbidden', MESSAGES.forbiddenMetrics);
-      }
-      if (decision.ids.size > 0 && !(await ctx.authz.owns(user, clusterId, decision.ids))) {
-        ctx.log.debug({ user, cluster: clusterId, uuids: [...decision.ids] }, 'ownership check failed');
-        return sendError(res, 'forbidden', MESSAGES.forbiddenMetrics);
-      }
-      // What was checked is what runs: the backend gets the canonical queries printed from the parse
-      // trees the rule walked, never the raw text (which its own lexer might read differently).
-      const rebuilt = checked!.rebuild(decision.queries);
-      forwardUrl = rebuilt.url;
-      forwardBody = rebuilt.body;
-      delete req.headers['content-encoding'];
-      if (rebuilt.contentType === undefined) delete req.headers['content-type'];
-      else req.headers['content-type'] = rebuilt.contentType;
-    }
+    // Read from the source each time it is asked (admin changes take effect on the next request).
+    const checked = await userRoute(ctx, authz, req, body, endpoint, user, clusterId, () =>
+      authz.isAdmin(user),
+    );
+    route = checked === 'admin' ? adminRoute(ctx, req, body, endpoint, clusterId) : checked;
+  }
+  if ('error' in route) return sendError(res, route.error, route.message);
+  if (route.rebuilt) {
+    delete req.headers['content-encoding'];
+    if (route.rebuilt.contentType === undefined) delete req.headers['content-type'];
+    else req.headers['content-type'] = route.rebuilt.contentType;
   }
 
   await forward(
     ctx.pool,
-    clusterId,
+    route.clusterId,
     {
       method: req.method!,
-      url: forwardUrl,
+      url: route.url,
       headers: req.headers,
-      body: req.method === 'GET' || req.method === 'HEAD' ? undefined : forwardBody,
+      body: req.method === 'GET' || req.method === 'HEAD' ? undefined : route.body,
       clientIp: req.socket.remoteAddress ?? '',
       // Every endpoint a non-admin can reach is read-only; other requests retry only when safe by method.
       retryable: SAFE_METHODS.has(req.method!) || endpoint !== undefined,
