@@ -139,6 +139,17 @@ export const FOOTPRINT_RECORD_SCHEMA = {
     ended_at_ts: { type: 'integer', minimum: 0, description: 'Unix ms, 0 = running' },
     elapsed: { type: 'string' },
     state: { type: 'string' },
+    short_unit: {
+      type: 'boolean',
+      description:
+        'shorter than two sample intervals: its energy rests on one sample or none (sampling uncertainty up to 100 %); since 1.2.0',
+    },
+    sample_interval_seconds: {
+      type: ['number', 'null'],
+      exclusiveMinimum: 0,
+      description:
+        'seconds between the samples its energy was integrated from; null when not recorded; since 1.2.0',
+    },
     resources: {
       type: 'object',
       required: ['allocation', 'time_seconds'],

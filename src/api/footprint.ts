@@ -19,7 +19,7 @@ import {
 } from './uncertainty.js';
 
 /** Semantic version of the record; additions bump the minor part (docs/footprint-schema.json). */
-export const FOOTPRINT_SCHEMA_VERSION = '1.1.0';
+export const FOOTPRINT_SCHEMA_VERSION = '1.2.0';
 
 /** `power_source` key of energy stored without provenance (rules older than issue 20, or an older API). */
 export const UNKNOWN_SOURCE = 'unknown';
@@ -82,6 +82,10 @@ export interface FootprintRecord {
   elapsed: string;
   state: string;
   resources: { allocation: Record<string, unknown>; time_seconds: MetricMap };
+  /** Shorter than two sample intervals (issue 20, B9): its energy rests on one sample or none. */
+  short_unit: boolean;
+  /** Seconds between the samples its energy was integrated from; null when not recorded. */
+  sample_interval_seconds: number | null;
   energy: { host: EnergyPart; gpu: EnergyPart; total_kwh: number; lower_kwh: number; upper_kwh: number };
   emissions: {
     operational: OperationalEmissions[];
@@ -136,6 +140,9 @@ export interface Sampling {
   intervalS: number | undefined;
   durationS: number;
 }
+
+/** A unit shorter than two sample intervals: at most one sample of its power (issue 20, B9). */
+export const isShortUnit = (s: Sampling) => s.intervalS !== undefined && s.durationS < 2 * s.intervalS;
 
 /** The provenance and bounds of one part (host or GPU) of a stored unit. */
 export function energyPart(
@@ -241,6 +248,8 @@ export function footprintRecord(u: Unit, embodied: EmbodiedClass = DEFAULT_EMBOD
     elapsed: u.elapsed ?? '',
     state: u.state ?? '',
     resources: { allocation: u.allocation ?? {}, time_seconds: time },
+    short_unit: isShortUnit(sampling),
+    sample_interval_seconds: sampling.intervalS ?? null,
     energy: {
       host,
       gpu,

@@ -42,6 +42,8 @@ const IDENTITY = [
   'started_at',
   'ended_at',
   'elapsed',
+  'short_unit',
+  'sample_interval_seconds',
 ];
 const PART_COLUMNS = ['kwh', 'lower_kwh', 'upper_kwh', 'provenance', 'estimated_fraction', 'pue', 'sources'];
 /** Columns after the parts: `energy.<key>`, then the embodied emissions, apart from the operational ones. */

@@ -124,6 +124,31 @@ describe('footprint arithmetic', () => {
   });
 });
 
+describe('short units (B9)', () => {
+  test('shorter than two sample intervals: flagged, sampling error 100 %, zero lower bound', () => {
+    const short = footprintRecord({
+      uuid: 's',
+      total_time_seconds: { walltime: 20 },
+      total_cpu_energy_usage_kwh: { total: 1e-4 },
+      total_cpu_energy_by_source_kwh: { rapl: 1e-4 },
+      avg_sample_interval_seconds: { scrape: 30 },
+    });
+    assert.deepEqual([short.short_unit, short.sample_interval_seconds], [true, 30]);
+    assert.equal(short.energy.host.uncertainty.sampling, 1);
+    assert.deepEqual([short.energy.host.lower_kwh, short.energy.host.upper_kwh > 2e-4], [0, true]);
+    assertValid(short, 'short unit');
+    const long = footprintRecord({
+      uuid: 'l',
+      total_time_seconds: { walltime: 60 },
+      avg_sample_interval_seconds: { scrape: 30 },
+    });
+    assert.equal(long.short_unit, false);
+    // no recorded interval (stored before migration 12): not known to be short
+    const old = footprintRecord({ uuid: 'o', total_time_seconds: { walltime: 5 } });
+    assert.deepEqual([old.short_unit, old.sample_interval_seconds], [false, null]);
+  });
+});
+
 describe('footprint schema', () => {
   test('docs/footprint-schema.json is the schema of the code (UPDATE_GOLDEN=1 rewrites it)', () => {
     const text = `${JSON.stringify(FOOTPRINT_SCHEMA, null, 2)}\n`;

@@ -117,7 +117,7 @@ describe('cacct --format=footprint-json|footprint-csv', () => {
       const lines = r.stdout.trimEnd().split('\n');
       assert.equal(
         lines[0],
-        'schema_version,uuid,cluster_id,project,username,name,state,started_at,ended_at,elapsed,' +
+        'schema_version,uuid,cluster_id,project,username,name,state,started_at,ended_at,elapsed,short_unit,sample_interval_seconds,' +
           'host_kwh,host_lower_kwh,host_upper_kwh,host_provenance,host_estimated_fraction,host_pue,host_sources,' +
           'gpu_kwh,gpu_lower_kwh,gpu_upper_kwh,gpu_provenance,gpu_estimated_fraction,gpu_pue,gpu_sources,' +
           'total_kwh,total_lower_kwh,total_upper_kwh,' +
@@ -136,6 +136,7 @@ describe('cacct --format=footprint-json|footprint-csv', () => {
         [rows[0]!.uuid, rows[0]!.host_provenance, rows[0]!.host_sources, rows[0]!.gpu_provenance],
         ['11', 'estimated', 'estimated=0.5', 'none'],
       );
+      assert.deepEqual([rows[0]!.short_unit, rows[0]!.sample_interval_seconds], ['false', '']);
       assert.equal(rows[0]!.host_lower_kwh, String(first!.energy.host.lower_kwh));
       assert.equal(rows[0]!.owid_factor_g_per_kwh, '56');
       assert.equal(rows[0]!.rte_upper_g, String(first!.emissions.operational[1]!.upper_g));
