@@ -326,5 +326,28 @@ describe('CEEMS stack end to end on the SLURM testbed', { timeout: 240_000 }, ()
     });
     assert.equal(footprint.code, 0, footprint.stderr);
     assert.deepEqual(JSON.parse(footprint.stdout), records);
+
+    // Short units (issue 20, B9): a 10 s job gets a non-zero energy with bounds whose sampling term is
+    // the scrape interval over its run time; it is not flagged short at the testbed's 1 s scrape.
+    const [quick] = (await stack!.runJobs([
+      { user: 'usr1', account: 'acc1', script: 'stress-ng --cpu 1 --timeout 10s', name: 'ceems-e2e-10s' },
+    ])) as [string];
+    const quickRecord = await waitFor('the 10 s job completed with energy in the API', 60_000, async () => {
+      const r = await getJson(`${api.url}/api/v1/units/footprint?uuid=${quick}`, {
+        'X-Grafana-User': 'usr1',
+      });
+      const rec = (r.json.data as unknown as FootprintRecord[])[0];
+      return rec && rec.state === 'COMPLETED' && rec.energy.host.kwh > 0 ? rec : undefined;
+    });
+    t.diagnostic(
+      `10 s job ${quick}: ${JSON.stringify({ short: quickRecord.short_unit, energy: quickRecord.energy.host })}`,
+    );
+    assert.ok(validate(quickRecord), JSON.stringify(validate.errors));
+    const q = quickRecord.energy.host;
+    assert.ok(q.lower_kwh > 0 && q.lower_kwh < q.kwh && q.kwh < q.upper_kwh, JSON.stringify(q));
+    const wall = quickRecord.resources.time_seconds.walltime!;
+    assert.ok(wall >= 9 && wall <= 30, `walltime ${wall} s`);
+    assert.equal(quickRecord.short_unit, quickRecord.sample_interval_seconds! * 2 > wall);
+    assert.ok(Math.abs(q.uncertainty.sampling - quickRecord.sample_interval_seconds! / wall) < 1e-9);
   });
 });
