@@ -233,7 +233,7 @@ function report(label: string, c: Comparison, cpuBound: boolean): void {
   // via a proxy (P' + L + G'); the ratio cannot exceed their quotient whatever the proxy does with its time.
   const bound = (r: Run) => ((direct.prom + direct.gen) / (r.prom + r.proxy + r.gen)).toFixed(2);
   console.log(
-    `  CPU s per 1000 queries: Prometheus ${direct.prom.toFixed(3)} direct / ${lb.prom.toFixed(3)} via LB, ` +
+    `  CPU s per 1000 queries: Prometheus ${direct.prom.toFixed(3)} direct / ${bare.prom.toFixed(3)} via bare proxy / ${lb.prom.toFixed(3)} via LB, ` +
       `LB ${lb.proxy.toFixed(3)} (${(lb.proxy / lb.prom).toFixed(2)}× Prometheus'), bare proxy ` +
       `${bare.proxy.toFixed(3)} (LB ${(lb.proxy / bare.proxy).toFixed(2)}× bare), load generator ` +
       `${direct.gen.toFixed(3)} / ${lb.gen.toFixed(3)}` +
@@ -339,6 +339,8 @@ export async function run(small: boolean): Promise<void> {
       "  CPU per query of Prometheus, LB and generator (printed as 'CPU-bound ratio'), however fast the LB is.",
       "- bare proxy: bench/lib/bare-proxy.ts, node:http + undici with no checks: any Node.js proxy's floor;",
       "  'LB n× bare' is the LB's CPU per query over that floor (its access control, routing, headers).",
+      "- Prometheus' own CPU per query grows as it gets less busy (about twice as much with 1 client as with",
+      '  16 here): behind a proxy that slows the loop it costs more per query than when saturated directly.',
       "- CPU s per 1000 queries do not depend on the number of cores: 'LB n× Prometheus'' is how much CPU the",
       "  LB needs per unit of Prometheus' CPU for this query (2 series, 25 steps: about the cheapest range",
       '  query, so the LB weighs most here; heavier queries cost Prometheus more and the LB the same).',
