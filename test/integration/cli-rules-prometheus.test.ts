@@ -162,7 +162,14 @@ describe('generated rules in a real Prometheus (exporter-like target)', () => {
     const queries = YAML.parse(q.stderr.slice(q.stderr.indexOf('\n') + 1)).queries;
     assert.deepEqual(
       Object.keys(queries).filter((k) => queries[k] !== null),
-      ['avg_cpu_mem_usage', 'avg_cpu_usage', 'total_cpu_emissions_gms', 'total_cpu_energy_usage_kwh'],
+      [
+        'avg_cpu_mem_usage',
+        'avg_cpu_usage',
+        'total_cpu_emissions_gms',
+        'total_cpu_energy_by_pue_kwh',
+        'total_cpu_energy_by_source_kwh',
+        'total_cpu_energy_usage_kwh',
+      ],
     );
     assert.deepEqual(Object.keys(queries.total_cpu_emissions_gms), ['rte_total']);
   });

@@ -7,8 +7,8 @@ import type { Prometheus } from './prometheus.js';
 
 const avg = (record: string) =>
   `avg_over_time(avg by (uuid) (${record}{uuid=~"{{.UUIDs}}"} > 0 < inf)[{{.Range}}:])`;
-const energy = (record: string) =>
-  `sum_over_time(sum by (uuid) (${record}{uuid=~"{{.UUIDs}}"} > 0 < inf)[{{.Range}}:{{.ScrapeInterval}}]) * {{.ScrapeIntervalMilli}} / 3.6e9`;
+const energy = (record: string, by = 'uuid') =>
+  `sum_over_time(sum by (${by}) (${record}{uuid=~"{{.UUIDs}}"} > 0 < inf)[{{.Range}}:{{.ScrapeInterval}}]) * {{.ScrapeIntervalMilli}} / 3.6e9`;
 const emissions = (record: string, provider: string) =>
   `sum_over_time(sum by (uuid) (${record}{uuid=~"{{.UUIDs}}",provider="${provider}"} > 0 < inf)[{{.Range}}:{{.ScrapeInterval}}]) * {{.ScrapeIntervalMilli}} / 1e3`;
 const increase = (metric: string) =>
@@ -28,8 +28,8 @@ const GPU_EMISSIONS = 'uuid:ceems_gpu_emissions_g_s:pue';
 
 /**
  * The metrics and sub-metrics the output can hold. The original's (its map, printed in sorted key order)
- * plus the eBPF IO and network metrics of our default queries, and one emission sub-metric per provider
- * found instead of its fixed rte/emaps/owid [DIFF D-CLI-17].
+ * plus the eBPF IO and network metrics of our default queries, one emission sub-metric per provider
+ * found instead of its fixed rte/emaps/owid [DIFF D-CLI-17], and the energy provenance maps [D-CLI-FP4].
  */
 function candidates(
   providers: string[],
@@ -64,6 +64,19 @@ function candidates(
     total_io_read_stats: ebpf('read', ['bytes', 'requests', 'errors']),
     total_ingress_stats: ebpf('ingress', ['bytes']),
     total_egress_stats: ebpf('egress', ['bytes']),
+    // energy provenance (issue 20): one sub-metric per label value (api-server.md D-API-FP3)
+    ...Object.fromEntries(
+      (['cpu', 'gpu'] as const).flatMap((part) => {
+        const series = `uuid:ceems_${part === 'cpu' ? 'host' : 'gpu'}_power_watts:pue`;
+        return (['source', 'pue'] as const).map((by) => {
+          const label = by === 'source' ? 'power_source' : 'pue';
+          return [
+            `total_${part}_energy_by_${by}_kwh`,
+            { [`$${label}`]: { series, query: energy(series, `uuid, ${label}`), found: true } },
+          ] as const;
+        });
+      }),
+    ),
   };
 }
 

@@ -522,15 +522,25 @@ describe('ceems_tool tsdb create-relabel-configs / create-ceems-tsdb-updater-que
         'avg_gpu_mem_usage',
         'avg_gpu_usage',
         'total_cpu_emissions_gms',
+        'total_cpu_energy_by_pue_kwh',
+        'total_cpu_energy_by_source_kwh',
         'total_cpu_energy_usage_kwh',
         'total_egress_stats',
         'total_gpu_emissions_gms',
+        'total_gpu_energy_by_pue_kwh',
+        'total_gpu_energy_by_source_kwh',
         'total_gpu_energy_usage_kwh',
         'total_ingress_stats',
         'total_io_read_stats',
         'total_io_write_stats',
       ]);
       assert.deepEqual(Object.keys(q.total_cpu_emissions_gms), ['owid_total', 'rte_total']);
+      // the provenance maps split the energy by the labels of the per-unit power records (issue 20)
+      assert.deepEqual(Object.keys(q.total_cpu_energy_by_source_kwh), ['$power_source']);
+      assert.match(
+        q.total_cpu_energy_by_pue_kwh.$pue,
+        /^sum_over_time\(sum by \(uuid, pue\) \(uuid:ceems_host_power_watts:pue\{/,
+      );
       assert.equal(q.avg_gpu_usage, null);
       assert.equal(q.total_gpu_emissions_gms, null);
     } finally {
