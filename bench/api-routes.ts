@@ -8,10 +8,13 @@
 // actually issued (captured through src/api/db/trace.ts, so same WHERE, ORDER and columns), prepared once
 // and run with the same parameters, its rows encoded with JSON.stringify as objects: keyed JSON like the
 // response (rows as arrays, a smaller document without the field names, are shown too), measured in
-// blocks taking turns with the route. Case 4 prints p50, p99 and their ratio, and the requests that failed.
+// blocks taking turns with the route. Case 4 prints p50, p99 and their ratio, and the requests that failed,
+// against a bare node:http server answering the same clients with one fixed body of the same size.
 // `CEEMS_BENCH_DB=<dir>` keeps the filled DB there and reuses it on the next run.
 
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -214,13 +217,13 @@ function plan(db: Database, q: IssuedQuery): string {
 }
 
 // ---- 200 clients: the server runs in a worker thread so that the clients do not share its event loop.
+// Its floor is a bare node:http server in the same kind of worker answering every request with one fixed
+// body of the same size: what 200 clients on this machine see from a server that does no work.
 
-interface ServerData {
-  apiRoutesServer: { dir: string; now: number };
-}
+type ServerData = { apiRoutesServer: { dir: string; now: number } } | { bareServer: { body: string } };
 
-if (!isMainThread && (workerData as ServerData | undefined)?.apiRoutesServer) {
-  const { dir, now } = (workerData as ServerData).apiRoutesServer;
+if (!isMainThread && workerData && 'apiRoutesServer' in (workerData as object)) {
+  const { dir, now } = (workerData as { apiRoutesServer: { dir: string; now: number } }).apiRoutesServer;
   const api = await createApiServer(
     apiServerOptions(dir, { listenAddresses: ['127.0.0.1:0'], timeZone: TZ, now: () => now }),
   );
@@ -231,15 +234,28 @@ if (!isMainThread && (workerData as ServerData | undefined)?.apiRoutesServer) {
   });
 }
 
+if (!isMainThread && workerData && 'bareServer' in (workerData as object)) {
+  const body = Buffer.from((workerData as { bareServer: { body: string } }).bareServer.body);
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+    res.end(body);
+  });
+  server.listen(0, '127.0.0.1', () => {
+    const a = server.address() as AddressInfo;
+    parentPort!.postMessage(`127.0.0.1:${a.port}`);
+  });
+  parentPort!.once('message', () => {
+    server.closeAllConnections();
+    server.close(() => parentPort!.close());
+  });
+}
+
 async function concurrentClients(
-  dir: string,
-  now: number,
+  server: ServerData,
   urlOf: (client: number, rep: number) => string,
   reps: number,
 ) {
-  const worker = new Worker(new URL(import.meta.url), {
-    workerData: { apiRoutesServer: { dir, now } } satisfies ServerData,
-  });
+  const worker = new Worker(new URL(import.meta.url), { workerData: server });
   const address = await new Promise<string>((res, rej) => {
     worker.once('message', res);
     worker.once('error', rej);
@@ -375,22 +391,25 @@ export async function run(small: boolean): Promise<void> {
         ...main.slice(-1).map((q) => `  plan: ${plan(reader, q)}`),
       );
     }
+    // the floor server of the 200 clients answers with one real answer of the route
+    const body = await inject(plainApi.app, `/api/v1/units?${day()}`, LIGHT_USERS[0]!);
     reader.close();
     await traced.close();
     await plainApi.close();
     for (const l of lines) console.log(l);
 
-    const cc = await concurrentClients(
-      dir,
-      now,
-      (c, rep) => `/api/v1/units?${day(((c + rep) % 12) * 3600)}`,
-      small ? 2 : 5,
-    );
+    const windowUrl = (c: number, rep: number) => `/api/v1/units?${day(((c + rep) % 12) * 3600)}`;
+    const cc = await concurrentClients({ apiRoutesServer: { dir, now } }, windowUrl, small ? 2 : 5);
+    const bare = await concurrentClients({ bareServer: { body } }, windowUrl, small ? 2 : 5);
     console.log(
       `${CLIENTS} concurrent clients on /units (each its user's 1-day window, ${(cc.avgBytes / 1e3).toFixed(0)} kB): ${cc.requests} requests, ${cc.rps.toFixed(0)} req/s`,
     );
     console.log(
       `  p50 ${ms(cc.p50)}, p99 ${ms(cc.p99)}, max ${ms(cc.max)} | p99/p50 ${(cc.p99 / cc.p50).toFixed(2)}`,
+    );
+    console.log(
+      `  floor (bare node:http server in a worker, one fixed ${(body.length / 1e3).toFixed(0)} kB body): ${bare.rps.toFixed(0)} req/s, ` +
+        `p50 ${ms(bare.p50)}, p99 ${ms(bare.p99)}, max ${ms(bare.max)} | p99/p50 ${(bare.p99 / bare.p50).toFixed(2)}`,
     );
     for (const [message, n] of cc.errors) console.log(`  FAILED: ${n} requests: ${message}`);
   } finally {
