@@ -96,15 +96,22 @@ export const USAGE_FIELDS: [string, string][] = USAGE_COLUMNS.map((c) => [
   c.selector.split('.')[0]!,
 ]);
 
-/** 1 = estimated, 2 = measured: the power source of the nodes each unit ran on. */
+/**
+ * 1 = estimated, 2 = measured: the power source of the nodes each unit ran on, from the `power_source` label
+ * of the per-unit power (issue 20); for rules without it, from a join with the nodes' estimated power.
+ */
 export const ENERGY_SOURCE_EXPR = [
+  'max by (uuid) (last_over_time(uuid:ceems_host_power_watts:pue{uuid=~"${uuids:pipe}",power_source="estimated"}[$__range]) * 0) + 1',
+  'or',
+  'max by (uuid) (last_over_time(uuid:ceems_host_power_watts:pue{uuid=~"${uuids:pipe}",power_source!=""}[$__range]) * 0) + 2',
+  'or',
   '(',
   '  max by (uuid) (',
-  '    last_over_time(uuid:ceems_host_power_watts:pue{uuid=~"${uuids:pipe}"}[$__range]) * 0',
+  '    last_over_time(uuid:ceems_host_power_watts:pue{uuid=~"${uuids:pipe}",power_source=""}[$__range]) * 0',
   '      * on (hostname) group_left ()',
   '    max by (hostname) (last_over_time(ceems_estimated_power_watts[$__range]))',
   '  ) + 1',
   ')',
   'or',
-  'max by (uuid) (last_over_time(uuid:ceems_host_power_watts:pue{uuid=~"${uuids:pipe}"}[$__range]) * 0) + 2',
+  'max by (uuid) (last_over_time(uuid:ceems_host_power_watts:pue{uuid=~"${uuids:pipe}",power_source=""}[$__range]) * 0) + 2',
 ].join('\n');

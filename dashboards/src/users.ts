@@ -58,7 +58,7 @@ export function myUnits(): Built {
   const source = new table.PanelBuilder()
     .title('Is my energy measured or estimated?')
     .description(
-      'Measured: the nodes report their power (IPMI, Redfish, Cray PM counters, RAPL). Estimated: CEEMS estimates node power from CPU load. Needs ceems_estimated_power_watts in ceems_lb unrestricted_metrics.',
+      'Measured: the nodes report their power (IPMI, Redfish, Cray PM counters, RAPL). Estimated: CEEMS estimates node power from CPU load. Read from the power_source label of the recording rules; rules generated before it need ceems_estimated_power_watts in ceems_lb unrestricted_metrics.',
     )
     .height(8)
     .span(12)
