@@ -38,7 +38,7 @@ export function clusterOverview(): Built {
   const b = base(
     'ceems-cluster-overview',
     'CEEMS / Cluster overview',
-    'For operators: node power against the power attributed to units, top users and projects, units running, collector and service health.',
+    'For operators: node power against the power attributed to units and the unattributed rest, top users and projects, units running, collector and service health.',
   )
     .withVariable(datasourceVariables()[0]!)
     .withVariable(datasourceVariables()[1]!)
@@ -51,6 +51,8 @@ export function clusterOverview(): Built {
           'nodes',
         ],
         ['sum(uuid:ceems_host_power_watts:pue)', 'attributed to units'],
+        // what the rules gave no unit: idle nodes, daemons, memory of other processes (issue 20, B4)
+        ['sum(instance:ceems_unattributed_power_watts:pue)', 'unattributed'],
       ]).span(16),
     )
     .withPanel(
