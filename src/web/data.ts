@@ -3,8 +3,12 @@
 // browser), one unit, project totals and the cluster overview. Every query of a non-admin is bounded by
 // `username = ?` (units) or the user's project memberships (totals): the only ownership rules here.
 
+import { addMetricMaps, parseMetricMap } from '../api/db/functions.js';
+import { energySources, type Provenance, provenanceOf } from '../api/footprint.js';
+import type { MetricMap } from '../api/models.js';
 import { projectsOfUsers, Where } from '../api/query.js';
 import type { Database, SQLInputValue } from '../common/sqlite.js';
+import type { EnergySource } from './lb.js';
 
 /** Host + GPU energy of a unit (kWh); absent keys count as 0. */
 const ENERGY_SQL =
@@ -52,6 +56,8 @@ export interface UnitRow {
   avg_gpu_usage: number | null;
   /** Nodes of the unit (SLURM `nodelistexp`), for the measured/estimated flag. */
   hosts: string[];
+  /** Measured or estimated from the stored provenance of its energy (issue 20); `unknown` without it. */
+  energy_source: EnergySource;
 }
 
 export interface UnitQuery {
@@ -76,7 +82,8 @@ export interface UnitPage {
 
 const LIST_COLUMNS = `cluster_id, resource_manager, uuid, name, project, username, state, started_at, ended_at,
   started_at_ts, ended_at_ts, elapsed, total_cpu_energy_usage_kwh, total_gpu_energy_usage_kwh,
-  total_cpu_emissions_gms, total_gpu_emissions_gms, avg_cpu_usage, avg_cpu_mem_usage, avg_gpu_usage, tags`;
+  total_cpu_emissions_gms, total_gpu_emissions_gms, avg_cpu_usage, avg_cpu_mem_usage, avg_gpu_usage, tags,
+  total_cpu_energy_by_source_kwh, total_gpu_energy_by_source_kwh`;
 
 /** `%…%` LIKE pattern of a user's text with `%`, `_` and `\` taken literally. */
 const likePattern = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
@@ -131,7 +138,26 @@ export function toUnitRow(r: Record<string, unknown>): UnitRow {
     avg_cpu_mem_usage: num(parseMap(r.avg_cpu_mem_usage).global),
     avg_gpu_usage: num(parseMap(r.avg_gpu_usage).global),
     hosts: hostText ? hostText.split('|').filter(Boolean) : [],
+    energy_source: storedSource([
+      [num(cpuE.total) ?? 0, parseMetricMap(r.total_cpu_energy_by_source_kwh)],
+      [num(gpuE.total) ?? 0, parseMetricMap(r.total_gpu_energy_by_source_kwh)],
+    ]),
   };
+}
+
+const PROVENANCE_SOURCE: Partial<Record<Provenance, EnergySource>> = {
+  measured: 'measured',
+  estimated: 'estimated',
+  partly_estimated: 'mixed',
+};
+
+/** The flag of a unit from each part's kWh and kWh by power source. */
+function storedSource(parts: [number, MetricMap][]): EnergySource {
+  const sources = parts.reduce<MetricMap>(
+    (all, [kwh, bySource]) => addMetricMaps(all, energySources(kwh, bySource)),
+    {},
+  );
+  return PROVENANCE_SOURCE[provenanceOf(sources)] ?? 'unknown';
 }
 
 function unitWhere(q: Omit<UnitQuery, 'sort' | 'desc' | 'page' | 'size'>): Where {

@@ -96,9 +96,12 @@ export function webViewRoutes(
   };
   const NOT_VISIBLE = 'This unit does not exist or is not yours.';
 
-  /** Power source of each row's nodes; unknown when no LB is configured or it does not answer. */
+  /**
+   * The stored provenance of each row's energy, else the power source of its nodes from the LB (units
+   * stored before issue 20); unknown when neither says.
+   */
   const withSources = async <T extends UnitRow>(rows: T[]) => {
-    const clusters = [...new Set(rows.map((r) => r.cluster_id))];
+    const clusters = [...new Set(rows.filter((r) => r.energy_source === 'unknown').map((r) => r.cluster_id))];
     const sources = new Map<string, Map<string, string>>();
     await Promise.all(
       clusters.map(async (c) => {
@@ -111,7 +114,10 @@ export function webViewRoutes(
     );
     return rows.map((r) => ({
       ...r,
-      energy_source: energySource(r.hosts, sources.get(r.cluster_id) ?? new Map()),
+      energy_source:
+        r.energy_source !== 'unknown'
+          ? r.energy_source
+          : energySource(r.hosts, sources.get(r.cluster_id) ?? new Map()),
     }));
   };
 
