@@ -91,19 +91,14 @@ export const factorSpread = (provider: string) => FACTOR_SPREAD[provider] ?? UNL
  * Bounds of a provider's emissions from two parts: each part's grams carry its energy error and the
  * factor's spread (shared by both parts, so the parts' bounds add linearly).
  */
-export function emissionsBounds(
-  parts: { grams: number; energy: number }[],
-  provider: string,
-): Bounds & { relative: number } {
+export function emissionsBounds(parts: { grams: number; energy: number }[], provider: string): Bounds {
   const spread = factorSpread(provider);
   let lower = 0;
   let upper = 0;
-  let grams = 0;
   for (const p of parts) {
     const b = bounds(p.grams, quadrature(p.energy, spread));
     lower += b.lower;
     upper += b.upper;
-    grams += p.grams;
   }
-  return { lower, upper, relative: grams > 0 ? (upper - grams) / grams : 0 };
+  return { lower, upper };
 }

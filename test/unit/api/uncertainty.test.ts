@@ -66,10 +66,9 @@ describe('emissions bounds', () => {
     );
     close(b.lower, 50 + 35, 'lower');
     close(b.upper, 150 + 65, 'upper');
-    close(b.relative, 65 / 150, 'relative');
     assert.equal(factorSpread('rte'), 0.1);
     assert.equal(factorSpread('static-site-value'), 0.3);
-    assert.deepEqual(emissionsBounds([], 'rte'), { lower: 0, upper: 0, relative: 0 });
+    assert.deepEqual(emissionsBounds([], 'rte'), { lower: 0, upper: 0 });
   });
 });
 
