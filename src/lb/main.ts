@@ -6,12 +6,7 @@ import type { FlagSpec, ParsedFlags } from '../common/flags.js';
 import { createHttpClient } from '../common/httpclient.js';
 import { createPlainServer, type PlainServer } from '../common/httpserver.js';
 import type { Logger } from '../common/logger.js';
-import {
-  dropPrivileges,
-  grantRunAsReadAccess,
-  releaseAccess,
-  resolveRunAsUser,
-} from '../common/privileges.js';
+import { listenThenDrop, resolveRunAsUser } from '../common/privileges.js';
 import { PRIVILEGE_FLAGS, runServerProgram, SERVER_FLAGS } from '../common/program.js';
 import { webConfigFiles } from '../common/webconfig.js';
 import { ApiAuthzSource, Authorizer, type AuthzSource, DbAuthzSource } from './authz.js';
@@ -112,6 +107,11 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
 
   const source = await openAuthz(cfg, log);
   const cleanups: Array<() => Promise<void> | void> = [];
+  const closeAll = async () => {
+    for (const c of cleanups.reverse()) await c();
+  };
+  const servers: PlainServer[] = [];
+  const started: Array<() => void> = [];
   try {
     if (source) {
       cleanups.push(() => source.close());
@@ -131,8 +131,6 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
       }
     }
     const authz = source ? new Authorizer(source) : undefined;
-    const servers: PlainServer[] = [];
-    const bound: string[] = [];
     for (let i = 0; i < cfg.types.length; i++) {
       const { type, clusters } = cfg.types[i]!;
       const byCluster = new Map<string, Backend[]>();
@@ -174,31 +172,32 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
       );
       servers.push(server);
       cleanups.push(() => server.close());
-      bound.push(...(await server.listen()));
-      tlog.info({ strategy: cfg.strategy, clusters: [...byCluster.keys()] }, 'Load balancer started');
+      started.push(() =>
+        tlog.info({ strategy: cfg.strategy, clusters: [...byCluster.keys()] }, 'Load balancer started'),
+      );
     }
-    // The ports are bound (no cap_net_bind_service needed, even below 1024), the config read and the DB
-    // connection open (its files stay open): nothing left needs a capability; the web config is re-read
-    // when it changes through a read ACL.
-    const drop = { dropPrivileges: flags.bool('security.drop-privileges'), needed: {}, logger: log };
-    const webConfigAcl = await grantRunAsReadAccess(
-      runAs,
-      webConfigFile ? webConfigFiles(webConfigFile) : [],
-      drop,
-    );
-    cleanups.unshift(() => releaseAccess(webConfigAcl, 'web config', log));
-    await dropPrivileges(runAs, drop);
-    return {
-      servers,
-      addresses: bound,
-      async stop() {
-        for (const c of cleanups.reverse()) await c();
-      },
-    };
   } catch (e) {
-    for (const c of cleanups.reverse()) await c();
+    await closeAll();
     throw e;
   }
+  // Once the ports are bound (no cap_net_bind_service needed, even below 1024), the config read and the DB
+  // connection open (its files stay open), nothing left needs a capability; the web config is re-read when
+  // it changes.
+  const bound: string[] = [];
+  const { stop } = await listenThenDrop({
+    listen: async () => {
+      for (const [i, server] of servers.entries()) {
+        bound.push(...(await server.listen()));
+        started[i]!();
+      }
+    },
+    close: closeAll,
+    runAs,
+    readFiles: webConfigFile ? webConfigFiles(webConfigFile) : [],
+    dropEnabled: flags.bool('security.drop-privileges'),
+    log,
+  });
+  return { servers, addresses: bound, stop };
 }
 
 export async function main(argv: string[]): Promise<number> {
