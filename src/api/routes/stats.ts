@@ -15,7 +15,14 @@ const STATS_SQL = `SELECT cluster_id, resource_manager, COUNT(*) AS num_units,
 FROM units WHERE`;
 
 /** Node energy per cluster: the days of the window (`current`) or all of them (`global`). */
-const ENERGY_SQL = `SELECT cluster_id, sum_metric_map_agg(${NODE_ENERGY_FIELD}) AS energy FROM cluster_energy WHERE`;
+const ENERGY_SQL = `SELECT cluster_id, MAX(resource_manager) AS resource_manager,
+  sum_metric_map_agg(${NODE_ENERGY_FIELD}) AS energy FROM cluster_energy WHERE`;
+
+interface EnergyRow {
+  cluster_id: string;
+  resource_manager: string;
+  energy: string;
+}
 
 export const statsRoutes: RouteGroup = (app, ctx) => {
   for (const mode of ['current', 'global'] as const) {
@@ -62,10 +69,32 @@ export const statsRoutes: RouteGroup = (app, ctx) => {
           (
             db
               .prepare(`${ENERGY_SQL} ${energyWhere.sql()} GROUP BY cluster_id`)
-              .all(...energyWhere.params) as { cluster_id: string; energy: string }[]
-          ).map((r) => [r.cluster_id, JSON.parse(r.energy)]),
+              .all(...energyWhere.params) as unknown as EnergyRow[]
+          ).map((r) => [r.cluster_id, r]),
         );
-        for (const r of rows) r[NODE_ENERGY_FIELD] = energy.get(r.cluster_id as string);
+        for (const r of rows) {
+          const e = energy.get(r.cluster_id as string);
+          if (e) r[NODE_ENERGY_FIELD] = JSON.parse(e.energy);
+          energy.delete(r.cluster_id as string);
+        }
+        // a cluster whose nodes drew power while it had no unit in the window (idle): no units, its energy
+        for (const e of energy.values())
+          rows.push({
+            cluster_id: e.cluster_id,
+            resource_manager: e.resource_manager,
+            num_units: 0,
+            num_inactive_units: 0,
+            num_active_units: 0,
+            num_projects: 0,
+            num_users: 0,
+            [NODE_ENERGY_FIELD]: JSON.parse(e.energy),
+          });
+        // the SQL's order (cluster_id ASC, binary) with those added
+        if (energy.size > 0)
+          rows.sort((a, b) => {
+            const [x, y] = [String(a.cluster_id), String(b.cluster_id)];
+            return x < y ? -1 : x > y ? 1 : 0;
+          });
         return sendSuccess(reply, STAT_STRUCT, rows);
       },
     );

@@ -15,18 +15,20 @@ describe('node energy in /stats/{current,global}/admin', () => {
   before(async () => {
     const dir = seedDb();
     const db = CeemsDb.open(dir);
-    const window = (end: number, node: number, unattributed: number) =>
+    const window = (end: number, node: number, unattributed: number, cluster_id = 'slurm-0') =>
       db.storeCollection({
         start: end - H,
         end,
         timeZone: TZ,
         units: [],
-        clusterEnergy: { cluster_id: 'slurm-0', resource_manager: 'slurm', kwh: { node, unattributed } },
+        clusterEnergy: { cluster_id, resource_manager: 'slurm', kwh: { node, unattributed } },
       });
     // two windows today, one three days ago
     window(NOW - 2 * H, 4, 1);
     window(NOW - H, 6, 0.5);
     window(NOW - 72 * H, 10, 3);
+    // a cluster without any unit: its idle nodes' power is all unattributed
+    window(NOW - H, 2, 2, 'idle-0');
     db.close();
     s = await testServer({}, dir);
   });
@@ -49,6 +51,24 @@ describe('node energy in /stats/{current,global}/admin', () => {
     assert.ok(!('total_node_energy_kwh' in today.get('os-0')!));
     // the unit counts are unchanged
     assert.equal(typeof today.get('slurm-0')!.num_units, 'number');
+  });
+
+  test('a cluster whose nodes drew power without any unit is listed with no units and its energy', async () => {
+    const today = await stats(`/api/v1/stats/current/admin?from=${(NOW - 6 * H) / 1000}&to=${NOW / 1000}`);
+    assert.deepEqual(today.get('idle-0'), {
+      cluster_id: 'idle-0',
+      resource_manager: 'slurm',
+      num_units: 0,
+      num_inactive_units: 0,
+      num_active_units: 0,
+      num_projects: 0,
+      num_users: 0,
+      total_node_energy_kwh: { node: 2, unattributed: 2 },
+    });
+    const ids = [...today.keys()];
+    assert.deepEqual(ids, [...ids].sort(), 'ordered by cluster id');
+    const one = await stats('/api/v1/stats/global/admin?cluster_id=slurm-0');
+    assert.ok(!one.has('idle-0'), 'the cluster_id filter holds for energy-only rows');
   });
 
   test('global: every day', async () => {
