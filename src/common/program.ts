@@ -49,6 +49,14 @@ export const DEBUG_SERVER_FLAG: FlagSpec = {
   help: 'Accepted for compatibility; profiling endpoints are not served (Go specific).',
 };
 
+/** `--security.run-as-user` of the servers that keep no capability once bound (LB, redfish_proxy, admission controller). */
+export const RUN_AS_USER_FLAG: FlagSpec = {
+  name: 'security.run-as-user',
+  type: 'string',
+  default: '',
+  help: 'User to switch to after start-up when started as root (default: nobody).',
+};
+
 /** Hidden privilege flags of the servers that may start as root. */
 export const PRIVILEGE_FLAGS: readonly FlagSpec[] = [
   {

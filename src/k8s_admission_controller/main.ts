@@ -8,6 +8,7 @@ import { listenThenDrop, resolveRunAsUser } from '../common/privileges.js';
 import {
   DEBUG_SERVER_FLAG,
   PRIVILEGE_FLAGS,
+  RUN_AS_USER_FLAG,
   runServerProgram,
   SERVER_FLAGS,
   type Stoppable,
@@ -32,12 +33,7 @@ export const FLAGS: readonly FlagSpec[] = [
     default: '',
     help: 'Path to configuration file that can enable TLS or authentication. See: https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md',
   },
-  {
-    name: 'security.run-as-user',
-    type: 'string',
-    default: '',
-    help: 'User to switch to after start-up when started as root (default: nobody).',
-  },
+  RUN_AS_USER_FLAG,
   ...SERVER_FLAGS,
   DEBUG_SERVER_FLAG,
   ...PRIVILEGE_FLAGS,

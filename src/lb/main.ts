@@ -7,7 +7,7 @@ import { createHttpClient } from '../common/httpclient.js';
 import { createPlainServer, type PlainServer } from '../common/httpserver.js';
 import type { Logger } from '../common/logger.js';
 import { listenThenDrop, resolveRunAsUser } from '../common/privileges.js';
-import { PRIVILEGE_FLAGS, runServerProgram, SERVER_FLAGS } from '../common/program.js';
+import { PRIVILEGE_FLAGS, RUN_AS_USER_FLAG, runServerProgram, SERVER_FLAGS } from '../common/program.js';
 import { webConfigFiles } from '../common/webconfig.js';
 import { ApiAuthzSource, Authorizer, type AuthzSource, DbAuthzSource } from './authz.js';
 import { Backend, BackendPool } from './backend.js';
@@ -46,12 +46,7 @@ export const FLAGS: readonly FlagSpec[] = [
     env: 'CEEMS_LB_WEB_CONFIG_FILE',
     help: 'Path to configuration file that can enable TLS or authentication.',
   },
-  {
-    name: 'security.run-as-user',
-    type: 'string',
-    default: '',
-    help: 'User to switch to after start-up when started as root (default: nobody).',
-  },
+  RUN_AS_USER_FLAG,
   ...SERVER_FLAGS,
   ...PRIVILEGE_FLAGS,
   {
@@ -110,8 +105,8 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
   const closeAll = async () => {
     for (const c of cleanups.reverse()) await c();
   };
-  const servers: PlainServer[] = [];
-  const started: Array<() => void> = [];
+  /** Each listener's server and what it logs once bound. */
+  const listeners: { server: PlainServer; log: Logger; clusters: string[] }[] = [];
   try {
     if (source) {
       cleanups.push(() => source.close());
@@ -170,11 +165,8 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
         { listenAddresses: [addresses[i]!], webConfigFile, logger: log },
         handler,
       );
-      servers.push(server);
+      listeners.push({ server, log: tlog, clusters: [...byCluster.keys()] });
       cleanups.push(() => server.close());
-      started.push(() =>
-        tlog.info({ strategy: cfg.strategy, clusters: [...byCluster.keys()] }, 'Load balancer started'),
-      );
     }
   } catch (e) {
     await closeAll();
@@ -186,9 +178,9 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
   const bound: string[] = [];
   const { stop } = await listenThenDrop({
     listen: async () => {
-      for (const [i, server] of servers.entries()) {
-        bound.push(...(await server.listen()));
-        started[i]!();
+      for (const l of listeners) {
+        bound.push(...(await l.server.listen()));
+        l.log.info({ strategy: cfg.strategy, clusters: l.clusters }, 'Load balancer started');
       }
     },
     close: closeAll,
@@ -197,7 +189,7 @@ export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promis
     dropEnabled: flags.bool('security.drop-privileges'),
     log,
   });
-  return { servers, addresses: bound, stop };
+  return { servers: listeners.map((l) => l.server), addresses: bound, stop };
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -7,6 +7,7 @@ import { listenThenDrop, resolveRunAsUser } from '../common/privileges.js';
 import {
   DEBUG_SERVER_FLAG,
   PRIVILEGE_FLAGS,
+  RUN_AS_USER_FLAG,
   runServerProgram,
   SERVER_FLAGS,
   type Stoppable,
@@ -45,12 +46,7 @@ export const FLAGS: readonly FlagSpec[] = [
     default: '',
     help: 'Path to configuration file that can enable TLS or authentication.',
   },
-  {
-    name: 'security.run-as-user',
-    type: 'string',
-    default: '',
-    help: 'User to switch to after start-up when started as root (default: nobody).',
-  },
+  RUN_AS_USER_FLAG,
   ...SERVER_FLAGS,
   DEBUG_SERVER_FLAG,
   ...PRIVILEGE_FLAGS,
