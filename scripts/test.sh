@@ -31,6 +31,8 @@ apt_install() {
 command -v setfacl >/dev/null || apt_install acl
 # chromium: the web view's browser test (test/integration/web-dashboards-e2e.test.ts) drives Debian's build
 command -v chromium >/dev/null || apt_install chromium
+# postgresql: the API server's PostgreSQL backend tests start Debian's server (test/helpers/postgres.ts)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || apt_install postgresql
 # clang, llvm, libbpf-dev: the BPF object's rebuild check (src/exporter/ebpf/bpf/build.sh --check); bpftool: the ebpf test
 # lists the programs loaded in the kernel
 if ! command -v clang >/dev/null || ! command -v llvm-strip >/dev/null || ! command -v bpftool >/dev/null ||
