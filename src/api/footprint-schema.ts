@@ -80,6 +80,7 @@ const embodied = {
     'g_per_core_hour',
     'g_per_gpu_hour',
     'class',
+    'node_classes',
   ],
   additionalProperties: false,
   properties: {
@@ -88,18 +89,43 @@ const embodied = {
     upper: grams('gCO2e, upper bound'),
     core_hours: { type: 'number', minimum: 0 },
     gpu_hours: { type: 'number', minimum: 0 },
-    g_per_core_hour: grams('server footprint ÷ (lifetime hours × cores)'),
-    g_per_gpu_hour: grams('GPU footprint ÷ lifetime hours'),
+    g_per_core_hour: grams(
+      "server footprint ÷ (lifetime hours × cores); over several node classes, their rates weighted by the unit's core-hours on each",
+    ),
+    g_per_gpu_hour: grams(
+      "GPU footprint ÷ lifetime hours; over several classes, weighted by the unit's GPU-hours",
+    ),
     class: {
       type: 'object',
-      description: 'the node class of the cluster (API server config clusters[].footprint.embodied)',
+      description:
+        "the class of most of the unit's nodes (API server config clusters[].footprint.node_classes[], else clusters[].footprint.embodied, named `default`)",
       required: ['server_kgco2e', 'cores', 'gpu_kgco2e', 'lifetime_years', 'uncertainty'],
       properties: {
+        name: { type: 'string', description: 'the node class name; since 1.3.0' },
         server_kgco2e: { type: 'number', minimum: 0 },
         cores: { type: 'integer', minimum: 1 },
         gpu_kgco2e: { type: 'number', minimum: 0 },
         lifetime_years: { type: 'number', exclusiveMinimum: 0 },
         uncertainty: { type: 'number', minimum: 0, maximum: 1 },
+      },
+    },
+    node_classes: {
+      type: 'array',
+      description:
+        "the unit's allocation on each class of its nodes (core- and GPU-hours split evenly over its nodes); the parts sum to the totals above; since 1.3.0",
+      items: {
+        type: 'object',
+        required: ['name', 'nodes', 'core_hours', 'gpu_hours', 'grams', 'lower', 'upper'],
+        additionalProperties: false,
+        properties: {
+          name: { type: 'string' },
+          nodes: { type: 'integer', minimum: 1 },
+          core_hours: { type: 'number', minimum: 0 },
+          gpu_hours: { type: 'number', minimum: 0 },
+          grams: grams('gCO2e'),
+          lower: grams('gCO2e, lower bound'),
+          upper: grams('gCO2e, upper bound'),
+        },
       },
     },
   },

@@ -4,10 +4,10 @@
 // or derived from stored numbers, so the record and `/units` never disagree. Model: docs/footprint.md.
 
 import {
-  DEFAULT_EMBODIED,
-  type EmbodiedClass,
-  type EmbodiedEmissions,
-  embodiedEmissions,
+  type ClusterEmbodied,
+  DEFAULT_CLUSTER_EMBODIED,
+  type UnitEmbodiedEmissions,
+  unitEmbodiedEmissions,
 } from './embodied.js';
 import { type MetricMap, SAMPLING_FIELD, type Unit } from './models.js';
 import {
@@ -19,7 +19,7 @@ import {
 } from './uncertainty.js';
 
 /** Semantic version of the record; additions bump the minor part (docs/footprint-schema.json). */
-export const FOOTPRINT_SCHEMA_VERSION = '1.2.0';
+export const FOOTPRINT_SCHEMA_VERSION = '1.3.0';
 
 /** `power_source` key of energy stored without provenance (rules older than issue 20, or an older API). */
 export const UNKNOWN_SOURCE = 'unknown';
@@ -90,7 +90,7 @@ export interface FootprintRecord {
   emissions: {
     operational: OperationalEmissions[];
     /** Manufacturing share of the allocated cores and GPUs: never added to `operational`. */
-    embodied: EmbodiedEmissions & { class: EmbodiedClass };
+    embodied: UnitEmbodiedEmissions;
   };
 }
 
@@ -214,8 +214,11 @@ export function operationalEmissions(host: PartEmissions, gpu: PartEmissions): O
     });
 }
 
-/** The footprint record of a stored unit; `embodied` is the class of its cluster's nodes. */
-export function footprintRecord(u: Unit, embodied: EmbodiedClass = DEFAULT_EMBODIED): FootprintRecord {
+/** The footprint record of a stored unit; `embodied`: the node classes of its cluster. */
+export function footprintRecord(
+  u: Unit,
+  embodied: ClusterEmbodied = DEFAULT_CLUSTER_EMBODIED,
+): FootprintRecord {
   const time = u.total_time_seconds ?? {};
   const sampling = { intervalS: u[SAMPLING_FIELD]?.scrape, durationS: time.walltime ?? 0 };
   const host = energyPart(
@@ -263,7 +266,7 @@ export function footprintRecord(u: Unit, embodied: EmbodiedClass = DEFAULT_EMBOD
         { kwh: host.kwh, grams: u.total_cpu_emissions_gms ?? {}, error: host.uncertainty.combined },
         { kwh: gpu.kwh, grams: u.total_gpu_emissions_gms ?? {}, error: gpu.uncertainty.combined },
       ),
-      embodied: { ...embodiedEmissions(time, embodied), class: embodied },
+      embodied: unitEmbodiedEmissions(u, embodied),
     },
   };
 }

@@ -15,6 +15,7 @@ import { type LoadedConfig, loadConfig } from './config.js';
 import { createCollector } from './cycle/index.js';
 import { CeemsDb, type CollectionWindow, DB_FILE, openReader } from './db/index.js';
 import { WindowWriter } from './db/writer.js';
+import { ClusterEmbodied } from './embodied.js';
 import { type ApiServer, createApiServer } from './server.js';
 import { formatDatetime, resolveZone } from './timefmt.js';
 
@@ -261,7 +262,9 @@ export async function startApiServer(
       ui: { lbUrl: flags.string('web.ui.lb-url'), basicAuthUsers: flags.string('web.ui.basic-auth-users') },
       openDb: () => openReader(dataPath),
       embodiedClasses: new Map(
-        config.clusters.flatMap((c) => (c.footprint ? [[c.id, c.footprint.embodied] as const] : [])),
+        config.clusters.flatMap((c) =>
+          c.footprint ? [[c.id, new ClusterEmbodied(c.footprint)] as const] : [],
+        ),
       ),
     });
     admins.start(data.update_interval);

@@ -12,7 +12,7 @@ import { createWebServer, type WebServer } from '../common/webserver.js';
 import { webViewOptions } from '../web/options.js';
 import { webViewRoutes } from '../web/routes.js';
 import { authHook, type RouteAccess, RouteAccessRegistry } from './auth.js';
-import { DEFAULT_EMBODIED, type EmbodiedClass } from './embodied.js';
+import { type ClusterEmbodied, DEFAULT_CLUSTER_EMBODIED } from './embodied.js';
 import { jsonError } from './http.js';
 import { clusterRoutes } from './routes/clusters.js';
 import type { RouteContext } from './routes/context.js';
@@ -48,8 +48,8 @@ export interface ApiServerOptions {
   ui?: { lbUrl?: string; basicAuthUsers?: string };
   /** Opens the read-only DB connection (called on first use). */
   openDb: () => Database;
-  /** Embodied-emissions class of each cluster's nodes (config `clusters[].footprint.embodied`). */
-  embodiedClasses?: ReadonlyMap<string, EmbodiedClass>;
+  /** Embodied-emissions classes of each cluster's nodes (config `clusters[].footprint`). */
+  embodiedClasses?: ReadonlyMap<string, ClusterEmbodied>;
   now?: () => number;
 }
 
@@ -107,7 +107,7 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
     },
     timeZone: opts.timeZone,
     maxPeriodMs: opts.maxPeriodMs,
-    embodied: (clusterId) => opts.embodiedClasses?.get(clusterId) ?? DEFAULT_EMBODIED,
+    embodied: (clusterId) => opts.embodiedClasses?.get(clusterId) ?? DEFAULT_CLUSTER_EMBODIED,
     now: opts.now ?? Date.now,
     log: opts.logger,
   };

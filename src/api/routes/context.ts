@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../../common/logger.js';
 import type { Database } from '../../common/sqlite.js';
 import type { Access } from '../auth.js';
-import type { EmbodiedClass } from '../embodied.js';
+import type { ClusterEmbodied } from '../embodied.js';
 import { ApiError, sendError } from '../http.js';
 import { type FieldSpec, structSchema } from '../jsonenc.js';
 
@@ -18,8 +18,8 @@ export interface RouteContext {
   timeZone: string;
   /** `--query.max-period` in ms; 0 = unlimited. */
   maxPeriodMs: number;
-  /** Embodied-emissions class of a cluster's nodes (the defaults for clusters not configured). */
-  embodied(clusterId: string): EmbodiedClass;
+  /** Embodied-emissions classes of a cluster's nodes (the defaults for clusters not configured). */
+  embodied(clusterId: string): ClusterEmbodied;
   now(): number;
   log: Logger;
 }

@@ -66,6 +66,8 @@ export function renderFootprintCsv(records: readonly ApiRow[]): string {
     ...TOTAL_COLUMNS.map((c) => (c === 'total_kwh' ? c : `total_${c}`)),
     ...providers.flatMap((p) => PROVIDER_COLUMNS.map((c) => `${p}_${c}`)),
     ...EMBODIED_COLUMNS.map((c) => `embodied_${c === 'grams' ? 'g' : `${c}_g`}`),
+    // the class of most of its nodes (record 1.3.0; empty from older servers)
+    'embodied_class',
   ];
   const rows = records.map((r) => {
     const emissions = (at(r, 'emissions.operational') as ApiRow[] | undefined) ?? [];
@@ -76,6 +78,7 @@ export function renderFootprintCsv(records: readonly ApiRow[]): string {
       ...TOTAL_COLUMNS.map((c) => at(r, `energy.${c}`)),
       ...providers.flatMap((p) => PROVIDER_COLUMNS.map((c) => byProvider.get(p)?.[c])),
       ...EMBODIED_COLUMNS.map((c) => at(r, `emissions.embodied.${c}`)),
+      at(r, 'emissions.embodied.class.name'),
     ].map(cell);
   });
   return `${[header, ...rows].map((r) => r.join(',')).join('\n')}\n`;

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { loadConfig } from '../../../src/api/config.js';
 import { CeemsDb } from '../../../src/api/db/index.js';
-import { DEFAULT_EMBODIED } from '../../../src/api/embodied.js';
+import { ClusterEmbodied, DEFAULT_EMBODIED, embodiedEmissions } from '../../../src/api/embodied.js';
 import {
   energyPart,
   FOOTPRINT_SCHEMA_VERSION,
@@ -269,7 +269,18 @@ describe('GET /api/v1/units/footprint', () => {
       gpu_hours: 0,
       g_per_core_hour: gPerCoreHour,
       g_per_gpu_hour: 150_000 / (4 * 8760),
-      class: DEFAULT_EMBODIED,
+      class: { name: 'default', ...DEFAULT_EMBODIED },
+      node_classes: [
+        {
+          name: 'default',
+          nodes: 1,
+          core_hours: 8,
+          gpu_hours: 0,
+          grams: 8 * gPerCoreHour,
+          lower: 8 * gPerCoreHour * 0.5,
+          upper: 8 * gPerCoreHour * 1.5,
+        },
+      ],
     });
     // a unit of the seed, stored before provenance: its energy says so
     const old = records.json.data.find((x: { uuid: string }) => x.uuid === '1002');
@@ -336,8 +347,80 @@ describe('embodied classes of the config', () => {
     }
   });
 
+  test('node_classes: a unit is charged on the class of each of its nodes, by name, else partition', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ceems-footprint-'));
+    const file = (classes: string) => {
+      writeFileSync(
+        join(dir, 'c.yml'),
+        `clusters:\n  - id: a\n    manager: slurm\n    footprint:\n      embodied:\n        cores: 64\n      node_classes:\n${classes}`,
+      );
+      return join(dir, 'c.yml');
+    };
+    try {
+      const { config } = loadConfig(
+        file(
+          [
+            '        - name: gpu',
+            '          nodes: gpu[01-04]',
+            '          embodied: { server_kgco2e: 2000, cores: 32, gpu_kgco2e: 300 }',
+            '        - name: bigmem',
+            '          partitions: [bigmem]',
+            '          embodied: { server_kgco2e: 1500 }',
+            '',
+          ].join('\n'),
+        ),
+      );
+      const cluster = new ClusterEmbodied(config.clusters[0]!.footprint);
+      const gpu = config.clusters[0]!.footprint!.node_classes[0]!.embodied;
+      const bigmem = config.clusters[0]!.footprint!.node_classes[1]!.embodied;
+      // 3 nodes: two GPU nodes by name (their partition does not matter), one by its partition
+      const unit = {
+        uuid: '9',
+        cluster_id: 'a',
+        tags: { nodelistexp: 'gpu02|gpu03|cpu17', partition: 'bigmem' },
+        total_time_seconds: { alloc_cputime: 3 * 3600 * 10, alloc_gputime: 3 * 3600 },
+      };
+      const r = footprintRecord(unit, cluster);
+      assertValid(r, 'mixed classes');
+      const e = r.emissions.embodied;
+      const onGpu = embodiedEmissions({ alloc_cputime: 2 * 3600 * 10, alloc_gputime: 2 * 3600 }, gpu);
+      const onBigmem = embodiedEmissions({ alloc_cputime: 3600 * 10, alloc_gputime: 3600 }, bigmem);
+      assert.deepEqual(
+        e.node_classes.map((c) => [c.name, c.nodes, c.core_hours, c.gpu_hours]),
+        [
+          ['gpu', 2, 20, 2],
+          ['bigmem', 1, 10, 1],
+        ],
+      );
+      close(e.grams, onGpu.grams + onBigmem.grams);
+      close(e.lower, onGpu.lower + onBigmem.lower);
+      close(e.upper, onGpu.upper + onBigmem.upper);
+      close(e.core_hours * e.g_per_core_hour, 20 * onGpu.g_per_core_hour + 10 * onBigmem.g_per_core_hour);
+      assert.deepEqual(e.class, { name: 'gpu', ...gpu });
+      // a unit with no node recorded (VMs, pods) and no partition: the cluster's own class
+      const vm = footprintRecord({ uuid: 'v', total_time_seconds: { alloc_cputime: 3600 } }, cluster);
+      assert.equal(vm.emissions.embodied.class.name, 'default');
+      assert.equal(vm.emissions.embodied.class.cores, 64);
+      // bad classes name what is wrong
+      for (const [classes, error] of [
+        ['        - name: x\n          embodied: {}\n', /node_classes\.0.*needs `nodes` or `partitions`/s],
+        [
+          '        - name: x\n          nodes: n[1-99999999]\n',
+          /node_classes\.0\.nodes.*more than 1000000 nodes/s,
+        ],
+        ['        - name: x\n          nodes: n[1-x]\n', /node_classes\.0\.nodes.*malformed host list/s],
+      ] as const)
+        assert.throws(() => loadConfig(file(classes)), error);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("a unit's record uses its cluster's class; other clusters the defaults", async () => {
-    const cls = { ...DEFAULT_EMBODIED, server_kgco2e: 9700 };
+    const cls = new ClusterEmbodied({
+      embodied: { ...DEFAULT_EMBODIED, server_kgco2e: 9700 },
+      node_classes: [],
+    });
     const s = await testServer({ embodiedClasses: new Map([['slurm-0', cls]]) });
     try {
       const r = await s.get(`/api/v1/units/footprint/admin?from=0&to=${NOW / 1000}&running`, ADMIN);

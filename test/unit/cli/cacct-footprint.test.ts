@@ -123,7 +123,7 @@ describe('cacct --format=footprint-json|footprint-csv', () => {
           'total_kwh,total_lower_kwh,total_upper_kwh,' +
           'owid_factor_g_per_kwh,owid_total_g,owid_lower_g,owid_upper_g,' +
           'rte_factor_g_per_kwh,rte_total_g,rte_lower_g,rte_upper_g,' +
-          'embodied_g,embodied_lower_g,embodied_upper_g',
+          'embodied_g,embodied_lower_g,embodied_upper_g,embodied_class',
       );
       // every cell is the record's value at full precision (or empty), in the header's order
       const header = lines[0]!.split(',');
@@ -141,6 +141,7 @@ describe('cacct --format=footprint-json|footprint-csv', () => {
       assert.equal(rows[0]!.owid_factor_g_per_kwh, '56');
       assert.equal(rows[0]!.rte_upper_g, String(first!.emissions.operational[1]!.upper_g));
       assert.equal(rows[0]!.embodied_g, String(first!.emissions.embodied.grams));
+      assert.equal(rows[0]!.embodied_class, 'default');
       assert.deepEqual(
         [
           rows[1]!.name,
