@@ -69,7 +69,7 @@ export class RouteAccessRegistry {
 export interface AuthOptions {
   /** Headers carrying the user name, as configured; the first one present and non-empty wins. */
   userHeaders: readonly string[];
-  isAdminUser(user: string): boolean;
+  isAdminUser(user: string): Promise<boolean>;
 }
 
 export type Identified =
@@ -109,7 +109,7 @@ export function authHook(opts: AuthOptions) {
     req.ceemsUser = id.user;
     let isAdmin: boolean;
     try {
-      isAdmin = opts.isAdminUser(id.user);
+      isAdmin = await opts.isAdminUser(id.user);
     } catch (e) {
       return jsonError(reply, 500, 'internal', (e as Error).message);
     }

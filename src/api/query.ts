@@ -1,7 +1,8 @@
 // Query-parameter rules shared by the API routes (spec §7.1): repeatable parameters, presence flags,
 // `field` whitelisting, the `from`/`to` window and SQL `IN` lists with bound parameters only.
 
-import { type Database, firstColumn, type SQLInputValue } from '../common/sqlite.js';
+import type { SQLInputValue } from '../common/sqlite.js';
+import type { SqlDialect, SqlReader } from '../common/sqlreader.js';
 import { ApiError } from './http.js';
 import { formatDatetime } from './timefmt.js';
 
@@ -109,15 +110,13 @@ export function windowClause(
  * empty). Callers compare the pair, e.g. `(cluster_id, project) IN (…)`: project names repeat across
  * clusters (`default` namespaces, `acc1` accounts) and membership in one cluster grants nothing in another.
  */
-export function projectsOfUsers(users: readonly string[]): [string, string[]] {
+export function projectsOfUsers(d: SqlDialect, users: readonly string[]): [string, string[]] {
+  const members = d.jsonArrayValues('projects.users', 'm');
   if (users.length === 0) {
-    return [
-      'SELECT cluster_id, name FROM projects WHERE EXISTS (SELECT 1 FROM json_each(projects.users))',
-      [],
-    ];
+    return [`SELECT cluster_id, name FROM projects WHERE EXISTS (SELECT 1 FROM ${members})`, []];
   }
   return [
-    `SELECT cluster_id, name FROM projects WHERE EXISTS (SELECT 1 FROM json_each(projects.users) WHERE value IN (${users.map(() => '?').join(', ')}))`,
+    `SELECT cluster_id, name FROM projects WHERE EXISTS (SELECT 1 FROM ${members} WHERE m.value IN (${users.map(() => '?').join(', ')}))`,
     [...users],
   ];
 }
@@ -126,12 +125,16 @@ export function projectsOfUsers(users: readonly string[]): [string, string[]] {
  * Units a non-admin user may list (§7.2 with D-API-6): their own, and the service-account pods
  * (`<p>:unknown`) of each `project` parameter p they are a member of — in the cluster of that membership.
  */
-export function ownUnitsClause(user: string, projectParams: readonly string[]): [string, SQLInputValue[]] {
+export function ownUnitsClause(
+  d: SqlDialect,
+  user: string,
+  projectParams: readonly string[],
+): [string, SQLInputValue[]] {
   const names = [...new Set(projectParams)];
   if (names.length === 0) return ['username = ?', [user]];
   return [
     `(username = ? OR (cluster_id, project, username) IN (SELECT cluster_id, name, name || ':unknown' FROM projects
-       WHERE name IN (${names.map(() => '?').join(', ')}) AND EXISTS (SELECT 1 FROM json_each(projects.users) WHERE value = ?)))`,
+       WHERE name IN (${names.map(() => '?').join(', ')}) AND EXISTS (SELECT 1 FROM ${d.jsonArrayValues('projects.users', 'm')} WHERE m.value = ?)))`,
     [user, ...names, user],
   ];
 }
@@ -140,11 +143,16 @@ export function ownUnitsClause(user: string, projectParams: readonly string[]): 
  * User set of a non-admin request: `<p>:unknown` for each `project` parameter p the logged user is a
  * member of (D-API-6), then the logged user.
  */
-export function userSet(db: Database, user: string, projectParams: readonly string[]): string[] {
+export async function userSet(
+  reader: SqlReader,
+  user: string,
+  projectParams: readonly string[],
+): Promise<string[]> {
   const out: string[] = [];
   if (projectParams.length > 0) {
-    const [sql, params] = projectsOfUsers([user]);
-    const member = new Set(firstColumn<string>(db.prepare(`SELECT name FROM (${sql})`), ...params));
+    const [sql, params] = projectsOfUsers(reader.d, [user]);
+    const rows = await reader.all<{ name: string }>(`SELECT name FROM (${sql}) AS p`, params);
+    const member = new Set(rows.map((r) => r.name));
     for (const p of new Set(projectParams)) if (member.has(p)) out.push(`${p}:unknown`);
   }
   out.push(user);

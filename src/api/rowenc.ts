@@ -6,7 +6,8 @@
 // being decoded, re-sorted and re-encoded is what brings `/units` close to reading them and calling
 // JSON.stringify (bench/api-routes.ts).
 
-import type { Database, SQLInputValue, SQLOutputValue, Statement } from '../common/sqlite.js';
+import type { SQLInputValue, SQLOutputValue } from '../common/sqlite.js';
+import type { SqlReader } from '../common/sqlreader.js';
 import { encodeField, envelope, escapeString, type FieldSpec, formatMetricValue } from './jsonenc.js';
 
 /** Characters JSON.stringify or Go's HTML-safe encoding would escape (any surrogate, to be safe). */
@@ -305,38 +306,11 @@ export class RowEncoder {
 
 /** Runs `sql` and encodes its rows, read as arrays one at a time so that none outlives its encoding. */
 export function encodeQuery(
-  db: Database,
+  reader: SqlReader,
   sql: string,
   params: readonly SQLInputValue[],
   struct: readonly FieldSpec[],
   opts: RowEncoderOptions,
-): EncodedRows {
-  const stmt = prepared(db, sql);
-  const columns = stmt.columns().map((c) => c.name);
-  return new RowEncoder(struct, columns, opts).encode(stmt.iterate(...params) as Iterable<SQLOutputValue[]>);
-}
-
-const STATEMENTS_PER_CONNECTION = 256;
-const statements = new WeakMap<Database, Map<string, Statement>>();
-
-/**
- * The connection's prepared statement of `sql`, returning rows as arrays: preparing the 31-column unit
- * query again cost 0.16 ms of the ~2 ms of a 1-day `/units` request. Run to completion by each caller
- * (the handlers are synchronous), so one statement is never iterated twice at once.
- */
-function prepared(db: Database, sql: string): Statement {
-  let cache = statements.get(db);
-  if (!cache) {
-    cache = new Map();
-    statements.set(db, cache);
-  }
-  let stmt = cache.get(sql);
-  if (!stmt) {
-    // The SQL of a route varies with its parameter counts: the cache starts over rather than grow.
-    if (cache.size >= STATEMENTS_PER_CONNECTION) cache.clear();
-    stmt = db.prepare(sql);
-    stmt.setReturnArrays(true);
-    cache.set(sql, stmt);
-  }
-  return stmt;
+): Promise<EncodedRows> {
+  return reader.withRows(sql, params, (columns, rows) => new RowEncoder(struct, columns, opts).encode(rows));
 }

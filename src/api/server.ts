@@ -7,7 +7,8 @@ import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from '../common/logger.js';
-import type { Database, Statement } from '../common/sqlite.js';
+import type { Database } from '../common/sqlite.js';
+import { type SqlReader, sqliteReader } from '../common/sqlreader.js';
 import { createWebServer, type WebServer } from '../common/webserver.js';
 import { webViewOptions } from '../web/options.js';
 import { webViewRoutes } from '../web/routes.js';
@@ -46,8 +47,10 @@ export interface ApiServerOptions {
   externalUrl: string;
   /** The web view's `--web.ui.lb-url` and `--web.ui.basic-auth-users` (src/web/options.ts). */
   ui?: { lbUrl?: string; basicAuthUsers?: string };
-  /** Opens the read-only DB connection (called on first use). */
-  openDb: () => Database;
+  /** Opens the read-only SQLite connection (called on first use); unused when `reader` is given. */
+  openDb?: () => Database;
+  /** The read path of another backend (PostgreSQL, src/common/sqlreader.ts); closed with the server. */
+  reader?: SqlReader;
   /** Embodied-emissions classes of each cluster's nodes (config `clusters[].footprint`). */
   embodiedClasses?: ReadonlyMap<string, ClusterEmbodied>;
   now?: () => number;
@@ -91,20 +94,11 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
   const { app } = server;
   // First of all: every route registered from here on must declare its access level.
   const registry = new RouteAccessRegistry(app);
-  let reader: Database | undefined;
-  let stale = false;
+  if (!opts.reader && !opts.openDb) throw new Error('createApiServer: `openDb` or `reader` is required');
+  const reader = opts.reader ?? sqliteReader(opts.openDb!);
   const ctx: RouteContext = {
     api,
-    // Handlers use the connection synchronously, so none holds it when a stale one is replaced.
-    db: () => {
-      if (stale) {
-        stale = false;
-        reader?.close();
-        reader = undefined;
-      }
-      reader ??= opts.openDb();
-      return reader;
-    },
+    reader,
     timeZone: opts.timeZone,
     maxPeriodMs: opts.maxPeriodMs,
     embodied: (clusterId) => opts.embodiedClasses?.get(clusterId) ?? DEFAULT_CLUSTER_EMBODIED,
@@ -132,13 +126,8 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
   }
 
   // Read on every request (no caching), so a revoked admin loses access at once (§5.2, D-API-2).
-  let adminQuery: { db: Database; stmt: Statement } | undefined;
-  const isAdminUser = (user: string): boolean => {
-    const db = ctx.db();
-    if (adminQuery?.db !== db)
-      adminQuery = { db, stmt: db.prepare('SELECT 1 FROM admin_users WHERE name = ? LIMIT 1') };
-    return adminQuery.stmt.get(user) !== undefined;
-  };
+  const isAdminUser = async (user: string): Promise<boolean> =>
+    (await reader.get('SELECT 1 FROM admin_users WHERE name = ? LIMIT 1', [user])) !== undefined;
 
   app.addHook('onRequest', authHook({ userHeaders: opts.userHeaders, isAdminUser }));
 
@@ -223,12 +212,11 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
     app,
     routes: registry.routes,
     reopenReader() {
-      stale = reader !== undefined;
+      reader.reopen();
     },
     async close() {
       await server.close();
-      reader?.close();
-      reader = undefined;
+      await reader.close();
     },
   };
 }

@@ -7,20 +7,22 @@ import { addMetricMaps, parseMetricMap } from '../api/db/functions.js';
 import { energySources, type Provenance, provenanceOf } from '../api/footprint.js';
 import type { MetricMap } from '../api/models.js';
 import { projectsOfUsers, Where } from '../api/query.js';
-import type { Database, SQLInputValue } from '../common/sqlite.js';
+import type { SQLInputValue } from '../common/sqlite.js';
+import { SQLITE_DIALECT, type SqlDialect, type SqlReader } from '../common/sqlreader.js';
 import type { EnergySource } from './lb.js';
 
 /** Host + GPU energy of a unit (kWh); absent keys count as 0. */
-const ENERGY_SQL =
-  "(COALESCE(json_extract(total_cpu_energy_usage_kwh, '$.total'), 0) + COALESCE(json_extract(total_gpu_energy_usage_kwh, '$.total'), 0))";
+const energySql = (d: SqlDialect) =>
+  `(COALESCE(${d.jsonNumber('total_cpu_energy_usage_kwh', 'total')}, 0) + COALESCE(${d.jsonNumber('total_gpu_energy_usage_kwh', 'total')}, 0))`;
 /** Emission providers in order of preference: real-time grids first, the static OWID table last. */
 export const PROVIDERS = ['emaps', 'rte', 'owid'] as const;
-const emissionsOf = (col: string) =>
-  `COALESCE(${PROVIDERS.map((p) => `json_extract(${col}, '$.${p}_total')`).join(', ')}, 0)`;
-const EMISSIONS_SQL = `(${emissionsOf('total_cpu_emissions_gms')} + ${emissionsOf('total_gpu_emissions_gms')})`;
+const emissionsOf = (d: SqlDialect, col: string) =>
+  `COALESCE(${PROVIDERS.map((p) => d.jsonNumber(col, `${p}_total`)).join(', ')}, 0)`;
+const emissionsSql = (d: SqlDialect) =>
+  `(${emissionsOf(d, 'total_cpu_emissions_gms')} + ${emissionsOf(d, 'total_gpu_emissions_gms')})`;
 
 /** Sortable columns: the only text of a request that reaches SQL other than bound values. */
-const SORTS: Record<string, string> = {
+const sorts = (d: SqlDialect): Record<string, string> => ({
   uuid: 'length(uuid) {dir}, uuid {dir}',
   name: 'name {dir}',
   project: 'project {dir}',
@@ -28,11 +30,11 @@ const SORTS: Record<string, string> = {
   state: 'state {dir}',
   start: 'started_at_ts {dir}',
   end: 'CASE WHEN ended_at_ts = 0 THEN 1 ELSE 0 END {dir}, ended_at_ts {dir}',
-  energy: `${ENERGY_SQL} {dir}`,
-  emissions: `${EMISSIONS_SQL} {dir}`,
-  cpu: "COALESCE(json_extract(avg_cpu_usage, '$.global'), 0) {dir}",
-};
-export const SORT_KEYS = Object.keys(SORTS);
+  energy: `${energySql(d)} {dir}`,
+  emissions: `${emissionsSql(d)} {dir}`,
+  cpu: `COALESCE(${d.jsonNumber('avg_cpu_usage', 'global')}, 0) {dir}`,
+});
+export const SORT_KEYS = Object.keys(sorts(SQLITE_DIALECT));
 
 export interface UnitRow {
   cluster_id: string;
@@ -160,48 +162,45 @@ function storedSource(parts: [number, MetricMap][]): EnergySource {
   return PROVENANCE_SOURCE[provenanceOf(sources)] ?? 'unknown';
 }
 
-function unitWhere(q: Omit<UnitQuery, 'sort' | 'desc' | 'page' | 'size'>): Where {
+function unitWhere(d: SqlDialect, q: Omit<UnitQuery, 'sort' | 'desc' | 'page' | 'size'>): Where {
   const where = new Where().add('ignore = 0');
   if (q.owner !== undefined) where.add('username = ?', q.owner);
   if (q.project) where.add('project = ?', q.project);
   if (q.cluster) where.add('cluster_id = ?', q.cluster);
   if (q.text) {
     const p = likePattern(q.text);
-    where.add(
-      "(uuid LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\' OR project LIKE ? ESCAPE '\\' OR username LIKE ? ESCAPE '\\' OR state LIKE ? ESCAPE '\\')",
-      p,
-      p,
-      p,
-      p,
-      p,
-    );
+    const like = (column: string) => `${column} ${d.like} ? ESCAPE '\\'`;
+    where.add(`(${['uuid', 'name', 'project', 'username', 'state'].map(like).join(' OR ')})`, p, p, p, p, p);
   }
   return where;
 }
 
 /** One page of units, sorted (ties broken by row id) and counted. */
-export function listUnits(db: Database, q: UnitQuery): UnitPage {
-  const where = unitWhere(q);
-  const order = (SORTS[q.sort] ?? SORTS.start!).replaceAll('{dir}', q.desc ? 'DESC' : 'ASC');
-  const total = Number(
-    (db.prepare(`SELECT COUNT(*) AS n FROM units WHERE ${where.sql()}`).get(...where.params) as { n: number })
-      .n,
+export async function listUnits(reader: SqlReader, q: UnitQuery): Promise<UnitPage> {
+  const where = unitWhere(reader.d, q);
+  const order = sorts(reader.d);
+  const orderBy = (order[q.sort] ?? order.start!).replaceAll('{dir}', q.desc ? 'DESC' : 'ASC');
+  const count = await reader.get<{ n: number }>(
+    `SELECT COUNT(*) AS n FROM units WHERE ${where.sql()}`,
+    where.params,
   );
-  const rows = db
-    .prepare(
-      `SELECT ${LIST_COLUMNS} FROM units WHERE ${where.sql()} ORDER BY ${order}, id ${q.desc ? 'DESC' : 'ASC'} LIMIT ? OFFSET ?`,
-    )
-    .all(...where.params, q.size, (q.page - 1) * q.size) as Record<string, unknown>[];
-  return { total, page: q.page, size: q.size, rows: rows.map(toUnitRow) };
+  const rows = await reader.all(
+    `SELECT ${LIST_COLUMNS} FROM units WHERE ${where.sql()} ORDER BY ${orderBy}, id ${q.desc ? 'DESC' : 'ASC'} LIMIT ? OFFSET ?`,
+    [...where.params, q.size, (q.page - 1) * q.size],
+  );
+  return { total: Number(count?.n ?? 0), page: q.page, size: q.size, rows: rows.map(toUnitRow) };
 }
 
 /** The latest stored row of a unit (SLURM ids can repeat across start times), or undefined. */
-export function getUnit(db: Database, cluster: string, uuid: string): UnitRow | undefined {
-  const r = db
-    .prepare(
-      `SELECT ${LIST_COLUMNS} FROM units WHERE cluster_id = ? AND uuid = ? AND ignore = 0 ORDER BY started_at_ts DESC, id DESC LIMIT 1`,
-    )
-    .get(cluster, uuid) as Record<string, unknown> | undefined;
+export async function getUnit(
+  reader: SqlReader,
+  cluster: string,
+  uuid: string,
+): Promise<UnitRow | undefined> {
+  const r = await reader.get(
+    `SELECT ${LIST_COLUMNS} FROM units WHERE cluster_id = ? AND uuid = ? AND ignore = 0 ORDER BY started_at_ts DESC, id DESC LIMIT 1`,
+    [cluster, uuid],
+  );
   return r ? toUnitRow(r) : undefined;
 }
 
@@ -221,41 +220,41 @@ export interface ProjectTotal {
  * Totals of every project the user is a member of (all members' units, as `/usage` shows a project's
  * members to each other), with the user's own share; `user` undefined = every project (admin).
  */
-export function projectTotals(db: Database, user: string | undefined): ProjectTotal[] {
+export async function projectTotals(reader: SqlReader, user: string | undefined): Promise<ProjectTotal[]> {
+  const { d } = reader;
   // Driven from the user's memberships into units by (cluster_id, project): an index search per project,
   // never a scan of every unit (CROSS JOIN keeps SQLite from reordering; an admin reads them all anyway).
   const [members, params] =
     user === undefined
       ? ['SELECT DISTINCT cluster_id, project AS name FROM units', [] as SQLInputValue[]]
-      : projectsOfUsers([user]);
-  const mine = user === undefined ? '1' : 'u.username = ?';
+      : projectsOfUsers(d, [user]);
+  const mine = user === undefined ? '1 = 1' : 'u.username = ?';
   const own: SQLInputValue[] = user === undefined ? [] : [user, user, user];
-  const energy = ENERGY_SQL;
-  const emissions = EMISSIONS_SQL;
-  return db
-    .prepare(
-      `SELECT u.cluster_id AS cluster_id, u.project AS project, COUNT(*) AS units,
+  const energy = energySql(d);
+  const emissions = emissionsSql(d);
+  const rows = await reader.all(
+    `SELECT u.cluster_id AS cluster_id, u.project AS project, COUNT(*) AS units,
          SUM(${energy}) AS energy_kwh, SUM(${emissions}) AS emissions_g,
          SUM(CASE WHEN ${mine} THEN 1 ELSE 0 END) AS own_units,
          SUM(CASE WHEN ${mine} THEN ${energy} ELSE 0 END) AS own_energy_kwh,
          SUM(CASE WHEN ${mine} THEN ${emissions} ELSE 0 END) AS own_emissions_g
-       FROM (${members}) AS p CROSS JOIN units AS u ON u.cluster_id = p.cluster_id AND u.project = p.name
+       FROM (${members}) AS p ${d.fixedJoin} units AS u ON u.cluster_id = p.cluster_id AND u.project = p.name
        WHERE u.ignore = 0 GROUP BY u.cluster_id, u.project ORDER BY energy_kwh DESC, u.cluster_id, u.project`,
-    )
-    .all(...own, ...params)
-    .map((r) => {
-      const o = r as Record<string, unknown>;
-      return {
-        cluster_id: String(o.cluster_id),
-        project: String(o.project),
-        units: Number(o.units),
-        energy_kwh: Number(o.energy_kwh ?? 0),
-        emissions_g: Number(o.emissions_g ?? 0),
-        own_units: Number(o.own_units),
-        own_energy_kwh: Number(o.own_energy_kwh ?? 0),
-        own_emissions_g: Number(o.own_emissions_g ?? 0),
-      };
-    });
+    [...own, ...params],
+  );
+  return rows.map((r) => {
+    const o = r as Record<string, unknown>;
+    return {
+      cluster_id: String(o.cluster_id),
+      project: String(o.project),
+      units: Number(o.units),
+      energy_kwh: Number(o.energy_kwh ?? 0),
+      emissions_g: Number(o.emissions_g ?? 0),
+      own_units: Number(o.own_units),
+      own_energy_kwh: Number(o.own_energy_kwh ?? 0),
+      own_emissions_g: Number(o.own_emissions_g ?? 0),
+    };
+  });
 }
 
 export interface ClusterOverview {
@@ -286,27 +285,30 @@ export interface ClusterOverview {
 }
 
 /** Per-cluster counts and the ten users and projects with the most energy (admin page). */
-export function clusterOverview(db: Database): ClusterOverview {
-  const clusters = db
-    .prepare(
-      `SELECT cluster_id, resource_manager, COUNT(*) AS units, COUNT(CASE WHEN ended_at_ts = 0 THEN 1 END) AS running,
+export async function clusterOverview(reader: SqlReader): Promise<ClusterOverview> {
+  const energy = energySql(reader.d);
+  const emissions = emissionsSql(reader.d);
+  // MAX(resource_manager): one manager per cluster, and PostgreSQL takes no bare column beside GROUP BY.
+  const clusters = await reader.all<ClusterOverview['clusters'][number]>(
+    `SELECT cluster_id, MAX(resource_manager) AS resource_manager, COUNT(*) AS units, COUNT(CASE WHEN ended_at_ts = 0 THEN 1 END) AS running,
          COUNT(DISTINCT username) AS users, COUNT(DISTINCT project) AS projects,
-         SUM(${ENERGY_SQL}) AS energy_kwh, SUM(${EMISSIONS_SQL}) AS emissions_g
+         SUM(${energy}) AS energy_kwh, SUM(${emissions}) AS emissions_g
        FROM units WHERE ignore = 0 GROUP BY cluster_id ORDER BY cluster_id`,
-    )
-    .all() as ClusterOverview['clusters'];
+  );
   const top = (col: 'username' | 'project') =>
-    db
-      .prepare(
-        `SELECT cluster_id, ${col} AS name, COUNT(*) AS units, SUM(${ENERGY_SQL}) AS energy_kwh, SUM(${EMISSIONS_SQL}) AS emissions_g
+    reader.all<ClusterOverview['topUsers'][number]>(
+      `SELECT cluster_id, ${col} AS name, COUNT(*) AS units, SUM(${energy}) AS energy_kwh, SUM(${emissions}) AS emissions_g
          FROM units WHERE ignore = 0 GROUP BY cluster_id, ${col} ORDER BY energy_kwh DESC, emissions_g DESC, name LIMIT 10`,
-      )
-      .all() as ClusterOverview['topUsers'];
+    );
   const plain = <T>(rows: T[]) => rows.map((r) => ({ ...r }));
-  return { clusters: plain(clusters), topUsers: plain(top('username')), topProjects: plain(top('project')) };
+  return {
+    clusters: plain(clusters),
+    topUsers: plain(await top('username')),
+    topProjects: plain(await top('project')),
+  };
 }
 
 /** Whether `user` is listed in `admin_users` (read on every request, as the API server does). */
-export function isAdmin(db: Database, user: string): boolean {
-  return db.prepare('SELECT 1 FROM admin_users WHERE name = ? LIMIT 1').get(user) !== undefined;
+export async function isAdmin(reader: SqlReader, user: string): Promise<boolean> {
+  return (await reader.get('SELECT 1 FROM admin_users WHERE name = ? LIMIT 1', [user])) !== undefined;
 }

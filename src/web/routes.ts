@@ -49,7 +49,11 @@ export function webViewRoutes(
   const lb = opts.lbUrl ? new LbClient(opts.lbUrl, opts.lbTimeoutMs, ctx.now) : undefined;
 
   /** The viewer, or an answer already sent (HTML for pages, JSON for the api/ routes). */
-  const identify = (req: FastifyRequest, reply: FastifyReply, json: boolean): Ctx | undefined => {
+  const identify = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    json: boolean,
+  ): Promise<Ctx | undefined> => {
     reply.headers(SECURITY_HEADERS);
     const who = whoIs(
       req.raw.rawHeaders,
@@ -74,7 +78,7 @@ export function webViewRoutes(
           );
       return undefined;
     }
-    return { viewer: { user: who.user, admin: isAdmin(ctx.db(), who.user) } };
+    return { viewer: { user: who.user, admin: await isAdmin(ctx.reader, who.user) } };
   };
   const html = (reply: FastifyReply, body: string, status = 200) =>
     reply.code(status).type('text/html; charset=utf-8').send(body);
@@ -87,11 +91,11 @@ export function webViewRoutes(
       .send(`${JSON.stringify(data)}\n`);
 
   /** The unit named by `cluster_id` and `uuid` if the viewer may see it. */
-  const visibleUnit = (q: Query, v: Viewer): UnitRow | undefined => {
+  const visibleUnit = async (q: Query, v: Viewer): Promise<UnitRow | undefined> => {
     const cluster = first(q, 'cluster_id');
     const uuid = first(q, 'uuid');
     if (!cluster || !uuid || cluster.length > MAX_TEXT || uuid.length > MAX_TEXT) return undefined;
-    const unit = getUnit(ctx.db(), cluster, uuid);
+    const unit = await getUnit(ctx.reader, cluster, uuid);
     return unit && (v.admin || unit.username === v.user) ? unit : undefined;
   };
   const NOT_VISIBLE = 'This unit does not exist or is not yours.';
@@ -124,27 +128,27 @@ export function webViewRoutes(
   app.get('/ui', ROUTE, async (_req, reply) => reply.headers(SECURITY_HEADERS).redirect('ui/', 302));
 
   app.get('/ui/', ROUTE, async (req, reply) => {
-    const c = identify(req, reply, false);
+    const c = await identify(req, reply, false);
     if (c) return html(reply, unitsPage(c.viewer));
   });
 
   app.get('/ui/unit', ROUTE, async (req, reply) => {
-    const c = identify(req, reply, false);
+    const c = await identify(req, reply, false);
     if (!c) return;
-    const unit = visibleUnit(req.query as Query, c.viewer);
+    const unit = await visibleUnit(req.query as Query, c.viewer);
     if (!unit) return forbiddenPage(reply, c.viewer, NOT_VISIBLE);
     return html(reply, unitPage(c.viewer, unit.cluster_id, unit.uuid));
   });
 
   app.get('/ui/cluster', ROUTE, async (req, reply) => {
-    const c = identify(req, reply, false);
+    const c = await identify(req, reply, false);
     if (!c) return;
     if (!c.viewer.admin) return forbiddenPage(reply, c.viewer, 'The cluster overview is for admins only.');
     return html(reply, clusterPage(c.viewer));
   });
 
   app.get('/ui/api/units', ROUTE, async (req, reply) => {
-    const c = identify(req, reply, true);
+    const c = await identify(req, reply, true);
     if (!c) return;
     const q = req.query as Query;
     const int = (name: string, def: number, min: number, max: number) => {
@@ -165,7 +169,7 @@ export function webViewRoutes(
       text.length > MAX_TEXT
     )
       return jsonError(reply, 400, 'bad_data', 'invalid page, size, sort, dir or q');
-    const result = listUnits(ctx.db(), {
+    const result = await listUnits(ctx.reader, {
       owner: c.viewer.admin ? undefined : c.viewer.user,
       text: text || undefined,
       project: first(q, 'project') || undefined,
@@ -179,31 +183,31 @@ export function webViewRoutes(
   });
 
   app.get('/ui/api/projects', ROUTE, async (req, reply) => {
-    const c = identify(req, reply, true);
+    const c = await identify(req, reply, true);
     if (c)
       return json(reply, {
         ...c.viewer,
-        projects: projectTotals(ctx.db(), c.viewer.admin ? undefined : c.viewer.user),
+        projects: await projectTotals(ctx.reader, c.viewer.admin ? undefined : c.viewer.user),
       });
   });
 
   app.get('/ui/api/unit', ROUTE, async (req, reply) => {
-    const c = identify(req, reply, true);
+    const c = await identify(req, reply, true);
     if (!c) return;
-    const unit = visibleUnit(req.query as Query, c.viewer);
+    const unit = await visibleUnit(req.query as Query, c.viewer);
     if (!unit) return jsonError(reply, 403, 'forbidden', NOT_VISIBLE);
     const [withSource] = await withSources([unit]);
     return json(reply, { ...c.viewer, unit: withSource, lb: lb !== undefined });
   });
 
   app.get('/ui/api/series', ROUTE, async (req, reply) => {
-    const c = identify(req, reply, true);
+    const c = await identify(req, reply, true);
     if (!c) return;
     const q = req.query as Query;
     const panel = first(q, 'panel') as Panel;
     if (!PANELS.includes(panel))
       return jsonError(reply, 400, 'bad_data', `panel must be one of ${PANELS.join(', ')}`);
-    const unit = visibleUnit(q, c.viewer);
+    const unit = await visibleUnit(q, c.viewer);
     if (!unit) return jsonError(reply, 403, 'forbidden', NOT_VISIBLE);
     if (!lb) return jsonError(reply, 503, 'unavailable', 'no load balancer configured (--web.ui.lb-url)');
     if (!UUID_RE.test(unit.uuid))
@@ -220,15 +224,15 @@ export function webViewRoutes(
   });
 
   app.get('/ui/api/cluster', ROUTE, async (req, reply) => {
-    const c = identify(req, reply, true);
+    const c = await identify(req, reply, true);
     if (!c) return;
     if (!c.viewer.admin)
       return jsonError(reply, 403, 'forbidden', 'current user does not have admin privileges');
-    return json(reply, { ...c.viewer, ...clusterOverview(ctx.db()), lb: lb !== undefined });
+    return json(reply, { ...c.viewer, ...(await clusterOverview(ctx.reader)), lb: lb !== undefined });
   });
 
   app.get('/ui/api/cluster-power', ROUTE, async (req, reply) => {
-    const c = identify(req, reply, true);
+    const c = await identify(req, reply, true);
     if (!c) return;
     if (!c.viewer.admin)
       return jsonError(reply, 403, 'forbidden', 'current user does not have admin privileges');

@@ -15,12 +15,9 @@ export const clusterRoutes: RouteGroup = (app, ctx) => {
       model: CLUSTER_STRUCT,
     },
     async (_req, reply) => {
-      const rows = ctx
-        .db()
-        .prepare(
-          'SELECT DISTINCT cluster_id AS id, resource_manager AS manager FROM units ORDER BY cluster_id ASC',
-        )
-        .all() as Record<string, unknown>[];
+      const rows = await ctx.reader.all(
+        'SELECT DISTINCT cluster_id AS id, resource_manager AS manager FROM units ORDER BY cluster_id ASC',
+      );
       return sendSuccess(reply, CLUSTER_STRUCT, rows);
     },
   );

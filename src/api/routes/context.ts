@@ -1,9 +1,9 @@
-// What every route group gets from the server: the read-only DB, the API prefix, the DB time zone, the
+// What every route group gets from the server: the DB reader, the API prefix, the DB time zone, the
 // query-window limit and the request's identity (set by the authentication hook, spec §5.2).
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../../common/logger.js';
-import type { Database } from '../../common/sqlite.js';
+import type { SqlReader } from '../../common/sqlreader.js';
 import type { Access } from '../auth.js';
 import type { ClusterEmbodied } from '../embodied.js';
 import { ApiError, sendError } from '../http.js';
@@ -12,8 +12,8 @@ import { type FieldSpec, structSchema } from '../jsonenc.js';
 export interface RouteContext {
   /** `/api/v1` or `<route-prefix>/api/v1`. */
   api: string;
-  /** Read-only connection, opened on first use. */
-  db(): Database;
+  /** The read path over the server's backend (SQLite or PostgreSQL). */
+  reader: SqlReader;
   /** Resolved IANA zone of the DB (`data.time_zone`). */
   timeZone: string;
   /** `--query.max-period` in ms; 0 = unlimited. */

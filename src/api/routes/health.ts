@@ -11,7 +11,7 @@ export const healthRoutes: RouteGroup = (app, ctx) => {
       if (req.method === 'OPTIONS') return reply.code(200).header('Content-Length', '0').send();
       reply.header('X-Content-Type-Options', 'nosniff').type('text/plain; charset=utf-8');
       try {
-        ctx.db().prepare('SELECT 1').get();
+        await ctx.reader.get('SELECT 1');
       } catch (e) {
         ctx.log.error({ err: (e as Error).message }, 'DB ping failed');
         return reply.code(503).send('KO');

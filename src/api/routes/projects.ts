@@ -16,13 +16,13 @@ const PARAMS = {
 
 function queryProjects(ctx: RouteContext, q: Query, users: readonly string[]) {
   const fields = selectFields(q, PROJECT_FIELDS);
-  const [sub, subParams] = projectsOfUsers(users);
+  const [sub, subParams] = projectsOfUsers(ctx.reader.d, users);
   const where = new Where()
     .add(`(cluster_id, name) IN (${sub})`, ...subParams)
     .inIfAny('name', values(q, 'project'))
     .inIfAny('cluster_id', values(q, 'cluster_id'));
   return encodeQuery(
-    ctx.db(),
+    ctx.reader,
     `SELECT ${fields.join(', ')} FROM projects WHERE ${where.sql()} ORDER BY cluster_id ASC, name ASC`,
     where.params,
     PROJECT_STRUCT,
@@ -43,7 +43,8 @@ export const projectRoutes: RouteGroup = (app, ctx) => {
     },
     async (req, reply) => {
       const q = req.query as Query;
-      return sendRows(reply, queryProjects(ctx, q, userSet(ctx.db(), req.ceemsUser, values(q, 'project'))));
+      const users = await userSet(ctx.reader, req.ceemsUser, values(q, 'project'));
+      return sendRows(reply, await queryProjects(ctx, q, users));
     },
   );
   apiRoute(
@@ -57,7 +58,7 @@ export const projectRoutes: RouteGroup = (app, ctx) => {
       querystring: querySchema(PARAMS),
     },
     async (req, reply) => {
-      return sendRows(reply, queryProjects(ctx, req.query as Query, []));
+      return sendRows(reply, await queryProjects(ctx, req.query as Query, []));
     },
   );
 };

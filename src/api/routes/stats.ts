@@ -8,7 +8,8 @@ import { type Query, timeWindow, values, Where, windowClause } from '../query.js
 import { formatDatetime, midnightDatetime } from '../timefmt.js';
 import { apiRoute, querySchema, type RouteGroup } from './context.js';
 
-const STATS_SQL = `SELECT cluster_id, resource_manager, COUNT(*) AS num_units,
+// MAX(resource_manager): one manager per cluster, and PostgreSQL takes no bare column beside GROUP BY.
+const STATS_SQL = `SELECT cluster_id, MAX(resource_manager) AS resource_manager, COUNT(*) AS num_units,
   COUNT(CASE WHEN ended_at_ts > 0 THEN 1 END) AS num_inactive_units,
   COUNT(CASE WHEN ended_at_ts = 0 THEN 1 END) AS num_active_units,
   COUNT(DISTINCT project) AS num_projects, COUNT(DISTINCT username) AS num_users
@@ -61,17 +62,15 @@ export const statsRoutes: RouteGroup = (app, ctx) => {
         }
         where.inIfAny('cluster_id', values(q, 'cluster_id'));
         energyWhere.inIfAny('cluster_id', values(q, 'cluster_id'));
-        const db = ctx.db();
-        const rows = db
-          .prepare(`${STATS_SQL} ${where.sql()} GROUP BY cluster_id ORDER BY cluster_id ASC`)
-          .all(...where.params) as Record<string, unknown>[];
-        const energy = new Map(
-          (
-            db
-              .prepare(`${ENERGY_SQL} ${energyWhere.sql()} GROUP BY cluster_id`)
-              .all(...energyWhere.params) as unknown as EnergyRow[]
-          ).map((r) => [r.cluster_id, r]),
+        const rows = await ctx.reader.all(
+          `${STATS_SQL} ${where.sql()} GROUP BY cluster_id ORDER BY cluster_id ASC`,
+          where.params,
         );
+        const energyRows = await ctx.reader.all<EnergyRow>(
+          `${ENERGY_SQL} ${energyWhere.sql()} GROUP BY cluster_id`,
+          energyWhere.params,
+        );
+        const energy = new Map(energyRows.map((r) => [r.cluster_id, r]));
         for (const r of rows) {
           const e = energy.get(r.cluster_id as string);
           if (e) r[NODE_ENERGY_FIELD] = JSON.parse(e.energy);

@@ -1,6 +1,6 @@
 // /units, /units/admin and /units/verify (spec §7.2, §7.3).
 
-import { firstColumn, type SQLInputValue } from '../../common/sqlite.js';
+import type { SQLInputValue } from '../../common/sqlite.js';
 import { parseMetricMap } from '../db/functions.js';
 import { FOOTPRINT_SCHEMA_VERSION, footprintRecord } from '../footprint.js';
 import { FOOTPRINT_RECORD_SCHEMA } from '../footprint-schema.js';
@@ -65,7 +65,7 @@ function queryUnits(ctx: RouteContext, q: Query, owner: [string, SQLInputValue[]
   const where = unitsWhere(ctx, q, owner);
   const convert = outputZone(q);
   return encodeQuery(
-    ctx.db(),
+    ctx.reader,
     `SELECT ${fields.join(', ')} FROM units WHERE ${where.sql()} ORDER BY cluster_id ASC, uuid ASC`,
     where.params,
     UNIT_STRUCT,
@@ -85,15 +85,13 @@ function usersClause(users: string[]): [string, SQLInputValue[]] | undefined {
 }
 
 /** The units of §7.2 restricted by `owner`, as footprint records. */
-function queryFootprints(ctx: RouteContext, q: Query, owner: [string, SQLInputValue[]] | undefined) {
+async function queryFootprints(ctx: RouteContext, q: Query, owner: [string, SQLInputValue[]] | undefined) {
   const where = unitsWhere(ctx, q, owner);
   const zone = outputZone(q);
-  const rows = ctx
-    .db()
-    .prepare(
-      `SELECT ${UNIT_FIELDS.join(', ')} FROM units WHERE ${where.sql()} ORDER BY cluster_id ASC, uuid ASC`,
-    )
-    .all(...where.params) as Record<string, unknown>[];
+  const rows = await ctx.reader.all(
+    `SELECT ${UNIT_FIELDS.join(', ')} FROM units WHERE ${where.sql()} ORDER BY cluster_id ASC, uuid ASC`,
+    where.params,
+  );
   return rows.map((row) => {
     const unit = decodeUnitRow(row, zone);
     return footprintRecord(unit, ctx.embodied(unit.cluster_id ?? ''));
@@ -137,7 +135,8 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
     },
     async (req, reply) => {
       const q = req.query as Query;
-      return sendRows(reply, queryUnits(ctx, q, ownUnitsClause(req.ceemsUser, values(q, 'project'))));
+      const owner = ownUnitsClause(ctx.reader.d, req.ceemsUser, values(q, 'project'));
+      return sendRows(reply, await queryUnits(ctx, q, owner));
     },
   );
 
@@ -157,7 +156,8 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
     },
     async (req, reply) => {
       const q = req.query as Query;
-      return sendJson(reply, queryFootprints(ctx, q, ownUnitsClause(req.ceemsUser, values(q, 'project'))));
+      const owner = ownUnitsClause(ctx.reader.d, req.ceemsUser, values(q, 'project'));
+      return sendJson(reply, await queryFootprints(ctx, q, owner));
     },
   );
 
@@ -172,7 +172,7 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
     },
     async (req, reply) => {
       const q = req.query as Query;
-      return sendJson(reply, queryFootprints(ctx, q, usersClause(values(q, 'user'))));
+      return sendJson(reply, await queryFootprints(ctx, q, usersClause(values(q, 'user'))));
     },
   );
 
@@ -188,7 +188,7 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
     },
     async (req, reply) => {
       const q = req.query as Query;
-      return sendRows(reply, queryUnits(ctx, q, usersClause(values(q, 'user'))));
+      return sendRows(reply, await queryUnits(ctx, q, usersClause(values(q, 'user'))));
     },
   );
 
@@ -217,17 +217,16 @@ export const unitRoutes: RouteGroup = (app, ctx) => {
       const user = req.ceemsUser;
       let ok = user !== '';
       if (ok) {
-        const [projects, pparams] = projectsOfUsers([user]);
+        const [projects, pparams] = projectsOfUsers(ctx.reader.d, [user]);
         const where = new Where()
           .add(`(cluster_id, project) IN (${projects})`, ...pparams)
           .in('cluster_id', clusters)
           .in('uuid', uuids);
-        const found = new Set(
-          firstColumn<string>(
-            ctx.db().prepare(`SELECT uuid FROM units WHERE ${where.sql()}`),
-            ...where.params,
-          ),
+        const rows = await ctx.reader.all<{ uuid: string }>(
+          `SELECT uuid FROM units WHERE ${where.sql()}`,
+          where.params,
         );
+        const found = new Set(rows.map((r) => r.uuid));
         ok = uuids.every((u) => found.has(u));
       }
       if (!ok) throw new ApiError('forbidden', 'user do not have permissions on uuids');

@@ -2,6 +2,7 @@
 // with per-key sums and weighted averages built from the JSON metric maps.
 
 import type { SQLInputValue } from '../../common/sqlite.js';
+import type { SqlDialect } from '../../common/sqlreader.js';
 import { ApiError, sendRows, sendSuccess } from '../http.js';
 import { USAGE_STRUCT } from '../jsonenc.js';
 import { AVG_WEIGHTS, METRIC_FIELDS, USAGE_FIELDS } from '../models.js';
@@ -59,22 +60,19 @@ export class UsageCache {
   }
 }
 
-/** `$."key"` JSON path of one map key (bound as a parameter, never spliced into SQL). */
-const keyPath = (k: string) => `$."${k}"`;
-
-function visibleProjects(q: Query, users: readonly string[]): Where {
-  const [sub, params] = projectsOfUsers(users);
+function visibleProjects(d: SqlDialect, q: Query, users: readonly string[]): Where {
+  const [sub, params] = projectsOfUsers(d, users);
   return new Where()
     .add(`(cluster_id, project) IN (${sub})`, ...params)
     .inIfAny('project', values(q, 'project'))
     .inIfAny('cluster_id', values(q, 'cluster_id'));
 }
 
-function globalUsage(ctx: RouteContext, q: Query, users: readonly string[]): EncodedRows {
+function globalUsage(ctx: RouteContext, q: Query, users: readonly string[]): Promise<EncodedRows> {
   const fields = selectFields(q, USAGE_FIELDS);
-  const where = visibleProjects(q, users);
+  const where = visibleProjects(ctx.reader.d, q, users);
   return encodeQuery(
-    ctx.db(),
+    ctx.reader,
     `SELECT ${fields.join(', ')} FROM usage WHERE ${where.sql()} ORDER BY cluster_id ASC, username ASC, project ASC`,
     where.params,
     USAGE_STRUCT,
@@ -83,12 +81,12 @@ function globalUsage(ctx: RouteContext, q: Query, users: readonly string[]): Enc
 }
 
 /** `current` aggregation; null data when no metric field can be aggregated. */
-function currentUsage(
+async function currentUsage(
   ctx: RouteContext,
   q: Query,
   users: readonly string[],
   w: { from: number; to: number },
-): EncodedRows | null {
+): Promise<EncodedRows | null> {
   const fields = selectFields(q, USAGE_FIELDS);
   const groupby = values(q, 'groupby');
   for (const g of groupby) {
@@ -97,7 +95,8 @@ function currentUsage(
   const experimental = present(q, 'experimental');
   const terminated = !experimental && present(q, '__terminated');
   const [windowSql, windowParams] = windowClause('last_updated_at', w, ctx.timeZone, { terminated });
-  const db = ctx.db();
+  const { reader } = ctx;
+  const { d } = reader;
 
   // The keys of every requested metric in the window (from every unit of the window, whoever owns it:
   // spec §7.7), in one pass over the units: one query per metric read them 13 times (100k units in the
@@ -111,12 +110,11 @@ function currentUsage(
       .inIfAny('cluster_id', values(q, 'cluster_id'))
       .add(windowSql, ...windowParams);
     const column = metrics.map((m, i) => `WHEN ${i} THEN units.${m}`).join(' ');
-    const rows = db
-      .prepare(
-        `SELECT DISTINCT m.column1 AS metric, j.key AS key FROM units, (VALUES ${metrics.map((_, i) => `(${i})`).join(', ')}) AS m,
-  json_each(CASE m.column1 ${column} END) AS j WHERE ${where.sql()}`,
-      )
-      .all(...where.params) as { metric: number; key: unknown }[];
+    const rows = await reader.all<{ metric: number; key: unknown }>(
+      `SELECT DISTINCT m.column1 AS metric, j.key AS key FROM units, (VALUES ${metrics.map((_, i) => `(${i})`).join(', ')}) AS m,
+  ${d.jsonObjectEntries(`CASE m.column1 ${column} END`, 'j')} WHERE ${where.sql()}`,
+      where.params,
+    );
     // Keys that cannot be quoted in a JSON path are left out rather than failing the query.
     for (const r of rows)
       if (typeof r.key === 'string' && !/["\\]/.test(r.key)) keysOf.get(metrics[r.metric]!)!.push(r.key);
@@ -133,17 +131,21 @@ function currentUsage(
     if (!alias) {
       alias = `j${joined.size}`;
       joined.set(id, alias);
-      joins.push(`LEFT JOIN json_each(u.${column}, ?) AS ${alias}`);
-      joinParams.push(keyPath(key));
+      const [sql, param] = d.jsonKeyJoin(`u.${column}`, alias, key);
+      joins.push(sql);
+      joinParams.push(param);
     }
     return alias;
   };
+  const group = [...new Set(['username', 'project', ...groupby])].sort();
   let metricJoins = 0;
   for (const f of fields) {
     if (f === 'num_units') {
       selects.push(experimental ? 'SUM(u.num_units) AS num_units' : 'COUNT(u.id) AS num_units');
     } else if (!METRICS.has(f)) {
-      selects.push(`u.${f} AS ${f}`);
+      // A column outside the grouping (cluster_id, groupname…) takes the group's greatest value: one
+      // well-defined row on both backends, where SQLite's bare column took any.
+      selects.push(group.includes(f) ? `u.${f} AS ${f}` : `MAX(u.${f}) AS ${f}`);
     } else {
       const keys = keysOf.get(f)!;
       if (keys.length === 0) continue;
@@ -152,22 +154,26 @@ function currentUsage(
       const parts = keys.map((k) => {
         const v = join(f, k);
         selectParams.push(k);
-        if (!weight) return `?, SUM(${v}.value)`;
+        // Keys bound as text (PostgreSQL cannot type a bare parameter of json_build_object); a zero
+        // weight divides by NULL, giving NULL on both backends.
+        if (!weight) return `CAST(? AS TEXT), SUM(${v}.value)`;
         const wt = join('total_time_seconds', weight);
-        return `?, CAST(SUM(${v}.value * ${wt}.value) AS REAL) / SUM(${wt}.value)`;
+        return `CAST(? AS TEXT), CAST(SUM(${v}.value * ${wt}.value) AS ${d.float}) / NULLIF(SUM(${wt}.value), 0)`;
       });
-      selects.push(`json_object(${parts.join(', ')}) AS ${f}`);
+      selects.push(`${d.jsonObject}(${parts.join(', ')}) AS ${f}`);
     }
   }
   if (metricJoins === 0) return null;
 
-  const where = visibleProjects(q, users).add(windowSql, ...windowParams);
-  const group = [...new Set(['username', 'project', ...groupby])].sort();
+  const where = visibleProjects(d, q, users).add(windowSql, ...windowParams);
   // `+column` groups alike but keeps the planner from scanning a whole index for its order: with `project`
   // fixed, it chose to read idx_units_username_ended end to end to skip sorting a few groups.
+  const order = ['cluster_id', 'username', 'project']
+    .map((c) => (group.includes(c) ? c : `MAX(u.${c})`))
+    .join(' ASC, ');
   const sql = `SELECT ${selects.join(', ')} FROM (${experimental ? 'daily_usage' : 'units'} AS u ${joins.join(' ')})
-WHERE ${where.sql()} GROUP BY ${group.map((g) => `+${g}`).join(', ')} ORDER BY cluster_id ASC, username ASC, project ASC`;
-  return encodeQuery(db, sql, [...selectParams, ...joinParams, ...where.params], USAGE_STRUCT, {
+WHERE ${where.sql()} GROUP BY ${group.map(d.noIndex).join(', ')} ORDER BY ${order} ASC`;
+  return encodeQuery(reader, sql, [...selectParams, ...joinParams, ...where.params], USAGE_STRUCT, {
     jsonColumns: JSON_COLUMNS,
   });
 }
@@ -214,8 +220,10 @@ export function usageRoutes(cache: UsageCache): RouteGroup {
           },
           async (req, reply) => {
             const q = req.query as Query;
-            const users = admin ? values(q, 'user') : userSet(ctx.db(), req.ceemsUser, values(q, 'project'));
-            if (mode === 'global') return sendRows(reply, globalUsage(ctx, q, users));
+            const users = admin
+              ? values(q, 'user')
+              : await userSet(ctx.reader, req.ceemsUser, values(q, 'project'));
+            if (mode === 'global') return sendRows(reply, await globalUsage(ctx, q, users));
             const raw = timeWindow(q, ctx.now(), ctx.maxPeriodMs);
             const w = {
               from: Math.floor(raw.from / ROUND_S) * ROUND_S,
@@ -228,7 +236,7 @@ export function usageRoutes(cache: UsageCache): RouteGroup {
               reply.header('Expires', new Date(hit.expires).toUTCString());
               return sendRows(reply, hit.result);
             }
-            const result = currentUsage(ctx, q, users, w);
+            const result = await currentUsage(ctx, q, users, w);
             if (!result) return sendSuccess(reply, USAGE_STRUCT, null);
             if (result.rows > 0) cache.set(key, result, now);
             return sendRows(reply, result);

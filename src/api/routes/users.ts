@@ -15,7 +15,7 @@ function queryUsers(ctx: RouteContext, q: Query, table: 'users' | 'admin_users',
   if (users) where.in('name', users);
   if (table === 'users') where.inIfAny('cluster_id', values(q, 'cluster_id'));
   return encodeQuery(
-    ctx.db(),
+    ctx.reader,
     `SELECT ${fields.join(', ')} FROM ${table} WHERE ${where.sql()} ORDER BY cluster_id ASC, name ASC`,
     where.params,
     USER_STRUCT,
@@ -40,10 +40,8 @@ export const userRoutes: RouteGroup = (app, ctx) => {
     },
     async (req, reply) => {
       const q = req.query as Query;
-      return sendRows(
-        reply,
-        queryUsers(ctx, q, 'users', userSet(ctx.db(), req.ceemsUser, values(q, 'project'))),
-      );
+      const users = await userSet(ctx.reader, req.ceemsUser, values(q, 'project'));
+      return sendRows(reply, await queryUsers(ctx, q, 'users', users));
     },
   );
 
@@ -66,7 +64,7 @@ export const userRoutes: RouteGroup = (app, ctx) => {
       const q = req.query as Query;
       const users = values(q, 'user');
       const table = values(q, 'role')[0] === 'admin' ? 'admin_users' : 'users';
-      return sendRows(reply, queryUsers(ctx, q, table, users.length > 0 ? users : undefined));
+      return sendRows(reply, await queryUsers(ctx, q, table, users.length > 0 ? users : undefined));
     },
   );
 };

@@ -23,6 +23,7 @@ import {
 } from '../../../src/api/models.js';
 import { encodeQuery, metricMapText, RowEncoder, type RowEncoderOptions } from '../../../src/api/rowenc.js';
 import { openDatabase, type SQLOutputValue } from '../../../src/common/sqlite.js';
+import { sqliteReader } from '../../../src/common/sqlreader.js';
 
 /** The decoding of rows before issue 15 (src/api/rows.ts). */
 function referenceDecode(
@@ -299,13 +300,14 @@ describe('rows encoded straight from SQL', () => {
     });
   }
 
-  test('encodeQuery reads the columns by the names SQL gives them, as arrays, with a failed-row count', () => {
+  test('encodeQuery reads the columns by the names SQL gives them, as arrays, with a failed-row count', async () => {
     const db = openDatabase(':memory:');
     db.exec(`CREATE TABLE t (uuid text, m text, tags text);
       INSERT INTO t VALUES ('1', '{"b":0.5,"a":2}', '{"k":"v"}'), ('2', 'broken', '{}'), ('3', '{}', '{"k":"v"}')`);
+    const reader = sqliteReader(() => db);
     for (let round = 0; round < 2; round++) {
-      const r = encodeQuery(
-        db,
+      const r = await encodeQuery(
+        reader,
         'SELECT uuid, m AS avg_cpu_usage, tags FROM t ORDER BY uuid',
         [],
         UNIT_STRUCT,
@@ -322,6 +324,6 @@ describe('rows encoded straight from SQL', () => {
         },
       );
     }
-    db.close();
+    await reader.close();
   });
 });

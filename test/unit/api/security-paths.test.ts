@@ -80,7 +80,10 @@ describe('declared access levels', () => {
     const app = Fastify();
     app.decorateRequest('ceemsUser', '');
     app.decorateRequest('ceemsAdmin', false);
-    app.addHook('onRequest', authHook({ userHeaders: ['X-Grafana-User'], isAdminUser: (u) => u === 'root' }));
+    app.addHook(
+      'onRequest',
+      authHook({ userHeaders: ['X-Grafana-User'], isAdminUser: async (u) => u === 'root' }),
+    );
     app.get('/undeclared', async () => 'secret rows');
     const bob = await app.inject({ url: '/undeclared', headers: { 'x-grafana-user': 'bob' } });
     assert.equal(bob.statusCode, 403);

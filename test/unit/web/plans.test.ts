@@ -6,43 +6,29 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { openReader } from '../../../src/api/db/index.js';
+import { type IssuedQuery, traceQueries } from '../../../src/api/db/trace.js';
 import type { Database } from '../../../src/common/sqlite.js';
+import { sqliteReader } from '../../../src/common/sqlreader.js';
 import { getUnit, listUnits, projectTotals, SORT_KEYS } from '../../../src/web/data.js';
 import { seedDb } from '../../fixtures/api/seed.js';
 
 const dir = seedDb();
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('no scan of units for a user: every sort of the list, one unit, project totals', () => {
+test('no scan of units for a user: every sort of the list, one unit, project totals', async () => {
   const db = openReader(dir);
-  const plans: string[] = [];
-  const traced = new Proxy(db, {
-    get(target, prop) {
-      if (prop !== 'prepare') return Reflect.get(target, prop);
-      return (sql: string) => {
-        const stmt = target.prepare(sql);
-        return {
-          all: (...p: unknown[]) => {
-            plans.push(...explain(target, sql, p));
-            return stmt.all(...(p as never[]));
-          },
-          get: (...p: unknown[]) => {
-            plans.push(...explain(target, sql, p));
-            return stmt.get(...(p as never[]));
-          },
-        };
-      };
-    },
-  }) as Database;
+  const issued: IssuedQuery[] = [];
+  const reader = sqliteReader(() => traceQueries(db, (q) => issued.push(q)));
   for (const sort of SORT_KEYS)
     for (const text of [undefined, 'acc'])
-      listUnits(traced, { owner: 'bob', text, sort, desc: true, page: 2, size: 10 });
-  getUnit(traced, 'slurm-0', '1003');
-  projectTotals(traced, 'bob');
+      await listUnits(reader, { owner: 'bob', text, sort, desc: true, page: 2, size: 10 });
+  await getUnit(reader, 'slurm-0', '1003');
+  await projectTotals(reader, 'bob');
+  const plans = issued.flatMap((q) => explain(db, q.sql, q.params));
   assert.ok(plans.length >= SORT_KEYS.length * 4, `${plans.length} plan lines`);
   const scans = plans.filter((p) => /^SCAN (units|u)\b/.test(p));
   assert.deepEqual(scans, [], plans.join('\n'));
-  db.close();
+  await reader.close();
 });
 
 function explain(db: Database, sql: string, params: unknown[]): string[] {
