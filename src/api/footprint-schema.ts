@@ -21,13 +21,14 @@ const energyPart = (what: string) => ({
     'lower_kwh',
     'upper_kwh',
     'uncertainty',
+    'counter_node_kwh',
   ],
   additionalProperties: false,
   properties: {
     kwh: { type: 'number', minimum: 0, description: 'the `total` of the unit energy metric of /units' },
     sources: {
       ...kwhBy(
-        'power source (cray, redfish, ipmi, rapl, estimated, dcgm, amd-device-metrics, amd-smi); `unknown` is energy recorded without its source',
+        "power source (cray, redfish, ipmi, rapl, estimated, dcgm, amd-device-metrics, amd-smi; rapl-counter, cray-counter, hwmon-counter: a node energy counter read at the unit's start and end, since 1.4.0); `unknown` is energy recorded without its source",
       ),
     },
     provenance: {
@@ -45,7 +46,12 @@ const energyPart = (what: string) => ({
       description: 'energy-weighted PUE included in kwh; null when none was recorded',
     },
     lower_kwh: { type: 'number', minimum: 0, description: 'kwh × (1 − uncertainty.combined), at least 0' },
-    upper_kwh: { type: 'number', minimum: 0, description: 'kwh × (1 + uncertainty.combined)' },
+    upper_kwh: {
+      type: 'number',
+      minimum: 0,
+      description:
+        'kwh × (1 + uncertainty.combined); from a counter: counter_node_kwh × (1 + uncertainty.source)',
+    },
     uncertainty: {
       type: 'object',
       description: 'relative half-widths of ~95 % intervals (docs/footprint.md)',
@@ -58,9 +64,20 @@ const energyPart = (what: string) => ({
           minimum: 0,
           description: "the attribution model's split of node power",
         },
-        sampling: { type: 'number', minimum: 0, maximum: 1, description: 'sample interval ÷ unit duration' },
+        sampling: {
+          type: 'number',
+          minimum: 0,
+          maximum: 1,
+          description: 'sample interval ÷ unit duration, over the kWh not read from a counter',
+        },
         combined: { type: 'number', minimum: 0, description: 'the three in quadrature' },
       },
+    },
+    counter_node_kwh: {
+      type: ['number', 'null'],
+      minimum: 0,
+      description:
+        "the whole node's energy counter delta over the unit's life (kWh, PUE included) when kwh is the unit's CPU share of it (short units); else null. Since 1.4.0",
     },
   },
 });

@@ -12,6 +12,8 @@ import {
 import { type MetricMap, SAMPLING_FIELD, type Unit } from './models.js';
 import {
   bounds,
+  COUNTER_SUFFIX,
+  counterBounds,
   type EnergyUncertainty,
   emissionsBounds,
   energyUncertainty,
@@ -19,11 +21,13 @@ import {
 } from './uncertainty.js';
 
 /** Semantic version of the record; additions bump the minor part (docs/footprint-schema.json). */
-export const FOOTPRINT_SCHEMA_VERSION = '1.3.0';
+export const FOOTPRINT_SCHEMA_VERSION = '1.4.0';
 
 /** `power_source` key of energy stored without provenance (rules older than issue 20, or an older API). */
 export const UNKNOWN_SOURCE = 'unknown';
 export const ESTIMATED_SOURCE = 'estimated';
+/** Key of `total_cpu_energy_usage_kwh`: the whole node's counter delta over the unit's life (kWh). */
+export const COUNTER_NODE_KEY = 'counter_node';
 
 /**
  * How a part's energy was obtained: `measured` (every kWh from a meter), `estimated` (every kWh from the
@@ -51,6 +55,11 @@ export interface EnergyPart {
   upper_kwh: number;
   /** Relative error of each source and combined (docs/footprint.md). */
   uncertainty: EnergyUncertainty;
+  /**
+   * The whole node's energy over the unit's life from its energy counter (the upper bound's basis) when
+   * the part's energy comes from that counter (short units, B9); else null.
+   */
+  counter_node_kwh: number | null;
 }
 
 export interface OperationalEmissions {
@@ -156,7 +165,10 @@ export function energyPart(
   const sources = energySources(kwh, bySource ?? {});
   const total = sum(sources);
   const uncertainty = energyUncertainty(part, sources, sampling);
-  const b = bounds(kwh, uncertainty.combined);
+  const node = energy?.[COUNTER_NODE_KEY];
+  const fromCounter =
+    node !== undefined && node > 0 && Object.keys(sources).every((k) => k.endsWith(COUNTER_SUFFIX));
+  const b = fromCounter ? counterBounds(kwh, node, uncertainty) : bounds(kwh, uncertainty.combined);
   return {
     kwh,
     sources,
@@ -166,6 +178,7 @@ export function energyPart(
     lower_kwh: b.lower,
     upper_kwh: b.upper,
     uncertainty,
+    counter_node_kwh: fromCounter ? node : null,
   };
 }
 

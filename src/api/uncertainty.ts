@@ -15,6 +15,10 @@ export const SOURCE_ACCURACY: Readonly<Record<string, number>> = {
   'amd-device-metrics': 0.1,
   'amd-smi': 0.1,
   unknown: 0.3,
+  // a node's energy counter read at a unit's start and end (B9): the accuracy of the counter's class
+  'rapl-counter': 0.05,
+  'cray-counter': 0.05,
+  'hwmon-counter': 0.1,
 };
 /** A source missing from the table counts as an estimate. */
 const UNLISTED_SOURCE = 0.3;
@@ -64,6 +68,21 @@ export function samplingError(intervalS: number | undefined, durationS: number):
   return durationS > 0 ? Math.min(1, intervalS / durationS) : 1;
 }
 
+/** Suffix of the `power_source` of energy from a node energy counter read at unit start and end (B9). */
+export const COUNTER_SUFFIX = '-counter';
+
+/** Share of a part's kWh read from an energy counter at the unit's start and end (`*-counter` sources). */
+export function counterFraction(sources: MetricMap): number {
+  let kwh = 0;
+  let counted = 0;
+  for (const [source, e] of Object.entries(sources)) {
+    if (e <= 0) continue;
+    kwh += e;
+    if (source.endsWith(COUNTER_SUFFIX)) counted += e;
+  }
+  return kwh > 0 ? counted / kwh : 0;
+}
+
 export function energyUncertainty(
   part: 'host' | 'gpu',
   sources: MetricMap,
@@ -71,7 +90,8 @@ export function energyUncertainty(
 ): EnergyUncertainty {
   const source = sourceError(sources);
   const attribution = ATTRIBUTION_ACCURACY[part];
-  const samplingErr = samplingError(sampling.intervalS, sampling.durationS);
+  // a counter covers the unit's whole life: no sample to miss at either end
+  const samplingErr = samplingError(sampling.intervalS, sampling.durationS) * (1 - counterFraction(sources));
   return {
     source,
     attribution,
@@ -83,6 +103,15 @@ export function energyUncertainty(
 /** `value` ± `relative`, never below 0. */
 export function bounds(value: number, relative: number): Bounds {
   return { lower: value * Math.max(0, 1 - relative), upper: value * (1 + relative) };
+}
+
+/**
+ * Bounds of energy from a node counter (B9): the lower one `value × (1 − combined)` (the counter's class
+ * and the CPU share as attribution model, no sampling term), the upper one the whole node's counter
+ * delta `nodeKwh × (1 + source)`: the unit cannot have drawn more than its nodes did.
+ */
+export function counterBounds(value: number, nodeKwh: number, r: EnergyUncertainty): Bounds {
+  return { lower: value * Math.max(0, 1 - r.combined), upper: Math.max(value, nodeKwh) * (1 + r.source) };
 }
 
 export const factorSpread = (provider: string) => FACTOR_SPREAD[provider] ?? UNLISTED_FACTOR;

@@ -4,6 +4,7 @@
 // upserts (weighted averages, summed totals).
 
 import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { validate } from '../../common/config.js';
@@ -18,6 +19,7 @@ import type { Logger } from '../../common/logger.js';
 import type { UnitRecord } from '../db/index.js';
 import { UNKNOWN_SOURCE } from '../footprint.js';
 import { METRIC_FIELDS, type MetricField, type MetricMap, SAMPLING_FIELD } from '../models.js';
+import { applyCounter, DEFAULT_COUNTER_QUERIES, reconcilable, unitCounters } from './counter.js';
 import { compileTemplate, goDuration, type QueryTemplate, type TemplateValues } from './template.js';
 import type { Updater } from './types.js';
 
@@ -98,6 +100,10 @@ export const tsdbExtraConfigSchema = z
     node_matchers: z.string().default(''),
     // an empty metric key (null), as ceems_tool prints for series that do not exist, has no sub-metric
     queries: z.record(z.string(), z.record(z.string(), z.string()).nullable()).default({}),
+    /** The exporter's energy counter series of short units (B9); an empty query switches it off. */
+    energy_counter_queries: z
+      .strictObject({ joules: z.string(), share: z.string() })
+      .default(DEFAULT_COUNTER_QUERIES),
   })
   .default({
     query_max_series: 50,
@@ -107,6 +113,7 @@ export const tsdbExtraConfigSchema = z
     labels_to_drop: [],
     node_matchers: '',
     queries: {},
+    energy_counter_queries: DEFAULT_COUNTER_QUERIES,
   });
 
 export const tsdbUpdaterConfigSchema = z.object({
@@ -147,6 +154,16 @@ export function batchSize(
   return Math.min(Math.max(Math.floor(cfg.query_min_samples * maxLabels), 10), nUuids);
 }
 
+/** The template fields of a query over `rangeMs` but the uuids. */
+const templateValues = (rangeMs: number, s: PromSettings): Omit<TemplateValues, 'UUIDs'> => ({
+  Range: goDuration(rangeMs),
+  ScrapeInterval: goDuration(s.scrapeMs),
+  EvaluationInterval: goDuration(s.evaluationMs),
+  RateInterval: goDuration(4 * s.scrapeMs),
+  ScrapeIntervalMilli: String(s.scrapeMs),
+  EvaluationIntervalMilli: String(s.evaluationMs),
+});
+
 const cleanValue = (v: number) => (Number.isFinite(v) && v >= 0 ? v : 0);
 
 interface CompiledQuery {
@@ -171,6 +188,7 @@ export class TsdbUpdater implements Updater {
   private readonly cfg: z.infer<typeof tsdbExtraConfigSchema>;
   private readonly cutoffMs: number;
   private readonly queries: CompiledQuery[];
+  private readonly counterQueries: { joules: QueryTemplate; share: QueryTemplate } | undefined;
   private readonly logger: Logger;
   private settings: { value: PromSettings; at: number } | undefined;
 
@@ -186,6 +204,14 @@ export class TsdbUpdater implements Updater {
     const baseDir = opts.configDir ?? (opts.configFile ? dirname(opts.configFile) : process.cwd());
     this.client = this.url ? createHttpClient(clientCfg, baseDir) : undefined;
     const source = Object.keys(this.cfg.queries).length > 0 ? this.cfg.queries : DEFAULT_QUERIES;
+    const cq = this.cfg.energy_counter_queries;
+    this.counterQueries =
+      cq.joules && cq.share
+        ? {
+            joules: compileTemplate(cq.joules, `updater '${this.id}' energy_counter_queries.joules`),
+            share: compileTemplate(cq.share, `updater '${this.id}' energy_counter_queries.share`),
+          }
+        : undefined;
     this.queries = [];
     for (const [metric, subs] of Object.entries(source)) {
       if (!(TSDB_METRICS as readonly string[]).includes(metric)) {
@@ -323,6 +349,7 @@ export class TsdbUpdater implements Updater {
         },
         'Window shorter than the rate interval; no aggregate queries',
       );
+    if (this.counterQueries) await this.reconcileCounters(clusterId, units, start, end, s, signal);
     if ((this.cfg.delete_ignored && ignored.length > 0) || this.cfg.labels_to_drop.length > 0)
       await this.deleteSeries(this.cfg.delete_ignored ? ignored : [], start, end, signal);
   }
@@ -337,14 +364,7 @@ export class TsdbUpdater implements Updater {
   ): Promise<void> {
     const uuids = [...new Set(units.map((u) => u.uuid))];
     const size = batchSize(rangeMs, s, this.cfg, uuids.length);
-    const values: Omit<TemplateValues, 'UUIDs'> = {
-      Range: goDuration(rangeMs),
-      ScrapeInterval: goDuration(s.scrapeMs),
-      EvaluationInterval: goDuration(s.evaluationMs),
-      RateInterval: goDuration(4 * s.scrapeMs),
-      ScrapeIntervalMilli: String(s.scrapeMs),
-      EvaluationIntervalMilli: String(s.evaluationMs),
-    };
+    const values = templateValues(rangeMs, s);
     // metric → sub-metric → uuid → value
     const results = new Map<string, Map<string, Map<string, number>>>();
     let failed = 0;
@@ -398,6 +418,56 @@ export class TsdbUpdater implements Updater {
         // shard, each shard holds the series of its own nodes' units only [D-API-20].
         if (Object.keys(map).length > 0 || u[metric] === undefined) u[metric] = map;
       }
+    }
+  }
+
+  /**
+   * Short units whose whole life is in the window take the node's energy counter delta × their CPU share
+   * (counter.ts). The exporter publishes a unit's reading at its first scrape after the unit's end: a
+   * unit that ended less than two scrape intervals before the window's end is waited for (at most that
+   * long) and the query evaluated then. A failed query keeps the integrated figures.
+   */
+  private async reconcileCounters(
+    clusterId: string,
+    units: UnitRecord[],
+    start: number,
+    end: number,
+    s: PromSettings,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const candidates = units.filter((u) => reconcilable(u, start, end, s.scrapeMs));
+    if (candidates.length === 0) return;
+    const settled = Math.max(...candidates.map((u) => u.ended_at_ts ?? 0)) + 2 * s.scrapeMs;
+    if (settled > Date.now())
+      await sleep(Math.min(settled - Date.now(), 2 * s.scrapeMs), undefined, { signal });
+    const at = Math.max(end, Math.min(Date.now(), settled));
+    const rangeMs = Math.ceil((at - start) / 1000) * 1000;
+    const values = templateValues(rangeMs, s);
+    const uuids = [...new Set(candidates.map((u) => u.uuid))];
+    const size = batchSize(rangeMs, s, this.cfg, uuids.length);
+    const joules: UnitSample[] = [];
+    const shares: UnitSample[] = [];
+    try {
+      for (let i = 0; i < uuids.length; i += size) {
+        const batch = { ...values, UUIDs: uuids.slice(i, i + size).join('|') };
+        const [j, sh] = await Promise.all([
+          this.instantQuery(this.counterQueries!.joules.render(batch), at, s, signal),
+          this.instantQuery(this.counterQueries!.share.render(batch), at, s, signal),
+        ]);
+        joules.push(...j);
+        shares.push(...sh);
+      }
+    } catch (e) {
+      this.logger.error(
+        { updater: this.id, cluster_id: clusterId, err: (e as Error).message },
+        'Energy counter query failed; short units keep their integrated energy',
+      );
+      return;
+    }
+    const counters = unitCounters(joules, shares);
+    for (const u of candidates) {
+      const c = counters.get(u.uuid);
+      if (c) applyCounter(u, c);
     }
   }
 

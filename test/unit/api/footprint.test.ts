@@ -46,6 +46,7 @@ describe('footprint arithmetic', () => {
       provenance: 'partly_estimated',
       estimated_fraction: 0.25,
       pue: 1.2,
+      counter_node_kwh: null,
     });
     // source error: (0.5 × 5 % + 0.25 × 30 % + 0.25 × 30 %) / 1 = 17.5 %; attribution 10 %; sampling 30/3600
     assert.deepEqual(uncertainty, {
@@ -81,6 +82,7 @@ describe('footprint arithmetic', () => {
         sampling: 30 / 3600,
         combined: quadrature(0, 0.02, 30 / 3600),
       },
+      counter_node_kwh: null,
     });
   });
 
@@ -146,6 +148,36 @@ describe('short units (B9)', () => {
     // no recorded interval (stored before migration 12): not known to be short
     const old = footprintRecord({ uuid: 'o', total_time_seconds: { walltime: 5 } });
     assert.deepEqual([old.short_unit, old.sample_interval_seconds], [false, null]);
+  });
+
+  test('energy from a node counter: no sampling term, lower bound from its share, upper the whole node', () => {
+    // 7200 J on the node over a 10 s job with half its CPUs, PUE 1.2 (what updater/counter.ts stores):
+    // unit 7200 / 3.6e6 × 0.5 × 1.2 = 0.0012 kWh, node 0.0024 kWh
+    const r = footprintRecord({
+      uuid: 'c',
+      total_time_seconds: { walltime: 10 },
+      total_cpu_energy_usage_kwh: { total: 0.0012, counter_node: 0.0024, integrated: 0 },
+      total_cpu_energy_by_source_kwh: { 'rapl-counter': 0.0012 },
+      total_cpu_energy_by_pue_kwh: { '1.2': 0.0012 },
+      avg_sample_interval_seconds: { scrape: 30 },
+    });
+    const host = r.energy.host;
+    assert.equal(r.short_unit, true);
+    assert.deepEqual([host.provenance, host.counter_node_kwh, host.pue], ['measured', 0.0024, 1.2]);
+    // RAPL class 5 %, CPU share as attribution 10 %, sampling 0: √(0.05² + 0.1²) = 11.18 %
+    assert.deepEqual(host.uncertainty, {
+      source: 0.05,
+      attribution: 0.1,
+      sampling: 0,
+      combined: quadrature(0.05, 0.1),
+    });
+    close(host.lower_kwh, 0.0012 * (1 - Math.sqrt(0.0125)));
+    close(host.upper_kwh, 0.0024 * 1.05);
+    assert.ok(host.lower_kwh > 0 && host.lower_kwh <= host.kwh && host.kwh <= host.upper_kwh);
+    assertValid(r, 'counter unit');
+    // without the node figure (e.g. summed away) the usual bounds apply
+    const noNode = energyPart('host', { total: 1 }, { 'rapl-counter': 1 }, undefined, LONG);
+    assert.deepEqual([noNode.counter_node_kwh, noNode.upper_kwh], [null, 1 + quadrature(0.05, 0.1)]);
   });
 });
 

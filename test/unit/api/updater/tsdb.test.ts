@@ -78,12 +78,29 @@ describe('TSDB updater against a fake Prometheus', () => {
   const recorded: Recorded[] = [];
   const deletes: string[] = [];
   let mode: 'ok' | 'post405' | 'garbage' | 'down' | 'matrix' = 'ok';
+  let scrapeInterval = '15s';
 
   const answer = (query: string) => {
     // the node energy of the cluster: one sample without labels
     const node = /^sum\(sum_over_time\(instance:ceems_(host|unattributed)_power_watts:pue/.exec(query);
     if (node) return [{ metric: {}, value: [0, node[1] === 'host' ? '2' : '0.5'] }];
     const uuids = /uuid=~"([^"]*)"/.exec(query)![1]!.split('|');
+    // the exporter's counter series of ended units (B9): two nodes, one with two counter sources
+    const counter = /^last_over_time\(ceems_compute_unit_energy_counter_(joules|cpu_share_ratio)/.exec(query);
+    if (counter)
+      return uuids.flatMap((uuid) =>
+        (counter[1] === 'joules'
+          ? [
+              [{ hostname: 'n1', source: 'rapl' }, '7200'],
+              [{ hostname: 'n1', source: 'hwmon' }, '9999'],
+              [{ hostname: 'n2', source: 'cray' }, '3600'],
+            ]
+          : [
+              [{ hostname: 'n1' }, '0.5'],
+              [{ hostname: 'n2' }, '0.25'],
+            ]
+        ).map(([labels, v]) => ({ metric: { uuid, ...(labels as object) }, value: [0, v] })),
+      );
     // a query split by a label: each unit fed by two sources, and by series without the label
     if (query.startsWith('by_source'))
       return uuids.flatMap((uuid) =>
@@ -114,7 +131,7 @@ describe('TSDB updater against a fake Prometheus', () => {
     );
     app.get('/api/v1/status/config', async () => ({
       status: 'success',
-      data: { yaml: 'global:\n  scrape_interval: 15s\n  evaluation_interval: 30s\n' },
+      data: { yaml: `global:\n  scrape_interval: ${scrapeInterval}\n  evaluation_interval: 30s\n` },
     }));
     app.get('/api/v1/status/flags', async () => ({
       status: 'success',
@@ -192,6 +209,8 @@ describe('TSDB updater against a fake Prometheus', () => {
         avg_cpu_usage: { mine: 'cpu_usage{uuid=~"{{.UUIDs}}"}[{{.RateInterval}}]' },
         not_a_metric: { x: 'y' },
       },
+      // unit 4 ended without energy: the counter queries (configured apart) would run for it
+      energy_counter_queries: { joules: '', share: '' },
     });
     const end = Date.UTC(2024, 4, 6, 12);
     const start = end - 600_000;
@@ -208,6 +227,69 @@ describe('TSDB updater against a fake Prometheus', () => {
     assert.deepEqual(q.getAll('match[]'), ['{__name__="junk"}', '{uuid=~"4"}']);
     assert.equal(q.get('start'), String((start - 300_000) / 1000));
     assert.equal(q.get('end'), String(end / 1000));
+  });
+
+  it('a short unit takes the node counter delta × its share; others keep the integrated energy (B9)', async () => {
+    recorded.length = 0;
+    mode = 'ok';
+    const up = make();
+    const end = Date.UTC(2024, 4, 6, 12);
+    const start = end - 3_600_000;
+    const short = unit('c1', end - 20_000, end - 10_000); // 10 s < 2 × 15 s scrape
+    const earlier = unit('c2', start - 5000, start + 5000); // began in an earlier window
+    const long = unit('c3', start + 1000, end - 1000);
+    await up.update('c', [short, earlier, long], start, end);
+    const counters = recorded.filter((r) => r.query.startsWith('last_over_time(ceems_compute_unit_energy'));
+    assert.deepEqual(
+      counters.map((r) => [r.query.match(/uuid=~"([^"]*)"\}\[([^\]]*)\]/)?.slice(1), r.time]),
+      [
+        [['c1', '1h0m20s'], String((end + 20_000) / 1000)],
+        [['c1', '1h0m20s'], String((end + 20_000) / 1000)],
+      ],
+      'only the short unit whose whole life is in the window, two scrape intervals after its end',
+    );
+    // n1: RAPL preferred to hwmon, 7200 J × 0.5; n2: Cray 3600 J × 0.25; kWh = J / 3.6e6
+    assert.deepEqual(short.total_cpu_energy_by_source_kwh, {
+      'rapl-counter': 0.001,
+      'cray-counter': 0.00025,
+    });
+    assert.deepEqual(short.total_cpu_energy_usage_kwh, {
+      total: 0.00125,
+      counter_node: 0.003,
+      integrated: 0.5,
+    });
+    // no PUE label in the fake answers: none recorded
+    assert.deepEqual(short.total_cpu_energy_by_pue_kwh, {});
+    // emissions scale with the energy: 1 g for the 0.5 kWh integrated
+    assert.deepEqual(short.total_cpu_emissions_gms, {
+      rte_total: 0.0025,
+      emaps_total: 0.0025,
+      owid_total: 0.0025,
+    });
+    assert.deepEqual(earlier.total_cpu_energy_usage_kwh, { total: 1 });
+    assert.deepEqual(long.total_cpu_energy_usage_kwh, { total: 1.5 });
+  });
+
+  it('a unit that ended just before the window end is queried once the exporter has published it', async () => {
+    recorded.length = 0;
+    mode = 'ok';
+    scrapeInterval = '1s';
+    try {
+      const up = make(); // a new updater reads the 1 s scrape interval
+      const end = Date.now();
+      const ended = end - 200;
+      const u = unit('9', ended - 1000, ended);
+      const t0 = Date.now();
+      await up.update('c', [u], end - 600_000, end);
+      const waited = Date.now() - t0;
+      const times = recorded.filter((r) => r.query.includes('energy_counter')).map((r) => Number(r.time));
+      // two scrape intervals after its end: 1.8 s of waiting, the query at ended + 2 s
+      assert.ok(waited >= 1700, `waited ${waited} ms`);
+      assert.deepEqual(times, [(ended + 2000) / 1000, (ended + 2000) / 1000]);
+      assert.equal(u.total_cpu_energy_usage_kwh?.counter_node, 0.003);
+    } finally {
+      scrapeInterval = '15s';
+    }
   });
 
   it('a `$<label>` sub-metric key makes one sub-metric per label value, unlabelled series unknown', async () => {
