@@ -55,7 +55,8 @@ export const SQLITE_DIALECT: SqlDialect = {
 };
 
 export const POSTGRES_DIALECT: SqlDialect = {
-  jsonArrayValues: (expr, alias) => `json_array_elements_text((${expr})::json) AS ${alias}(value)`,
+  // `::text` first: a bound parameter typed json by the server would be encoded by the client as a JSON string.
+  jsonArrayValues: (expr, alias) => `json_array_elements_text((${expr})::text::json) AS ${alias}(value)`,
   jsonObjectEntries: (expr, alias) => `json_each_text((${expr})::json) AS ${alias}`,
   jsonNumber: (expr, key) => `((${expr})::json ->> '${constantKey(key)}')::float8`,
   jsonKeyJoin: (expr, alias, key) => [

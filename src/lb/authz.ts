@@ -1,10 +1,12 @@
 // Who may read what (spec lb.md §7.5, §7.6): admin check and unit ownership, answered either from the API
-// server's SQLite DB opened read-only (preferred) or through its HTTP API. Positive ownership answers are
+// server's database (preferred: its SQLite file opened read-only, or its PostgreSQL [D-LB-20]) or through
+// its HTTP API. Positive ownership answers are
 // cached per (cluster, user, uuid) for a short time; admin status is never cached (server.ts asks for it
 // whenever it can change the outcome [D-LB-16]).
 
 import { createHttpClient, type HttpClient, type HttpClientConfig, httpFetch } from '../common/httpclient.js';
-import { type Database, openDatabase, type Statement } from '../common/sqlite.js';
+import { openDatabase } from '../common/sqlite.js';
+import { type SqlReader, sqliteReader } from '../common/sqlreader.js';
 
 /** The API server's service account, always admin there. */
 export const SERVICE_USER = 'ceems-int-svc';
@@ -27,41 +29,43 @@ export interface AuthzSource {
 
 export class DbAuthzSource implements AuthzSource {
   readonly kind = 'db';
-  private readonly db: Database;
-  private readonly adminStmt: Statement;
-  private readonly ownsStmt: Statement;
+  private readonly reader: SqlReader;
+  private readonly ownsSql: string;
 
-  constructor(file: string) {
-    this.db = openDatabase(file, { readOnly: true, busyTimeoutMs: ADMIN_TIMEOUT_MS });
-    this.adminStmt = this.db.prepare('SELECT 1 FROM admin_users WHERE name = ? LIMIT 1');
-    // Same rule as the API server's /units/verify [D-LB-13]: every uuid must match.
-    this.ownsStmt = this.db.prepare(
-      `SELECT COUNT(DISTINCT u.uuid) AS n FROM units u
-       WHERE u.cluster_id = ? AND u.uuid IN (SELECT value FROM json_each(?))
-         AND EXISTS (SELECT 1 FROM projects p, json_each(p.users) m
-                     WHERE p.cluster_id = u.cluster_id AND p.name = u.project AND m.value = ?)`,
-    );
+  /** `db`: the API server's SQLite file, or a reader of its PostgreSQL. */
+  constructor(db: string | SqlReader) {
+    this.reader =
+      typeof db === 'string'
+        ? sqliteReader(() => openDatabase(db, { readOnly: true, busyTimeoutMs: ADMIN_TIMEOUT_MS }))
+        : db;
+    const { d } = this.reader;
+    // Same rule as the API server's /units/verify [D-LB-13]: every uuid must match. The ids come as one
+    // bound JSON array.
+    this.ownsSql = `SELECT COUNT(DISTINCT u.uuid) AS n FROM units u
+       WHERE u.cluster_id = ? AND u.uuid IN (SELECT ids.value FROM ${d.jsonArrayValues('?', 'ids')})
+         AND EXISTS (SELECT 1 FROM projects p, ${d.jsonArrayValues('p.users', 'm')}
+                     WHERE p.cluster_id = u.cluster_id AND p.name = u.project AND m.value = ?)`;
   }
 
   async isAdmin(user: string): Promise<boolean> {
-    return this.adminStmt.get(user) !== undefined;
+    return (await this.reader.get('SELECT 1 FROM admin_users WHERE name = ? LIMIT 1', [user])) !== undefined;
   }
 
   async owns(user: string, clusterId: string, ids: readonly string[]): Promise<boolean> {
     const unique = [...new Set(ids)];
     if (unique.length === 0 || user === '' || clusterId === '') return false;
-    const row = this.ownsStmt.get(clusterId, JSON.stringify(unique), user) as { n: number } | undefined;
+    const row = await this.reader.get<{ n: number }>(this.ownsSql, [clusterId, JSON.stringify(unique), user]);
     return row?.n === unique.length;
   }
 
   async clusters(): Promise<Cluster[]> {
-    return this.db
-      .prepare('SELECT DISTINCT cluster_id AS id, resource_manager AS manager FROM units ORDER BY cluster_id')
-      .all() as unknown as Cluster[];
+    return this.reader.all<Cluster>(
+      'SELECT DISTINCT cluster_id AS id, resource_manager AS manager FROM units ORDER BY cluster_id',
+    );
   }
 
   async close(): Promise<void> {
-    this.db.close();
+    await this.reader.close();
   }
 }
 

@@ -1,5 +1,5 @@
 // ceems_lb configuration (spec lb.md §3): the `ceems_lb` section plus the parts of the API server's
-// sections it uses (`ceems_api_server.data.path`, `ceems_api_server.web`, `clusters[].id`). The file may be
+// sections it uses (`ceems_api_server.data.path|backend|url`, `ceems_api_server.web`, `clusters[].id`). The file may be
 // the API server's own, so the rest of the API server's sections is not read here; keys nobody knows are
 // warnings (common/config.ts).
 
@@ -28,7 +28,13 @@ export const lbConfigSchema = z.strictObject({
   }),
   ceems_api_server: z
     .looseObject({
-      data: z.looseObject({ path: z.string().optional() }).nullish(),
+      data: z
+        .looseObject({
+          path: z.string().optional(),
+          backend: z.enum(['sqlite', 'postgres']).optional(),
+          url: z.string().optional(),
+        })
+        .nullish(),
       web: z.looseObject({ url: z.string().optional(), ...httpClientConfigShape }).nullish(),
     })
     .nullish(),
@@ -63,8 +69,10 @@ export interface LbConfig {
   unrestrictedMetrics: string[];
   /** Load-balancer types in order of first appearance, each with its backends per cluster id. */
   types: Array<{ type: LbType; clusters: Map<string, BackendConfig[]> }>;
-  /** `<data.path>/ceems.db` when it exists. */
+  /** `<data.path>/ceems.db` when it exists (backend sqlite). */
   dbFile?: string;
+  /** `data.url`, the API server's PostgreSQL (backend postgres) [D-LB-20]. */
+  dbUrl?: string;
   api?: { url: string; client: HttpClientConfig };
   configDir: string;
   /** Ignored unknown keys, to be logged. */
@@ -122,7 +130,11 @@ export function loadConfig(file: string, expandEnv: boolean): LbConfig {
     }
   }
   const api = raw.ceems_api_server;
-  const dataPath = api?.data?.path;
+  const postgres = api?.data?.backend === 'postgres';
+  const dbUrl = postgres ? api?.data?.url : undefined;
+  if (postgres && !dbUrl)
+    throw new ConfigError('ceems_api_server.data.url: required with ceems_api_server.data.backend: postgres');
+  const dataPath = postgres ? undefined : api?.data?.path;
   const dbFile = dataPath ? resolve(dataPath, 'ceems.db') : undefined;
   const apiUrl = api?.web?.url;
   if (apiUrl !== undefined && !/^https?:\/\/[^/]/.test(apiUrl)) {
@@ -140,6 +152,7 @@ export function loadConfig(file: string, expandEnv: boolean): LbConfig {
     unrestrictedMetrics: lb.unrestricted_metrics ?? DEFAULT_UNRESTRICTED_METRICS,
     types,
     dbFile: dbExists ? dbFile : undefined,
+    dbUrl,
     api: apiUrl ? { url: apiUrl, client: clientOf(api!.web! as Record<string, unknown>) } : undefined,
     configDir: dirname(resolve(file)),
     notices,

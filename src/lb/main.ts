@@ -8,6 +8,7 @@ import { createPlainServer, type PlainServer } from '../common/httpserver.js';
 import type { Logger } from '../common/logger.js';
 import { listenThenDrop, resolveRunAsUser } from '../common/privileges.js';
 import { PRIVILEGE_FLAGS, RUN_AS_USER_FLAG, runServerProgram, SERVER_FLAGS } from '../common/program.js';
+import { postgresReader } from '../common/sqlreader.js';
 import { webConfigFiles } from '../common/webconfig.js';
 import { ApiAuthzSource, Authorizer, type AuthzSource, DbAuthzSource } from './authz.js';
 import { Backend, BackendPool } from './backend.js';
@@ -73,6 +74,10 @@ export interface LoadBalancer {
 }
 
 async function openAuthz(cfg: LbConfig, log: Logger): Promise<AuthzSource | undefined> {
+  if (cfg.dbUrl) {
+    log.info({ db: hostOf(cfg.dbUrl) }, "Using CEEMS API server's PostgreSQL for access control");
+    return new DbAuthzSource(postgresReader(cfg.dbUrl, { applicationName: 'ceems_lb' }));
+  }
   if (cfg.dbFile) {
     log.info({ db: cfg.dbFile }, 'Using CEEMS API server DB for access control');
     return new DbAuthzSource(cfg.dbFile);
@@ -83,6 +88,16 @@ async function openAuthz(cfg: LbConfig, log: Logger): Promise<AuthzSource | unde
   }
   log.warn('Neither CEEMS API server DB nor its URL is configured: no access control, routing only');
   return undefined;
+}
+
+/** Host and database of a PostgreSQL URL, without its credentials, for the log. */
+function hostOf(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.host}${u.pathname}`;
+  } catch {
+    return '(unparsable URL)';
+  }
 }
 
 export async function startLoadBalancer(flags: ParsedFlags, log: Logger): Promise<LoadBalancer> {

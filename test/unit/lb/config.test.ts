@@ -70,4 +70,24 @@ describe('ceems_lb config', () => {
       /ceems_lb\.backends\.0\.tsdb: .*expected array/,
     );
   });
+
+  it("the API server's PostgreSQL (data.backend: postgres) is read through data.url, not data.path [D-LB-20]", () => {
+    const lb = 'ceems_lb:\n  backends:\n    - id: c1\n      tsdb_urls: [http://p:9090]\n';
+    const url = 'postgres://ceems:secret@db.example:5432/ceems?sslmode=verify-full';
+    const cfg = loadConfig(
+      file(`${lb}ceems_api_server:\n  data:\n    backend: postgres\n    url: '${url}'\n    path: ${dir}\n`),
+      false,
+    );
+    assert.equal(cfg.dbUrl, url);
+    assert.equal(cfg.dbFile, undefined);
+    assert.throws(
+      () => loadConfig(file(`${lb}ceems_api_server:\n  data:\n    backend: postgres\n`), false),
+      /ceems_api_server\.data\.url: required with ceems_api_server\.data\.backend: postgres/,
+    );
+    assert.throws(
+      () => loadConfig(file(`${lb}ceems_api_server:\n  data:\n    backend: mysql\n`), false),
+      /ceems_api_server\.data\.backend/,
+    );
+    assert.equal(loadConfig(file(lb), false).dbUrl, undefined);
+  });
 });
