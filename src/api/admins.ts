@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { createHttpClient, type HttpClient, httpFetch } from '../common/httpclient.js';
 import type { Logger } from '../common/logger.js';
 import type { ApiServerConfig } from './config.js';
-import type { CeemsDb } from './db/index.js';
+import type { UnitStore } from './db/store.js';
 import { formatDatetime } from './timefmt.js';
 
 /** Service account of ceems_lb; always an admin. */
@@ -55,7 +55,7 @@ export class AdminUsers {
   private running: Promise<void> | undefined;
 
   constructor(
-    private readonly db: CeemsDb,
+    private readonly db: Pick<UnitStore, 'syncAdminUsers'>,
     private readonly cfg: AdminConfig,
     configDir: string,
     private readonly timeZone: string,
@@ -76,7 +76,7 @@ export class AdminUsers {
   /** One refresh of both sources; a failed Grafana team leaves the existing `grafana` rows alone. */
   async refresh(now = Date.now()): Promise<void> {
     const stamp = formatDatetime(now, this.timeZone);
-    this.db.syncAdminUsers('ceems', [...this.cfg.users, SERVICE_ACCOUNT], stamp);
+    await this.db.syncAdminUsers('ceems', [...this.cfg.users, SERVICE_ACCOUNT], stamp);
     if (!this.grafana) return;
     const logins: string[] = [];
     let failed = 0;
@@ -89,7 +89,7 @@ export class AdminUsers {
       }
     }
     if (failed === 0) {
-      this.db.syncAdminUsers('grafana', logins, stamp);
+      await this.db.syncAdminUsers('grafana', logins, stamp);
       this.log.debug({ admins: logins.length }, 'Grafana admin users synced');
     } else {
       this.log.warn({ failed_teams: failed }, 'Grafana admin users not re-synced; keeping the current ones');

@@ -51,6 +51,10 @@ const dataShape = {
     .refine((v) => isValidZone(v), 'unknown time zone'),
   backup_path: z.string().default(''),
   backup_interval: duration('1d'),
+  /** Where units are stored (issue 21): the embedded SQLite file under `path`, or a PostgreSQL server. */
+  backend: z.enum(['sqlite', 'postgres'], { message: 'must be sqlite or postgres' }).default('sqlite'),
+  /** libpq connection URL of the PostgreSQL database (`backend: postgres`). */
+  url: z.string().default(''),
 };
 
 const grafanaShape = {
@@ -175,6 +179,33 @@ function readExtraConfigs(config: ApiServerConfig, file: string): ConfigNotice[]
   return notices;
 }
 
+/** `data.url` and `data.backup_path` with `backend: postgres` (docs/postgresql.md). */
+function checkPostgres(data: ApiServerConfig['ceems_api_server']['data'], file: string): void {
+  const at = `config file '${file}': ceems_api_server.data`;
+  if (data.url === '')
+    throw new ConfigError(
+      `${at}.url: required with backend postgres (a libpq URL: postgres://user:password@host:5432/ceems)`,
+    );
+  let url: URL | undefined;
+  try {
+    url = new URL(data.url);
+  } catch {
+    // reported below without echoing the URL: it may hold a password
+  }
+  if (
+    !url ||
+    !['postgres:', 'postgresql:'].includes(url.protocol) ||
+    (url.hostname === '' && !url.searchParams.has('host')) // host=/run/postgresql: a unix socket
+  )
+    throw new ConfigError(
+      `${at}.url: not a PostgreSQL connection URL (expected postgres://user:password@host:5432/ceems)`,
+    );
+  if (data.backup_path !== '')
+    throw new ConfigError(
+      `${at}.backup_path: the API server makes no backups of a PostgreSQL database; remove backup_path and back the database up with pg_dump`,
+    );
+}
+
 /** Reads and validates the config file; `disableChecks` skips the backup-interval sanity check. */
 export function loadConfig(
   file: string,
@@ -191,6 +222,7 @@ export function loadConfig(
       `config file '${file}': ceems_api_server.data.backup_interval: backup_interval of less than 1 day is not supported (got ${data.backup_interval / 3600e3}h)`,
     );
   }
+  if (data.backend === 'postgres') checkPostgres(data, file);
   return {
     config,
     notices: [...notices, ...readExtraConfigs(config, file)],

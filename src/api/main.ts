@@ -13,8 +13,9 @@ import { webConfigFiles } from '../common/webconfig.js';
 import { AdminUsers } from './admins.js';
 import { type LoadedConfig, loadConfig } from './config.js';
 import { createCollector } from './cycle/index.js';
-import { CeemsDb, type CollectionWindow, DB_FILE, openReader } from './db/index.js';
-import { WindowWriter } from './db/writer.js';
+import { openBackend } from './db/backend.js';
+import { type CeemsDb, type CollectionWindow, DB_FILE } from './db/index.js';
+import type { UnitStore } from './db/store.js';
 import { ClusterEmbodied } from './embodied.js';
 import { type ApiServer, createApiServer } from './server.js';
 import { formatDatetime, resolveZone } from './timefmt.js';
@@ -138,8 +139,9 @@ export interface BackgroundTask {
 }
 
 export interface CollectorContext {
-  db: CeemsDb;
-  /** Commits one collection window off the main thread. */
+  /** SQLite (CeemsDb) or PostgreSQL (PgStore), `data.backend`. */
+  db: UnitStore;
+  /** Commits one collection window: SQLite's writer thread, PostgreSQL's leader session. */
   store: (w: CollectionWindow) => Promise<void>;
   logger: Logger;
   /** Directory of the config file. */
@@ -222,11 +224,11 @@ export async function startApiServer(
     throw new FlagError(`--web.compression.level must be between 1 and 9 (got ${level})`);
   const runAs = resolveRunAsUser(flags.string('security.run-as-user'));
 
-  mkdirSync(dataPath, { recursive: true, mode: 0o750 });
+  if (data.backend === 'sqlite') mkdirSync(dataPath, { recursive: true, mode: 0o750 });
   if (backupPath) mkdirSync(backupPath, { recursive: true, mode: 0o750 });
-  const db = CeemsDb.open(dataPath);
   let api: ApiServer | undefined;
-  const writer = new WindowWriter(dataPath, () => api?.reopenReader());
+  const backend = await openBackend(loaded, log, () => api?.reopenReader());
+  const db = backend.db;
   const tasks: BackgroundTask[] = [];
   let webConfigAcl: AclLease | undefined;
   try {
@@ -236,16 +238,16 @@ export async function startApiServer(
       ? undefined
       : Math.floor(data.retention_period / 3600e3 / 24);
     const collectorFactory = opts.collector ?? createCollector;
-    tasks.push(
-      await collectorFactory(loaded, {
-        db,
-        store: (w) => writer.store(w),
-        logger: log,
-        configDir: loaded.configDir,
-        timeZone,
-        retentionDays,
-      }),
-    );
+    const ctx: CollectorContext = {
+      db,
+      store: (w) => backend.store(w),
+      logger: log,
+      configDir: loaded.configDir,
+      timeZone,
+      retentionDays,
+    };
+    // Built now so that a bad configuration stops the start-up, whenever the cycle runs.
+    tasks.push(backend.cycle(await collectorFactory(loaded, ctx), () => collectorFactory(loaded, ctx)));
     api = await createApiServer({
       listenAddresses: flags.strings('web.listen-address'),
       webConfigFile: flags.string('web.config.file') || undefined,
@@ -260,7 +262,7 @@ export async function startApiServer(
       timeZone,
       externalUrl: flags.string('web.external-url'),
       ui: { lbUrl: flags.string('web.ui.lb-url'), basicAuthUsers: flags.string('web.ui.basic-auth-users') },
-      openDb: () => openReader(dataPath),
+      ...backend.reads,
       embodiedClasses: new Map(
         config.clusters.flatMap((c) =>
           c.footprint ? [[c.id, new ClusterEmbodied(c.footprint)] as const] : [],
@@ -270,8 +272,8 @@ export async function startApiServer(
     admins.start(data.update_interval);
     tasks.unshift({ start() {}, stop: () => admins.stop() });
     for (const t of tasks) t.start();
-    if (backupPath && data.backup_interval > 0) {
-      const b = startBackups(db, backupPath, data.backup_interval, timeZone, log);
+    if (backend.sqlite && backupPath && data.backup_interval > 0) {
+      const b = startBackups(backend.sqlite, backupPath, data.backup_interval, timeZone, log);
       b.start();
       tasks.push(b);
     }
@@ -303,7 +305,7 @@ export async function startApiServer(
       runAs,
       {
         read: [flags.string('config.file'), ...(webConfigFile ? webConfigFiles(webConfigFile) : [])],
-        write: [dataPath, ...(backupPath ? [backupPath] : [])],
+        write: backend.sqlite ? [dataPath, ...(backupPath ? [backupPath] : [])] : [],
       },
       drop,
     );
@@ -315,10 +317,9 @@ export async function startApiServer(
         // Stop producers first (the collector waits for the window being stored), then the writer thread,
         // then HTTP (5 s grace), then close the DB.
         await Promise.all(tasks.map((t) => t.stop()));
-        await writer.close();
         const grace = new Promise<void>((r) => setTimeout(r, 5000).unref());
         await Promise.race([api!.close(), grace]);
-        db.close();
+        await backend.close();
         await releaseAccess(webConfigAcl, 'web config', log);
       },
     };
@@ -326,8 +327,7 @@ export async function startApiServer(
   } catch (e) {
     await Promise.all(tasks.map((t) => t.stop().catch(() => {})));
     await api?.close().catch(() => {});
-    await writer.close();
-    db.close();
+    await backend.close();
     await releaseAccess(webConfigAcl, 'web config', log);
     throw e;
   }

@@ -24,7 +24,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../common/logger.js';
 import type { LoadedConfig } from '../config.js';
 import { addMetricMaps } from '../db/functions.js';
-import type { CeemsDb, CollectionWindow, UnitRecord } from '../db/index.js';
+import type { CollectionWindow, UnitRecord } from '../db/index.js';
+import type { UnitStore } from '../db/store.js';
 import type { BackgroundTask, CollectorContext } from '../main.js';
 import type { MetricMap } from '../models.js';
 import { createManager } from '../resource/index.js';
@@ -40,8 +41,12 @@ export interface CollectorCluster {
 }
 
 export interface CollectorOptions {
-  db: CeemsDb;
-  /** Commits one window (main.ts: the DB writer thread); default: `db.storeCollection` on this thread. */
+  /** SQLite (CeemsDb) or PostgreSQL (PgStore). */
+  db: UnitStore;
+  /**
+   * Commits one window (main.ts: SQLite's writer thread, or PostgreSQL's leader connection); default:
+   * `db.storeCollection`.
+   */
   store?: (w: CollectionWindow) => Promise<void>;
   logger: Logger;
   clusters: CollectorCluster[];
@@ -119,11 +124,11 @@ export class Collector implements BackgroundTask {
   }
 
   /** Where the next window of a cluster starts: its last committed end, else the DB's, else update_from. */
-  private startOf(clusterId: string): number {
+  private async startOf(clusterId: string): Promise<number> {
     const known = this.progress.get(clusterId);
     if (known !== undefined) return known;
     const db = this.opts.db;
-    const text = db.clusterLastUpdatedAt(clusterId) ?? db.lastUpdatedAt();
+    const text = (await db.clusterLastUpdatedAt(clusterId)) ?? (await db.lastUpdatedAt());
     const ms =
       (text === undefined ? undefined : parseDatetime(text, this.opts.timeZone)) ?? this.updateFromMs;
     // Pinned so that a failing first window is retried from here, not from where other clusters are.
@@ -201,7 +206,16 @@ export class Collector implements BackgroundTask {
   private async collectCluster(c: CollectorCluster): Promise<WindowResult[]> {
     const id = c.manager.clusterId;
     const results: WindowResult[] = [];
-    const list = windows(this.startOf(id), this.now(), this.opts.maxUpdateIntervalMs);
+    let from: number;
+    try {
+      from = await this.startOf(id);
+    } catch (e) {
+      // A database that cannot be read (PostgreSQL unreachable): nothing to do until the next tick.
+      const error = (e as Error).message;
+      this.opts.logger.error({ cluster_id: id, err: error }, 'Cannot read where the collection resumes');
+      return [{ clusterId: id, start: 0, end: 0, units: 0, error }];
+    }
+    const list = windows(from, this.now(), this.opts.maxUpdateIntervalMs);
     for (let i = 0; i < list.length && !this.stopped; i++) {
       const [start, end] = list[i]!;
       if (i > 0) await this.pause();
@@ -257,7 +271,7 @@ export class Collector implements BackgroundTask {
   async runOnce(): Promise<WindowResult[]> {
     if (this.opts.retentionDays !== undefined) {
       try {
-        this.opts.db.purgeExpired(this.opts.retentionDays);
+        await this.opts.db.purgeExpired(this.opts.retentionDays);
       } catch (e) {
         this.opts.logger.error({ err: (e as Error).message }, 'Retention purge failed');
       }

@@ -64,23 +64,43 @@ export function metricMapJson(m: object): string {
   return JSON.stringify(m, keys.sort());
 }
 
+// Merging with an empty map is the identity of both functions: skip the JSON round trip (many windows
+// leave several metric maps empty).
+
+/** `add_metric_map(a, b)` of stored texts (also the PostgreSQL store's merge, pg/store.ts). */
+export function addMetricMapText(a: unknown, b: unknown): string {
+  if (b === EMPTY && typeof a === 'string') return a;
+  if (a === EMPTY && typeof b === 'string') return b;
+  return metricMapJson(addMetricMaps(parseMetricMap(a), parseMetricMap(b)));
+}
+
+/** `avg_metric_map(a, b, wa, wb)` of stored texts. */
+export function avgMetricMapText(a: unknown, b: unknown, wa: unknown, wb: unknown): string {
+  if (b === EMPTY && typeof a === 'string') return a;
+  if (a === EMPTY && typeof b === 'string') return b;
+  return metricMapJson(avgMetricMaps(parseMetricMap(a), parseMetricMap(b), num(wa), num(wb)));
+}
+
+/**
+ * `json_extract(text, '$.<key>')` as the upserts' weights read it (a number, a string's Number(), true 1,
+ * false 0, anything else 0); text that is not JSON weighs 0 (SQLite's json_extract would raise).
+ */
+export function metricWeight(text: unknown, key: string): number {
+  if (typeof text !== 'string') return 0;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return 0;
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v) || !Object.hasOwn(v, key)) return 0;
+  const x = (v as Record<string, unknown>)[key];
+  return typeof x === 'boolean' ? Number(x) : typeof x === 'number' || typeof x === 'string' ? num(x) : 0;
+}
+
 export function registerFunctions(db: Database): void {
-  // Merging with an empty map is the identity of both functions: skip the JSON round trip (many
-  // windows leave several metric maps empty).
-  db.function('add_metric_map', { deterministic: true }, (a: unknown, b: unknown) => {
-    if (b === EMPTY && typeof a === 'string') return a;
-    if (a === EMPTY && typeof b === 'string') return b;
-    return metricMapJson(addMetricMaps(parseMetricMap(a), parseMetricMap(b)));
-  });
-  db.function(
-    'avg_metric_map',
-    { deterministic: true },
-    (a: unknown, b: unknown, wa: unknown, wb: unknown) => {
-      if (b === EMPTY && typeof a === 'string') return a;
-      if (a === EMPTY && typeof b === 'string') return b;
-      return metricMapJson(avgMetricMaps(parseMetricMap(a), parseMetricMap(b), num(wa), num(wb)));
-    },
-  );
+  db.function('add_metric_map', { deterministic: true }, addMetricMapText);
+  db.function('avg_metric_map', { deterministic: true }, avgMetricMapText);
   aggregate<MetricMap>(db, 'sum_metric_map_agg', {
     start: () => ({}),
     step: (acc, m) => addMetricMaps(acc, parseMetricMap(m)),

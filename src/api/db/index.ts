@@ -48,6 +48,7 @@ import {
 import { formatDatetime, midnightDatetime } from '../timefmt.js';
 import { metricMapJson, registerFunctions } from './functions.js';
 import { migrate } from './migrations.js';
+import type { UnitStore } from './store.js';
 
 export const DB_FILE = 'ceems.db';
 
@@ -179,7 +180,7 @@ export function openReader(dataPath: string): Database {
   return db;
 }
 
-export class CeemsDb {
+export class CeemsDb implements UnitStore {
   private readonly stmts: {
     unit: RecordStatement<(typeof UNIT_COLUMNS)[number]>;
     endedAt: Statement;

@@ -47,7 +47,7 @@ test('the collector hook runs on the open DB and its final write completes befor
   const running = await startApiServer(flags(), log, {
     collector: async (loaded, ctx) => {
       seen.ctx = ctx;
-      db = ctx.db;
+      db = ctx.db as CeemsDb; // backend sqlite
       assert.equal(loaded.config.ceems_api_server.data.retention_period, 10 * 24 * 3600e3);
       return {
         start() {
@@ -56,8 +56,8 @@ test('the collector hook runs on the open DB and its final write completes befor
         async stop() {
           // a write still in progress when the signal arrives
           await new Promise((r) => setTimeout(r, 50));
-          seen.dbOpenAtStop = ctx.db.db.isOpen;
-          ctx.db.storeCollection({
+          seen.dbOpenAtStop = db!.db.isOpen;
+          db!.storeCollection({
             start: 0,
             end: 60_000,
             timeZone: 'UTC',

@@ -17,6 +17,8 @@ export interface PgOptions {
   max?: number;
   /** Called when a connection of the pool closes (leader.ts watches its dedicated one). */
   onclose?: (connectionId: number) => void;
+  /** Never recycle a connection (the library does after 30–60 min): its session holds a lock. */
+  keepSession?: boolean;
 }
 
 /** Opens a pool on `url`; connections are made on first use. */
@@ -26,6 +28,7 @@ export function openPg(url: string, opts: PgOptions = {}): Sql {
     types: { int8: INT8_AS_NUMBER },
     onnotice: () => {}, // `IF NOT EXISTS` notices are not news
     onclose: opts.onclose,
+    ...(opts.keepSession ? { max_lifetime: 0, idle_timeout: 0 } : {}),
     connect_timeout: 10,
     connection: { application_name: 'ceems_api_server' },
   });
