@@ -165,4 +165,43 @@ ceems_lb:
     assert.equal(loaded.config.ceems_api_server.data.time_zone, 'UTC');
     assert.throws(() => loadConfig(f, { env }), /time_zone: unknown time zone \(got "\$TZNAME"\)/);
   });
+
+  test('backend postgres: data.url is required, must be a PostgreSQL URL, and backups go through pg_dump', () => {
+    const cfg = (data: string) => file(`ceems_api_server:\n  data:\n    backend: postgres\n${data}`);
+    assert.equal(loadConfig(file('')).config.ceems_api_server.data.backend, 'sqlite');
+    const ok = loadConfig(cfg('    url: postgres://ceems:pw@db:5432/ceems?sslmode=verify-full\n'));
+    assert.equal(
+      ok.config.ceems_api_server.data.url,
+      'postgres://ceems:pw@db:5432/ceems?sslmode=verify-full',
+    );
+    // a unix socket directory instead of a host
+    loadConfig(cfg('    url: postgresql:///ceems?host=/run/postgresql&user=ceems\n'));
+    assert.throws(
+      () => loadConfig(cfg('')),
+      (e: Error) => {
+        assert.ok(e instanceof ConfigError);
+        assert.match(e.message, /ceems_api_server\.data\.url: required with backend postgres/);
+        return true;
+      },
+    );
+    for (const bad of ['http://db/ceems', 'db:5432/ceems', 'postgres://:secret@/x']) {
+      assert.throws(
+        () => loadConfig(cfg(`    url: "${bad}"\n`)),
+        (e: Error) => {
+          assert.match(e.message, /ceems_api_server\.data\.url: not a PostgreSQL connection URL/);
+          assert.doesNotMatch(e.message, /secret/, 'the password is not echoed');
+          return true;
+        },
+        bad,
+      );
+    }
+    assert.throws(
+      () => loadConfig(cfg('    url: postgres://db/ceems\n    backup_path: /backups\n')),
+      /ceems_api_server\.data\.backup_path: .*pg_dump/,
+    );
+    assert.throws(
+      () => loadConfig(file('ceems_api_server:\n  data:\n    backend: mysql\n')),
+      /backend.*must be sqlite or postgres/,
+    );
+  });
 });
