@@ -8,6 +8,7 @@ import { EBPF_FLAGS } from '../ebpf/collector.js';
 import { createGpuInventory, GPU_FLAGS, SLURM_GPU_FLAGS, SlurmGpuMapper } from '../gpu/index.js';
 import { PERF_FLAGS } from '../perf/collector.js';
 import { RDMA_FLAGS } from '../rdma/collector.js';
+import { UnitEnergyTracker } from '../unitenergy/tracker.js';
 
 export const SLURM_FLAGS = [
   {
@@ -24,6 +25,24 @@ export const SLURM_FLAGS = [
     aliases: ['collector.slurm.psi.metrics'],
     help: 'Enables collection of PSI metrics (default: disabled)',
   },
+  {
+    name: 'collector.slurm.energy-counter',
+    type: 'bool',
+    default: false,
+    help: "Reads the node's energy counters (RAPL, Cray, hwmon) at each job's start and end and exports the delta and the job's CPU share for short jobs (default: disabled)",
+  },
+  {
+    name: 'collector.slurm.energy-counter.retention',
+    type: 'duration',
+    default: '30m',
+    help: 'How long an ended job keeps its energy counter series (at least two windows of the API server updater).',
+  },
+  {
+    name: 'collector.slurm.energy-counter.spool-dir',
+    type: 'string',
+    default: '',
+    help: 'Directory the SLURM prolog/epilog hooks (etc/slurm/*-energy.sh) write energy counter readings to.',
+  },
 ] as const;
 
 export class SlurmCollector implements Collector {
@@ -31,6 +50,9 @@ export class SlurmCollector implements Collector {
 
   /** Maps jobs to GPUs from their processes' environment (§9.6); absent on nodes without GPUs. */
   private gpus: SlurmGpuMapper | undefined;
+
+  /** Energy counters at job start and end (issue 20, B9); absent unless the flag is on. */
+  private readonly energy: UnitEnergyTracker | undefined;
 
   constructor(private readonly ctx: CollectorContext) {
     const layout = managerLayout('slurm', {
@@ -50,6 +72,17 @@ export class SlurmCollector implements Collector {
       },
     });
     ctx.logger.debug({ version: layout.version, roots: layout.roots.join(',') }, 'slurm cgroup roots');
+    if (ctx.flags.bool('collector.slurm.energy-counter'))
+      this.energy = new UnitEnergyTracker({
+        // a layout of its own: the job id resolver of a layout keeps state per walker
+        layout: managerLayout('slurm', layoutOptions(ctx.cgroupfs, ctx.flags)),
+        procfs: ctx.procfs,
+        sysfs: ctx.sysfs,
+        hostname: ctx.hostname,
+        logger: ctx.logger,
+        retentionMs: ctx.flags.number('collector.slurm.energy-counter.retention'),
+        spoolDir: ctx.flags.string('collector.slurm.energy-counter.spool-dir'),
+      });
   }
 
   useGpus(mapper: SlurmGpuMapper): void {
@@ -70,9 +103,15 @@ export class SlurmCollector implements Collector {
   async update(out: Emitter, signal: AbortSignal): Promise<void> {
     const gpus = this.gpus;
     await this.cgroups.scrape(out, this.jobs(), signal, gpus && ((jobs) => gpus.update(jobs)));
+    try {
+      this.energy?.update(out);
+    } catch (e) {
+      this.ctx.logger.error({ err: (e as Error).message }, 'unit energy counters failed');
+    }
   }
 
   stop(): Promise<void> {
+    this.energy?.stop();
     return this.cgroups.stopSubCollectors();
   }
 }

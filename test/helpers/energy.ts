@@ -1,0 +1,81 @@
+// A fake sysfs with the node energy counters the exporter reads at unit start and end (issue 20, B9),
+// in the kernel's formats: powercap RAPL zones (package-0 with its core subzone, dram; energy_uj wraps
+// at max_energy_range_uj), Cray pm_counters `energy` ("<J> J <µs> us") and an hwmon energy1_input (µJ).
+// Tests advance the counters by hand or at a fixed rate.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface EnergyCounters {
+  /** µJ of each counter now. */
+  packageUj: number;
+  dramUj: number;
+  crayJ: number;
+  hwmonUj: number;
+}
+
+/** Where RAPL's package counter wraps in the fake tree (a real one: ~2^32 µJ to 2^38 µJ). */
+export const RAPL_MAX_UJ = 1_000_000_000;
+
+export class FakeEnergySysfs {
+  readonly counters: EnergyCounters = { packageUj: 0, dramUj: 0, crayJ: 0, hwmonUj: 0 };
+  private timer: NodeJS.Timeout | undefined;
+
+  /** Builds the tree under `sysfs` with `cpus` online CPUs and which counters to include. */
+  constructor(
+    readonly sysfs: string,
+    cpus: number,
+    private readonly kinds: { rapl?: boolean; cray?: boolean; hwmon?: boolean } = { rapl: true },
+  ) {
+    const zone = (dir: string, name: string) => {
+      mkdirSync(join(this.powercap, dir), { recursive: true });
+      writeFileSync(join(this.powercap, dir, 'name'), `${name}\n`);
+      writeFileSync(join(this.powercap, dir, 'max_energy_range_uj'), `${RAPL_MAX_UJ}\n`);
+    };
+    mkdirSync(join(sysfs, 'devices/system/cpu'), { recursive: true });
+    writeFileSync(join(sysfs, 'devices/system/cpu/online'), `0-${cpus - 1}\n`);
+    if (kinds.rapl) {
+      zone('intel-rapl:0', 'package-0');
+      zone('intel-rapl:0:0', 'core'); // part of the package: never added
+      writeFileSync(join(this.powercap, 'intel-rapl:0:0', 'energy_uj'), '123\n');
+      zone('intel-rapl:0:1', 'dram');
+    }
+    if (kinds.cray) mkdirSync(join(sysfs, 'cray/pm_counters'), { recursive: true });
+    if (kinds.hwmon) {
+      mkdirSync(join(sysfs, 'class/hwmon/hwmon0'), { recursive: true });
+      writeFileSync(join(sysfs, 'class/hwmon/hwmon0/name'), 'power_meter\n');
+    }
+    this.write();
+  }
+
+  private get powercap(): string {
+    return join(this.sysfs, 'class/powercap');
+  }
+
+  /** Writes the counters as the kernel shows them (RAPL modulo its range). */
+  write(): void {
+    const c = this.counters;
+    if (this.kinds.rapl) {
+      writeFileSync(join(this.powercap, 'intel-rapl:0/energy_uj'), `${c.packageUj % RAPL_MAX_UJ}\n`);
+      writeFileSync(join(this.powercap, 'intel-rapl:0:1/energy_uj'), `${c.dramUj % RAPL_MAX_UJ}\n`);
+    }
+    if (this.kinds.cray)
+      writeFileSync(join(this.sysfs, 'cray/pm_counters/energy'), `${c.crayJ} J 1733270000000000 us\n`);
+    if (this.kinds.hwmon)
+      writeFileSync(join(this.sysfs, 'class/hwmon/hwmon0/energy1_input'), `${c.hwmonUj}\n`);
+  }
+
+  advance(d: Partial<EnergyCounters>): void {
+    for (const [k, v] of Object.entries(d)) this.counters[k as keyof EnergyCounters] += v;
+    this.write();
+  }
+
+  /** Advances the package counter by `watts` every 100 ms (the others stay). */
+  runAt(watts: number): void {
+    this.timer = setInterval(() => this.advance({ packageUj: watts * 1e5 }), 100);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
