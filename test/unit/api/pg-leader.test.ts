@@ -1,0 +1,92 @@
+// Leader election (src/api/db/pg/leader.ts) on a real PostgreSQL: one leader at a time; a leader whose
+// session is ended by the server stops its cycle at once and the other replica takes over.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { Sql } from 'postgres';
+import { openPg } from '../../../src/api/db/pg/connect.js';
+import { LeaderElection } from '../../../src/api/db/pg/leader.js';
+import { migratePg } from '../../../src/api/db/pg/migrations.js';
+import type { BackgroundTask } from '../../../src/api/main.js';
+import { createLogger } from '../../../src/common/logger.js';
+import { type PostgresServer, startPostgres } from '../../helpers/postgres.js';
+import { waitFor } from '../../helpers/wait.js';
+
+let server: PostgresServer;
+let sql: Sql;
+before(async () => {
+  server = await startPostgres({ port: 9404 });
+  await server.createDatabase('leader');
+  sql = openPg(server.url('leader'));
+  await migratePg(sql);
+});
+after(async () => {
+  await sql?.end();
+  await server?.stop();
+});
+
+/** A cycle that records its runs: started, stopped. */
+class FakeCycle implements BackgroundTask {
+  running = false;
+  starts = 0;
+  start() {
+    this.running = true;
+    this.starts++;
+  }
+  async stop() {
+    this.running = false;
+  }
+}
+
+function replica(name: string) {
+  const cycles: FakeCycle[] = [];
+  const make = () => {
+    const c = new FakeCycle();
+    cycles.push(c);
+    return c;
+  };
+  const election = new LeaderElection({
+    url: server.url('leader'),
+    logger: createLogger({ level: 'silent' }),
+    retryMs: 100,
+    cycle: make(),
+    rebuild: async () => make(),
+  });
+  return { name, election, cycles, running: () => cycles.some((c) => c.running) };
+}
+
+test('one leader runs the cycle; when its session ends the cycle stops and the other takes over', async () => {
+  const a = replica('a');
+  const b = replica('b');
+  a.election.start();
+  b.election.start();
+  try {
+    const first = await waitFor('a leader', 10_000, () => (a.running() ? a : b.running() ? b : undefined));
+    const second = first === a ? b : a;
+    // a few more attempts of the other replica change nothing
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(second.running(), false, 'one leader at a time');
+    assert.equal(second.election.isLeader, false);
+    await assert.rejects(
+      second.election.store({ start: 0, end: 1, timeZone: 'UTC', units: [] }),
+      /not the leader/,
+    );
+
+    // The server ends the leader's session (as when its connection is lost): the lock goes with it.
+    const [holder] = await sql<{ pid: number }[]>`SELECT pid FROM pg_locks WHERE locktype = 'advisory'`;
+    await sql`SELECT pg_terminate_backend(${holder!.pid})`;
+    await waitFor('the old leader to stop its cycle', 2_000, () => !first.running());
+    await waitFor('the other replica to lead', 10_000, () => second.running());
+    assert.equal(first.election.isLeader, false);
+    // the old leader campaigns again, as a follower now, and a later term gets a fresh cycle
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(first.running(), false);
+    await second.election.stop();
+    await waitFor('the first replica to lead again', 10_000, () => first.running());
+    assert.equal(first.cycles.length, 2, 'a stopped cycle is not restarted: a new one runs');
+    assert.equal(first.cycles[1]!.starts, 1);
+  } finally {
+    await Promise.all([a.election.stop(), b.election.stop()]);
+  }
+  assert.equal(a.running() || b.running(), false, 'stop() stops the cycle');
+});
