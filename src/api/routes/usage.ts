@@ -168,7 +168,8 @@ async function currentUsage(
   const where = visibleProjects(d, q, users).add(windowSql, ...windowParams);
   // `+column` groups alike but keeps the planner from scanning a whole index for its order: with `project`
   // fixed, it chose to read idx_units_username_ended end to end to skip sorting a few groups.
-  const order = ['cluster_id', 'username', 'project']
+  // The other grouping columns break ties, so that both backends list groups in one order.
+  const order = [...new Set(['cluster_id', 'username', 'project', ...group])]
     .map((c) => (group.includes(c) ? c : `MAX(u.${c})`))
     .join(' ASC, ');
   const sql = `SELECT ${selects.join(', ')} FROM (${experimental ? 'daily_usage' : 'units'} AS u ${joins.join(' ')})
