@@ -9,11 +9,15 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Fastify from 'fastify';
-import { CeemsDb, type UnitRecord } from '../src/api/db/index.js';
+import { CeemsDb, type CollectionWindow, type UnitRecord } from '../src/api/db/index.js';
+import { openPg } from '../src/api/db/pg/connect.js';
+import { migratePg } from '../src/api/db/pg/migrations.js';
+import { PgStore } from '../src/api/db/pg/store.js';
 import { WindowWriter } from '../src/api/db/writer.js';
 import { parseSacct } from '../src/api/resource/slurm.js';
 import { DEFAULT_QUERIES, TsdbUpdater } from '../src/api/updater/tsdb.js';
 import { createLogger } from '../src/common/logger.js';
+import { startPostgres } from '../test/helpers/postgres.js';
 
 const FAKE_SACCT = resolve(import.meta.dirname, '../test/fixtures/api-data/bin/sacct');
 const T0 = Date.UTC(2024, 4, 6);
@@ -98,8 +102,41 @@ async function ingest(n: number): Promise<void> {
     console.log(
       `  longest main-thread stall  : ${ms(stallThread)} with the writer thread vs ${ms(stallDirect)} on the main thread (${(stallThread / stallDirect).toFixed(3)}×)`,
     );
+    const pg = await postgresIngest((start) => ({ start, end: start + H, timeZone: 'Europe/Paris', units }));
+    console.log(`PostgreSQL 15 (local, same units; SQLite's figures above are the floor)`);
+    console.log(
+      `  first window DB insert     : ${ms(pg.insert)} (${rate(n, pg.insert)}, ${(pg.insert / tStore).toFixed(2)}× SQLite)`,
+    );
+    console.log(
+      `  next window DB merge       : ${ms(pg.merge)} (${rate(n, pg.merge)}, ${(pg.merge / tMerge).toFixed(2)}× SQLite)`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A PostgreSQL port of this project's range for the benchmarks (tests use 9400–9409). */
+const BENCH_PG_PORT = 9410;
+
+/** The same two windows (insert, then merge) through PgStore into a throw-away local PostgreSQL. */
+async function postgresIngest(
+  window: (start: number) => CollectionWindow,
+): Promise<{ insert: number; merge: number }> {
+  const server = await startPostgres({ port: BENCH_PG_PORT });
+  try {
+    await server.createDatabase('ingest');
+    const sql = openPg(server.url('ingest'));
+    try {
+      await migratePg(sql);
+      const store = new PgStore(sql);
+      const [, insert] = await time(() => store.storeCollection(window(T0 + H)));
+      const [, merge] = await time(() => store.storeCollection(window(T0 + 2 * H)));
+      return { insert, merge };
+    } finally {
+      await sql.end();
+    }
+  } finally {
+    await server.stop();
   }
 }
 
