@@ -14,7 +14,6 @@
 // become 6,000 stats (bench/exporter-cgroup.ts).
 
 import { existsSync, lstatSync, readdirSync, type Stats, statfsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { isNotFound } from '../../common/errno.js';
 import { fileBuffer, readFileBytes } from '../../common/fsread.js';
 import type { CgroupLayout } from './layout.js';
@@ -56,21 +55,30 @@ const LINK_COUNTING_FS: ReadonlySet<number> = new Set([
   0x58465342, // xfs
 ]);
 
-/** What a directory's path says, worked out once: its unit match, if any. */
+/**
+ * What a directory's path says, worked out once: the unit it belongs to. Shared by a directory and the
+ * descendants whose path gives the same answer (a job's steps share one), so the kept tree holds few.
+ */
 interface UnitMatch {
   readonly id: string;
   readonly host: string;
-  readonly rel: string;
   readonly child: boolean;
 }
 
+/**
+ * One directory of the kept structure. It keeps its name, not its path (paths are built while walking): on a
+ * 10,000-job tree the kept structure is 60,000 of these, retained between scrapes.
+ */
 interface Dir {
-  readonly path: string;
+  readonly name: string;
   readonly unit: UnitMatch | undefined;
   /** Subdirectories at the last listing, sorted by name; undefined before the first. */
-  subdirs: Dir[] | undefined;
+  subdirs: readonly Dir[] | undefined;
   hints: UnitHints | undefined;
 }
+
+/** The listing of a directory without subdirectories (most of a unit's): one array for all of them. */
+const NO_SUBDIRS: readonly Dir[] = Object.freeze([]);
 
 function linkCounting(path: string): boolean {
   try {
@@ -81,7 +89,7 @@ function linkCounting(path: string): boolean {
 }
 
 export class UnitWalker {
-  private readonly roots: { dir: Dir; counting: boolean | undefined }[];
+  private readonly roots: { path: string; dir: Dir; counting: boolean | undefined }[];
 
   constructor(
     private readonly layout: CgroupLayout,
@@ -89,51 +97,61 @@ export class UnitWalker {
     /** false: list every directory on every walk (the behaviour without the structure cache). */
     private readonly cache = true,
   ) {
-    this.roots = layout.roots.map((r) => ({ dir: this.dir(r), counting: undefined }));
+    this.roots = layout.roots.map((r) => ({ path: r, dir: this.dir(r, r, undefined), counting: undefined }));
   }
 
   /** Units present now; directories vanishing during the walk are skipped. */
   walk(unreadable?: UnreadableFile): CgroupUnit[] {
     const units = new Map<string, CgroupUnit>();
     for (const root of this.roots) {
-      const st = statSync(root.dir.path, NO_THROW);
+      const st = statSync(root.path, NO_THROW);
       if (!st?.isDirectory()) {
         root.dir.subdirs = undefined;
         continue;
       }
-      root.counting ??= this.cache && linkCounting(root.dir.path);
-      this.visit(root.dir, root.counting ? st : undefined, units, unreadable);
+      root.counting ??= this.cache && linkCounting(root.path);
+      this.visit(root.dir, root.path, root.counting ? st : undefined, units, unreadable);
     }
     const found = [...units.values()];
     return this.layout.identify ? this.layout.identify(found, this.procfs) : found;
   }
 
-  private dir(path: string): Dir {
+  /** The directory `name` at `path`; `parent` lends its unit match when the path gives the same one. */
+  private dir(name: string, path: string, parent: Dir | undefined): Dir {
     const unescaped = unescapePath(path);
     const m = this.layout.idRegex.exec(unescaped);
     let unit: UnitMatch | undefined;
     if (m?.groups?.id !== undefined) {
-      const rel = path.slice(this.layout.base.length) || '/';
-      unit = {
-        id: m.groups.id.replace(/_/g, '-'),
-        host: m.groups.host ?? '',
-        rel,
-        // the child rule looks below the cgroup root only, so a root path containing e.g. `/libvirt` is harmless
-        child: this.layout.isChild(unescapePath(rel)),
-      };
+      const id = m.groups.id.replace(/_/g, '-');
+      const host = m.groups.host ?? '';
+      // the child rule looks below the cgroup root only, so a root path containing e.g. `/libvirt` is harmless
+      const child = this.layout.isChild(unescapePath(this.rel(path)));
+      const p = parent?.unit;
+      unit = p && p.id === id && p.host === host && p.child === child ? p : { id, host, child };
     }
-    return { path, unit, subdirs: undefined, hints: undefined };
+    return { name, unit, subdirs: undefined, hints: undefined };
+  }
+
+  /** `path` relative to the layout base, leading `/`. */
+  private rel(path: string): string {
+    return path.slice(this.layout.base.length) || '/';
   }
 
   /** Pre-order: a unit directory is always visited before its children. `st` only where links count. */
-  private visit(d: Dir, st: Stats | undefined, units: Map<string, CgroupUnit>, unreadable?: UnreadableFile) {
+  private visit(
+    d: Dir,
+    path: string,
+    st: Stats | undefined,
+    units: Map<string, CgroupUnit>,
+    unreadable?: UnreadableFile,
+  ) {
     const m = d.unit;
     if (m) {
       if (m.child) {
         const u = units.get(m.id);
         if (u) {
-          u.children.push(m.rel);
-          this.readPids(d.path, m.id, u.pids, unreadable);
+          u.children.push(this.rel(path));
+          this.readPids(path, m.id, u.pids, unreadable);
         }
       } else if (!units.has(m.id)) {
         d.hints ??= { absent: 0 };
@@ -141,50 +159,56 @@ export class UnitWalker {
           id: m.id,
           uuid: m.id,
           cgrouphostname: m.host,
-          rel: m.rel,
+          rel: this.rel(path),
           children: [],
           pids: [],
           hints: d.hints,
         };
-        this.readPids(d.path, m.id, u.pids, unreadable);
+        this.readPids(path, m.id, u.pids, unreadable);
         units.set(m.id, u);
       }
     }
     let subdirs = d.subdirs;
-    if (!st || subdirs === undefined || st.nlink !== subdirs.length + 2) subdirs = this.list(d);
+    if (!st || subdirs === undefined || st.nlink !== subdirs.length + 2) subdirs = this.list(d, path);
+    if (subdirs.length === 0) return;
+    const paths = subdirs.map((s) => `${path}/${s.name}`);
     if (!st) {
-      for (const s of subdirs) this.visit(s, undefined, units, unreadable);
+      for (let i = 0; i < subdirs.length; i++)
+        this.visit(subdirs[i]!, paths[i]!, undefined, units, unreadable);
       return;
     }
-    let stats = subdirs.map((s) => lstatSync(s.path, NO_THROW));
+    let stats = paths.map((p) => lstatSync(p, NO_THROW));
     if (stats.some((s) => !s?.isDirectory())) {
       // one went away; a new one may have taken its place in the link count
-      subdirs = this.list(d);
-      stats = subdirs.map((s) => lstatSync(s.path, NO_THROW));
+      subdirs = this.list(d, path);
+      paths.length = 0;
+      for (const s of subdirs) paths.push(`${path}/${s.name}`);
+      stats = paths.map((p) => lstatSync(p, NO_THROW));
     }
     for (let i = 0; i < subdirs.length; i++) {
       const s = stats[i];
-      if (s?.isDirectory()) this.visit(subdirs[i]!, s, units, unreadable);
+      if (s?.isDirectory()) this.visit(subdirs[i]!, paths[i]!, s, units, unreadable);
     }
   }
 
-  /** Lists `d` again, keeping what is known of subdirectories that are still there. */
-  private list(d: Dir): Dir[] {
+  /** Lists `d` (at `path`) again, keeping what is known of subdirectories that are still there. */
+  private list(d: Dir, path: string): readonly Dir[] {
     let names: string[];
     try {
-      names = readdirSync(d.path, { withFileTypes: true })
+      names = readdirSync(path, { withFileTypes: true })
         .filter((e) => e.isDirectory())
         .map((e) => e.name)
         .sort();
     } catch {
       names = [];
     }
+    if (names.length === 0) {
+      d.subdirs = NO_SUBDIRS;
+      return NO_SUBDIRS;
+    }
     const known = new Map<string, Dir>();
-    for (const s of d.subdirs ?? []) known.set(s.path, s);
-    d.subdirs = names.map((n) => {
-      const path = join(d.path, n);
-      return known.get(path) ?? this.dir(path);
-    });
+    for (const s of d.subdirs ?? []) known.set(s.name, s);
+    d.subdirs = names.map((n) => known.get(n) ?? this.dir(n, `${path}/${n}`, d));
     return d.subdirs;
   }
 
