@@ -14,8 +14,8 @@ export interface EnergyCounters {
   hwmonUj: number;
 }
 
-/** Where RAPL's package counter wraps in the fake tree (a real one: ~2^32 µJ to 2^38 µJ). */
-export const RAPL_MAX_UJ = 1_000_000_000;
+/** Where RAPL's package counter wraps: a real package zone's max_energy_range_uj (262 kJ). */
+export const RAPL_MAX_UJ = 262_143_328_850;
 
 export class FakeEnergySysfs {
   readonly counters: EnergyCounters = { packageUj: 0, dramUj: 0, crayJ: 0, hwmonUj: 0 };
@@ -70,9 +70,17 @@ export class FakeEnergySysfs {
     this.write();
   }
 
-  /** Advances the package counter by `watts` every 100 ms (the others stay). */
+  /**
+   * Runs the package counter at `watts` from now (the others stay): rewritten every 50 ms from the clock,
+   * so that a late timer under load delays a value but never loses energy.
+   */
   runAt(watts: number): void {
-    this.timer = setInterval(() => this.advance({ packageUj: watts * 1e5 }), 100);
+    const t0 = Date.now();
+    const base = this.counters.packageUj;
+    this.timer = setInterval(() => {
+      this.counters.packageUj = base + watts * (Date.now() - t0) * 1000;
+      this.write();
+    }, 50);
   }
 
   stop(): void {

@@ -119,7 +119,7 @@ for (const version of ['v2', 'v1'] as const) {
         await waitFor('the job start noticed without a scrape', 5000, () =>
           t.logs.includes('unit energy counter: unit started'),
         );
-        // the package counter wraps (1 J → 0.5 J raw) before the scrape's reading: 999.5 J
+        // the package counter wraps (1 J → 0.5 J raw) before the scrape's reading: its range − 0.5 J
         t.sysfs.advance({ packageUj: RAPL_MAX_UJ - 500_000, dramUj: 500_000 });
         assert.deepEqual(lines(t.scrape()), [], 'nothing while the job runs');
         t.sysfs.advance({ packageUj: 2_000_000, crayJ: 20, hwmonUj: 3_000_000 });
@@ -134,7 +134,8 @@ for (const version of ['v2', 'v1'] as const) {
           'ceems_compute_unit_energy_counter_cpu_share_ratio{hostname="node1",manager="slurm",uuid="42"} 0.5',
           'ceems_compute_unit_energy_counter_joules{hostname="node1",manager="slurm",source="cray",uuid="42"} 20',
           'ceems_compute_unit_energy_counter_joules{hostname="node1",manager="slurm",source="hwmon",uuid="42"} 3',
-          'ceems_compute_unit_energy_counter_joules{hostname="node1",manager="slurm",source="rapl",uuid="42"} 1002',
+          // package: range − 0.5 J + 2 J, DRAM 0.5 J
+          `ceems_compute_unit_energy_counter_joules{hostname="node1",manager="slurm",source="rapl",uuid="42"} ${(RAPL_MAX_UJ + 2_000_000) / 1e6}`,
           `ceems_compute_unit_energy_counter_seconds{hostname="node1",manager="slurm",uuid="42"} ${t.tracker.endedUnits()[0]!.seconds}`,
         ]);
       } finally {

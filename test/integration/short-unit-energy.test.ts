@@ -1,0 +1,142 @@
+// Short units on the SLURM testbed (issue 20, B9): a real 10 s job, ceems_exporter with
+// --collector.slurm.energy-counter on a fake RAPL tree whose package counter the test advances at 100 W
+// (this machine has no RAPL), a real Prometheus scraping every 15 s (the job is shorter than two scrape
+// intervals), and ceems_api_server's TSDB updater: the stored unit has the node's counter delta × its
+// CPU share as its energy, power source `rapl-counter`, and bounds around it.
+
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { FootprintRecord } from '../../src/api/footprint.js';
+import { FOOTPRINT_SCHEMA } from '../../src/api/footprint-schema.js';
+import { FakeEnergySysfs } from '../helpers/energy.js';
+import { type Started, startProgram } from '../helpers/process.js';
+import { type PrometheusProcess, startPrometheus } from '../helpers/prometheus.js';
+import { cancelJobs, jobState, submitJob, testbedEnv } from '../helpers/slurm.js';
+import { promQuery } from '../helpers/stack.js';
+import { waitFor } from '../helpers/wait.js';
+
+const PROM_PORT = 9440;
+const WATTS = 100;
+const SCRAPE_S = 15;
+
+describe('a 10 s job gets its energy from the node energy counter (B9)', { timeout: 240_000 }, () => {
+  let dir: string;
+  let sysfs: FakeEnergySysfs;
+  let exporter: Started | undefined;
+  let prometheus: PrometheusProcess | undefined;
+  let api: Started | undefined;
+  const jobs: string[] = [];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ceems-short-unit-'));
+    chmodSync(dir, 0o755); // the exporter may drop to an unprivileged user
+    sysfs = new FakeEnergySysfs(join(dir, 'sys'), availableParallelism(), { rapl: true });
+    sysfs.runAt(WATTS);
+    exporter = await startProgram('ceems_exporter', [
+      '--collector.disable-defaults',
+      '--collector.slurm',
+      '--collector.slurm.energy-counter',
+      `--path.sysfs=${sysfs.sysfs}`,
+      '--web.listen-address=127.0.0.1:0',
+    ]);
+    prometheus = await startPrometheus({
+      port: PROM_PORT,
+      dir: join(dir, 'prometheus'),
+      config: `global:\n  scrape_interval: ${SCRAPE_S}s\n  evaluation_interval: ${SCRAPE_S}s\nscrape_configs:\n  - job_name: ceems\n    static_configs:\n      - targets: ['${exporter.address}']\n`,
+    });
+  });
+
+  after(async () => {
+    cancelJobs(jobs);
+    sysfs?.stop();
+    await api?.stop();
+    await exporter?.stop();
+    await prometheus?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('non-zero, within its bounds, source rapl-counter, flagged short', async (t) => {
+    const env = testbedEnv();
+    const submitted = Date.now();
+    const id = submitJob('usr1', 'acc1', 'sleep 10', { minutes: 2, name: 'ceems-short-unit' });
+    jobs.push(id);
+
+    // the exporter publishes the counter delta once the job's cgroup is gone; Prometheus scrapes it
+    const series = await waitFor(`the counter series of job ${id} in Prometheus`, 120_000, async () => {
+      const r = await promQuery(
+        prometheus!.url,
+        `{__name__=~"ceems_compute_unit_energy_counter_.*",uuid="${id}"}`,
+      );
+      if (r.length < 3) throw new Error(`${jobState(id)}; series: ${JSON.stringify(r)}`);
+      return Object.fromEntries(r.map((s) => [s.metric.__name__!, Number(s.value[1])]));
+    });
+    t.diagnostic(`job ${id}: ${JSON.stringify(series)}`);
+    const joules = series.ceems_compute_unit_energy_counter_joules!;
+    const seconds = series.ceems_compute_unit_energy_counter_seconds!;
+    const share = series.ceems_compute_unit_energy_counter_cpu_share_ratio!;
+    assert.ok(seconds >= 9 && seconds < 2 * SCRAPE_S, `life ${seconds} s`);
+    // the fake counter follows the clock at 100 W, written every 50 ms (later under load): within 5 %
+    assert.ok(Math.abs(joules - WATTS * seconds) <= 0.05 * WATTS * seconds, `${joules} J in ${seconds} s`);
+    // `sbatch -n 1` with ConstrainCores: one CPU of the node
+    assert.equal(share, 1 / availableParallelism());
+
+    // the API server's first window covers the whole job
+    const config = join(dir, 'config.yml');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        ceems_api_server: {
+          data: {
+            path: join(dir, 'data'),
+            update_interval: '1h',
+            time_zone: 'UTC',
+            update_from: new Date(submitted - 60_000).toISOString().slice(0, 19),
+          },
+          admin: { users: ['adm'] },
+        },
+        clusters: [
+          {
+            id: 'ceems',
+            manager: 'slurm',
+            updaters: ['tsdb-0'],
+            cli: { path: '/usr/bin', environment_variables: { SLURM_CONF: env.SLURM_CONF } },
+          },
+        ],
+        updaters: [{ id: 'tsdb-0', updater: 'tsdb', web: { url: prometheus!.url } }],
+      }),
+    );
+    api = await startProgram('ceems_api_server', [
+      `--config.file=${config}`,
+      '--web.listen-address=127.0.0.1:0',
+    ]);
+    const record = await waitFor(`job ${id} with energy in the API`, 60_000, async () => {
+      const r = await fetch(`${api!.url}/api/v1/units/footprint?uuid=${id}`, {
+        headers: { 'X-Grafana-User': 'usr1' },
+      });
+      const body = await r.text();
+      const rec = (JSON.parse(body) as { data?: FootprintRecord[] }).data?.[0];
+      if (!(rec && rec.energy.host.kwh > 0)) throw new Error(`HTTP ${r.status}: ${body.slice(0, 500)}`);
+      return rec;
+    });
+    t.diagnostic(`footprint: ${JSON.stringify(record.energy.host)}`);
+    const validate = new Ajv2020({ strict: true, allErrors: true }).compile(FOOTPRINT_SCHEMA);
+    assert.ok(validate(record), JSON.stringify(validate.errors));
+    const host = record.energy.host;
+    // no recording rules here: no PUE recorded, the counter figure as is (kWh = J / 3.6e6)
+    const kwh = (joules * share) / 3.6e6;
+    assert.ok(Math.abs(host.kwh - kwh) <= 1e-12, `${host.kwh} kWh, expected ${kwh}`);
+    assert.deepEqual(Object.keys(host.sources), ['rapl-counter']);
+    assert.equal(host.provenance, 'measured');
+    assert.equal(host.counter_node_kwh, joules / 3.6e6);
+    assert.ok(
+      host.lower_kwh > 0 && host.lower_kwh <= host.kwh && host.kwh <= host.upper_kwh,
+      JSON.stringify(host),
+    );
+    assert.equal(host.uncertainty.sampling, 0, 'a counter read at start and end misses no sample');
+    assert.deepEqual([record.short_unit, record.sample_interval_seconds], [true, SCRAPE_S]);
+  });
+});
