@@ -113,6 +113,12 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
   app.addHook('onRequest', async (req) => {
     for (const h of INTERNAL_HEADERS) delete req.headers[h];
   });
+  // PostgreSQL text cannot hold a NUL: one in a query parameter is refused alike on both backends [D-API-30].
+  app.addHook('onRequest', async (req, reply) => {
+    const query = req.url.indexOf('?');
+    if (query >= 0 && /%00/i.test(req.url.slice(query)))
+      return jsonError(reply, 400, 'bad_data', 'invalid query parameter: NUL character');
+  });
 
   if (opts.maxRequests > 0) {
     await app.register(rateLimit, {

@@ -531,3 +531,19 @@ describe('read connection', () => {
     assert.equal(opened[1]!.isOpen, false);
   });
 });
+
+describe('NUL in a query parameter', () => {
+  test('refused with 400 on every route (PostgreSQL text cannot hold it) [D-API-30]', async () => {
+    for (const url of [
+      '/api/v1/units?project=%00',
+      '/api/v1/users?cluster_id=a%00b',
+      '/ui/api/units?q=%00',
+    ]) {
+      const r = await s.get(url, 'alice');
+      assert.equal(r.status, 400, url);
+      assert.deepEqual(r.json, ERR('bad_data', 'invalid query parameter: NUL character'), url);
+    }
+    // `%2500` is the text `%00`, not a NUL
+    assert.equal((await s.get('/api/v1/units?project=%2500', 'alice')).status, 200);
+  });
+});
