@@ -17,7 +17,7 @@ import type { Emitter } from '../collector.js';
 import { addJoules, type CounterSource, type Reading, readCounters, sourceJoules } from './counters.js';
 import { readSpool, type SpoolUnit } from './spool.js';
 
-/** Ended units kept at most (the oldest go first): ~200 bytes each. */
+/** Ended units kept at most (the oldest go first): ~390 bytes of heap each, one source (a Map of 10,000 in Node 24). */
 export const MAX_ENDED = 10_000;
 
 const JOULES = 'ceems_compute_unit_energy_counter_joules';
