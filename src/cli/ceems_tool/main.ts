@@ -6,6 +6,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command, CommanderError, Option } from 'commander';
+import { openPg, redactedUrl } from '../../api/db/pg/connect.js';
+import { copySqliteToPostgres, formatChecks, tableMatches } from '../../api/db/pg/copy.js';
 import { versionText } from '../../common/buildinfo.js';
 import { readYamlFile, validate } from '../../common/config.js';
 import { parseDuration } from '../../common/duration.js';
@@ -414,7 +416,49 @@ Generated YAML and messages are written to stderr. Exit status: 0 success, 1 fai
       }
     }),
   );
-  for (const c of [check, config, tsdb]) {
+  const db = new Command('db')
+    .description('API server database tools')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  ceems_tool db migrate --from=/var/lib/ceems_api_server --to=postgres://ceems:secret@db:5432/ceems\n',
+    );
+  db.addCommand(
+    new Command('migrate')
+      .description(
+        'copy an API server SQLite database (ceems.db) into PostgreSQL, then check every table: row count and SHA-256 of its rows on both sides; exit 1 on any mismatch',
+      )
+      .requiredOption('--from <path>', 'ceems.db, or the data directory (data.path) holding it')
+      .requiredOption('--to <url>', 'libpq URL of the PostgreSQL database (the data.url of backend postgres)')
+      .option('--force', 'replace the rows of a target database that is not empty', false)
+      .option('--batch-rows <n>', 'rows per INSERT', positiveNumber('batch-rows', 1), 5000)
+      .addHelpText(
+        'after',
+        '\nStop the API server first: rows it writes during the copy would be missed. See docs/postgresql.md.\n' +
+          '\nExamples:\n  ceems_tool db migrate --from=/var/lib/ceems_api_server/ceems.db --to="postgres://ceems@db/ceems?sslmode=verify-full&sslrootcert=/etc/ceems/ca.pem"\n',
+      )
+      .action(async (o: { from: string; to: string; force: boolean; batchRows: number }) => {
+        const sql = openPg(o.to, { max: 2 });
+        try {
+          io.stderr(`copying ${o.from} into ${redactedUrl(o.to)}\n`);
+          const checks = await copySqliteToPostgres({
+            from: o.from,
+            sql,
+            force: o.force,
+            batchRows: Math.floor(o.batchRows),
+            progress: (line) => io.stderr(`${line}\n`),
+          });
+          io.stderr(`${formatChecks(checks)}\n`);
+          if (checks.every(tableMatches)) io.stderr('every table matches\n');
+          else {
+            io.stderr('MISMATCH: the copy differs from the source (see the table above)\n');
+            setCode(1);
+          }
+        } finally {
+          await sql.end({ timeout: 5 });
+        }
+      }),
+  );
+  for (const c of [check, config, tsdb, db]) {
     c.copyInheritedSettings(root);
     for (const sub of c.commands) sub.copyInheritedSettings(root);
     root.addCommand(c);
