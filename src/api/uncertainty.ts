@@ -47,17 +47,21 @@ export interface EnergyUncertainty {
 /** √(Σ r²): independent relative errors with sensitivity 1. */
 export const quadrature = (...r: number[]) => Math.sqrt(r.reduce((s, x) => s + x * x, 0));
 
-/** Energy-weighted accuracy of the sources that fed a part (one source's error is systematic). */
-export function sourceError(sources: MetricMap): number {
+/** Energy-weighted mean of `f(source)` over the sources that fed a part; 0 without energy. */
+function energyWeighted(sources: MetricMap, f: (source: string) => number): number {
   let kwh = 0;
   let weighted = 0;
   for (const [source, e] of Object.entries(sources)) {
     if (e <= 0) continue;
     kwh += e;
-    weighted += e * (SOURCE_ACCURACY[source] ?? UNLISTED_SOURCE);
+    weighted += e * f(source);
   }
   return kwh > 0 ? weighted / kwh : 0;
 }
+
+/** Energy-weighted accuracy of the sources that fed a part (one source's error is systematic). */
+export const sourceError = (sources: MetricMap) =>
+  energyWeighted(sources, (s) => SOURCE_ACCURACY[s] ?? UNLISTED_SOURCE);
 
 /**
  * Sampling error: the integral of samples taken every `intervalS` can miss or double half an interval at
@@ -72,16 +76,8 @@ export function samplingError(intervalS: number | undefined, durationS: number):
 export const COUNTER_SUFFIX = '-counter';
 
 /** Share of a part's kWh read from an energy counter at the unit's start and end (`*-counter` sources). */
-export function counterFraction(sources: MetricMap): number {
-  let kwh = 0;
-  let counted = 0;
-  for (const [source, e] of Object.entries(sources)) {
-    if (e <= 0) continue;
-    kwh += e;
-    if (source.endsWith(COUNTER_SUFFIX)) counted += e;
-  }
-  return kwh > 0 ? counted / kwh : 0;
-}
+export const counterFraction = (sources: MetricMap) =>
+  energyWeighted(sources, (s) => (s.endsWith(COUNTER_SUFFIX) ? 1 : 0));
 
 export function energyUncertainty(
   part: 'host' | 'gpu',

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runProgram, type Started, startProgram } from './process.js';
 import { startTestbedPrometheus, type TestbedPrometheus } from './prometheus.js';
-import { cancelJobs, submitJob } from './slurm.js';
+import { cancelJobs, submitJob, testbedEnv } from './slurm.js';
 import { waitFor } from './wait.js';
 
 /** Estimated power of the testbed node: idle and maximum watts given to the exporter. */
@@ -99,6 +99,41 @@ function sh(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', env: process.env, timeout: 60_000 });
 }
 
+/**
+ * ceems_api_server's config for the testbed's SLURM cluster `CLUSTER` (admin `ADMIN`), its DB under `dir`,
+ * one TSDB updater on `promUrl`, the first window from `updateFrom` (ms).
+ */
+export function testbedApiConfig(o: {
+  dir: string;
+  promUrl: string;
+  updateInterval: string;
+  updateFrom: number;
+  cutoff: string;
+}) {
+  return {
+    ceems_api_server: {
+      data: {
+        path: join(o.dir, 'data'),
+        update_interval: o.updateInterval,
+        time_zone: 'UTC',
+        update_from: new Date(o.updateFrom).toISOString().slice(0, 19),
+      },
+      admin: { users: [ADMIN] },
+    },
+    clusters: [
+      {
+        id: CLUSTER,
+        manager: 'slurm',
+        updaters: ['tsdb-0'],
+        cli: { path: '/usr/bin', environment_variables: { SLURM_CONF: testbedEnv().SLURM_CONF } },
+      },
+    ],
+    updaters: [
+      { id: 'tsdb-0', updater: 'tsdb', web: { url: o.promUrl }, extra_config: { cutoff_duration: o.cutoff } },
+    ],
+  };
+}
+
 /** Starts the exporter, Prometheus and the API server; on a failure stops what it started. */
 export async function startTestbedStack(opts: StackOptions): Promise<Stack> {
   assert.ok(
@@ -146,27 +181,8 @@ export async function startTestbedStack(opts: StackOptions): Promise<Stack> {
     writeFileSync(
       config,
       JSON.stringify({
-        ceems_api_server: {
-          data: {
-            path: join(dir, 'data'),
-            update_interval: '4s',
-            time_zone: 'UTC',
-            // the first window starts just before the jobs are submitted
-            update_from: new Date(t0 - 60_000).toISOString().slice(0, 19),
-          },
-          admin: { users: [ADMIN] },
-        },
-        clusters: [
-          {
-            id: CLUSTER,
-            manager: 'slurm',
-            updaters: ['tsdb-0'],
-            cli: { path: '/usr/bin', environment_variables: { SLURM_CONF: process.env.SLURM_CONF } },
-          },
-        ],
-        updaters: [
-          { id: 'tsdb-0', updater: 'tsdb', web: { url: promUrl }, extra_config: { cutoff_duration: '4s' } },
-        ],
+        // the first window starts just before the jobs are submitted
+        ...testbedApiConfig({ dir, promUrl, updateInterval: '4s', updateFrom: t0 - 60_000, cutoff: '4s' }),
         ceems_lb: {
           ...(opts.lbUnrestrictedMetrics ? { unrestricted_metrics: opts.lbUnrestrictedMetrics } : {}),
           backends: [{ id: CLUSTER, tsdb: [{ web: { url: promUrl } }] }],

@@ -15,8 +15,8 @@ import { FOOTPRINT_SCHEMA } from '../../src/api/footprint-schema.js';
 import { FakeEnergySysfs } from '../helpers/energy.js';
 import { type Started, startProgram } from '../helpers/process.js';
 import { type PrometheusProcess, startPrometheus } from '../helpers/prometheus.js';
-import { cancelJobs, jobState, submitJob, testbedEnv } from '../helpers/slurm.js';
-import { promQuery } from '../helpers/stack.js';
+import { cancelJobs, jobState, submitJob } from '../helpers/slurm.js';
+import { promQuery, testbedApiConfig } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
 const PROM_PORT = 9440;
@@ -60,7 +60,6 @@ describe('a 10 s job gets its energy from the node energy counter (B9)', { timeo
   });
 
   it('non-zero, within its bounds, source rapl-counter, flagged short', async (t) => {
-    const env = testbedEnv();
     const submitted = Date.now();
     const id = submitJob('usr1', 'acc1', 'sleep 10', { minutes: 2, name: 'ceems-short-unit' });
     jobs.push(id);
@@ -88,26 +87,15 @@ describe('a 10 s job gets its energy from the node energy counter (B9)', { timeo
     const config = join(dir, 'config.yml');
     writeFileSync(
       config,
-      JSON.stringify({
-        ceems_api_server: {
-          data: {
-            path: join(dir, 'data'),
-            update_interval: '1h',
-            time_zone: 'UTC',
-            update_from: new Date(submitted - 60_000).toISOString().slice(0, 19),
-          },
-          admin: { users: ['adm'] },
-        },
-        clusters: [
-          {
-            id: 'ceems',
-            manager: 'slurm',
-            updaters: ['tsdb-0'],
-            cli: { path: '/usr/bin', environment_variables: { SLURM_CONF: env.SLURM_CONF } },
-          },
-        ],
-        updaters: [{ id: 'tsdb-0', updater: 'tsdb', web: { url: prometheus!.url } }],
-      }),
+      JSON.stringify(
+        testbedApiConfig({
+          dir,
+          promUrl: prometheus!.url,
+          updateInterval: '1h',
+          updateFrom: submitted - 60_000,
+          cutoff: '0s',
+        }),
+      ),
     );
     api = await startProgram('ceems_api_server', [
       `--config.file=${config}`,
