@@ -90,8 +90,7 @@ export class SlurmCollector implements Collector {
   }
 
   /** Jobs with at least one process; process-less ("stale") job cgroups belong to ending jobs. */
-  jobs(): CgroupUnit[] {
-    const units = this.cgroups.discover();
+  jobs(units = this.cgroups.discover()): CgroupUnit[] {
     const live = units.filter((u) => u.pids.length > 0);
     if (live.length < units.length) {
       const stale = units.filter((u) => u.pids.length === 0).map((u) => u.id);
@@ -102,9 +101,10 @@ export class SlurmCollector implements Collector {
 
   async update(out: Emitter, signal: AbortSignal): Promise<void> {
     const gpus = this.gpus;
-    await this.cgroups.scrape(out, this.jobs(), signal, gpus && ((jobs) => gpus.update(jobs)));
+    const units = this.cgroups.discover();
+    await this.cgroups.scrape(out, this.jobs(units), signal, gpus && ((jobs) => gpus.update(jobs)));
     try {
-      this.energy?.update(out);
+      this.energy?.update(out, units); // the scrape's walk: a job directory's presence is its life
     } catch (e) {
       this.ctx.logger.error({ err: (e as Error).message }, 'unit energy counters failed');
     }

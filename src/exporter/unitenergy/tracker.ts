@@ -81,12 +81,12 @@ export class UnitEnergyTracker {
     this.watchDirectories();
   }
 
-  /** Walks the cgroup tree now: records units that appeared or disappeared since the last walk. */
-  refresh(): void {
+  /** Records the units that appeared or disappeared since the last walk (`units`: the tree now). */
+  refresh(units: readonly CgroupUnit[] = this.walker.walk()): void {
     const reading = readCounters(this.o.sysfs);
     const t = this.now();
     const seen = new Set<string>();
-    for (const u of this.walker.walk()) {
+    for (const u of units) {
       seen.add(u.rel);
       let r = this.running.get(u.rel);
       if (r === undefined && !this.running.has(u.rel)) {
@@ -109,9 +109,12 @@ export class UnitEnergyTracker {
     this.prune(t);
   }
 
-  /** Exports the units that ended within the retention (hook readings win over the exporter's own). */
-  update(out: Emitter): void {
-    this.refresh();
+  /**
+   * Exports the units that ended within the retention (hook readings win over the exporter's own);
+   * `units`: the scrape's walk of the same tree, if it made one.
+   */
+  update(out: Emitter, units?: readonly CgroupUnit[]): void {
+    this.refresh(units);
     if (this.o.spoolDir) for (const s of readSpool(this.o.spoolDir, this.o.logger)) this.fromSpool(s);
     for (const e of this.ended.values()) {
       const labels = { hostname: this.o.hostname, manager: this.o.layout.manager, uuid: e.uuid };
