@@ -3,13 +3,18 @@
 //   1. `/units`, a light user's 1-day window, without and with `cluster_id`;
 //   2. `/units`, u0's whole history (10k units; small: 1k);
 //   3. `/usage/current` (cache missed: each request asks for another window) and `/usage/global` for u0;
-//   4. 200 concurrent clients (real sockets, server in a worker thread) each asking for its user's window.
+//   4. 200 concurrent clients (real sockets, server in a worker thread) each asking for its user's window;
+//   5. PostgreSQL (issue 21), the same DB copied into a real PostgreSQL 15 (Debian's, when installed): cases
+//      1 and 2 against SQLite's in turns, and the 200 clients split over two API server replicas reading
+//      that one PostgreSQL against the one SQLite server of case 4.
 // Cases 1–3 go through the real fastify routes (inject, no socket). Their floor is the SQL each route
 // actually issued (captured through src/api/db/trace.ts, so same WHERE, ORDER and columns), prepared once
 // and run with the same parameters, its rows encoded with JSON.stringify as objects: keyed JSON like the
 // response (rows as arrays, a smaller document without the field names, are shown too), measured in
 // blocks taking turns with the route. Case 4 prints p50, p99 and their ratio, and the requests that failed,
-// against a bare node:http server answering the same clients with one fixed body of the same size.
+// against a bare node:http server answering the same clients with one fixed body of the same size. Case 5
+// prints each figure with SQLite's as its floor and their ratio (the issue's bar: within 2x on reads,
+// faster with two replicas).
 // `CEEMS_BENCH_DB=<dir>` keeps the filled DB there and reuses it on the next run.
 
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -26,13 +31,19 @@ import { type IssuedQuery, traceQueries } from '../src/api/db/trace.js';
 import { createApiServer } from '../src/api/server.js';
 import { formatDatetimezone } from '../src/api/timefmt.js';
 import type { Database } from '../src/common/sqlite.js';
+import { postgresReader } from '../src/common/sqlreader.js';
+import { copyToPostgres } from '../test/fixtures/api/postgres.js';
 import { apiServerOptions } from '../test/fixtures/api/server.js';
+import { startPostgres } from '../test/helpers/postgres.js';
 
 const TZ = 'UTC';
 const T0 = Date.UTC(2024, 4, 1);
 const DAY_S = 86_400;
 const BATCH = 50_000;
 const CLIENTS = 200;
+/** Debian's PostgreSQL 15 (test/helpers/postgres.ts) on a port of this benchmark. */
+const POSTGRES_BIN = '/usr/lib/postgresql/15/bin/postgres';
+const POSTGRES_PORT = 9425;
 
 /** Owner of unit i: u0 every 100th unit, else one of 990 light users v<n>. */
 const userOf = (i: number) => (i % 100 === 0 ? 'u0' : `v${i % 1000}`);
@@ -188,7 +199,16 @@ async function routeAndFloor(
     for (const { s, params } of list) bytes += JSON.stringify(s.all(...params)).length;
     return bytes;
   };
-  const variants = [route, floor(stmts(false)), floor(stmts(true))];
+  const [r, objects, arrays] = (await inTurns([route, floor(stmts(false)), floor(stmts(true))], reps)) as [
+    Figure,
+    Figure,
+    Figure,
+  ];
+  return { route: r, objects, arrays };
+}
+
+/** Each variant run `reps` times in blocks of BLOCK, taking turns, each block after a full collection. */
+async function inTurns(variants: Array<(rep: number) => Promise<unknown>>, reps: number): Promise<Figure[]> {
   const times: number[][] = variants.map(() => []);
   for (const v of variants) await v(-1); // warm-up: statement caches, JIT
   for (let i = 0; i < reps; i += BLOCK) {
@@ -202,11 +222,10 @@ async function routeAndFloor(
       }
     }
   }
-  const [r, objects, arrays] = times.map((t) => {
+  return times.map((t) => {
     t.sort((a, b) => a - b);
     return { p50: percentile(t, 50), p99: percentile(t, 99) };
-  }) as [Figure, Figure, Figure];
-  return { route: r, objects, arrays };
+  });
 }
 
 /** `EXPLAIN QUERY PLAN` of a query, one line (`SCAN units` / `SEARCH units USING INDEX …`). */
@@ -220,12 +239,19 @@ function plan(db: Database, q: IssuedQuery): string {
 // Its floor is a bare node:http server in the same kind of worker answering every request with one fixed
 // body of the same size: what 200 clients on this machine see from a server that does no work.
 
-type ServerData = { apiRoutesServer: { dir: string; now: number } } | { bareServer: { body: string } };
+/** `pgUrl`: the server reads that PostgreSQL instead of the SQLite DB in `dir`. */
+type ApiRoutesServer = { dir: string; now: number; pgUrl?: string };
+type ServerData = { apiRoutesServer: ApiRoutesServer } | { bareServer: { body: string } };
 
 if (!isMainThread && workerData && 'apiRoutesServer' in (workerData as object)) {
-  const { dir, now } = (workerData as { apiRoutesServer: { dir: string; now: number } }).apiRoutesServer;
+  const { dir, now, pgUrl } = (workerData as { apiRoutesServer: ApiRoutesServer }).apiRoutesServer;
   const api = await createApiServer(
-    apiServerOptions(dir, { listenAddresses: ['127.0.0.1:0'], timeZone: TZ, now: () => now }),
+    apiServerOptions(dir, {
+      listenAddresses: ['127.0.0.1:0'],
+      timeZone: TZ,
+      now: () => now,
+      reader: pgUrl ? postgresReader(pgUrl) : undefined,
+    }),
   );
   const [address] = await api.server.listen();
   parentPort!.postMessage(address);
@@ -250,17 +276,25 @@ if (!isMainThread && workerData && 'bareServer' in (workerData as object)) {
   });
 }
 
+/** CLIENTS clients on `servers` (client c on server c mod n), each in its own worker thread. */
 async function concurrentClients(
-  server: ServerData,
+  servers: ServerData[],
   urlOf: (client: number, rep: number) => string,
   reps: number,
 ) {
-  const worker = new Worker(new URL(import.meta.url), { workerData: server });
-  const address = await new Promise<string>((res, rej) => {
-    worker.once('message', res);
-    worker.once('error', rej);
-  });
-  const pool = new Pool(`http://${address}`, { connections: CLIENTS });
+  const workers = servers.map((s) => new Worker(new URL(import.meta.url), { workerData: s }));
+  const addresses = await Promise.all(
+    workers.map(
+      (worker) =>
+        new Promise<string>((res, rej) => {
+          worker.once('message', res);
+          worker.once('error', rej);
+        }),
+    ),
+  );
+  const pools = addresses.map(
+    (address) => new Pool(`http://${address}`, { connections: Math.ceil(CLIENTS / addresses.length) }),
+  );
   const latencies: number[] = [];
   const errors = new Map<string, number>();
   let bytes = 0;
@@ -273,7 +307,7 @@ async function concurrentClients(
         for (let rep = -1; rep < reps; rep++) {
           const s = performance.now();
           try {
-            const r = await pool.request({
+            const r = await pools[c % pools.length]!.request({
               path: urlOf(c, rep),
               method: 'GET',
               headers: { 'x-grafana-user': user },
@@ -293,10 +327,14 @@ async function concurrentClients(
       }),
     );
   } finally {
-    await pool.close();
-    const exited = new Promise((r) => worker.once('exit', r));
-    worker.postMessage('close');
-    await exited;
+    await Promise.all(pools.map((p) => p.close()));
+    await Promise.all(
+      workers.map((worker) => {
+        const exited = new Promise((r) => worker.once('exit', r));
+        worker.postMessage('close');
+        return exited;
+      }),
+    );
   }
   const seconds = (performance.now() - t0) / 1000;
   latencies.sort((a, b) => a - b);
@@ -399,8 +437,8 @@ export async function run(small: boolean): Promise<void> {
     for (const l of lines) console.log(l);
 
     const windowUrl = (c: number, rep: number) => `/api/v1/units?${day(((c + rep) % 12) * 3600)}`;
-    const cc = await concurrentClients({ apiRoutesServer: { dir, now } }, windowUrl, small ? 2 : 5);
-    const bare = await concurrentClients({ bareServer: { body } }, windowUrl, small ? 2 : 5);
+    const cc = await concurrentClients([{ apiRoutesServer: { dir, now } }], windowUrl, small ? 2 : 5);
+    const bare = await concurrentClients([{ bareServer: { body } }], windowUrl, small ? 2 : 5);
     console.log(
       `${CLIENTS} concurrent clients on /units (each its user's 1-day window, ${(cc.avgBytes / 1e3).toFixed(0)} kB): ${cc.requests} requests, ${cc.rps.toFixed(0)} req/s`,
     );
@@ -412,7 +450,67 @@ export async function run(small: boolean): Promise<void> {
         `p50 ${ms(bare.p50)}, p99 ${ms(bare.p99)}, max ${ms(bare.max)} | p99/p50 ${(bare.p99 / bare.p50).toFixed(2)}`,
     );
     for (const [message, n] of cc.errors) console.log(`  FAILED: ${n} requests: ${message}`);
+    if (existsSync(POSTGRES_BIN))
+      await postgresCases(dir, now, { day: day(), all, reps, small, sqlite: cc, windowUrl });
+    else console.log(`PostgreSQL: not measured (${POSTGRES_BIN} not installed)`);
   } finally {
     cleanup();
+  }
+}
+
+/**
+ * Case 5: the DB copied into PostgreSQL; `/units` for a light user's day and u0's whole history, SQLite's
+ * route and PostgreSQL's in turns; then the 200 clients on two replicas reading that PostgreSQL.
+ */
+async function postgresCases(
+  dir: string,
+  now: number,
+  c: {
+    day: string;
+    all: string;
+    reps: number;
+    small: boolean;
+    sqlite: Awaited<ReturnType<typeof concurrentClients>>;
+    windowUrl: (client: number, rep: number) => string;
+  },
+): Promise<void> {
+  const pg = await startPostgres({ port: POSTGRES_PORT });
+  try {
+    const t = performance.now();
+    const url = await copyToPostgres(pg, dir);
+    console.log(`PostgreSQL 15: DB copied in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    const servers = await Promise.all(
+      [undefined, postgresReader(url)].map((reader) =>
+        createApiServer(apiServerOptions(dir, { timeZone: TZ, now: () => now, reader })),
+      ),
+    );
+    const get = (app: (typeof servers)[number]['app'], url: string, user: string) => async () => {
+      const r = await app.inject({ method: 'GET', url, headers: { 'x-grafana-user': user } });
+      if (r.statusCode !== 200) throw new Error(`${url}: ${r.statusCode} ${r.body.slice(0, 200)}`);
+      return r.rawPayload.length;
+    };
+    for (const [label, url, user, reps] of [
+      ["/units, a light user's 1-day window", `/api/v1/units?${c.day}`, 'v1', c.reps],
+      ["/units, u0's whole history", `/api/v1/units?${c.all}`, 'u0', c.small ? 5 : 20],
+    ] as const) {
+      const [sqlite, postgres] = await inTurns(
+        servers.map((s) => get(s.app, url, user)),
+        reps,
+      );
+      console.log(
+        `PostgreSQL ${label}: route ${fig(postgres!)} | floor (SQLite, in turns) ${fig(sqlite!)} | ratio ${(postgres!.p50 / sqlite!.p50).toFixed(2)}x (bar: 2x)`,
+      );
+    }
+    await Promise.all(servers.map((s) => s.close()));
+    const replica: ServerData = { apiRoutesServer: { dir, now, pgUrl: url } };
+    const two = await concurrentClients([replica, replica], c.windowUrl, c.small ? 2 : 5);
+    console.log(
+      `PostgreSQL, ${CLIENTS} concurrent clients on two API server replicas: ${two.requests} requests, ${two.rps.toFixed(0)} req/s, ` +
+        `p50 ${ms(two.p50)}, p99 ${ms(two.p99)} | floor (one SQLite server, above) ${c.sqlite.rps.toFixed(0)} req/s | ` +
+        `throughput ratio ${(two.rps / c.sqlite.rps).toFixed(2)}x (bar: above 1x)`,
+    );
+    for (const [message, n] of two.errors) console.log(`  FAILED: ${n} requests: ${message}`);
+  } finally {
+    await pg.stop();
   }
 }

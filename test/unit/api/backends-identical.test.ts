@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { CeemsDb, type UnitRecord } from '../../../src/api/db/index.js';
+import type { MetricMap } from '../../../src/api/models.js';
 import { type ApiServer, createApiServer } from '../../../src/api/server.js';
 import { formatDatetimezone } from '../../../src/api/timefmt.js';
 import { postgresReader } from '../../../src/common/sqlreader.js';
@@ -16,21 +17,10 @@ import { copyToPostgres } from '../../fixtures/api/postgres.js';
 import { ADMIN, NOW, seedDb, TZ } from '../../fixtures/api/seed.js';
 import { apiServerOptions } from '../../fixtures/api/server.js';
 import { type PostgresServer, startPostgres } from '../../helpers/postgres.js';
+import { mulberry32 } from '../../helpers/promql-gen.js';
 
 const API = '/api/v1';
 const H = 3_600_000;
-
-/** Deterministic pseudo-random floats in [0, 1) (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** 300 units of the seed's users and projects over the last 4 days, with irregular metric maps. */
 function irregularUnits(): UnitRecord[] {
@@ -43,7 +33,7 @@ function irregularUnits(): UnitRecord[] {
     ['k8s-0', 'k8s', 'carol', 'ns1'],
   ] as const;
   return Array.from({ length: 300 }, (_, i) => {
-    const r = random(i + 7);
+    const r = mulberry32(i + 7);
     const [cluster, manager, user, project] = owners[i % owners.length]!;
     const started = NOW - 96 * H + i * 1_000_000;
     const running = i % 17 === 0;
@@ -74,9 +64,9 @@ function irregularUnits(): UnitRecord[] {
       },
       avg_cpu_usage: { global: r() * 100 },
       avg_cpu_mem_usage: { global: r() * 100 },
-      avg_gpu_usage: i % 4 ? {} : { global: r() * 100 },
+      avg_gpu_usage: (i % 4 ? {} : { global: r() * 100 }) as MetricMap,
       total_cpu_energy_usage_kwh: { total: r() * 3 },
-      total_gpu_energy_usage_kwh: i % 4 ? {} : { total: r() * 9 },
+      total_gpu_energy_usage_kwh: (i % 4 ? {} : { total: r() * 9 }) as MetricMap,
       total_cpu_emissions_gms: { rte_total: r() * 500, owid_total: r() * 700 },
       total_io_read_stats: { bytes: Math.floor(r() * 1e12), requests: Math.floor(r() * 1e7) },
       total_ingress_stats: { bytes: Math.floor(r() * 1e13), packets: Math.floor(r() * 1e9) },
