@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { readTrimmed } from '../../common/fsread.js';
 import type { Logger } from '../../common/logger.js';
 import type { CgroupLayout } from '../cgroup/layout.js';
-import { countCpuList } from '../cgroup/parse.js';
+import { countCpuList, unescapePath } from '../cgroup/parse.js';
 import { type CgroupUnit, UnitWalker } from '../cgroup/walk.js';
 import type { Emitter } from '../collector.js';
 import { addJoules, type CounterSource, type Reading, readCounters, sourceJoules } from './counters.js';
@@ -215,14 +215,18 @@ export class UnitEnergyTracker {
     }
   }
 
-  /** Watches the roots and their subdirectories (v1: `uid_N`, v2: `job_N`), where job cgroups come and go. */
+  /**
+   * Watches the roots and their subdirectories that are not units (v1: `uid_N`), where job cgroups come
+   * and go; never a unit's own directory, whose steps and tasks would wake a walk each.
+   */
   private watchDirectories(): void {
     const dirs = new Set<string>();
     for (const root of this.o.layout.roots) {
       dirs.add(root);
       try {
         for (const e of readdirSync(root, { withFileTypes: true }))
-          if (e.isDirectory()) dirs.add(join(root, e.name));
+          if (e.isDirectory() && !this.o.layout.idRegex.test(unescapePath(join(root, e.name))))
+            dirs.add(join(root, e.name));
       } catch {
         // root missing for now: the walk of each scrape still runs
       }
