@@ -1,15 +1,19 @@
 // Access control of ceems_lb end to end: the attack and legitimate query corpora run through the real
-// load balancer against a real Prometheus that scraped per-unit series of two users.
+// load balancer against a real Prometheus that scraped per-unit series of two users, once with the
+// ownership DB in SQLite and once with the same rows in the API server's PostgreSQL (issue 21, D-LB-20).
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Fastify from 'fastify';
+import { copyToPostgres } from '../fixtures/api/postgres.js';
 import { createOwnershipDb, listen, readCorpus, tempDir, writeYaml } from '../fixtures/lb/setup.js';
+import { type PostgresServer, startPostgres } from '../helpers/postgres.js';
 import { ROOT, type Started, startProgram } from '../helpers/process.js';
 import { startTestbedPrometheus, type TestbedPrometheus } from '../helpers/prometheus.js';
 import { waitFor } from '../helpers/wait.js';
 
 const PROM_PORT = 9292;
+const POSTGRES_PORT = 9426;
 const PROM = `http://127.0.0.1:${PROM_PORT}`;
 const ALICE_UNITS = ['1001', '1002', '1003', 'aaaaaaaa-1111-4111-8111-000000000001'];
 const FOREIGN = ['2001', '2002', 'bbbbbbbb-2222-4222-8222-000000000002', '3001'];
@@ -148,8 +152,9 @@ function uuidsOf(mode: string, text: string): { uuids: string[]; empty: boolean 
 describe('ceems_lb access control against a real Prometheus', { timeout: 120_000 }, () => {
   const tmp = tempDir('ceems-lb-access-');
   const exporter = Fastify({ logger: false });
-  let lb: Started;
+  const lbs: Partial<Record<'sqlite' | 'postgres', Started>> = {};
   let prometheus: TestbedPrometheus | undefined;
+  let pg: PostgresServer | undefined;
 
   before(async () => {
     exporter.get('/metrics', async (_req, reply) =>
@@ -175,16 +180,27 @@ describe('ceems_lb access control against a real Prometheus', { timeout: 120_000
       ],
       admins: ['boss'],
     });
-    const config = writeYaml(`${tmp.dir}/config.yml`, {
-      ceems_api_server: { data: { path: tmp.dir } },
-      ceems_lb: {
-        backends: [
-          { id: 'hpc-0', tsdb: [{ web: { url: PROM } }] },
-          { id: 'hpc-1', tsdb: [{ web: { url: PROM } }] },
-        ],
-      },
-    });
-    lb = await startProgram('ceems_lb', [`--config.file=${config}`, '--web.listen-address=127.0.0.1:0']);
+    pg = await startPostgres({ port: POSTGRES_PORT });
+    const pgUrl = await copyToPostgres(pg, tmp.dir);
+    const lbConfig = {
+      backends: [
+        { id: 'hpc-0', tsdb: [{ web: { url: PROM } }] },
+        { id: 'hpc-1', tsdb: [{ web: { url: PROM } }] },
+      ],
+    };
+    for (const [backend, data] of [
+      ['sqlite', { path: tmp.dir }],
+      ['postgres', { backend: 'postgres', url: pgUrl }],
+    ] as const) {
+      const config = writeYaml(`${tmp.dir}/config-${backend}.yml`, {
+        ceems_api_server: { data },
+        ceems_lb: lbConfig,
+      });
+      lbs[backend] = await startProgram('ceems_lb', [
+        `--config.file=${config}`,
+        '--web.listen-address=127.0.0.1:0',
+      ]);
+    }
     // Rates, offsets and subqueries need several scrapes of every unit (≥ 5 s of samples).
     const ready = encodeURIComponent('count(count_over_time(ceems_compute_unit_cpus[1m]) >= 5)');
     await waitFor(
@@ -200,64 +216,68 @@ describe('ceems_lb access control against a real Prometheus', { timeout: 120_000
   });
 
   after(async () => {
-    await lb?.stop();
+    for (const lb of Object.values(lbs)) await lb.stop();
+    await pg?.stop();
     prometheus?.stop();
     await exporter.close();
     tmp.cleanup();
   });
 
-  it('denies every attack query of the corpus', async () => {
-    const attacks = readCorpus(`${ROOT}/test/fixtures/lb/attack-queries.txt`);
-    assert.ok(attacks.length >= 100, `corpus has ${attacks.length} attacks`);
-    const leaked: string[] = [];
-    for (const q of attacks) {
-      const r = await send(lb.url, q, 'alice');
-      if (r.status !== 403 && r.status !== 400) leaked.push(`${r.status} ${q}: ${r.text.slice(0, 200)}`);
-      else assert.equal(JSON.parse(r.text).status, 'error');
-    }
-    assert.deepEqual(leaked, []);
-  });
-
-  it('the same attacks do read other users data when access control is bypassed (admin)', async () => {
-    for (const q of [
-      'ceems_compute_unit_cpus{uuid=~".+"}',
-      'ceems_compute_unit_cpus{uuid="1001"} or ceems_compute_unit_cpus{uuid="2001"}',
-      '{__name__=~"ceems_.*"}',
-      'sort_desc(ceems_compute_unit_cpus)',
-      '[series] {uuid=~".+"}',
-    ]) {
-      const r = await send(lb.url, q, 'boss');
-      assert.equal(r.status, 200, q);
-      assert.ok(/2001|bbbbbbbb|node-b/.test(r.text), `admin result of ${q} shows bob's units`);
-    }
-  });
-
-  it('allows every legitimate dashboard query and returns only the user’s units', async () => {
-    const legit = readCorpus(`${ROOT}/test/fixtures/lb/legit-queries.txt`);
-    assert.ok(legit.length >= 50, `corpus has ${legit.length} queries`);
-    const problems: string[] = [];
-    for (const q of legit) {
-      const r = await send(lb.url, q, 'alice');
-      if (r.status !== 200) {
-        problems.push(`${r.status} ${q}: ${r.text.slice(0, 200)}`);
-        continue;
+  for (const backend of ['sqlite', 'postgres'] as const) {
+    const lb = () => lbs[backend]!;
+    it(`${backend}: denies every attack query of the corpus`, async () => {
+      const attacks = readCorpus(`${ROOT}/test/fixtures/lb/attack-queries.txt`);
+      assert.ok(attacks.length >= 100, `corpus has ${attacks.length} attacks`);
+      const leaked: string[] = [];
+      for (const q of attacks) {
+        const r = await send(lb().url, q, 'alice');
+        if (r.status !== 403 && r.status !== 400) leaked.push(`${r.status} ${q}: ${r.text.slice(0, 200)}`);
+        else assert.equal(JSON.parse(r.text).status, 'error');
       }
-      const mode = /^\[(\w+)\]/.exec(q)?.[1] ?? 'query';
-      const { uuids, empty } = uuidsOf(mode, r.text);
-      if (empty) problems.push(`empty result for ${q}`);
-      const foreign = uuids.filter((u) => !ALICE_UNITS.includes(u));
-      if (foreign.length > 0) problems.push(`foreign units ${foreign} in result of ${q}`);
-      for (const f of FOREIGN) if (r.text.includes(`"${f}"`)) problems.push(`foreign unit ${f} in ${q}`);
-    }
-    assert.deepEqual(problems, []);
-  });
+      assert.deepEqual(leaked, []);
+    });
 
-  it('checks ownership on the cluster named by ceems_id', async () => {
-    const asDave = await send(lb.url, 'ceems_compute_unit_cpus{uuid="3001", ceems_id="hpc-1"}', 'dave');
-    assert.equal(asDave.status, 200);
-    assert.match(asDave.text, /"uuid":"3001"/);
-    const unknown = await send(lb.url, 'ceems_compute_unit_cpus{uuid="1001", ceems_id="hpc-9"}', 'alice');
-    assert.equal(unknown.status, 400);
-    assert.match(unknown.text, /"errorType":"bad_request","error":"invalid cluster ID/);
-  });
+    it(`${backend}: the same attacks do read other users data when access control is bypassed (admin)`, async () => {
+      for (const q of [
+        'ceems_compute_unit_cpus{uuid=~".+"}',
+        'ceems_compute_unit_cpus{uuid="1001"} or ceems_compute_unit_cpus{uuid="2001"}',
+        '{__name__=~"ceems_.*"}',
+        'sort_desc(ceems_compute_unit_cpus)',
+        '[series] {uuid=~".+"}',
+      ]) {
+        const r = await send(lb().url, q, 'boss');
+        assert.equal(r.status, 200, q);
+        assert.ok(/2001|bbbbbbbb|node-b/.test(r.text), `admin result of ${q} shows bob's units`);
+      }
+    });
+
+    it(`${backend}: allows every legitimate dashboard query and returns only the user’s units`, async () => {
+      const legit = readCorpus(`${ROOT}/test/fixtures/lb/legit-queries.txt`);
+      assert.ok(legit.length >= 50, `corpus has ${legit.length} queries`);
+      const problems: string[] = [];
+      for (const q of legit) {
+        const r = await send(lb().url, q, 'alice');
+        if (r.status !== 200) {
+          problems.push(`${r.status} ${q}: ${r.text.slice(0, 200)}`);
+          continue;
+        }
+        const mode = /^\[(\w+)\]/.exec(q)?.[1] ?? 'query';
+        const { uuids, empty } = uuidsOf(mode, r.text);
+        if (empty) problems.push(`empty result for ${q}`);
+        const foreign = uuids.filter((u) => !ALICE_UNITS.includes(u));
+        if (foreign.length > 0) problems.push(`foreign units ${foreign} in result of ${q}`);
+        for (const f of FOREIGN) if (r.text.includes(`"${f}"`)) problems.push(`foreign unit ${f} in ${q}`);
+      }
+      assert.deepEqual(problems, []);
+    });
+
+    it(`${backend}: checks ownership on the cluster named by ceems_id`, async () => {
+      const asDave = await send(lb().url, 'ceems_compute_unit_cpus{uuid="3001", ceems_id="hpc-1"}', 'dave');
+      assert.equal(asDave.status, 200);
+      assert.match(asDave.text, /"uuid":"3001"/);
+      const unknown = await send(lb().url, 'ceems_compute_unit_cpus{uuid="1001", ceems_id="hpc-9"}', 'alice');
+      assert.equal(unknown.status, 400);
+      assert.match(unknown.text, /"errorType":"bad_request","error":"invalid cluster ID/);
+    });
+  }
 });
