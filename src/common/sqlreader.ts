@@ -1,8 +1,8 @@
 // The read path of the API server's database over either backend (issue 21): every read of the API
-// routes, the web view and the LB's ownership check goes through a SqlReader. The SQL is written once with `?` placeholders and
-// the few dialect helpers below where SQLite and PostgreSQL really differ; the PostgreSQL reader turns
-// `?` into `$n` (pgPlaceholders) and returns the types SQLite gives (int8 and numeric as numbers), so
-// that the routes' JSON is the same byte for byte on both.
+// routes, the web view and the LB's ownership check goes through a SqlReader. The SQL is written once,
+// with `?` placeholders and the few dialect helpers below where SQLite and PostgreSQL really differ; the
+// PostgreSQL reader turns `?` into `$n` (pgPlaceholders) and returns the types SQLite gives (int8 and
+// numeric as numbers), so that the routes' JSON is the same byte for byte on both.
 
 import postgres from 'postgres';
 import type { Database, SQLInputValue, SQLOutputValue, Statement } from './sqlite.js';
@@ -147,6 +147,9 @@ export function sqliteReader(open: () => Database): SqlReader {
   };
 }
 
+/** `$$` or `$tag$` opening a dollar-quoted string (`$1` is a parameter, not a quote). */
+const DOLLAR_QUOTE = /^\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$/;
+
 /**
  * `sql` with its `?` placeholders numbered `$1`, `$2`… for PostgreSQL; a `?` inside a string literal,
  * a quoted identifier, a dollar-quoted string or a comment is text and stays as it is.
@@ -173,8 +176,8 @@ export function pgPlaceholders(sql: string): string {
       copyUntil('\n', i + 2);
     } else if (c === '/' && sql[i + 1] === '*') {
       copyUntil('*/', i + 2);
-    } else if (c === '$' && /^\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$/.test(sql.slice(i, i + 64))) {
-      const tag = /^\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$/.exec(sql.slice(i, i + 64))![0];
+    } else if (c === '$' && DOLLAR_QUOTE.test(sql.slice(i, i + 64))) {
+      const tag = DOLLAR_QUOTE.exec(sql.slice(i, i + 64))![0];
       copyUntil(tag, i + tag.length);
     } else {
       out += c;
