@@ -70,6 +70,8 @@ export class UnitEnergyTracker {
   private readonly ended = new Map<string, EndedUnit>();
   private readonly watchers = new Map<string, FSWatcher>();
   private pending: NodeJS.Immediate | undefined;
+  /** After stop(): scrapes still walk (a scrape in flight at shutdown), no watch is made again. */
+  private stopped = false;
   private readonly now: () => number;
 
   constructor(private readonly o: TrackerOptions) {
@@ -143,6 +145,7 @@ export class UnitEnergyTracker {
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.pending) clearImmediate(this.pending);
     for (const w of this.watchers.values()) w.close();
     this.watchers.clear();
@@ -220,6 +223,7 @@ export class UnitEnergyTracker {
    * and go; never a unit's own directory, whose steps and tasks would wake a walk each.
    */
   private watchDirectories(): void {
+    if (this.stopped) return;
     const dirs = new Set<string>();
     for (const root of this.o.layout.roots) {
       dirs.add(root);

@@ -146,14 +146,16 @@ for (const version of ['v2', 'v1'] as const) {
 }
 
 describe('unit energy tracker', () => {
-  it('without watches, the walk of each scrape notices start and end; running units at start-up are never exported', () => {
+  it('without watches, the walk of each scrape notices start and end; running units at start-up are never exported', async () => {
     let now = 1_000_000;
     const t = setUp('v2', { retentionMs: 60_000, now: () => now });
-    t.tracker.stop(); // no inotify from here on
+    t.tracker.stop(); // no inotify from here on, scrapes included
     t.startJob('7', '0');
     t.scrape();
     t.sysfs.advance({ packageUj: 4_000_000 });
     t.endJob('7');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(t.tracker.endedUnits(), [], 'no watch noticed the end');
     now += 10_000;
     const text = t.scrape();
     assert.ok(
