@@ -9,12 +9,11 @@ import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Sql } from 'postgres';
-import { Collector } from '../../src/api/cycle/index.js';
 import { openPg } from '../../src/api/db/pg/connect.js';
 import { migratePg } from '../../src/api/db/pg/migrations.js';
 import { PgStore } from '../../src/api/db/pg/store.js';
 import { createLogger } from '../../src/common/logger.js';
-import { SyntheticManager, UPDATE_FROM, WINDOW_MS, WINDOWS_END } from '../fixtures/api/synthetic-cluster.js';
+import { syntheticCollector } from '../fixtures/api/synthetic-cluster.js';
 import { type PostgresServer, startPostgres } from '../helpers/postgres.js';
 import { ROOT } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
@@ -108,17 +107,7 @@ test('the follower takes over from a leader killed mid-window; the rows equal on
   const refSql = openPg(server.url('reference'));
   pools.push(refSql);
   await migratePg(refSql);
-  const results = await new Collector({
-    db: new PgStore(refSql),
-    logger: createLogger({ level: 'silent' }),
-    clusters: [{ manager: new SyntheticManager(), updaters: [] }],
-    timeZone: 'UTC',
-    updateIntervalMs: 500,
-    maxUpdateIntervalMs: WINDOW_MS,
-    updateFrom: UPDATE_FROM,
-    windowPauseMs: 0,
-    now: () => WINDOWS_END,
-  }).runOnce();
+  const results = await syntheticCollector(new PgStore(refSql), createLogger({ level: 'silent' })).runOnce();
   assert.equal(results.length, 48);
   assert.ok(results.every((r) => !r.error));
 

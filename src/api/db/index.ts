@@ -141,7 +141,7 @@ ON CONFLICT (cluster_id, last_updated_at) DO UPDATE SET
   ${NODE_ENERGY_FIELD} = add_metric_map(cluster_energy.${NODE_ENERGY_FIELD}, excluded.${NODE_ENERGY_FIELD}),
   num_updates = cluster_energy.num_updates + 1`;
 
-const memberColumns = <L extends string>(list: L) =>
+export const memberColumns = <L extends string>(list: L) =>
   ['uid', 'cluster_id', 'resource_manager', 'name', list, 'tags', 'last_updated_at'] as const;
 
 const upsertMembersSql = (table: 'users' | 'projects', list: 'projects' | 'users') => `INSERT INTO ${table}
@@ -163,6 +163,66 @@ function metricParams(u: Unit): Record<MetricField, string> {
       v === undefined || v === null ? '{}' : typeof v === 'object' ? metricMapJson(v) : JSON.stringify(v);
   }
   return out;
+}
+
+// The column values both backends store for a record (PostgreSQL: pg/store.ts).
+
+/** The `units` row of a unit first stored by a window ending at `lastUpdatedAt`. */
+export function unitRow(u: UnitRecord, lastUpdatedAt: string) {
+  return {
+    resource_manager: u.resource_manager ?? '',
+    cluster_id: u.cluster_id ?? '',
+    uuid: u.uuid,
+    name: u.name ?? '',
+    project: u.project ?? '',
+    groupname: u.groupname ?? '',
+    username: u.username ?? '',
+    created_at: u.created_at ?? '',
+    started_at: u.started_at ?? '',
+    ended_at: u.ended_at ?? '',
+    created_at_ts: u.created_at_ts ?? 0,
+    started_at_ts: u.started_at_ts ?? 0,
+    ended_at_ts: u.ended_at_ts ?? 0,
+    elapsed: u.elapsed ?? '',
+    state: u.state ?? '',
+    allocation: json(u.allocation, '{}'),
+    tags: json(u.tags, '{}'),
+    ...metricParams(u),
+    ignore: u.ignore ?? 0,
+    num_updates: 1,
+    last_updated_at: lastUpdatedAt,
+  };
+}
+
+/** What a unit adds to its `usage` / `daily_usage` row (without `last_updated_at`). */
+export function usageRow(u: UnitRecord, created: boolean) {
+  return {
+    resource_manager: u.resource_manager ?? '',
+    cluster_id: u.cluster_id ?? '',
+    num_units: created ? 1 : 0,
+    project: u.project ?? '',
+    groupname: u.groupname ?? '',
+    username: u.username ?? '',
+    ...metricParams(u),
+    num_updates: 1,
+  };
+}
+
+/** The `users` (list `projects`) or `projects` (list `users`) row of a record. */
+export function memberRow<L extends 'projects' | 'users'>(
+  r: UserRecord | ProjectRecord,
+  list: L,
+  defaultLastUpdatedAt: string,
+) {
+  return {
+    uid: r.uid ?? '',
+    cluster_id: r.cluster_id,
+    resource_manager: r.resource_manager ?? '',
+    name: r.name,
+    [list]: json((r as unknown as Record<L, unknown>)[list], '[]'),
+    tags: json(r.tags, '[]'),
+    last_updated_at: r.last_updated_at ?? defaultLastUpdatedAt,
+  } as Record<'uid' | 'cluster_id' | 'resource_manager' | 'name' | L | 'tags' | 'last_updated_at', string>;
 }
 
 /** Applies the connection settings of §9.1 and the SQL functions of §9.3. */
@@ -274,29 +334,11 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
     transaction(this.db, () => {
       for (const u of units) {
         if (!u.uuid) continue;
-        const row = this.stmts.unit.get({
-          resource_manager: u.resource_manager ?? '',
-          cluster_id: u.cluster_id ?? '',
-          uuid: u.uuid,
-          name: u.name ?? '',
-          project: u.project ?? '',
-          groupname: u.groupname ?? '',
-          username: u.username ?? '',
-          created_at: u.created_at ?? '',
-          started_at: u.started_at ?? '',
-          ended_at: u.ended_at ?? '',
-          created_at_ts: u.created_at_ts ?? 0,
-          started_at_ts: u.started_at_ts ?? 0,
-          ended_at_ts: u.ended_at_ts ?? 0,
-          elapsed: u.elapsed ?? '',
-          state: u.state ?? '',
-          allocation: json(u.allocation, '{}'),
-          tags: json(u.tags, '{}'),
-          ...metricParams(u),
-          ignore: u.ignore ?? 0,
-          num_updates: 1,
-          last_updated_at: lastUpdatedAt,
-        }) as { id: number; num_updates: number; ended_at: string };
+        const row = this.stmts.unit.get(unitRow(u, lastUpdatedAt)) as {
+          id: number;
+          num_updates: number;
+          ended_at: string;
+        };
         if (row.num_updates === 1) created.add(u);
         else if (row.ended_at !== (u.ended_at ?? '')) this.stmts.endedAt.run(u.ended_at ?? '', row.id);
       }
@@ -319,16 +361,7 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
     transaction(this.db, () => {
       for (const u of units) {
         if (!u.uuid) continue;
-        const row = {
-          resource_manager: u.resource_manager ?? '',
-          cluster_id: u.cluster_id ?? '',
-          num_units: created.has(u) ? 1 : 0,
-          project: u.project ?? '',
-          groupname: u.groupname ?? '',
-          username: u.username ?? '',
-          ...metricParams(u),
-          num_updates: 1,
-        };
+        const row = usageRow(u, created.has(u));
         this.stmts.usage.run({ ...row, last_updated_at: lastUpdated });
         this.stmts.dailyUsage.run({ ...row, last_updated_at: day });
       }
@@ -337,33 +370,13 @@ ON CONFLICT (cluster_id, name) DO UPDATE SET
 
   upsertUsers(users: readonly UserRecord[], defaultLastUpdatedAt: string): void {
     transaction(this.db, () => {
-      for (const u of users) {
-        this.stmts.user.run({
-          uid: u.uid ?? '',
-          cluster_id: u.cluster_id,
-          resource_manager: u.resource_manager ?? '',
-          name: u.name,
-          projects: json(u.projects, '[]'),
-          tags: json(u.tags, '[]'),
-          last_updated_at: u.last_updated_at ?? defaultLastUpdatedAt,
-        });
-      }
+      for (const u of users) this.stmts.user.run(memberRow(u, 'projects', defaultLastUpdatedAt));
     });
   }
 
   upsertProjects(projects: readonly ProjectRecord[], defaultLastUpdatedAt: string): void {
     transaction(this.db, () => {
-      for (const p of projects) {
-        this.stmts.project.run({
-          uid: p.uid ?? '',
-          cluster_id: p.cluster_id,
-          resource_manager: p.resource_manager ?? '',
-          name: p.name,
-          users: json(p.users, '[]'),
-          tags: json(p.tags, '[]'),
-          last_updated_at: p.last_updated_at ?? defaultLastUpdatedAt,
-        });
-      }
+      for (const p of projects) this.stmts.project.run(memberRow(p, 'users', defaultLastUpdatedAt));
     });
   }
 

@@ -9,26 +9,23 @@
 // (leader.ts), which is what makes the read-merge-write safe.
 
 import type { Sql, TransactionSql } from 'postgres';
-import { AVG_WEIGHTS, METRIC_FIELDS, type MetricField, NODE_ENERGY_FIELD, type Unit } from '../../models.js';
+import { AVG_WEIGHTS, METRIC_FIELDS, type MetricField, NODE_ENERGY_FIELD } from '../../models.js';
 import { formatDatetime, midnightDatetime } from '../../timefmt.js';
 import { addMetricMapText, avgMetricMapText, metricMapJson, metricWeight } from '../functions.js';
-import type { CollectionWindow, ProjectRecord, UnitRecord, UserRecord } from '../index.js';
+import {
+  type CollectionWindow,
+  memberColumns,
+  memberRow,
+  type ProjectRecord,
+  type UnitRecord,
+  type UserRecord,
+  unitRow,
+  usageRow,
+} from '../index.js';
 import type { UnitStore } from '../store.js';
 
 type Row = Record<string, string | number | null>;
 type Tx = TransactionSql;
-
-const json = (v: unknown, empty: string) => (v === undefined || v === null ? empty : JSON.stringify(v));
-
-function metricParams(u: Unit): Record<MetricField, string> {
-  const out = {} as Record<MetricField, string>;
-  for (const m of METRIC_FIELDS) {
-    const v = u[m];
-    out[m] =
-      v === undefined || v === null ? '{}' : typeof v === 'object' ? metricMapJson(v) : JSON.stringify(v);
-  }
-  return out;
-}
 
 /** The metric columns of `row` merged with `add` (ON CONFLICT's SET: every weight from the old row). */
 function mergeMetrics(row: Row, add: Record<MetricField, string>): void {
@@ -235,29 +232,7 @@ async function upsertUnits(
   lastUpdatedAt: string,
 ): Promise<Set<UnitRecord>> {
   const stored = units.filter((u) => u.uuid);
-  const rows: Row[] = stored.map((u) => ({
-    resource_manager: u.resource_manager ?? '',
-    cluster_id: u.cluster_id ?? '',
-    uuid: u.uuid,
-    name: u.name ?? '',
-    project: u.project ?? '',
-    groupname: u.groupname ?? '',
-    username: u.username ?? '',
-    created_at: u.created_at ?? '',
-    started_at: u.started_at ?? '',
-    ended_at: u.ended_at ?? '',
-    created_at_ts: u.created_at_ts ?? 0,
-    started_at_ts: u.started_at_ts ?? 0,
-    ended_at_ts: u.ended_at_ts ?? 0,
-    elapsed: u.elapsed ?? '',
-    state: u.state ?? '',
-    allocation: json(u.allocation, '{}'),
-    tags: json(u.tags, '{}'),
-    ...metricParams(u),
-    ignore: u.ignore ?? 0,
-    num_updates: 1,
-    last_updated_at: lastUpdatedAt,
-  }));
+  const rows: Row[] = stored.map((u) => unitRow(u, lastUpdatedAt));
   const created = await upsertMerged(tx, 'units', UNIT_COLUMNS, UNIT_KEY, UNIT_UPDATED, rows, mergeUnit);
   return new Set(stored.filter((_, i) => created[i]));
 }
@@ -271,18 +246,7 @@ async function upsertUsage(
 ): Promise<void> {
   const lastUpdated = formatDatetime(w.end, w.timeZone);
   const day = midnightDatetime(w.end, w.timeZone);
-  const rows = units
-    .filter((u) => u.uuid)
-    .map((u) => ({
-      resource_manager: u.resource_manager ?? '',
-      cluster_id: u.cluster_id ?? '',
-      num_units: created.has(u) ? 1 : 0,
-      project: u.project ?? '',
-      groupname: u.groupname ?? '',
-      username: u.username ?? '',
-      ...metricParams(u),
-      num_updates: 1,
-    }));
+  const rows = units.filter((u) => u.uuid).map((u) => usageRow(u, created.has(u)));
   const usage = rows.map((r) => ({ ...r, last_updated_at: lastUpdated }));
   await upsertMerged(tx, 'usage', USAGE_COLUMNS, USAGE_KEY, USAGE_UPDATED, usage, mergeUsage);
   const daily = rows.map((r) => ({ ...r, last_updated_at: day }));
@@ -301,39 +265,15 @@ async function upsertMembers(
 ): Promise<void> {
   const list = table === 'users' ? 'projects' : 'users';
   const byName = new Map<string, Row>();
-  for (const r of records) {
-    byName.set(`${r.cluster_id}\0${r.name}`, {
-      uid: r.uid ?? '',
-      cluster_id: r.cluster_id,
-      resource_manager: r.resource_manager ?? '',
-      name: r.name,
-      [list]: json((r as unknown as Record<string, unknown>)[list], '[]'),
-      tags: json(r.tags, '[]'),
-      last_updated_at: r.last_updated_at ?? defaultLastUpdatedAt,
-    });
-  }
-  const cols = textColumns([
-    'uid',
-    'cluster_id',
-    'resource_manager',
-    'name',
-    list,
-    'tags',
-    'last_updated_at',
-  ]);
+  for (const r of records) byName.set(`${r.cluster_id}\0${r.name}`, memberRow(r, list, defaultLastUpdatedAt));
+  const columns = memberColumns(list);
   await insertRows(
     tx,
     table,
-    cols,
+    textColumns(columns),
     [...byName.values()],
-    `ON CONFLICT (cluster_id, name) DO UPDATE SET ${[
-      'uid',
-      'resource_manager',
-      'name',
-      list,
-      'tags',
-      'last_updated_at',
-    ]
+    `ON CONFLICT (cluster_id, name) DO UPDATE SET ${columns
+      .filter((c) => c !== 'cluster_id')
       .map((c) => `${c} = excluded.${c}`)
       .join(', ')}`,
   );
