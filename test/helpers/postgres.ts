@@ -3,7 +3,7 @@
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -28,8 +28,14 @@ export interface PostgresServer {
 
 const PASSWORD = 'test';
 
-/** Starts a fresh cluster on 127.0.0.1:`port`; resolves once it accepts connections. */
-export async function startPostgres(opts: { port: number }): Promise<PostgresServer> {
+/**
+ * Starts a fresh cluster on 127.0.0.1:`port`; resolves once it accepts connections. `tls`: the server's
+ * certificate and key (PEM files), TLS then offered on the same port.
+ */
+export async function startPostgres(opts: {
+  port: number;
+  tls?: { cert: string; key: string };
+}): Promise<PostgresServer> {
   const dir = mkdtempSync(join(tmpdir(), 'ceems-pg-'));
   const data = join(dir, 'data');
   const pwfile = join(dir, 'pw');
@@ -76,6 +82,19 @@ export async function startPostgres(opts: { port: number }): Promise<PostgresSer
     '-c',
     'max_connections=100',
   ];
+  if (opts.tls) {
+    // PostgreSQL wants the key owned by its user and not readable by others
+    for (const [from, name] of [
+      [opts.tls.cert, 'server.crt'],
+      [opts.tls.key, 'server.key'],
+    ] as const) {
+      copyFileSync(from, join(dir, name));
+      chownSync(join(dir, name), owner.uid, owner.gid);
+      chmodSync(join(dir, name), 0o600);
+    }
+    args.push('-c', 'ssl=on', '-c', `ssl_cert_file=${join(dir, 'server.crt')}`);
+    args.push('-c', `ssl_key_file=${join(dir, 'server.key')}`);
+  }
   const proc: ChildProcess = spawn(`${BIN}/postgres`, args, {
     ...owner,
     cwd: dir,
