@@ -90,3 +90,33 @@ test('one leader runs the cycle; when its session ends the cycle stops and the o
   }
   assert.equal(a.running() || b.running(), false, 'stop() stops the cycle');
 });
+
+test('a replica that cannot build its next cycle gives the lead up to one that can', async () => {
+  const broken = replica('broken');
+  const healthy = replica('healthy');
+  let rebuilds = 0;
+  const failing = new LeaderElection({
+    url: server.url('leader'),
+    logger: createLogger({ level: 'silent' }),
+    retryMs: 100,
+    cycle: broken.cycles[0]!,
+    rebuild: async () => {
+      rebuilds++;
+      throw new Error('unknown updater tsdb-9');
+    },
+  });
+  failing.start();
+  try {
+    await waitFor('the broken replica to lead with its first cycle', 10_000, () => broken.running());
+    const [holder] = await sql<{ pid: number }[]>`SELECT pid FROM pg_locks WHERE locktype = 'advisory'`;
+    await sql`SELECT pg_terminate_backend(${holder!.pid})`;
+    // its next term needs a new cycle, which fails: it lets the lock go instead of leading without a cycle
+    await waitFor('a failed rebuild', 10_000, () => rebuilds >= 1);
+    healthy.election.start();
+    await waitFor('the healthy replica to lead', 10_000, () => healthy.running());
+    assert.equal(broken.running(), false);
+    assert.equal(failing.isLeader, false);
+  } finally {
+    await Promise.all([failing.stop(), healthy.election.stop(), broken.election.stop()]);
+  }
+});

@@ -86,14 +86,20 @@ export class LeaderElection implements BackgroundTask {
     if (!r?.ok || this.stopped || this.sql !== sql) return;
     this.leading = true;
     this.opts.logger.info({}, 'Leader: this replica runs the collection cycle');
-    const cycle = this.idle ?? (await this.opts.rebuild());
+    let cycle = this.idle;
     this.idle = undefined;
-    if (!this.leading) {
-      this.idle = cycle; // deposed while it was being built
+    try {
+      cycle ??= await this.opts.rebuild();
+    } catch (e) {
+      this.lose(`cannot build the collection cycle: ${(e as Error).message}`);
       return;
     }
-    this.running = cycle;
-    cycle.start();
+    if (this.leading) {
+      this.running = cycle;
+      cycle.start();
+    } else if (this.stopped)
+      await cycle.stop(); // stop() came while it was being built
+    else this.idle = cycle; // deposed meanwhile: kept for the next term
   }
 
   /** Stops the cycle of the current term; the next term gets a new one. */
