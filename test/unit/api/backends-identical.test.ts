@@ -1,20 +1,24 @@
 // Issue 21: the same JSON on every route, byte for byte, whichever backend the API server reads. One DB
 // (the seeded one plus units with irregular metric values, so that sums and weighted averages are real
-// floating-point work) is served from SQLite and from a row-for-row copy in a real PostgreSQL; every GET
-// route the server registered (from its route registry, the web view's JSON routes too) is asked with
-// every parameter family it declares, as users of different rights, and both answers must be equal in
-// status, content type and bytes.
+// floating-point work) is served from SQLite, from a row-for-row copy in a real PostgreSQL, and from a
+// PostgreSQL database filled with the same collection windows through PostgreSQL's own store (PgStore);
+// every GET route the server registered (from its route registry, the web view's JSON routes too) is asked
+// with every parameter family it declares, as users of different rights, and the three answers must be
+// equal in status, content type and bytes.
 
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { CeemsDb, type UnitRecord } from '../../../src/api/db/index.js';
+import { CeemsDb, type CollectionWindow, type UnitRecord } from '../../../src/api/db/index.js';
+import { openPg } from '../../../src/api/db/pg/connect.js';
+import { migratePg } from '../../../src/api/db/pg/migrations.js';
+import { PgStore } from '../../../src/api/db/pg/store.js';
 import type { MetricMap } from '../../../src/api/models.js';
 import { type ApiServer, createApiServer } from '../../../src/api/server.js';
 import { formatDatetimezone } from '../../../src/api/timefmt.js';
 import { postgresReader } from '../../../src/common/sqlreader.js';
 import { copyToPostgres } from '../../fixtures/api/postgres.js';
-import { ADMIN, NOW, seedDb, TZ } from '../../fixtures/api/seed.js';
+import { ADMIN, NOW, SEED_ADMINS, SEED_COLLECTION, seedDb, TZ } from '../../fixtures/api/seed.js';
 import { apiServerOptions } from '../../fixtures/api/server.js';
 import { type PostgresServer, startPostgres } from '../../helpers/postgres.js';
 import { mulberry32 } from '../../helpers/promql-gen.js';
@@ -125,30 +129,53 @@ const WEB_REQUESTS = [
 
 let dir: string;
 let pg: PostgresServer;
-let sqlite: ApiServer;
-let postgres: ApiServer;
+/** SQLite, PostgreSQL holding a copy of its rows, PostgreSQL filled by its own store. */
+let servers: Array<{ name: string; api: ApiServer }>;
 
 before(async () => {
+  const irregular: CollectionWindow = {
+    start: NOW - 100 * H,
+    end: NOW - H,
+    timeZone: TZ,
+    units: irregularUnits(),
+  };
   dir = seedDb();
   const db = CeemsDb.open(dir);
-  db.storeCollection({ start: NOW - 100 * H, end: NOW - H, timeZone: TZ, units: irregularUnits() });
+  db.storeCollection(irregular);
   db.close();
   pg = await startPostgres({ port: 9424 });
-  sqlite = await createApiServer(apiServerOptions(dir));
-  postgres = await createApiServer(
-    apiServerOptions(dir, { reader: postgresReader(await copyToPostgres(pg, dir)) }),
+  await pg.createDatabase('stored');
+  const sql = openPg(pg.url('stored'));
+  try {
+    await migratePg(sql);
+    const store = new PgStore(sql);
+    await store.storeCollection(SEED_COLLECTION);
+    await store.syncAdminUsers(...SEED_ADMINS);
+    await store.storeCollection(irregular);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+  const readers = [
+    ['sqlite', undefined],
+    ['postgres (copy)', postgresReader(await copyToPostgres(pg, dir))],
+    ['postgres (PgStore)', postgresReader(pg.url('stored'))],
+  ] as const;
+  servers = await Promise.all(
+    readers.map(async ([name, reader]) => ({
+      name,
+      api: await createApiServer(apiServerOptions(dir, { reader })),
+    })),
   );
 });
 after(async () => {
-  await sqlite.close();
-  await postgres.close();
+  for (const s of servers) await s.api.close();
   await pg.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
 /** Query parameters each API route declares, from the API description. */
 async function declaredParams(): Promise<Map<string, Set<string>>> {
-  const doc = (await sqlite.app.inject({ method: 'GET', url: '/swagger/doc.json' })).json() as {
+  const doc = (await servers[0]!.api.app.inject({ method: 'GET', url: '/swagger/doc.json' })).json() as {
     paths: Record<string, { get?: { parameters?: { in: string; name: string }[] } }>;
   };
   const out = new Map<string, Set<string>>();
@@ -163,7 +190,7 @@ async function declaredParams(): Promise<Map<string, Set<string>>> {
 test('every route, every parameter family, users of each right: the same status, type and bytes', async () => {
   const params = await declaredParams();
   const requests: Array<{ url: string; user: string }> = [];
-  for (const route of sqlite.routes) {
+  for (const route of servers[0]!.api.routes) {
     // /demo answers random data; the web view's HTML pages and assets read nothing.
     if (
       !route.methods.includes('GET') ||
@@ -197,12 +224,14 @@ test('every route, every parameter family, users of each right: the same status,
   let withData = 0;
   for (const { url, user } of requests) {
     const headers = user ? { 'x-grafana-user': user } : {};
-    const [a, b] = await Promise.all(
-      [sqlite, postgres].map((s) => s.app.inject({ method: 'GET', url, headers })),
+    const [a, ...others] = await Promise.all(
+      servers.map((s) => s.api.app.inject({ method: 'GET', url, headers })),
     );
     const key = (r: typeof a) => `${r!.statusCode} ${r!.headers['content-type']}\n${r!.body}`;
-    if (key(a) !== key(b))
-      differences.push(`${url} as '${user}':\n  sqlite:   ${key(a)}\n  postgres: ${key(b)}`);
+    others.forEach((b, i) => {
+      if (key(a) !== key(b))
+        differences.push(`${url} as '${user}':\n  sqlite: ${key(a)}\n  ${servers[i + 1]!.name}: ${key(b)}`);
+    });
     if (a!.statusCode === 200 && /"data":\[\{|"rows":\[\{|"projects":\[\{|"clusters":\[\{/.test(a!.body))
       withData++;
   }
