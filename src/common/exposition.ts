@@ -185,6 +185,18 @@ export function wireOrder(f: MetricFamily, cache: LabelCache): Sample[] {
   return order.map((i) => samples[i]!);
 }
 
+/**
+ * Families their producer already put in wire order (FamilySet's duplicate check sorts every family of a
+ * scrape), with their sample count then: encodeChunks writes them as they are instead of sorting them again
+ * (a sort key per labels object and two arrays per family). One that got samples since is sorted as usual.
+ */
+const inWireOrder = new WeakMap<MetricFamily, number>();
+
+/** Records that `f`'s samples are in wire order now (see inWireOrder). */
+export function markWireOrder(f: MetricFamily): void {
+  inWireOrder.set(f, f.samples.length);
+}
+
 /** Size of the pieces encodeChunks hands over. */
 const CHUNK_BYTES = 64 * 1024;
 
@@ -208,7 +220,10 @@ export function* encodeChunks(families: Iterable<MetricFamily>): Generator<Buffe
       pos = 0;
     }
     pos += buf.write(header, pos);
-    for (const s of wireOrder(f, cache)) {
+    const samples = inWireOrder.get(f) === f.samples.length ? f.samples : wireOrder(f, cache);
+    // an index loop: for-of allocates an iterator result per sample until the generator is optimised
+    for (let i = 0; i < samples.length; i++) {
+      const s = samples[i]!;
       const name = s.name ?? f.name;
       const labels = cache.rendered(s.labels);
       const value = formatFloat(s.value);

@@ -8,7 +8,7 @@ import {
   type Labels,
   type MetricFamily,
   type MetricType,
-  type Sample,
+  markWireOrder,
   seriesKey,
   wireOrder,
 } from '../common/exposition.js';
@@ -97,34 +97,43 @@ export class FamilySet implements Emitter {
     return this.dropped;
   }
 
-  /** Puts `f` in wire order without repeated series; the first of equal series (in emission order) stays. */
+  /**
+   * Puts `f` in wire order without repeated series, in place; the first of equal series (in emission order)
+   * stays. Marks it as in wire order, so that the encoder does not sort it again.
+   */
   private dedupe(f: MetricFamily, cache: LabelCache): void {
+    // index loops: this runs once per family and scrape, too rarely to be optimised, and for-of over an array
+    // allocates an iterator result per element until it is (1 MB per 1,000-unit scrape)
     const samples = f.samples;
-    const kept: Sample[] = [];
+    const n = samples.length;
     if (keepsOrder(f.type)) {
       const seen = new Set<string>();
-      for (const s of samples) {
+      let kept = 0;
+      for (let i = 0; i < n; i++) {
+        const s = samples[i]!;
         const key = seriesKey(s.name ?? f.name, s.labels);
         if (seen.has(key)) this.dropped.push(label(key));
         else {
           seen.add(key);
-          kept.push(s);
+          samples[kept++] = s;
         }
       }
-    } else {
-      const sorted = wireOrder(f, cache);
-      let prev: Sample | undefined;
-      for (const s of sorted) {
-        if (prev !== undefined && cache.compare(prev, s) === 0) {
-          this.dropped.push(label(seriesKey(f.name, s.labels)));
-          continue;
-        }
-        kept.push(s);
-        prev = s;
-      }
+      samples.length = kept;
+      markWireOrder(f);
+      return;
     }
-    samples.length = 0;
-    for (const s of kept) samples.push(s);
+    const sorted = wireOrder(f, cache);
+    let kept = 0;
+    for (let i = 0; i < n; i++) {
+      const s = sorted[i]!;
+      if (kept > 0 && cache.compare(samples[kept - 1]!, s) === 0) {
+        this.dropped.push(label(seriesKey(f.name, s.labels)));
+        continue;
+      }
+      samples[kept++] = s;
+    }
+    samples.length = kept;
+    markWireOrder(f);
   }
 }
 

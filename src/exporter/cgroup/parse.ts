@@ -260,6 +260,15 @@ export function plainInt(buf: Buffer, start: number, end: number): number {
   return v;
 }
 
+/**
+ * Whether buf[at, at + end - from) holds needle[from, end). A loop instead of Buffer#compare with ranges,
+ * which allocates on every call (two calls per unit file on every scrape).
+ */
+function bytesAt(buf: Buffer, at: number, needle: Buffer, from: number, end: number): boolean {
+  for (let i = from; i < end; i++) if (buf[at + i - from] !== needle[i]) return false;
+  return true;
+}
+
 /** End of the line starting at `i` (its `\n` or `len`). */
 function lineEnd(buf: Buffer, i: number, len: number): number {
   const nl = buf.indexOf(10, i);
@@ -284,7 +293,7 @@ export function flatValue(buf: Buffer, len: number, key: FlatKey): number | unde
   let start = -1;
   const at = len >= n.length ? buf.lastIndexOf(n, len - n.length) : -1;
   if (at >= 0) start = at + n.length;
-  else if (len >= n.length - 1 && buf.compare(n, 1, n.length, 0, n.length - 1) === 0) start = n.length - 1;
+  else if (len >= n.length - 1 && bytesAt(buf, 0, n, 1, n.length)) start = n.length - 1;
   if (start < 0) return undefined;
   return plainInt(buf, start, lineEnd(buf, start, len));
 }
@@ -326,7 +335,7 @@ const TOTAL = Buffer.from('total=', 'latin1');
 /** parsePsiFullTotal of buf[0, len) when its first `full` line has a plain `total=`; undefined otherwise. */
 export function psiFullTotal(buf: Buffer, len: number): number | undefined {
   let line: number;
-  if (len >= 5 && buf.compare(FULL, 1, 6, 0, 5) === 0) line = 0;
+  if (len >= 5 && bytesAt(buf, 0, FULL, 1, 6)) line = 0;
   else {
     const at = buf.indexOf(FULL);
     if (at < 0 || at + FULL.length > len) return 0;

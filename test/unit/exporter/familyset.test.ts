@@ -159,6 +159,17 @@ describe('FamilySet and the streamed encoder', () => {
     );
   });
 
+  it('sorts a family again when it got samples after its duplicate check (the check marks it as sorted)', () => {
+    const set = new FamilySet();
+    set.emit('m', 'gauge', 'h', { a: '3' }, 1);
+    set.emit('m', 'gauge', 'h', { a: '2' }, 2);
+    assert.deepEqual(set.duplicates, []);
+    const sorted = '# HELP m h\n# TYPE m gauge\nm{a="2"} 2\nm{a="3"} 1\n';
+    assert.equal(encode(set.families.values()), sorted);
+    set.families.get('m')!.samples.push({ labels: { a: '1' }, value: 3 });
+    assert.equal(encode(set.families.values()), sorted.replace('m{a="2"}', 'm{a="1"} 3\nm{a="2"}'));
+  });
+
   it('streams large expositions in pieces that join to the whole', () => {
     const samples = Array.from({ length: 5000 }, (_, i) => ({ labels: { uuid: String(i) }, value: i }));
     const families: MetricFamily[] = [{ name: 'big', type: 'gauge', help: 'b', samples }];
