@@ -6,7 +6,8 @@
 // reports each statement the handlers execute (src/api/db/trace.ts), and the `EXPLAIN QUERY PLAN` of each
 // one touching those tables, with its real parameters, must not `SCAN` them (a full table or full index
 // scan). Checked on a fresh DB (no planner statistics) and after `CeemsDb.optimize` on a bigger one; and
-// on PostgreSQL (issue 21), the same routes on a copy of the bigger one after ANALYZE: no `Seq Scan`.
+// on PostgreSQL (issue 21), the same routes on a copy of the bigger one after ANALYZE: no `Seq Scan`, in
+// the plan for the values and in the generic plan.
 
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -86,6 +87,33 @@ async function tracedServer(dataDir: string): Promise<Server & { db: Database }>
   };
 }
 
+/**
+ * The generic plan of `sql` (PostgreSQL 15 has no `EXPLAIN (GENERIC_PLAN)`): prepared, then explained
+ * executing with its values as literals (quoted by the server) under `force_generic_plan`.
+ */
+async function genericPlan(admin: postgres.Sql, sql: string, params: readonly unknown[]): Promise<string[]> {
+  await admin.unsafe(`PREPARE plan_check AS ${sql}`).simple();
+  try {
+    const [row] = await admin.unsafe(
+      "SELECT parameter_types::text[] AS types FROM pg_prepared_statements WHERE name = 'plan_check'",
+    );
+    const types = row!.types as string[];
+    const args: string[] = [];
+    for (const [i, p] of params.entries()) {
+      const [l] = await admin.unsafe('SELECT quote_nullable($1::text) AS l', [p == null ? null : String(p)]);
+      args.push(`${l!.l}::${types[i]}`);
+    }
+    await admin.unsafe('SET plan_cache_mode = force_generic_plan');
+    const plan = await admin
+      .unsafe(`EXPLAIN EXECUTE plan_check${args.length > 0 ? `(${args.join(', ')})` : ''}`)
+      .simple();
+    return plan.map((r) => String(r['QUERY PLAN']));
+  } finally {
+    await admin.unsafe('RESET plan_cache_mode');
+    await admin.unsafe('DEALLOCATE plan_check');
+  }
+}
+
 /** The same server reading a copy of the DB in `dataDir` from PostgreSQL. */
 async function tracedPgServer(pg: PostgresServer, dataDir: string): Promise<Server> {
   const issued: IssuedQuery[] = [];
@@ -97,10 +125,18 @@ async function tracedPgServer(pg: PostgresServer, dataDir: string): Promise<Serv
     app: api.app,
     routes: api.routes,
     issued,
-    explain: async (q) =>
-      (
-        await admin.unsafe(`EXPLAIN ${pgPlaceholders(q.sql)}`, q.params as postgres.ParameterOrJSON<never>[])
-      ).map((r) => String(r['QUERY PLAN'])),
+    // The plan for these values and the generic plan a prepared statement switches to after five runs.
+    explain: async (q) => {
+      const custom = await admin.unsafe(
+        `EXPLAIN ${pgPlaceholders(q.sql)}`,
+        q.params as postgres.ParameterOrJSON<never>[],
+      );
+      return [
+        ...custom.map((r) => String(r['QUERY PLAN'])),
+        '(generic plan)',
+        ...(await genericPlan(admin, pgPlaceholders(q.sql), q.params)),
+      ];
+    },
     // `Seq Scan on units u`, `Parallel Seq Scan on usage`: the alias when there is one.
     scanned: (line) => {
       const m = /Seq Scan on (\w+)(?: (\w+))?/.exec(line);
