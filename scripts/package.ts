@@ -87,9 +87,10 @@ export const PROGRAMS: Program[] = [
     description:
       'Prometheus exporter for every compute node: CPU, memory and power of the node, per-unit cgroup\nmetrics of SLURM jobs, libvirt VMs and Kubernetes pods, GPU to unit mapping and emission factors.',
     user: 'ceems-exporter',
-    // V8's young generation capped at 2 x 4 MiB, the old one collected once it grew by half: 10,000 jobs
-    // peak at 147 instead of 326 MiB (bench/exporter-cgroup.ts, commit c8abec6)
-    execArgv: ['--max-semi-space-size=4', '--heap-growing-percent=50'],
+    // V8's young generation capped at 2 x 1 MiB, the old one collected once it grew by half, as in
+    // bin/ceems_exporter (why and what it costs: there): 10,000 jobs peak at 147 instead of 326 MiB (commit
+    // c8abec6, 2 x 4 MiB), 1,000 jobs 5 MiB lower with 2 x 1 MiB (bench/exporter-cgroup.ts)
+    execArgv: ['--max-semi-space-size=1', '--heap-growing-percent=50'],
     etc: ['ceems_exporter/web-config.yml', 'ceems_exporter/redfish-config.yml', 'default/ceems_exporter'],
     secret: ['ceems_exporter/web-config.yml', 'ceems_exporter/redfish-config.yml'],
     forbidden: [...DEV, ...NO_DB, /^src\/(api|lb|cli|redfish_proxy)\//],

@@ -105,7 +105,7 @@ describe('ceems_exporter module footprint', () => {
     const exp = await awaitListening(proc, 'ceems_exporter');
     try {
       const args = readFileSync(`/proc/${exp.pid}/cmdline`, 'utf8').split('\0');
-      assert.ok(args.includes('--max-semi-space-size=4'), args.join(' '));
+      assert.ok(args.includes('--max-semi-space-size=1'), args.join(' '));
       assert.ok(args.includes('--heap-growing-percent=50'), args.join(' '));
     } finally {
       await exp.stop();

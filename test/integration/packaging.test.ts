@@ -368,7 +368,7 @@ describe('Debian packages installed, run from their units and purged', { timeout
       assert.equal(readlinkSync(`/proc/${exp.pid}/exe`), '/usr/bin/ceems_exporter');
       // the V8 flags of bin/ceems_exporter come with the executable (SEA execArgv)
       const started = /msg="Starting ceems_exporter".*/.exec(exp.stderr())?.[0] ?? exp.stderr().slice(0, 500);
-      assert.match(started, /node_flags="--max-semi-space-size=4 --heap-growing-percent=50"/, started);
+      assert.match(started, /node_flags="--max-semi-space-size=1 --heap-growing-percent=50"/, started);
       const status = readFileSync(`/proc/${exp.pid}/status`, 'utf8');
       const field = (k: string) => new RegExp(`^${k}:\\s*(\\S+)`, 'm').exec(status)![1]!;
       const want = (capMask('CAP_DAC_READ_SEARCH CAP_SYS_PTRACE') as bigint).toString(16).padStart(16, '0');
