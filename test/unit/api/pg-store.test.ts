@@ -170,3 +170,41 @@ test('a failing window leaves nothing behind (one transaction)', async () => {
     assert.equal(r!.n, 0, t);
   }
 });
+
+test('odd stored maps merge as in SQLite: text written by hand, values that overflow to Infinity', async () => {
+  const { lite, pg, sql } = await backends('odd_maps');
+  const huge = (i: number, end: number): UnitRecord => ({
+    ...unit(i, end),
+    total_io_read_stats: { bytes: 1.5e308, requests: 1 },
+    total_time_seconds: { walltime: 1e308, alloc_cputime: 1 },
+    total_cpu_energy_usage_kwh: {},
+  });
+  const windows = [0, 1, 2, 3].map((k) => ({
+    start: T0 + k * H,
+    end: T0 + (k + 1) * H,
+    timeZone: 'UTC',
+    // 1, 16 and 31 share a usage row: their sum overflows within one window
+    units: [1, 6, 16, 31].map((i) => huge(i, T0 + (k + 1) * H)).concat(unit(11, T0 + (k + 1) * H)),
+  }));
+  lite.storeCollection(windows[0]!);
+  await pg.storeCollection(windows[0]!);
+  // rows an operator (or an older version) wrote: spaces, unsorted keys, strings, nested values, not JSON
+  const odd = {
+    avg_cpu_usage: '{"usage": "12.5", "b": [1], "a": 3}',
+    total_cpu_emissions_gms: 'not json',
+    total_time_seconds: '{"walltime": "7200", "alloc_cputime": true}',
+    total_gpu_energy_usage_kwh: '{ }',
+  };
+  for (const [col, text] of Object.entries(odd)) {
+    lite.db.prepare(`UPDATE usage SET ${col} = ?`).run(text);
+    lite.db.prepare(`UPDATE units SET ${col} = ? WHERE uuid = '1'`).run(text);
+    await sql.unsafe(`UPDATE usage SET ${col} = $1`, [text]);
+    await sql.unsafe(`UPDATE units SET ${col} = $1 WHERE uuid = '1'`, [text]);
+  }
+  for (const w of windows.slice(1)) {
+    lite.storeCollection(w);
+    await pg.storeCollection(w);
+  }
+  await assertSameTables(lite, sql);
+  lite.close();
+});
