@@ -51,11 +51,13 @@ export async function run(small: boolean): Promise<void> {
           '--collector.timeout=300s',
         ]);
         let s: Figures & { bytes: number };
-        let peak: number;
+        let start: ReturnType<typeof memory>;
+        let end: ReturnType<typeof memory>;
         try {
+          start = memory(exp.pid);
           await scrapes(`${exp.url}/metrics`, exp.pid, 2); // warm-up: JIT, page cache
           s = await scrapes(`${exp.url}/metrics`, exp.pid, reps);
-          peak = memory(exp.pid).peakMiB;
+          end = memory(exp.pid);
         } finally {
           await exp.stop();
         }
@@ -68,7 +70,14 @@ export async function run(small: boolean): Promise<void> {
         console.log(
           `  ratio: wall ${ratio(s.wallMs, f.wallMs)}, CPU ${ratio(s.cpuMs, f.cpuMs)}; ` +
             `CPU ${((s.cpuMs / jobs) * 1000).toFixed(0)} µs per job; ` +
-            `peak RSS ${mib(peak)} = bare node + ${mib(peak - bare.peakMiB)}`,
+            `peak RSS ${mib(end.peakMiB)} = bare node + ${mib(end.peakMiB - bare.peakMiB)}`,
+        );
+        // where the peak comes from: RSS before the first scrape, and after the last split into anonymous
+        // memory (V8 heap, malloc) and file-backed pages (mostly the node executable's code)
+        console.log(
+          `  RSS before the first scrape ${mib(start.rssMiB)} = bare + ${mib(start.rssMiB - bare.rssMiB)}; ` +
+            `after the last ${mib(end.rssMiB)}: anonymous ${mib(end.anonMiB)} (bare ${mib(bare.anonMiB)}), ` +
+            `file-backed ${mib(end.fileMiB)} (bare ${mib(bare.fileMiB)})`,
         );
       } finally {
         removeTree(t);
