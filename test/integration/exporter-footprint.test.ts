@@ -107,8 +107,27 @@ describe('ceems_exporter module footprint', () => {
       const args = readFileSync(`/proc/${exp.pid}/cmdline`, 'utf8').split('\0');
       assert.ok(args.includes('--max-semi-space-size=1'), args.join(' '));
       assert.ok(args.includes('--heap-growing-percent=50'), args.join(' '));
+      const env = readFileSync(`/proc/${exp.pid}/environ`, 'utf8').split('\0');
+      assert.ok(env.includes('MALLOC_ARENA_MAX=1'), env.filter((e) => e.startsWith('MALLOC')).join(' '));
     } finally {
       await exp.stop();
     }
+  });
+
+  it('bin/ceems_exporter keeps a MALLOC_ARENA_MAX already set; the packaged unit sets it too', async () => {
+    const proc = spawn(
+      resolve(ROOT, 'bin/ceems_exporter'),
+      ['--web.listen-address=127.0.0.1:0', '--collector.disable-defaults', '--collector.cpu'],
+      { env: { ...process.env, MALLOC_ARENA_MAX: '3' } },
+    );
+    const exp = await awaitListening(proc, 'ceems_exporter');
+    try {
+      const env = readFileSync(`/proc/${exp.pid}/environ`, 'utf8').split('\0');
+      assert.ok(env.includes('MALLOC_ARENA_MAX=3'), env.filter((e) => e.startsWith('MALLOC')).join(' '));
+    } finally {
+      await exp.stop();
+    }
+    const unit = readFileSync(resolve(ROOT, 'packaging/systemd/ceems_exporter.service'), 'utf8');
+    assert.match(unit, /^Environment=MALLOC_ARENA_MAX=1$/m);
   });
 });
