@@ -6,8 +6,6 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command, CommanderError, Option } from 'commander';
-import { openPg, redactedUrl } from '../../api/db/pg/connect.js';
-import { copySqliteToPostgres, formatChecks, tableMatches } from '../../api/db/pg/copy.js';
 import { versionText } from '../../common/buildinfo.js';
 import { readYamlFile, validate } from '../../common/config.js';
 import { parseDuration } from '../../common/duration.js';
@@ -437,6 +435,9 @@ Generated YAML and messages are written to stderr. Exit status: 0 success, 1 fai
           '\nExamples:\n  ceems_tool db migrate --from=/var/lib/ceems_api_server/ceems.db --to="postgres://ceems@db/ceems?sslmode=verify-full&sslrootcert=/etc/ceems/ca.pem"\n',
       )
       .action(async (o: { from: string; to: string; force: boolean; batchRows: number }) => {
+        // The API server's schemas and both database clients, loaded by this command only
+        const [{ openPg, redactedUrl }, { copySqliteToPostgres, formatChecks, tableMatches }] =
+          await Promise.all([import('../../api/db/pg/connect.js'), import('../../api/db/pg/copy.js')]);
         const sql = openPg(o.to, { max: 2 });
         try {
           io.stderr(`copying ${o.from} into ${redactedUrl(o.to)}\n`);

@@ -75,7 +75,7 @@ test('one leader runs the cycle; when its session ends the cycle stops and the o
     // The server ends the leader's session (as when its connection is lost): the lock goes with it.
     const [holder] = await sql<{ pid: number }[]>`SELECT pid FROM pg_locks WHERE locktype = 'advisory'`;
     await sql`SELECT pg_terminate_backend(${holder!.pid})`;
-    await waitFor('the old leader to stop its cycle', 2_000, () => !first.running());
+    await waitFor('the old leader to stop its cycle', 10_000, () => !first.running());
     await waitFor('the other replica to lead', 10_000, () => second.running());
     assert.equal(first.election.isLeader, false);
     // the old leader campaigns again, as a follower now, and a later term gets a fresh cycle

@@ -7,7 +7,7 @@
 // connection and checks in each window's transaction that its session still holds the lock: a window can
 // never be committed by a replica that lost the lock, whatever its own view of the election.
 
-import type { Sql } from 'postgres';
+import type { Sql, TransactionSql } from 'postgres';
 import type { Logger } from '../../../common/logger.js';
 import type { BackgroundTask } from '../../main.js';
 import type { CollectionWindow } from '../index.js';
@@ -16,6 +16,14 @@ import { writeWindow } from './store.js';
 
 /** The lock's two int4 keys (ASCII "ceem", "lead"); pg_locks shows them as classid, objid. */
 const LOCK = [0x6365656d, 0x6c656164] as const;
+
+/** Whether the session of `sql` holds the leader lock. */
+async function holdsLock(sql: Sql | TransactionSql): Promise<boolean> {
+  const [r] = await sql<{ held: boolean }[]>`SELECT EXISTS (SELECT 1 FROM pg_locks
+    WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+      AND classid = ${LOCK[0]} AND objid = ${LOCK[1]} AND objsubid = 2) AS held`;
+  return r?.held === true;
+}
 
 export interface LeaderOptions {
   url: string;
@@ -109,7 +117,10 @@ export class LeaderElection implements BackgroundTask {
     await cycle?.stop();
   }
 
-  /** A connection that stopped answering is dropped (and the lock with it) before another can lead. */
+  /**
+   * The session still holds the lock: a connection that stopped answering is dropped (and the lock with it)
+   * before another can lead, and one the client replaced behind our back (a new session, no lock) ends the term.
+   */
   private async heartbeat(): Promise<void> {
     const sql = this.sql!;
     let timer: NodeJS.Timeout | undefined;
@@ -117,7 +128,7 @@ export class LeaderElection implements BackgroundTask {
       timer = setTimeout(() => reject(new Error(`no answer in ${this.retryMs} ms`)), this.retryMs);
     });
     try {
-      await Promise.race([sql`SELECT 1`, timeout]);
+      if (!(await Promise.race([holdsLock(sql), timeout]))) this.lose('the leader lock is no longer held');
     } finally {
       clearTimeout(timer);
     }
@@ -143,10 +154,7 @@ export class LeaderElection implements BackgroundTask {
     this.storing++;
     try {
       await sql.begin(async (tx) => {
-        const [r] = await tx<{ held: boolean }[]>`SELECT EXISTS (SELECT 1 FROM pg_locks
-          WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-            AND classid = ${LOCK[0]} AND objid = ${LOCK[1]} AND objsubid = 2) AS held`;
-        if (!r?.held) throw new Error('the leader lock is no longer held: window not stored');
+        if (!(await holdsLock(tx))) throw new Error('the leader lock is no longer held: window not stored');
         await writeWindow(tx, w);
       });
     } finally {
