@@ -87,6 +87,9 @@ export class LeaderElection implements BackgroundTask {
   }
 
   private async campaign(): Promise<void> {
+    // The last term's cycle must have stopped first: a window it still had in flight would otherwise be
+    // committed on the new term's session, next to the new cycle resuming from the same point.
+    await this.deposing;
     const sql = this.connection();
     const [r] = await sql<
       { ok: boolean }[]
