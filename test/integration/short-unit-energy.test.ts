@@ -52,7 +52,7 @@ describe('a 10 s job gets its energy from the node energy counter (B9)', { timeo
 
   after(async () => {
     cancelJobs(jobs);
-    sysfs?.stop();
+    await sysfs?.stop();
     await api?.stop();
     await exporter?.stop();
     await prometheus?.stop();
