@@ -15,11 +15,12 @@ import { encode } from '../src/common/exposition.js';
 import { parseFlags } from '../src/common/flags.js';
 import { createLogger } from '../src/common/logger.js';
 import { FamilySet } from '../src/exporter/collector.js';
-import { type SlurmCollector, slurm } from '../src/exporter/collectors/slurm.js';
+import { slurm } from '../src/exporter/collectors/slurm.js';
 import { EbpfCollector, subsystemIndex } from '../src/exporter/ebpf/collector.js';
 import { updateEntry } from '../src/exporter/ebpf/libbpf.js';
 import { LoadedPrograms, type MetricGroup } from '../src/exporter/ebpf/loader.js';
 import { parseMountinfo } from '../src/exporter/ebpf/mounts.js';
+import type { SlurmCollector } from '../src/exporter/units/slurm.js';
 import { generateSlurmTree, median, ms, ratio, removeTree } from './lib/exporter.js';
 
 const ALL: ReadonlySet<MetricGroup> = new Set(['io', 'file', 'network']);

@@ -22,11 +22,11 @@ import { DEBUG_SERVER_FLAG, PRIVILEGE_FLAGS, runServerProgram, SERVER_FLAGS } fr
 import type { CollectorContext, CollectorDefinition } from './collector.js';
 import { COLLECTORS } from './collectors/index.js';
 import { createTargetDiscoverer, DISCOVERER_FLAGS } from './discoverer.js';
-import { ebpfCapabilities } from './ebpf/collector.js';
+import { ebpfCapabilities } from './ebpf/flags.js';
 import { serveExporter } from './http.js';
 import { podResourcesSocket, podResourcesSocketsInUse } from './k8s/flags.js';
-import { perfCapabilities } from './perf/collector.js';
-import { rdmaCapabilities } from './rdma/collector.js';
+import { perfCapabilities } from './perf/flags.js';
+import { rdmaCapabilities } from './rdma/flags.js';
 import { type NamedCollector, scrape } from './scrape.js';
 import { SelfMetrics } from './selfmetrics.js';
 import { refuseUnavailable, UNAVAILABLE_FLAGS } from './unavailable.js';

@@ -32,6 +32,18 @@ const HEAVY = [
   'bcryptjs',
 ];
 
+/** The exporter's own modules among `urls`, as paths under dist/exporter/ (e.g. `units/slurm.js`). */
+function exporterModules(urls: readonly string[]): string[] {
+  return urls.flatMap((u) => {
+    const m = /\/dist\/exporter\/(.+)$/.exec(u);
+    return m ? [m[1]!] : [];
+  });
+}
+
+/** Modules that only an enabled unit collector or sub-collector needs; their flags modules excepted. */
+const UNIT_CODE =
+  /^(units\/|cgroup\/collector|gpu\/(?!flags)|perf\/(?!flags|events|attr)|ebpf\/(?!flags)|rdma\/(?!flags)|k8s\/(?!flags)|unitenergy\/)/;
+
 /** Packages (node_modules/<name>) and builtins loaded by an exporter run with `args` until it listens. */
 async function loaded(
   args: string[],
@@ -79,10 +91,15 @@ describe('ceems_exporter module footprint', () => {
       urls.some((u) => u.endsWith('/dist/exporter/main.js')),
       'the trace sees the modules loaded',
     );
+    // the unit collectors and their sub-collectors load with the collector that uses them (issue 15)
+    assert.deepEqual(
+      exporterModules(urls).filter((m) => UNIT_CODE.test(m)),
+      [],
+    );
   });
 
-  it('the slurm collector without GPUs loads no XML parser, HTTP client or gRPC', async () => {
-    const { packages } = await loaded([
+  it('the slurm collector without GPUs loads no XML parser, HTTP client or gRPC, nor a sub-collector it does not run', async () => {
+    const { packages, urls } = await loaded([
       '--collector.disable-defaults',
       '--collector.slurm',
       '--collector.cgroups.force-version=v2',
@@ -92,6 +109,12 @@ describe('ceems_exporter module footprint', () => {
     ]);
     assert.deepEqual(
       HEAVY.filter((p) => packages.has(p)),
+      [],
+    );
+    const mine = exporterModules(urls);
+    assert.ok(mine.includes('units/slurm.js') && mine.includes('cgroup/collector.js'), mine.join(' '));
+    assert.deepEqual(
+      mine.filter((m) => /^(perf|ebpf|rdma)\/collector|^units\/(?!slurm)|^k8s\/(?!flags)/.test(m)),
       [],
     );
   });

@@ -6,12 +6,12 @@ import type { ParsedFlags } from '../../common/flags.js';
 import { readFileFast } from '../../common/fsread.js';
 import type { Logger } from '../../common/logger.js';
 import { type CollectorContext, type Emitter, NoDataError } from '../collector.js';
-import { ebpfSubCollector } from '../ebpf/collector.js';
+import { ebpfEnabled } from '../ebpf/flags.js';
 import { FaultLog } from '../faultlog.js';
 import { emitGpuRows } from '../gpu/emit.js';
 import type { GpuAssignment } from '../gpu/types.js';
-import { perfSubCollector } from '../perf/collector.js';
-import { rdmaSubCollector } from '../rdma/collector.js';
+import { perfEnabled } from '../perf/flags.js';
+import { rdmaEnabled } from '../rdma/flags.js';
 import { DURATION_FAMILY, DURATION_HELP } from '../scrape.js';
 import type { CgroupLayout } from './layout.js';
 import { parseDiskstats, parseMeminfoTotals } from './parse.js';
@@ -41,14 +41,24 @@ export interface UnitSubCollectorDefinition {
   readonly name: string;
   enabled(flags: ParsedFlags): boolean;
   /** `manager` is the unit collector's name (`slurm`, `libvirt`, `k8s`). */
-  create(ctx: CollectorContext, manager: string): UnitSubCollector;
+  create(ctx: CollectorContext, manager: string): UnitSubCollector | Promise<UnitSubCollector>;
+}
+
+/** A sub-collector whose module is imported when its flags enable it: perf_event, libbpf and RDMA code
+ * (and their FFI) stay out of the memory of the exporters that run none of them. */
+function loadedWhenEnabled(
+  name: string,
+  enabled: (flags: ParsedFlags) => boolean,
+  load: () => Promise<UnitSubCollectorDefinition>,
+): UnitSubCollectorDefinition {
+  return { name, enabled, create: async (ctx, manager) => (await load()).create(ctx, manager) };
 }
 
 /** Every sub-collector the compute-unit collectors can run, in the order they are started. */
 export const UNIT_SUB_COLLECTORS: readonly UnitSubCollectorDefinition[] = [
-  perfSubCollector,
-  ebpfSubCollector,
-  rdmaSubCollector,
+  loadedWhenEnabled('perf', perfEnabled, async () => (await import('../perf/collector.js')).perfSubCollector),
+  loadedWhenEnabled('ebpf', ebpfEnabled, async () => (await import('../ebpf/collector.js')).ebpfSubCollector),
+  loadedWhenEnabled('rdma', rdmaEnabled, async () => (await import('../rdma/collector.js')).rdmaSubCollector),
 ];
 
 const G = 'gauge';
@@ -91,10 +101,10 @@ export class CgroupCollector {
   }
 
   /** Creates the sub-collectors that the flags switch on (called by the unit collectors' `create`). */
-  enableSubCollectors(ctx: CollectorContext, defs = UNIT_SUB_COLLECTORS): void {
+  async enableSubCollectors(ctx: CollectorContext, defs = UNIT_SUB_COLLECTORS): Promise<void> {
     for (const d of defs)
       if (d.enabled(ctx.flags)) {
-        this.subCollectors.push({ name: d.name, collector: d.create(ctx, this.layout.manager) });
+        this.subCollectors.push({ name: d.name, collector: await d.create(ctx, this.layout.manager) });
         ctx.logger.info({ subcollector: d.name }, 'Sub-collector enabled');
       }
   }

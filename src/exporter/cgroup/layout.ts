@@ -3,7 +3,7 @@
 
 import { existsSync, readdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FlagSpec, ParsedFlags } from '../../common/flags.js';
+import type { ParsedFlags } from '../../common/flags.js';
 import { SlurmJobIdResolver } from './sluid.js';
 import type { CgroupUnit } from './walk.js';
 
@@ -13,22 +13,6 @@ export type Manager = 'slurm' | 'libvirt' | 'k8s';
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 
 /** Flags of the cgroup sub-collector, shared by the slurm, libvirt and k8s collectors. */
-export const CGROUP_FLAGS: readonly FlagSpec[] = [
-  {
-    name: 'collector.cgroups.active-subsystem',
-    type: 'string',
-    default: 'cpuacct',
-    help: 'Active cgroup subsystem for cgroups v1.',
-  },
-  {
-    name: 'collector.cgroups.force-version',
-    type: 'enum',
-    values: ['v1', 'v2'],
-    hidden: true,
-    help: 'Set cgroups version manually. Used only for testing.',
-  },
-];
-
 /** `--collector.cgroups.force-version` if given, else the filesystem type of `cgroupfs` [D-EXP-12]. */
 export function detectCgroupVersion(cgroupfs: string, forced?: string): CgroupVersion {
   if (forced === 'v1' || forced === 'v2') return forced;

@@ -1,4 +1,5 @@
-// The registry of named collectors (spec exporter.md §1.1). Each collector lives in its own file.
+// The registry of named collectors (spec exporter.md §1.1). Each collector lives in its own file; the
+// unit collectors (slurm, libvirt, k8s) declare their flags there and load their code only when enabled.
 
 import type { CollectorDefinition } from '../collector.js';
 import { cpu } from './cpu.js';

@@ -1,14 +1,12 @@
-// SLURM jobs from their cgroups (spec exporter.md §6, §7.4, §8) and the GPUs they use (§9.6).
+// The slurm collector's flags and definition: SLURM jobs from their cgroups (spec exporter.md §6, §7.4, §8)
+// and the GPUs they use (§9.6). Its code (units/slurm.ts) loads only when the collector is enabled.
 
-import { CgroupCollector } from '../cgroup/collector.js';
-import { CGROUP_FLAGS, layoutOptions, managerLayout } from '../cgroup/layout.js';
-import type { CgroupUnit } from '../cgroup/walk.js';
-import type { Collector, CollectorContext, CollectorDefinition, Emitter } from '../collector.js';
-import { EBPF_FLAGS } from '../ebpf/collector.js';
-import { createGpuInventory, GPU_FLAGS, SLURM_GPU_FLAGS, SlurmGpuMapper } from '../gpu/index.js';
-import { PERF_FLAGS } from '../perf/collector.js';
-import { RDMA_FLAGS } from '../rdma/collector.js';
-import { UnitEnergyTracker } from '../unitenergy/tracker.js';
+import { CGROUP_FLAGS } from '../cgroup/flags.js';
+import type { CollectorDefinition } from '../collector.js';
+import { EBPF_FLAGS } from '../ebpf/flags.js';
+import { GPU_FLAGS, SLURM_GPU_FLAGS } from '../gpu/flags.js';
+import { PERF_FLAGS } from '../perf/flags.js';
+import { RDMA_FLAGS } from '../rdma/flags.js';
 
 export const SLURM_FLAGS = [
   {
@@ -45,77 +43,6 @@ export const SLURM_FLAGS = [
   },
 ] as const;
 
-export class SlurmCollector implements Collector {
-  readonly cgroups: CgroupCollector;
-
-  /** Maps jobs to GPUs from their processes' environment (§9.6); absent on nodes without GPUs. */
-  private gpus: SlurmGpuMapper | undefined;
-
-  /** Energy counters at job start and end (issue 20, B9); absent unless the flag is on. */
-  private readonly energy: UnitEnergyTracker | undefined;
-
-  constructor(private readonly ctx: CollectorContext) {
-    const layout = managerLayout('slurm', {
-      ...layoutOptions(ctx.cgroupfs, ctx.flags),
-      warn: (msg) => ctx.logger.warn(msg),
-    });
-    this.cgroups = new CgroupCollector({
-      layout,
-      hostname: ctx.hostname,
-      procfs: ctx.procfs,
-      logger: ctx.logger,
-      stats: {
-        cpuCount: 'cpuset',
-        swap: ctx.flags.bool('collector.slurm.swap-memory-metrics'),
-        psi: ctx.flags.bool('collector.slurm.psi-metrics'),
-        blkio: false,
-      },
-    });
-    ctx.logger.debug({ version: layout.version, roots: layout.roots.join(',') }, 'slurm cgroup roots');
-    if (ctx.flags.bool('collector.slurm.energy-counter'))
-      this.energy = new UnitEnergyTracker({
-        // a layout of its own: the job id resolver of a layout keeps state per walker
-        layout: managerLayout('slurm', layoutOptions(ctx.cgroupfs, ctx.flags)),
-        procfs: ctx.procfs,
-        sysfs: ctx.sysfs,
-        hostname: ctx.hostname,
-        logger: ctx.logger,
-        retentionMs: ctx.flags.number('collector.slurm.energy-counter.retention'),
-        spoolDir: ctx.flags.string('collector.slurm.energy-counter.spool-dir'),
-      });
-  }
-
-  useGpus(mapper: SlurmGpuMapper): void {
-    this.gpus = mapper;
-  }
-
-  /** Jobs with at least one process; process-less ("stale") job cgroups belong to ending jobs. */
-  jobs(units = this.cgroups.discover()): CgroupUnit[] {
-    const live = units.filter((u) => u.pids.length > 0);
-    if (live.length < units.length) {
-      const stale = units.filter((u) => u.pids.length === 0).map((u) => u.id);
-      this.ctx.logger.debug({ jobs: stale.join(',') }, 'dropping stale job cgroups without processes');
-    }
-    return live;
-  }
-
-  async update(out: Emitter, signal: AbortSignal): Promise<void> {
-    const gpus = this.gpus;
-    const units = this.cgroups.discover();
-    await this.cgroups.scrape(out, this.jobs(units), signal, gpus && ((jobs) => gpus.update(jobs)));
-    try {
-      this.energy?.update(out, units); // the scrape's walk: a job directory's presence is its life
-    } catch (e) {
-      this.ctx.logger.error({ err: (e as Error).message }, 'unit energy counters failed');
-    }
-  }
-
-  stop(): Promise<void> {
-    this.energy?.stop();
-    return this.cgroups.stopSubCollectors();
-  }
-}
-
 export const slurm: CollectorDefinition = {
   name: 'slurm',
   defaultEnabled: false,
@@ -130,18 +57,6 @@ export const slurm: CollectorDefinition = {
     ...RDMA_FLAGS,
   ],
   async create(ctx) {
-    const collector = new SlurmCollector(ctx); // fails first when there are no SLURM cgroups
-    collector.cgroups.enableSubCollectors(ctx);
-    const inventory = await createGpuInventory(ctx, 'slurm');
-    if (inventory)
-      collector.useGpus(
-        new SlurmGpuMapper(inventory, {
-          procfs: ctx.procfs,
-          hostname: ctx.hostname,
-          logger: ctx.logger,
-          gresConfigFile: ctx.flags.string('collector.slurm.gres-config-file'),
-        }),
-      );
-    return collector;
+    return (await import('../units/slurm.js')).createSlurmCollector(ctx);
   },
 };

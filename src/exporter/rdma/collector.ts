@@ -2,10 +2,9 @@
 // resources and QP hardware counters from the iproute2 `rdma` tool, mapped to units by PID, and the
 // node's port counters from sysfs.
 
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCommand } from '../../common/command.js';
-import type { FlagSpec, ParsedFlags } from '../../common/flags.js';
 import { type ReadFile, readFileFast } from '../../common/fsread.js';
 import type { Logger } from '../../common/logger.js';
 import { rootCommandOptions } from '../../common/privileges.js';
@@ -14,6 +13,7 @@ import type { CgroupUnit } from '../cgroup/walk.js';
 import type { CollectorContext, Emitter } from '../collector.js';
 import { infinibandDevices, parseState, readPortCounters } from '../collectors/infiniband.js';
 import { lookPath } from '../gpu/command.js';
+import { rdmaEnabled } from './flags.js';
 import {
   type Parsed,
   parseCqs,
@@ -23,22 +23,6 @@ import {
   parseQps,
   QP_HW_COUNTERS,
 } from './parse.js';
-
-export const RDMA_FLAGS: readonly FlagSpec[] = [
-  {
-    name: 'collector.rdma.stats',
-    type: 'bool',
-    default: false,
-    help: 'Enables collection of RDMA stats (default: disabled)',
-  },
-  {
-    name: 'collector.rdma.cmd',
-    type: 'string',
-    default: '',
-    hidden: true,
-    help: 'Path to rdma command (default: rdma found in $PATH)',
-  },
-];
 
 /**
  * Time all `rdma` runs of one scrape may take together. Well below the default collector timeout (10 s)
@@ -339,25 +323,10 @@ export class RdmaCollector implements UnitSubCollector {
   }
 }
 
-/**
- * Capabilities the rdma sub-collector needs on this node (spec §15): switching per-PID QP counters on
- * Mellanox links is root-only, so `cap_setuid`/`cap_setgid` when such a device exists.
- */
-export function rdmaCapabilities(flags: ParsedFlags, sysfs: string): string[] {
-  if (!flags.bool('collector.rdma.stats')) return [];
-  let names: string[];
-  try {
-    names = readdirSync(join(sysfs, 'class', 'infiniband'));
-  } catch {
-    return []; // no RDMA hardware: nothing to switch
-  }
-  return names.some((n) => n.startsWith('mlx')) ? ['cap_setuid', 'cap_setgid'] : [];
-}
-
 /** The rdma sub-collector when `--collector.rdma.stats` is given. */
 export const rdmaSubCollector: UnitSubCollectorDefinition = {
   name: 'rdma',
-  enabled: (flags: ParsedFlags) => flags.bool('collector.rdma.stats'),
+  enabled: rdmaEnabled,
   create(ctx: CollectorContext, manager: string): RdmaCollector {
     const given = ctx.flags.string('collector.rdma.cmd');
     const rdmaCmd = given || lookPath('rdma');

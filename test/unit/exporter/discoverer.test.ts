@@ -3,7 +3,8 @@ import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseFlags } from '../../../src/common/flags.js';
 import { createLogger } from '../../../src/common/logger.js';
-import { CGROUP_FLAGS, managerLayout } from '../../../src/exporter/cgroup/layout.js';
+import { CGROUP_FLAGS } from '../../../src/exporter/cgroup/flags.js';
+import { managerLayout } from '../../../src/exporter/cgroup/layout.js';
 import {
   createTargetDiscoverer,
   DISCOVERER_FLAGS,

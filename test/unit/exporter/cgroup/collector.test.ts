@@ -307,12 +307,12 @@ describe('unit sub-collectors (perf, ebpf, rdma hook)', () => {
       flags: parseFlags([flag], argv).flags,
       logger,
     });
-    c.enableSubCollectors(ctx([]), defs); // switched off by the flag: nothing runs
+    await c.enableSubCollectors(ctx([]), defs); // switched off by the flag: nothing runs
     const idle = new FamilySet();
     await c.runSubCollectors(idle, c.collect(idle, c.discover()), new AbortController().signal);
     assert.equal(idle.families.has('ceems_scrape_collector_duration_seconds'), false);
 
-    c.enableSubCollectors(ctx(['--with-subs']), defs);
+    await c.enableSubCollectors(ctx(['--with-subs']), defs);
     const out = new FamilySet();
     const units = c.collect(out, c.discover());
     await c.runSubCollectors(out, units, new AbortController().signal);

@@ -10,7 +10,8 @@ import { encode } from '../../../../src/common/exposition.js';
 import { parseFlags } from '../../../../src/common/flags.js';
 import { createLogger } from '../../../../src/common/logger.js';
 import { FamilySet } from '../../../../src/exporter/collector.js';
-import { type SlurmCollector, slurm } from '../../../../src/exporter/collectors/slurm.js';
+import { slurm } from '../../../../src/exporter/collectors/slurm.js';
+import type { SlurmCollector } from '../../../../src/exporter/units/slurm.js';
 import { ROOT } from '../../../helpers/process.js';
 
 const FIX = join(ROOT, 'test/fixtures/cgroup');

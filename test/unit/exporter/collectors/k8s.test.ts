@@ -7,10 +7,11 @@ import { encode } from '../../../../src/common/exposition.js';
 import { parseFlags } from '../../../../src/common/flags.js';
 import { createLogger } from '../../../../src/common/logger.js';
 import { FamilySet } from '../../../../src/exporter/collector.js';
-import { K8sCollector, k8s } from '../../../../src/exporter/collectors/k8s.js';
+import { k8s } from '../../../../src/exporter/collectors/k8s.js';
 import type { GpuDevice } from '../../../../src/exporter/gpu/index.js';
 import { PodGpuMapper, podResourcesSocket } from '../../../../src/exporter/k8s/index.js';
 import { allFlags } from '../../../../src/exporter/main.js';
+import { K8sCollector } from '../../../../src/exporter/units/k8s.js';
 
 const FIX = resolve(import.meta.dirname, '../../../fixtures/cgroup');
 // every flag of the binary: a sub-collector added later reads its own flags in these collectors too

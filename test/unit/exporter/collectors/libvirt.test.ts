@@ -7,10 +7,11 @@ import { encode } from '../../../../src/common/exposition.js';
 import { parseFlags } from '../../../../src/common/flags.js';
 import { createLogger } from '../../../../src/common/logger.js';
 import { FamilySet } from '../../../../src/exporter/collector.js';
-import { LibvirtCollector, libvirt } from '../../../../src/exporter/collectors/libvirt.js';
+import { libvirt } from '../../../../src/exporter/collectors/libvirt.js';
 import type { GpuDevice } from '../../../../src/exporter/gpu/index.js';
 import { loadXmlParser } from '../../../../src/exporter/gpu/xml.js';
 import { allFlags } from '../../../../src/exporter/main.js';
+import { LibvirtCollector } from '../../../../src/exporter/units/libvirt.js';
 
 // the XML parsers need fast-xml-parser loaded (the collectors load it at create time)
 await loadXmlParser();

@@ -5,8 +5,9 @@ import { encode } from '../../../../src/common/exposition.js';
 import { parseFlags } from '../../../../src/common/flags.js';
 import { createLogger } from '../../../../src/common/logger.js';
 import { FamilySet } from '../../../../src/exporter/collector.js';
-import { type SlurmCollector, slurm } from '../../../../src/exporter/collectors/slurm.js';
+import { slurm } from '../../../../src/exporter/collectors/slurm.js';
 import { type GpuDevice, SlurmGpuMapper } from '../../../../src/exporter/gpu/index.js';
+import type { SlurmCollector } from '../../../../src/exporter/units/slurm.js';
 
 const FIX = resolve(import.meta.dirname, '../../../fixtures/cgroup');
 

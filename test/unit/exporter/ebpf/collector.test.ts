@@ -13,12 +13,8 @@ import { parseFlags } from '../../../../src/common/flags.js';
 import { createLogger } from '../../../../src/common/logger.js';
 import type { CgroupUnit } from '../../../../src/exporter/cgroup/walk.js';
 import { FamilySet } from '../../../../src/exporter/collector.js';
-import {
-  EbpfCollector,
-  ebpfCapabilities,
-  ebpfGroups,
-  subsystemIndex,
-} from '../../../../src/exporter/ebpf/collector.js';
+import { EbpfCollector, subsystemIndex } from '../../../../src/exporter/ebpf/collector.js';
+import { ebpfCapabilities, ebpfGroups } from '../../../../src/exporter/ebpf/flags.js';
 import { lookupAll } from '../../../../src/exporter/ebpf/libbpf.js';
 import { LoadedPrograms } from '../../../../src/exporter/ebpf/loader.js';
 import { allFlags, neededCapabilities } from '../../../../src/exporter/main.js';

@@ -16,15 +16,13 @@ import type { CgroupUnit } from '../../../../src/exporter/cgroup/walk.js';
 import { FamilySet } from '../../../../src/exporter/collector.js';
 import {
   checkParanoid,
-  PERF_FLAGS,
   PerfCollector,
-  perfCapabilities,
-  perfEnabled,
   selectedEvents,
   supportedEvents,
 } from '../../../../src/exporter/perf/collector.js';
 import { LINUX, type PerfKernel } from '../../../../src/exporter/perf/counters.js';
 import { PERF_EVENTS } from '../../../../src/exporter/perf/events.js';
+import { PERF_FLAGS, perfCapabilities, perfEnabled } from '../../../../src/exporter/perf/flags.js';
 import { waitFor } from '../../../helpers/wait.js';
 
 const SOFTWARE = PERF_EVENTS.filter((e) => e.kind === 'software');

@@ -10,11 +10,13 @@ import { encode, formatFloat } from '../../../../src/common/exposition.js';
 import { parseFlags } from '../../../../src/common/flags.js';
 import { createLogger } from '../../../../src/common/logger.js';
 import { type CollectorContext, FamilySet } from '../../../../src/exporter/collector.js';
-import { K8sCollector } from '../../../../src/exporter/collectors/k8s.js';
-import { SlurmCollector, slurm } from '../../../../src/exporter/collectors/slurm.js';
+import { slurm } from '../../../../src/exporter/collectors/slurm.js';
 import { allFlags } from '../../../../src/exporter/main.js';
-import { RDMA_FLAGS, RdmaCollector, rdmaCapabilities } from '../../../../src/exporter/rdma/collector.js';
+import { RdmaCollector } from '../../../../src/exporter/rdma/collector.js';
+import { RDMA_FLAGS, rdmaCapabilities } from '../../../../src/exporter/rdma/flags.js';
 import { QP_HW_COUNTERS } from '../../../../src/exporter/rdma/parse.js';
+import { K8sCollector } from '../../../../src/exporter/units/k8s.js';
+import { SlurmCollector } from '../../../../src/exporter/units/slurm.js';
 
 const FIX = resolve(import.meta.dirname, '../../../fixtures');
 const RDMA_FIX = join(FIX, 'rdma');
@@ -239,7 +241,7 @@ describe('rdma sub-collector in the slurm collector', () => {
     const tool = fakeTool('hang', { hang: 'statistic qp show\nresource show mr\n' });
     const ctx = context([]);
     const c = new SlurmCollector(ctx);
-    c.cgroups.enableSubCollectors(ctx, [
+    await c.cgroups.enableSubCollectors(ctx, [
       {
         name: 'rdma',
         enabled: () => true,
@@ -389,7 +391,7 @@ describe('rdma sub-collector in the k8s collector', () => {
       flags: allFlags(),
     });
     const c = new K8sCollector(ctx);
-    c.cgroups.enableSubCollectors(ctx);
+    await c.cgroups.enableSubCollectors(ctx);
     const pidUnit = new Map(c.cgroups.discover().flatMap((u) => u.pids.map((p) => [p, u.uuid] as const)));
     const lines = await scrapeLines(c);
     const l = (device: string, port: string, pid: number) => {
