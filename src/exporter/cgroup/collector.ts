@@ -44,8 +44,10 @@ export interface UnitSubCollectorDefinition {
   create(ctx: CollectorContext, manager: string): UnitSubCollector | Promise<UnitSubCollector>;
 }
 
-/** A sub-collector whose module is imported when its flags enable it: perf_event, libbpf and RDMA code
- * (and their FFI) stay out of the memory of the exporters that run none of them. */
+/**
+ * A sub-collector whose module is imported when its flags enable it: perf_event, libbpf and RDMA code
+ * (and their FFI) stay out of the memory of the exporters that run none of them.
+ */
 function loadedWhenEnabled(
   name: string,
   enabled: (flags: ParsedFlags) => boolean,
