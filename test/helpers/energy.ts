@@ -21,6 +21,7 @@ export const RAPL_MAX_UJ = 262_143_328_850;
 export class FakeEnergySysfs {
   readonly counters: EnergyCounters = { packageUj: 0, dramUj: 0, crayJ: 0, hwmonUj: 0 };
   private writer: Worker | undefined;
+  private writeGap: Int32Array | undefined;
 
   /** Builds the tree under `sysfs` with `cpus` online CPUs and which counters to include. */
   constructor(
@@ -75,17 +76,33 @@ export class FakeEnergySysfs {
    * Runs the package counter at `watts` from now (the others stay): rewritten every 50 ms from the clock,
    * so that a late timer under load delays a value but never loses energy. The writer is a worker
    * thread: a test's synchronous commands (sbatch, squeue) block its own event loop for a second or more,
-   * and a counter frozen meanwhile is read stale at a job's start (11 % too much energy in CI).
+   * and a counter frozen meanwhile is read stale at a job's start (11 % too much energy in CI). A write
+   * can still stall (a disk busy with other tests): `maxWriteGapMs` says how stale the file ever was.
    */
   runAt(watts: number): void {
     const file = join(this.powercap, 'intel-rapl:0/energy_uj');
+    this.writeGap = new Int32Array(new SharedArrayBuffer(4));
     this.writer = new Worker(
       `const { writeFileSync } = require('node:fs');
-       const { file, base, watts, max } = require('node:worker_threads').workerData;
+       const { file, base, watts, max, gap } = require('node:worker_threads').workerData;
        const t0 = Date.now();
-       setInterval(() => writeFileSync(file, \`\${(base + watts * (Date.now() - t0) * 1000) % max}\\n\`), 50);`,
-      { eval: true, workerData: { file, base: this.counters.packageUj, watts, max: RAPL_MAX_UJ } },
+       let last = t0;
+       setInterval(() => {
+         writeFileSync(file, \`\${(base + watts * (Date.now() - t0) * 1000) % max}\\n\`);
+         const now = Date.now();
+         if (now - last > Atomics.load(gap, 0)) Atomics.store(gap, 0, now - last);
+         last = now;
+       }, 50);`,
+      {
+        eval: true,
+        workerData: { file, base: this.counters.packageUj, watts, max: RAPL_MAX_UJ, gap: this.writeGap },
+      },
     );
+  }
+
+  /** The longest time between two completed writes of `runAt`'s writer: how stale a reading could be. */
+  maxWriteGapMs(): number {
+    return this.writeGap ? Atomics.load(this.writeGap, 0) : 0;
   }
 
   async stop(): Promise<void> {
