@@ -78,6 +78,7 @@ export class FakeEnergySysfs {
    * thread: a test's synchronous commands (sbatch, squeue) block its own event loop for a second or more,
    * and a counter frozen meanwhile is read stale at a job's start (11 % too much energy in CI). A write
    * can still stall (a disk busy with other tests): `maxWriteGapMs` says how stale the file ever was.
+   * `counters.packageUj` keeps the value the writer started from.
    */
   runAt(watts: number): void {
     const file = join(this.powercap, 'intel-rapl:0/energy_uj');

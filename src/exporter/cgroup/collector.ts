@@ -45,22 +45,29 @@ export interface UnitSubCollectorDefinition {
 }
 
 /**
- * A sub-collector whose module is imported when its flags enable it: perf_event, libbpf and RDMA code
- * (and their FFI) stay out of the memory of the exporters that run none of them.
+ * Every sub-collector the compute-unit collectors can run, in the order they are started. A module is
+ * imported when the flags enable its sub-collector: perf_event, libbpf and RDMA code (and their FFI) stay
+ * out of the memory of the exporters that run none of them.
  */
-function loadedWhenEnabled(
-  name: string,
-  enabled: (flags: ParsedFlags) => boolean,
-  load: () => Promise<UnitSubCollectorDefinition>,
-): UnitSubCollectorDefinition {
-  return { name, enabled, create: async (ctx, manager) => (await load()).create(ctx, manager) };
-}
-
-/** Every sub-collector the compute-unit collectors can run, in the order they are started. */
 export const UNIT_SUB_COLLECTORS: readonly UnitSubCollectorDefinition[] = [
-  loadedWhenEnabled('perf', perfEnabled, async () => (await import('../perf/collector.js')).perfSubCollector),
-  loadedWhenEnabled('ebpf', ebpfEnabled, async () => (await import('../ebpf/collector.js')).ebpfSubCollector),
-  loadedWhenEnabled('rdma', rdmaEnabled, async () => (await import('../rdma/collector.js')).rdmaSubCollector),
+  {
+    name: 'perf',
+    enabled: perfEnabled,
+    create: async (ctx, manager) =>
+      (await import('../perf/collector.js')).createPerfSubCollector(ctx, manager),
+  },
+  {
+    name: 'ebpf',
+    enabled: ebpfEnabled,
+    create: async (ctx, manager) =>
+      (await import('../ebpf/collector.js')).createEbpfSubCollector(ctx, manager),
+  },
+  {
+    name: 'rdma',
+    enabled: rdmaEnabled,
+    create: async (ctx, manager) =>
+      (await import('../rdma/collector.js')).createRdmaSubCollector(ctx, manager),
+  },
 ];
 
 const G = 'gauge';

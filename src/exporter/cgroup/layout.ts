@@ -12,7 +12,6 @@ export type Manager = 'slurm' | 'libvirt' | 'k8s';
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 
-/** Flags of the cgroup sub-collector, shared by the slurm, libvirt and k8s collectors. */
 /** `--collector.cgroups.force-version` if given, else the filesystem type of `cgroupfs` [D-EXP-12]. */
 export function detectCgroupVersion(cgroupfs: string, forced?: string): CgroupVersion {
   if (forced === 'v1' || forced === 'v2') return forced;

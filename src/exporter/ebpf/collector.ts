@@ -6,11 +6,11 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readFileFast } from '../../common/fsread.js';
-import type { UnitSubCollector, UnitSubCollectorDefinition } from '../cgroup/collector.js';
+import type { UnitSubCollector } from '../cgroup/collector.js';
 import { layoutOptions, v1Hierarchy } from '../cgroup/layout.js';
 import type { CgroupUnit } from '../cgroup/walk.js';
 import type { CollectorContext, Emitter } from '../collector.js';
-import { ebpfEnabled, ebpfGroups } from './flags.js';
+import { ebpfGroups } from './flags.js';
 import { deleteEntry, lookupAll, type MapInfo } from './libbpf.js';
 import { LoadedPrograms, type MapName, type MetricGroup } from './loader.js';
 import { MountPoints } from './mounts.js';
@@ -228,42 +228,38 @@ function reportOnce(reason: string, report: () => void): void {
 const NOTHING: UnitSubCollector = { update: async () => {} };
 
 /**
- * The ebpf sub-collector when `--collector.ebpf.io-metrics` or `--collector.ebpf.network-metrics` is given.
+ * The ebpf sub-collector, once `--collector.ebpf.io-metrics` or `--collector.ebpf.network-metrics` is given.
  * Programs that cannot load (no cap_bpf, no BTF, an old kernel) leave the unit collectors working: the
  * reason is logged once and the sub-collector exports nothing.
  */
-export const ebpfSubCollector: UnitSubCollectorDefinition = {
-  name: 'ebpf',
-  enabled: ebpfEnabled,
-  create(ctx: CollectorContext, manager: string): UnitSubCollector {
-    const log = ctx.logger.child({ subcollector: 'ebpf' });
-    const groups = ebpfGroups(ctx.flags);
-    const { version, activeSubsystem: active } = layoutOptions(ctx.cgroupfs, ctx.flags);
-    let programs: LoadedPrograms;
-    try {
-      const v1Subsystem =
-        version === 'v2' ? -1 : subsystemIndex(readFileFast(join(ctx.procfs, 'cgroups')), active);
-      programs = LoadedPrograms.load({ groups, v1Subsystem });
-    } catch (e) {
-      const err = (e as Error).message;
-      reportOnce(err, () =>
-        log.error({ err }, 'cannot load the ebpf programs; IO and network metrics are not collected'),
-      );
-      return NOTHING;
-    }
-    const missing = programs.missing.map((m) => `${m.event} (${m.group})`).join(',');
-    if (missing)
-      reportOnce(missing, () =>
-        log.warn({ events: missing }, 'tracepoints missing on this kernel; their metrics are not collected'),
-      );
-    log.info({ events: programs.attached.length, cgroup: version }, 'ebpf programs attached to tracepoints');
-    return new EbpfCollector({
-      manager,
-      hostname: ctx.hostname,
-      procfs: ctx.procfs,
-      cgroupBase: version === 'v2' ? ctx.cgroupfs : v1Hierarchy(ctx.cgroupfs, active),
-      programs,
-      mountFilter: ctx.flags.strings('collector.ebpf.fs-mount-point'),
-    });
-  },
-};
+export function createEbpfSubCollector(ctx: CollectorContext, manager: string): UnitSubCollector {
+  const log = ctx.logger.child({ subcollector: 'ebpf' });
+  const groups = ebpfGroups(ctx.flags);
+  const { version, activeSubsystem: active } = layoutOptions(ctx.cgroupfs, ctx.flags);
+  let programs: LoadedPrograms;
+  try {
+    const v1Subsystem =
+      version === 'v2' ? -1 : subsystemIndex(readFileFast(join(ctx.procfs, 'cgroups')), active);
+    programs = LoadedPrograms.load({ groups, v1Subsystem });
+  } catch (e) {
+    const err = (e as Error).message;
+    reportOnce(err, () =>
+      log.error({ err }, 'cannot load the ebpf programs; IO and network metrics are not collected'),
+    );
+    return NOTHING;
+  }
+  const missing = programs.missing.map((m) => `${m.event} (${m.group})`).join(',');
+  if (missing)
+    reportOnce(missing, () =>
+      log.warn({ events: missing }, 'tracepoints missing on this kernel; their metrics are not collected'),
+    );
+  log.info({ events: programs.attached.length, cgroup: version }, 'ebpf programs attached to tracepoints');
+  return new EbpfCollector({
+    manager,
+    hostname: ctx.hostname,
+    procfs: ctx.procfs,
+    cgroupBase: version === 'v2' ? ctx.cgroupfs : v1Hierarchy(ctx.cgroupfs, active),
+    programs,
+    mountFilter: ctx.flags.strings('collector.ebpf.fs-mount-point'),
+  });
+}

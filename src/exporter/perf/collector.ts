@@ -7,12 +7,12 @@ import type { ParsedFlags } from '../../common/flags.js';
 import { readFileFast } from '../../common/fsread.js';
 import type { Logger } from '../../common/logger.js';
 import { SyscallError } from '../../common/syscall.js';
-import type { UnitSubCollector, UnitSubCollectorDefinition } from '../cgroup/collector.js';
+import type { UnitSubCollector } from '../cgroup/collector.js';
 import type { CgroupUnit } from '../cgroup/walk.js';
 import type { CollectorContext, Emitter } from '../collector.js';
 import { CounterPlan, CounterSet, LINUX, type PerfKernel } from './counters.js';
 import { type PerfEvent, selectEvents } from './events.js';
-import { KINDS, perfEnabled } from './flags.js';
+import { KINDS } from './flags.js';
 import { envVarSelected, readBootTicks, readProcessInfo } from './process.js';
 import { UnitCounters } from './tracker.js';
 
@@ -134,21 +134,17 @@ export class PerfCollector implements UnitSubCollector {
   }
 }
 
-/** The perf sub-collector when any of the `--collector.perf.*-events` flags is given. */
-export const perfSubCollector: UnitSubCollectorDefinition = {
-  name: 'perf',
-  enabled: perfEnabled,
-  create(ctx: CollectorContext, manager: string): PerfCollector {
-    const logger = ctx.logger.child({ subcollector: 'perf' });
-    const events = selectedEvents(ctx.flags); // unknown profiler names fail start-up
-    checkParanoid(ctx.procfs);
-    return new PerfCollector({
-      manager,
-      hostname: ctx.hostname,
-      procfs: ctx.procfs,
-      logger,
-      events: supportedEvents(LINUX, events, logger),
-      envVars: ctx.flags.strings('collector.perf.env-var'),
-    });
-  },
-};
+/** The perf sub-collector, once any of the `--collector.perf.*-events` flags is given (perfEnabled). */
+export function createPerfSubCollector(ctx: CollectorContext, manager: string): PerfCollector {
+  const logger = ctx.logger.child({ subcollector: 'perf' });
+  const events = selectedEvents(ctx.flags); // unknown profiler names fail start-up
+  checkParanoid(ctx.procfs);
+  return new PerfCollector({
+    manager,
+    hostname: ctx.hostname,
+    procfs: ctx.procfs,
+    logger,
+    events: supportedEvents(LINUX, events, logger),
+    envVars: ctx.flags.strings('collector.perf.env-var'),
+  });
+}

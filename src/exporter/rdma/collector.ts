@@ -8,12 +8,11 @@ import { runCommand } from '../../common/command.js';
 import { type ReadFile, readFileFast } from '../../common/fsread.js';
 import type { Logger } from '../../common/logger.js';
 import { rootCommandOptions } from '../../common/privileges.js';
-import type { UnitSubCollector, UnitSubCollectorDefinition } from '../cgroup/collector.js';
+import type { UnitSubCollector } from '../cgroup/collector.js';
 import type { CgroupUnit } from '../cgroup/walk.js';
 import type { CollectorContext, Emitter } from '../collector.js';
 import { infinibandDevices, parseState, readPortCounters } from '../collectors/infiniband.js';
 import { lookPath } from '../gpu/command.js';
-import { rdmaEnabled } from './flags.js';
 import {
   type Parsed,
   parseCqs,
@@ -323,25 +322,21 @@ export class RdmaCollector implements UnitSubCollector {
   }
 }
 
-/** The rdma sub-collector when `--collector.rdma.stats` is given. */
-export const rdmaSubCollector: UnitSubCollectorDefinition = {
-  name: 'rdma',
-  enabled: rdmaEnabled,
-  create(ctx: CollectorContext, manager: string): RdmaCollector {
-    const given = ctx.flags.string('collector.rdma.cmd');
-    const rdmaCmd = given || lookPath('rdma');
-    if (given && !existsSync(given)) throw new Error(`--collector.rdma.cmd: '${given}' does not exist`);
-    if (!rdmaCmd)
-      ctx.logger.warn(
-        { subcollector: 'rdma' },
-        "rdma command not found in $PATH; only RDMA port counters are exported (install iproute2's rdma tool)",
-      );
-    return new RdmaCollector({
-      manager,
-      hostname: ctx.hostname,
-      sysfs: ctx.sysfs,
-      logger: ctx.logger.child({ subcollector: 'rdma' }),
-      rdmaCmd,
-    });
-  },
-};
+/** The rdma sub-collector, once `--collector.rdma.stats` is given. */
+export function createRdmaSubCollector(ctx: CollectorContext, manager: string): RdmaCollector {
+  const given = ctx.flags.string('collector.rdma.cmd');
+  const rdmaCmd = given || lookPath('rdma');
+  if (given && !existsSync(given)) throw new Error(`--collector.rdma.cmd: '${given}' does not exist`);
+  if (!rdmaCmd)
+    ctx.logger.warn(
+      { subcollector: 'rdma' },
+      "rdma command not found in $PATH; only RDMA port counters are exported (install iproute2's rdma tool)",
+    );
+  return new RdmaCollector({
+    manager,
+    hostname: ctx.hostname,
+    sysfs: ctx.sysfs,
+    logger: ctx.logger.child({ subcollector: 'rdma' }),
+    rdmaCmd,
+  });
+}
