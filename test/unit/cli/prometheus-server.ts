@@ -21,7 +21,8 @@ export interface RealPrometheus {
   /** Rewrites the configuration with these `metric_relabel_configs` per job and reloads it. */
   setMetricRelabelConfigs(byJob: Record<string, unknown[]>): Promise<void>;
   /** Instant query at now; the samples of the result vector. */
-  query(q: string): Promise<{ metric: Record<string, string>; value: number }[]>;
+  /** An instant query, at `time` (Unix seconds) when given, else now. */
+  query(q: string, time?: number): Promise<{ metric: Record<string, string>; value: number }[]>;
   stop(): Promise<void>;
 }
 
@@ -130,8 +131,9 @@ export async function startPrometheus(
       relabel = byJob;
       await reload();
     },
-    async query(q) {
-      const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(q)}`);
+    async query(q, time) {
+      const at = time === undefined ? '' : `&time=${time}`;
+      const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(q)}${at}`);
       const body = (await res.json()) as {
         status: string;
         error?: string;
