@@ -1,8 +1,9 @@
 // The real exporter (bin/ceems_exporter, a child process: run `npm run build` first) scraped over HTTP with
 // the slurm collector on a generated cgroup v2 tree of N jobs, against the floor of a small C program
-// (compiled with gcc here) that lists the same directories and reads the same files once per pass. Prints
-// wall and CPU per scrape against the floor, the exporter's peak RSS against bare `node`, and the cost per
-// job at both sizes (it must stay flat).
+// (compiled with gcc here) that lists the same directories and reads the same files once per pass, and of the
+// same I/O in a plain `node` process (bench/lib/node-floor.mjs: Node's own share of the ratio). Prints wall and
+// CPU per scrape against the floors, the exporter's peak RSS against bare `node`, and the cost per job at both
+// sizes (it must stay flat).
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +17,7 @@ import {
   memory,
   mib,
   ms,
+  nodeFloor,
   ratio,
   removeTree,
   scrapes,
@@ -28,6 +30,7 @@ interface Row {
   jobs: number;
   scrape: Figures;
   floor: Figures;
+  nodeFloor: Figures;
 }
 
 export async function run(small: boolean): Promise<void> {
@@ -44,6 +47,7 @@ export async function run(small: boolean): Promise<void> {
       const t = generateSlurmTree(jobs);
       try {
         const f = floor(t, reps, bin, work);
+        const nf = nodeFloor(t, reps, work);
         const exp = await startExporter([
           '--collector.disable-defaults',
           ...slurmArgs(t),
@@ -61,12 +65,18 @@ export async function run(small: boolean): Promise<void> {
         } finally {
           await exp.stop();
         }
-        rows.push({ jobs, scrape: s, floor: f });
+        rows.push({ jobs, scrape: s, floor: f, nodeFloor: nf });
         console.log(
           `jobs=${jobs} (${t.dirs.length} dirs, ${t.files.length} files, ${t.pids.length} PIDs) exposition ${(s.bytes / 1024).toFixed(0)} KiB`,
         );
         console.log(`  exporter scrape over HTTP: wall ${ms(s.wallMs)}, CPU ${ms(s.cpuMs)}`);
         console.log(`  floor (list + read the same once): wall ${ms(f.wallMs)}, CPU ${ms(f.cpuMs)}`);
+        // what Node.js's own fs bindings cost for that I/O: the part of the ratio no exporter code can remove
+        console.log(
+          `  Node.js floor (the same I/O in a node process, nothing parsed): wall ${ms(nf.wallMs)} ` +
+            `(${ratio(nf.wallMs, f.wallMs)} the C floor), CPU ${ms(nf.cpuMs)}, peak RSS ${mib(nf.peakMiB)} = ` +
+            `bare + ${mib(nf.peakMiB - bare.peakMiB)}; exporter/Node.js floor: wall ${ratio(s.wallMs, nf.wallMs)}`,
+        );
         console.log(
           `  ratio: wall ${ratio(s.wallMs, f.wallMs)}, CPU ${ratio(s.cpuMs, f.cpuMs)}; ` +
             `CPU ${((s.cpuMs / jobs) * 1000).toFixed(0)} µs per job; ` +
@@ -90,9 +100,11 @@ export async function run(small: boolean): Promise<void> {
     const [a, b] = rows as [Row, Row];
     const per = (r: Row) => (r.scrape.wallMs / r.jobs) * 1000;
     const perFloor = (r: Row) => (r.floor.wallMs / r.jobs) * 1000;
+    const perNode = (r: Row) => (r.nodeFloor.wallMs / r.jobs) * 1000;
     console.log(
       `per job: ${per(a).toFixed(0)} µs at ${a.jobs} jobs, ${per(b).toFixed(0)} µs at ${b.jobs} jobs ` +
-        `(ratio ${(per(b) / per(a)).toFixed(2)}; floor ${perFloor(a).toFixed(0)} → ${perFloor(b).toFixed(0)} µs)`,
+        `(ratio ${(per(b) / per(a)).toFixed(2)}; floor ${perFloor(a).toFixed(0)} → ${perFloor(b).toFixed(0)} µs, ` +
+        `Node.js floor ${perNode(a).toFixed(0)} → ${perNode(b).toFixed(0)} µs)`,
     );
   }
 }

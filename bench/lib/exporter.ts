@@ -188,50 +188,58 @@ export function compileFloor(dir: string): string | undefined {
   }
 }
 
-/** The floor over `t`: median wall and CPU of `reps` passes (after one warm-up pass). */
+/** Writes the floors' list of `t` (one `d|f|p <path>` per line) into `dir`; returns its path. */
+function writeList(t: Tree, dir: string): string {
+  const list = join(dir, 'list.txt');
+  const lines = [
+    ...t.dirs.map((d) => `d ${d}`),
+    ...t.files.map((f) => `f ${f}`),
+    ...t.pids.map((p) => `p ${p}`),
+  ];
+  writeFileSync(list, `${lines.join('\n')}\n`);
+  return list;
+}
+
+/** Median wall and CPU of the "<wall ns> <cpu ns>" lines a floor printed, its first (warm-up) pass left out. */
+function passes(out: string): Figures {
+  const p = out
+    .split('\n')
+    .filter((l) => /^\d+ \d+$/.test(l))
+    .slice(1)
+    .map((l) => l.split(' ').map(Number) as [number, number]);
+  return { wallMs: median(p.map((x) => x[0] / 1e6)), cpuMs: median(p.map((x) => x[1] / 1e6)) };
+}
+
+/** The C floor over `t` (Node.js floor when gcc is missing): median of `reps` passes after one warm-up. */
 export function floor(t: Tree, reps: number, bin: string | undefined, dir: string): Figures {
-  if (bin) {
-    const list = join(dir, 'list.txt');
-    writeFileSync(
-      list,
-      [
-        ...t.dirs.map((d) => `d ${d}`),
-        ...t.files.map((f) => `f ${f}`),
-        ...t.pids.map((p) => `p ${p}`),
-        '',
-      ].join('\n'),
-    );
-    const out = execFileSync(bin, [list, String(reps + 1)], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-    const passes = out
-      .trim()
-      .split('\n')
-      .slice(1)
-      .map((l) => l.split(' ').map(Number) as [number, number]);
-    return { wallMs: median(passes.map((p) => p[0] / 1e6)), cpuMs: median(passes.map((p) => p[1] / 1e6)) };
-  }
-  const walls: number[] = [];
-  const cpus: number[] = [];
-  const buf = Buffer.allocUnsafe(65536);
-  const { closeSync, openSync, readSync } = process.getBuiltinModule('node:fs');
-  for (let r = 0; r <= reps; r++) {
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    for (const d of t.dirs) readdirSync(d);
-    for (const f of t.files) {
-      const fd = openSync(f, 'r');
-      while (readSync(fd, buf) > 0);
-      closeSync(fd);
-    }
-    for (const p of t.pids) existsSync(p);
-    const c = process.cpuUsage(c0);
-    if (r === 0) continue;
-    walls.push(performance.now() - t0);
-    cpus.push((c.user + c.system) / 1000);
-  }
-  return { wallMs: median(walls), cpuMs: median(cpus) };
+  if (!bin) return nodeFloor(t, reps, dir);
+  const out = execFileSync(bin, [writeList(t, dir), String(reps + 1)], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  return passes(out);
+}
+
+/** The V8 flags bin/ceems_exporter starts `node` with (its line 2), so that a floor runs under the same heap limits. */
+function exporterNodeFlags(): string[] {
+  const launcher = readFileSync(join(ROOT, 'bin/ceems_exporter'), 'utf8').split('\n')[1] ?? '';
+  const flags = /exec "\$n" (.*) "\$0"/.exec(launcher)?.[1];
+  if (!flags) throw new Error(`bin/ceems_exporter: no node flags found in line 2: ${launcher}`);
+  return flags.split(' ');
+}
+
+/**
+ * The Node.js floor over `t` (bench/lib/node-floor.mjs in its own process of the exporter's `node`, with its flags and MALLOC_ARENA_MAX): the same
+ * I/O through Node's fs bindings, nothing parsed or encoded; with that process's peak RSS.
+ */
+export function nodeFloor(t: Tree, reps: number, dir: string): Figures & { peakMiB: number } {
+  const out = execFileSync(
+    nodeBinary(),
+    [...exporterNodeFlags(), join(ROOT, 'bench/lib/node-floor.mjs'), writeList(t, dir), String(reps + 1)],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, MALLOC_ARENA_MAX: '1' } },
+  );
+  const peakKiB = Number(/^peak (\d+)$/m.exec(out)?.[1]);
+  return { ...passes(out), peakMiB: peakKiB / 1024 };
 }
 
 /** CPU time of every thread of `pid` in ns (schedstat), precise where /proc/<pid>/stat counts 10 ms ticks. */
@@ -247,7 +255,6 @@ export function cpuNs(pid: number): number {
   return sum;
 }
 
-/** VmRSS and VmHWM (peak) of `pid` in MiB. */
 /**
  * RSS and peak RSS of `pid`, and the RSS split into anonymous memory (heaps, stacks: what the process takes
  * from the node) and file-backed pages (mostly the executable's code and read-only data it touched: page
@@ -321,7 +328,6 @@ export function warnIfStale(): void {
     console.log('  WARNING: src/ is newer than dist/: run `npm run build` first');
 }
 
-/** Starts bin/ceems_exporter itself (its first line picks the Node.js and its flags) on a free port. */
 /** Starts bin/ceems_exporter, or the executable `exe` (a packaged one), on a free loopback port. */
 export function startExporter(args: string[], exe = join(ROOT, 'bin/ceems_exporter')): Promise<Started> {
   const proc = spawn(exe, ['--web.listen-address=127.0.0.1:0', ...args], {
