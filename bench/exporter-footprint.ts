@@ -24,6 +24,7 @@ import {
   mib,
   ms,
   nodeBinary,
+  nodeFloor,
   removeTree,
   scrapes,
   slurmArgs,
@@ -120,6 +121,7 @@ export async function run(small: boolean): Promise<void> {
     copyFileSync(join(FIXTURES, 'proc/net/dev'), join(t.procfs, 'net/dev'));
     const c = compileFloor(work);
     const f = floor(t, small ? 3 : 50, c, work);
+    const nf = nodeFloor(t, small ? 3 : 50, work);
     const typical = await startExporter([...slurmArgs(t), `--path.sysfs=${FIXTURES}/sys`]);
     try {
       await scrapes(`${typical.url}/metrics`, typical.pid, 5, true);
@@ -129,7 +131,10 @@ export async function run(small: boolean): Promise<void> {
           `${(s.bytes / 1024).toFixed(1)} KiB gzipped; RSS ${mib(memory(typical.pid).rssMiB)}`,
       );
       console.log(
-        `  ${c ? 'C' : 'JS'} floor of listing and reading those 50 jobs' cgroup files once: CPU ${ms(f.cpuMs)}, wall ${ms(f.wallMs)}`,
+        `  ${c ? 'C' : 'Node.js'} floor of listing and reading those 50 jobs' cgroup files once: CPU ${ms(f.cpuMs)}, wall ${ms(f.wallMs)}`,
+      );
+      console.log(
+        `  Node.js floor of the same (its own node process, nothing parsed): CPU ${ms(nf.cpuMs)}, wall ${ms(nf.wallMs)}`,
       );
     } finally {
       await typical.stop();
