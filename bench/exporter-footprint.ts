@@ -1,13 +1,22 @@
 // The exporter's footprint on a compute node, each figure against its floor in the same run: RSS once it
-// listens with the default collectors (fixtures' /proc and /sys) against bare `node` with a timer, idle CPU
-// of both over the same window, CPU per scrape of a typical node (defaults + slurm with 50 jobs, gzip and
+// listens with the default collectors (fixtures' /proc and /sys) against bare `node` with a timer, started as
+// root and as nobody without capabilities (no privilege drop, no FFI addon), idle CPU of both over the same
+// window, CPU per scrape of a typical node (defaults + slurm with 50 jobs, gzip and
 // self metrics, as Prometheus scrapes it), and Debian's prometheus-node-exporter (Go) with the same node
 // collectors on the same fixtures as a peer when it is installed. Runs bin/ceems_exporter: `npm run build`
 // first.
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildExecutable, PROGRAMS, type Program } from '../scripts/package.js';
@@ -111,6 +120,7 @@ export async function run(small: boolean): Promise<void> {
   } finally {
     await exp.stop();
   }
+  await unprivilegedStart(bare, settleMs);
 
   // a typical node: the defaults plus 50 SLURM jobs, against the C floor of reading its jobs' files
   const t = generateSlurmTree(50);
@@ -167,6 +177,42 @@ export async function run(small: boolean): Promise<void> {
   } finally {
     peer.proc.kill('SIGTERM');
     await once(peer.proc, 'exit');
+  }
+}
+
+/**
+ * The default collectors started as `nobody` with no capability (util-linux setpriv): such a process has
+ * nothing to switch or drop and loads no FFI addon, so its difference from the start as root above is what
+ * the privilege drop costs at start.
+ */
+async function unprivilegedStart(bare: { rssMiB: number }, settleMs: number): Promise<void> {
+  if (process.geteuid?.() !== 0 || !existsSync('/usr/bin/setpriv')) {
+    console.log('  started as nobody: not measured (needs root and /usr/bin/setpriv)');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'bench-nobody-'));
+  try {
+    const launcher = join(dir, 'ceems_exporter');
+    writeFileSync(
+      launcher,
+      '#!/bin/sh\nexec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all ' +
+        `'${join(ROOT, 'bin/ceems_exporter')}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    const exp = await startExporter(NODE_PATHS, launcher); // setpriv and the launcher exec: the same pid
+    try {
+      await sleep(settleMs);
+      const { rssMiB } = memory(exp.pid);
+      const ffi = readFileSync(`/proc/${exp.pid}/maps`, 'utf8').includes('koffi.node');
+      console.log(
+        `  the same started as nobody without capabilities (FFI addon ${ffi ? 'loaded' : 'not loaded'}): ` +
+          `RSS ${mib(rssMiB)} = bare + ${mib(rssMiB - bare.rssMiB)}`,
+      );
+    } finally {
+      await exp.stop();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -12,7 +12,7 @@
 // Files the code reads beside its own modules (build stamp, kubelet .proto, the DB writer's worker script,
 // Swagger UI, koffi's native addon) are embedded as SEA assets under a directory that exists nowhere on disk;
 // the shims in packaging/sea/ serve them to the modules that read them (see packaging/sea/assets.cjs and, for
-// the addon, packaging/sea/module.cjs).
+// the addon, packaging/sea/koffi.cjs).
 
 import { execFileSync } from 'node:child_process';
 import {
@@ -200,13 +200,13 @@ function virtualPath(file: string): string {
 /** node_modules files that find their own data files through __dirname. */
 const DIRNAME_READERS = /node_modules\/@fastify\/swagger-ui\/(index|lib\/routes)\.js$/;
 
-/** The one module that loads koffi (FFI); inside the executable its node:module is packaging/sea/module.cjs. */
-const SYSCALL = join(ROOT, 'src/common/syscall.ts');
+/** The one module that loads koffi's addon; inside the executable packaging/sea/koffi.cjs replaces it. */
+const KOFFI_LOADER = join(ROOT, 'src/common/koffi.ts');
 
 /**
  * koffi's native addon for this machine (glibc build), embedded in executables whose bundle carries the
  * syscall module: an executable cannot load an addon from its own blob, so the shim copies it out at first
- * use (packaging/sea/module.cjs). Shipping it in the .deb instead would make the executable need a second
+ * use (packaging/sea/koffi.cjs). Shipping it in the .deb instead would make the executable need a second
  * file at a fixed path; embedded, it stays one file and always matches the koffi JS it was bundled with.
  */
 export function koffiAddon(): string {
@@ -270,8 +270,10 @@ function seaPlugin(): Plugin {
         const dir = `${SEA_ROOT}/${relative(ROOT, dirname(args.path))}`;
         return { contents: readFileSync(args.path, 'utf8').replaceAll('__dirname', JSON.stringify(dir)) };
       });
-      build.onResolve({ filter: /^(node:)?module$/ }, (args) =>
-        args.importer === SYSCALL ? { path: join(SHIMS, 'module.cjs') } : undefined,
+      build.onResolve({ filter: /\/koffi\.js$/ }, (args) =>
+        join(args.resolveDir, args.path.replace(/\.js$/, '.ts')) === KOFFI_LOADER
+          ? { path: join(SHIMS, 'koffi.cjs') }
+          : undefined,
       );
       build.onResolve(
         { filter: /^(node:)?(fs|fs\/promises|worker_threads)$|^@grpc\/proto-loader$|^@fastify\/static$/ },

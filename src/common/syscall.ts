@@ -1,16 +1,15 @@
 // The kernel and libc calls Node.js has no API for, reached through the koffi FFI library (N-API, prebuilt
 // binaries in its npm package). koffi was chosen by measurement on this project's machine: 0.26 µs per call
-// against 3.5 µs for ffi-rs, the other maintained prebuilt FFI. libc is loaded on first use, so programs
-// that never need these calls do not pay for it (≈ 35 ms and 8 MB).
+// against 3.5 µs for ffi-rs, the other maintained prebuilt FFI. koffi's addon and libc are loaded on first use
+// (koffi.ts), so programs that never need these calls do not pay for them (≈ 5 ms and 2 MiB of RSS here).
 //
 // Capabilities and securebits are per thread in Linux. Every privileged action of these programs runs on the
 // main thread (collectors read synchronously, child processes are forked from it), so the capability calls
 // here act on the calling (main) thread; setuid/setgid/setgroups go through glibc, which applies them to
 // every thread of the process.
 
-import { createRequire } from 'node:module';
+import { type KoffiModule, loadKoffi } from './koffi.js';
 
-type KoffiModule = typeof import('koffi');
 type Fn = (...args: unknown[]) => number;
 
 export class SyscallError extends Error {
@@ -63,8 +62,7 @@ let libc: Libc | undefined;
 
 function load(): Libc {
   if (libc) return libc;
-  // koffi is CommonJS; createRequire keeps it out of the import graph of programs that never call it
-  const koffi = createRequire(import.meta.url)('koffi') as KoffiModule;
+  const koffi = loadKoffi();
   const lib = koffi.load('libc.so.6');
   const passwd = koffi.struct('ceems_passwd', {
     pw_name: 'const char *',
