@@ -19,7 +19,11 @@ import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PROGRAMS } from '../../scripts/package.js';
 import { awaitListening, ROOT, type Started } from '../../test/helpers/process.js';
+
+/** The exporter's Node.js flags (test/integration/packaging.test.ts checks bin/ceems_exporter passes these). */
+const EXPORTER_EXEC_ARGV = PROGRAMS.find((p) => p.name === 'ceems_exporter')?.execArgv ?? [];
 
 export interface Tree {
   root: string;
@@ -220,22 +224,15 @@ export function floor(t: Tree, reps: number, bin: string | undefined, dir: strin
   return passes(out);
 }
 
-/** The V8 flags bin/ceems_exporter starts `node` with (its line 2), so that a floor runs under the same heap limits. */
-function exporterNodeFlags(): string[] {
-  const launcher = readFileSync(join(ROOT, 'bin/ceems_exporter'), 'utf8').split('\n')[1] ?? '';
-  const flags = /exec "\$n" (.*) "\$0"/.exec(launcher)?.[1];
-  if (!flags) throw new Error(`bin/ceems_exporter: no node flags found in line 2: ${launcher}`);
-  return flags.split(' ');
-}
-
 /**
- * The Node.js floor over `t` (bench/lib/node-floor.mjs in its own process of the exporter's `node`, with its flags and MALLOC_ARENA_MAX): the same
- * I/O through Node's fs bindings, nothing parsed or encoded; with that process's peak RSS.
+ * The Node.js floor over `t` (bench/lib/node-floor.mjs in its own process of the exporter's `node`, with the
+ * exporter's V8 flags, as bin/ceems_exporter and its executable pass them, and MALLOC_ARENA_MAX): the same I/O
+ * through Node's fs bindings, nothing parsed or encoded; with that process's peak RSS.
  */
 export function nodeFloor(t: Tree, reps: number, dir: string): Figures & { peakMiB: number } {
   const out = execFileSync(
     nodeBinary(),
-    [...exporterNodeFlags(), join(ROOT, 'bench/lib/node-floor.mjs'), writeList(t, dir), String(reps + 1)],
+    [...EXPORTER_EXEC_ARGV, join(ROOT, 'bench/lib/node-floor.mjs'), writeList(t, dir), String(reps + 1)],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, MALLOC_ARENA_MAX: '1' } },
   );
   const peakKiB = Number(/^peak (\d+)$/m.exec(out)?.[1]);
